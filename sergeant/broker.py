@@ -1,0 +1,143 @@
+"""``Broker``: tasks over a connector (bytes) through an encoder.
+
+This layer turns tasks into payloads and back, and gives undecodable payloads a
+clear fate (the dead letters, with the decoder's error) instead of crashing a worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing
+
+from sergeant.connector import Connector, DeadLetter, Delivery, Lock, Priority, ReclaimResult
+from sergeant.encoder import Encoder
+from sergeant.errors import DecodeError
+from sergeant.objects import Task
+
+__all__ = ["Broker", "LeasedTask"]
+
+logger = logging.getLogger(__name__)
+
+
+class LeasedTask(typing.NamedTuple):
+    """A decoded task and the lease that must settle it."""
+
+    task: Task
+    delivery: Delivery
+
+
+class Broker:
+    """Task-level operations on one connector with one encoder."""
+
+    def __init__(self, connector: Connector, encoder: Encoder) -> None:
+        self.connector = connector
+        self.encoder = encoder
+
+    # -- producing ----------------------------------------------------------------
+
+    def push_tasks(
+        self,
+        queue: str,
+        tasks: typing.Sequence[Task],
+        priority: Priority = "NORMAL",
+        consumable_from: float = 0.0,
+    ) -> int:
+        """Encode and push tasks in one batch; returns how many were pushed."""
+        payloads = self.encoder.encode_many(tasks)
+        return self.connector.push_many(queue, payloads, priority, consumable_from)
+
+    # -- consuming ----------------------------------------------------------------
+
+    def pop_tasks(self, queue: str, count: int) -> list[Task]:
+        """Pop up to ``count`` tasks for good (at-most-once).
+
+        A payload that cannot be decoded is logged with its decoder error and
+        dropped: popped bytes have no lease to dead-letter them with.
+        """
+        tasks = []
+        for payload in self.connector.pop_many(queue, count):
+            try:
+                tasks.append(self.encoder.decode(payload))
+            except DecodeError as exc:
+                logger.error(
+                    "dropped an undecodable task from queue %r: %s",
+                    queue,
+                    exc,
+                    extra={"event": "task_undecodable", "queue": queue},
+                )
+        return tasks
+
+    def lease_tasks(
+        self,
+        queue: str,
+        count: int,
+        owner: str,
+        lease_seconds: float,
+        block_seconds: float = 0.0,
+    ) -> list[LeasedTask]:
+        """Lease up to ``count`` tasks; undecodable payloads go to the dead letters."""
+        deliveries = self.connector.lease_many(queue, count, owner, lease_seconds, block_seconds)
+        leased: list[LeasedTask] = []
+        decode = self.encoder.decode
+        for delivery in deliveries:
+            try:
+                task = decode(delivery.payload)
+            except DecodeError as exc:
+                self.connector.dead_letter_many(queue, [delivery], str(exc), exc.reason)
+                logger.error(
+                    "dead-lettered an undecodable task from queue %r: %s",
+                    queue,
+                    exc,
+                    extra={"event": "task_undecodable", "queue": queue},
+                )
+                continue
+            task.deliveries = delivery.deliveries
+            leased.append(LeasedTask(task, delivery))
+        return leased
+
+    def ack(self, queue: str, deliveries: typing.Sequence[Delivery]) -> int:
+        """Settle leases for good; returns how many were still held."""
+        return self.connector.ack_many(queue, deliveries) if deliveries else 0
+
+    def release(self, queue: str, deliveries: typing.Sequence[Delivery]) -> int:
+        """Give unstarted leased tasks back to the head of the queue."""
+        return self.connector.release_many(queue, deliveries) if deliveries else 0
+
+    def extend(
+        self, queue: str, deliveries: typing.Sequence[Delivery], lease_seconds: float
+    ) -> int:
+        """Renew leases; returns how many are still held."""
+        return self.connector.extend_leases(queue, deliveries, lease_seconds) if deliveries else 0
+
+    def reclaim(self, queue: str, max_deliveries: int) -> ReclaimResult:
+        """Put tasks of dead workers back (or in the dead letters past the bound)."""
+        return self.connector.reclaim_expired(queue, max_deliveries)
+
+    def dead_letter(self, queue: str, delivery: Delivery, reason: str, error: str = "") -> int:
+        """Move one leased task to the dead letters."""
+        return self.connector.dead_letter_many(queue, [delivery], reason, error)
+
+    # -- inspecting and maintenance -------------------------------------------------
+
+    def number_of_enqueued_tasks(self, queue: str, include_delayed: bool = False) -> int:
+        """Ready tasks (plus delayed ones when asked)."""
+        return self.connector.length(queue, include_delayed)
+
+    def purge_tasks(self, queue: str) -> int:
+        """Delete ready and delayed tasks; returns how many."""
+        return self.connector.purge(queue)
+
+    def dead_tasks(self, queue: str, limit: int = 100) -> list[tuple[Task | None, DeadLetter]]:
+        """Dead letters, oldest first, each with its task when it can be decoded."""
+        result: list[tuple[Task | None, DeadLetter]] = []
+        for dead in self.connector.dead_letters(queue, limit):
+            try:
+                task: Task | None = self.encoder.decode(dead.payload)
+            except DecodeError:
+                task = None
+            result.append((task, dead))
+        return result
+
+    def lock(self, name: str) -> Lock:
+        """A named lock on this broker."""
+        return self.connector.lock(name)

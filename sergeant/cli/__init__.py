@@ -1,0 +1,18 @@
+"""The ``sergeant`` command: ``sergeant --help`` lists the sub-commands."""
+
+from __future__ import annotations
+
+import click
+
+from sergeant.cli import demo
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sergeant", prog_name="sergeant")
+def main() -> None:
+    """Sergeant: a fast, safe and simple distributed task queue."""
+
+
+main.add_command(demo.demo)

@@ -1,0 +1,244 @@
+"""Worker configuration: the Sergeant 0.27 frozen dataclasses, validated at construction.
+
+Every class keeps the 0.27 name, fields and defaults. A wrong value raises
+``sergeant.errors.ConfigError`` naming the field, the value and what is accepted.
+New fields carry new capabilities only (delivery guarantee, lease length, block bound).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging as std_logging
+import os
+import tempfile
+import typing
+
+from sergeant.errors import ConfigError
+
+__all__ = [
+    "COMPRESSORS",
+    "DELIVERY_MODES",
+    "SERIALIZERS",
+    "Connector",
+    "Encoder",
+    "Logging",
+    "LoggingEvents",
+    "Starvation",
+    "Timeouts",
+    "WorkerConfig",
+]
+
+#: Accepted ``Encoder.serializer`` values.
+SERIALIZERS = ("pickle", "msgpack", "json")
+#: Accepted ``Encoder.compressor`` values (``None`` means no compression).
+COMPRESSORS = ("bzip2", "gzip", "lzma", "zlib", "dummy")
+#: Accepted ``WorkerConfig.delivery`` values.
+DELIVERY_MODES = ("at_least_once", "at_most_once")
+#: Accepted ``Connector.type`` values.
+CONNECTOR_TYPES = ("redis", "mongo", "local")
+
+#: Seconds a leased task stays owned by its worker without a renewal.
+DEFAULT_LEASE_SECONDS = 60.0
+#: Deliveries after which a task that keeps killing workers is dead-lettered.
+DEFAULT_MAX_DELIVERIES = 5
+#: Seconds an idle worker waits on the broker for a task before looping again.
+DEFAULT_BLOCK_SECONDS = 1.0
+
+
+def default_local_file_path() -> str:
+    """The SQLite file used when no connector is configured (shared by every worker)."""
+    return os.path.join(tempfile.gettempdir(), "sergeant_default_db.sqlite3")
+
+
+def _fail(field: str, value: object, expected: str) -> typing.NoReturn:
+    raise ConfigError(f"{field} is {value!r}; {expected}")
+
+
+def _check_choice(field: str, value: object, choices: typing.Iterable[object]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        _fail(field, value, "use one of " + ", ".join(repr(choice) for choice in choices))
+
+
+def _check_number(field: str, value: object, minimum: float, integer: bool = False) -> None:
+    kinds: tuple[type, ...] = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        _fail(field, value, f"use {'an integer' if integer else 'a number'} >= {minimum}")
+    if typing.cast(float, value) < minimum:
+        _fail(field, value, f"use {'an integer' if integer else 'a number'} >= {minimum}")
+
+
+def _check_type(field: str, value: object, kind: type, description: str) -> None:
+    if not isinstance(value, kind):
+        _fail(field, value, f"use {description}")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoggingEvents:
+    """Which task events the worker logs (0.27)."""
+
+    on_success: bool = False
+    on_failure: bool = True
+    on_timeout: bool = True
+    on_retry: bool = True
+    on_max_retries: bool = True
+    on_requeue: bool = True
+    on_starvation: bool = True
+    on_stop: bool = True
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            _check_type(
+                f"LoggingEvents.{field.name}", getattr(self, field.name), bool, "True or False"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class Logging:
+    """How the worker logs (0.27). ``level`` is a ``logging`` level such as ``logging.INFO``."""
+
+    level: int = std_logging.ERROR
+    log_to_stdout: bool = False
+    events: LoggingEvents = dataclasses.field(default_factory=LoggingEvents)
+    handlers: list[std_logging.Handler] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _check_number("Logging.level", self.level, 0, integer=True)
+        _check_type("Logging.log_to_stdout", self.log_to_stdout, bool, "True or False")
+        _check_type("Logging.events", self.events, LoggingEvents, "a LoggingEvents()")
+        _check_type("Logging.handlers", self.handlers, list, "a list of logging.Handler")
+        for index, handler in enumerate(self.handlers):
+            _check_type(
+                f"Logging.handlers[{index}]", handler, std_logging.Handler, "a logging.Handler"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class Encoder:
+    """How tasks are turned into bytes (0.27): a serializer, then an optional compressor."""
+
+    compressor: typing.Literal["bzip2", "gzip", "lzma", "zlib", "dummy"] | None = None
+    serializer: typing.Literal["pickle", "msgpack", "json"] = "pickle"
+
+    def __post_init__(self) -> None:
+        _check_choice("Encoder.serializer", self.serializer, SERIALIZERS)
+        _check_choice("Encoder.compressor", self.compressor, (None, *COMPRESSORS))
+
+
+@dataclasses.dataclass(frozen=True)
+class Connector:
+    """Which broker to use (0.27).
+
+    ``params`` by type:
+
+    * ``local``: ``{'file_path': '/path/to/file.sqlite3'}``
+    * ``redis``: ``{'nodes': [{'host': ..., 'port': ..., 'password': ..., 'database': ...}, ...]}``
+    * ``mongo``: ``{'nodes': [{'host': ..., 'port': ..., 'replica_set': ...}, ...]}``
+      or ``{'url': 'mongodb://...'}``
+    """
+
+    params: dict[str, typing.Any]
+    type: typing.Literal["redis", "mongo", "local"] = "local"
+
+    def __post_init__(self) -> None:
+        _check_choice("Connector.type", self.type, CONNECTOR_TYPES)
+        _check_type("Connector.params", self.params, dict, "a dict of connector parameters")
+
+
+@dataclasses.dataclass(frozen=True)
+class Timeouts:
+    """Task time limits (0.27), in seconds.
+
+    ``timeout``: a task running longer gets ``WorkerTimedout`` raised inside it
+    (0 = no limit). ``grace_period``: if it is still running that many seconds
+    later, the worker process is killed from outside and replaced.
+    """
+
+    timeout: float = 0.0
+    grace_period: float = 10.0
+
+    def __post_init__(self) -> None:
+        _check_number("Timeouts.timeout", self.timeout, 0)
+        _check_number("Timeouts.grace_period", self.grace_period, 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Starvation:
+    """Call ``on_starvation`` after this many seconds without a task (0.27)."""
+
+    time_with_no_tasks: int
+
+    def __post_init__(self) -> None:
+        _check_number("Starvation.time_with_no_tasks", self.time_with_no_tasks, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerConfig:
+    """Everything a worker needs (0.27 fields first, then Sergeant 1.x additions).
+
+    Attributes:
+        name: the worker's queue name.
+        connector: the broker; defaults to a SQLite file in the temp directory.
+        max_tasks_per_run: tasks after which the worker process ends and is
+            respawned by the supervisor (0 = forever).
+        max_retries: ``retry()`` calls allowed per task (0 = unlimited).
+        tasks_per_transaction: tasks pulled from the broker in one round trip.
+        number_of_threads: 1 runs tasks serially; more runs them in threads.
+        encoder: serializer and compressor.
+        timeouts: task time limits.
+        logging: what and where to log.
+        starvation: call ``on_starvation`` after this long without tasks.
+        delivery: ``'at_least_once'`` (default): pulled tasks are leased and only
+            forgotten once their outcome is settled, so a dead worker's tasks run
+            again. ``'at_most_once'``: 0.27's pop-and-forget, fastest, may lose tasks.
+        lease_seconds: how long a pulled task stays owned without renewal; a live
+            worker renews its leases well before this runs out.
+        max_deliveries: deliveries after which a task that keeps killing its worker
+            is dead-lettered (0 = never).
+        block_seconds: how long an idle worker waits on the broker for a task.
+    """
+
+    name: str
+    connector: Connector = dataclasses.field(
+        default_factory=lambda: Connector(
+            type="local", params={"file_path": default_local_file_path()}
+        )
+    )
+    max_tasks_per_run: int = 0
+    max_retries: int = 0
+    tasks_per_transaction: int = 1
+    number_of_threads: int = 1
+    encoder: Encoder = dataclasses.field(default_factory=Encoder)
+    timeouts: Timeouts = dataclasses.field(default_factory=Timeouts)
+    logging: Logging = dataclasses.field(default_factory=Logging)
+    starvation: Starvation | None = None
+    delivery: typing.Literal["at_least_once", "at_most_once"] = "at_least_once"
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    max_deliveries: int = DEFAULT_MAX_DELIVERIES
+    block_seconds: float = DEFAULT_BLOCK_SECONDS
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            _fail("WorkerConfig.name", self.name, "use a non-empty string (the queue name)")
+        _check_type("WorkerConfig.connector", self.connector, Connector, "a Connector(...)")
+        _check_number("WorkerConfig.max_tasks_per_run", self.max_tasks_per_run, 0, integer=True)
+        _check_number("WorkerConfig.max_retries", self.max_retries, 0, integer=True)
+        _check_number(
+            "WorkerConfig.tasks_per_transaction", self.tasks_per_transaction, 1, integer=True
+        )
+        _check_number("WorkerConfig.number_of_threads", self.number_of_threads, 1, integer=True)
+        _check_type("WorkerConfig.encoder", self.encoder, Encoder, "an Encoder(...)")
+        _check_type("WorkerConfig.timeouts", self.timeouts, Timeouts, "a Timeouts(...)")
+        _check_type("WorkerConfig.logging", self.logging, Logging, "a Logging(...)")
+        if self.starvation is not None:
+            _check_type(
+                "WorkerConfig.starvation", self.starvation, Starvation, "a Starvation(...) or None"
+            )
+        _check_choice("WorkerConfig.delivery", self.delivery, DELIVERY_MODES)
+        _check_number("WorkerConfig.lease_seconds", self.lease_seconds, 1)
+        _check_number("WorkerConfig.max_deliveries", self.max_deliveries, 0, integer=True)
+        _check_number("WorkerConfig.block_seconds", self.block_seconds, 0)
+
+    def replace(self, **changes: typing.Any) -> WorkerConfig:
+        """A copy with some fields changed (validated like the original)."""
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,412 @@
+"""The connector contract: bytes in, bytes out, batch first.
+
+A connector stores opaque payloads (``bytes``) in named queues on one broker
+engine. It knows nothing of tasks, encoders or hooks: ``sergeant.broker`` builds
+those on top. Every implementation passes ``tests/contract``; the docstrings here
+are the specification that suite checks.
+
+Vocabulary:
+
+* **ready** items can be handed out now. ``HIGH`` items are handed out before
+  ``NORMAL`` ones; within a priority, in push order (FIFO).
+* **delayed** items were pushed with ``consumable_from`` in the future (Unix
+  seconds). They become ready once due; the move is atomic with the pop or lease
+  that observes them, so a due item is never handed out twice nor lost.
+* **leased** items were handed out by :meth:`Connector.lease_many` and are owned by
+  a worker until acknowledged, released, dead-lettered, or their lease expires
+  and :meth:`Connector.reclaim_expired` puts them back.
+* **dead** items were given up on, with a reason and the last error.
+
+Each lease carries a fencing token (the item's delivery count at the time it was
+handed out). Acknowledging, releasing, extending or dead-lettering with a stale
+token (the lease expired and the item was reclaimed or handed to someone else)
+does nothing and is not counted in the return value.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import time
+import types
+import typing
+
+__all__ = [
+    "Connector",
+    "DeadLetter",
+    "Delivery",
+    "Lock",
+    "Priority",
+    "ReclaimResult",
+]
+
+Priority = typing.Literal["NORMAL", "HIGH"]
+
+#: Seconds between two attempts of :meth:`Lock.acquire` when no interval is given.
+DEFAULT_LOCK_CHECK_INTERVAL_SECONDS = 1.0
+#: Seconds a lock is held before it expires when no TTL is given.
+DEFAULT_LOCK_TTL_SECONDS = 60
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Delivery:
+    """One leased item, as handed out by :meth:`Connector.lease_many`.
+
+    Attributes:
+        payload: the bytes that were pushed.
+        item_id: the broker's id for the item; stable across redeliveries.
+        token: the fencing token of this lease (the delivery count when handed out).
+        deliveries: how many times the item has been handed out, this time included.
+        node: for connectors spread over independent nodes, which node holds it.
+    """
+
+    payload: bytes
+    item_id: str
+    token: int
+    deliveries: int
+    node: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An item that was given up on.
+
+    Attributes:
+        item_id: the broker's id for the item.
+        payload: the bytes that were pushed.
+        reason: why it was given up on, such as ``'worker died'`` or ``'max retries'``.
+        error: the last error text seen for it (may be empty).
+        deliveries: how many times it had been handed out.
+        dead_at: Unix seconds when it was dead-lettered.
+        node: for connectors spread over independent nodes, which node holds it.
+    """
+
+    item_id: str
+    payload: bytes
+    reason: str
+    error: str
+    deliveries: int
+    dead_at: float
+    node: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReclaimResult:
+    """What :meth:`Connector.reclaim_expired` did.
+
+    Attributes:
+        requeued: items whose lease had expired and that went back to ready.
+        dead_lettered: items whose lease had expired and that had used up their
+            delivery budget, so went to the dead letters with reason ``'worker died'``.
+    """
+
+    requeued: int = 0
+    dead_lettered: int = 0
+
+
+class Lock(abc.ABC):
+    """A named lock held by one owner at a time, expiring after a TTL.
+
+    Each acquire writes a fresh owner token; release and TTL changes act only if
+    the stored token is still this object's (compare-and-act), so a holder whose
+    lock expired cannot release someone else's. An expired lock is free to take.
+    Usable as a context manager (``with worker.lock('x'):`` acquires, waiting
+    forever, and releases).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.token: str | None = None
+
+    def acquire(
+        self,
+        timeout: float | None = None,
+        check_interval: float = DEFAULT_LOCK_CHECK_INTERVAL_SECONDS,
+        ttl: int = DEFAULT_LOCK_TTL_SECONDS,
+    ) -> bool:
+        """Take the lock, waiting for it if another owner holds it.
+
+        Args:
+            timeout: seconds to wait at most; ``None`` waits forever.
+            check_interval: seconds between two attempts.
+            ttl: seconds after which the lock frees itself if not released.
+
+        Returns:
+            True when this object now holds the lock, False when ``timeout`` ran out.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self._try_acquire(ttl):
+                return True
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                time.sleep(min(check_interval, remaining))
+            else:
+                time.sleep(check_interval)
+
+    @abc.abstractmethod
+    def _try_acquire(self, ttl: int) -> bool:
+        """One atomic attempt: take the lock if free or expired; set ``self.token``."""
+
+    @abc.abstractmethod
+    def release(self) -> bool:
+        """Free the lock if this object holds it.
+
+        Returns:
+            True if it was held by this object and is now free; False otherwise.
+        """
+
+    @abc.abstractmethod
+    def is_locked(self) -> bool:
+        """Whether anyone (this object or another) holds the lock now."""
+
+    @abc.abstractmethod
+    def set_ttl(self, ttl: int) -> bool:
+        """Make the lock expire ``ttl`` seconds from now, if this object holds it.
+
+        Returns:
+            True if the TTL was changed; False if this object does not hold the lock.
+        """
+
+    @abc.abstractmethod
+    def get_ttl(self) -> int | None:
+        """Seconds (rounded up) until the lock expires; None when nobody holds it."""
+
+    def __enter__(self) -> Lock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class Connector(abc.ABC):
+    """A broker engine holding named queues of opaque payloads.
+
+    Implementations open their connections lazily, so an instance created before a
+    fork is safe to use in the child. All durations are seconds; all absolute times
+    are Unix seconds. Driver errors are raised as ``sergeant.errors.ConnectorError``
+    subclasses.
+    """
+
+    #: The ``Connector.type`` value in ``sergeant.config`` that selects this class.
+    name: typing.ClassVar[str]
+    #: True when :meth:`lease_many` can wait server-side for a push (no polling).
+    supports_blocking: typing.ClassVar[bool] = False
+
+    # -- ready and delayed items ------------------------------------------------
+
+    @abc.abstractmethod
+    def push_many(
+        self,
+        queue: str,
+        payloads: typing.Sequence[bytes],
+        priority: Priority = "NORMAL",
+        consumable_from: float = 0.0,
+    ) -> int:
+        """Append payloads to a queue, atomically per call on a single node.
+
+        Args:
+            queue: the queue name.
+            payloads: items in the order they must be handed out.
+            priority: ``'HIGH'`` items are handed out before ``'NORMAL'`` ones.
+            consumable_from: Unix seconds before which the items must not be handed
+                out; 0 (or any time in the past) means ready now.
+
+        Returns:
+            The number of items pushed (``len(payloads)``).
+        """
+
+    def push(
+        self,
+        queue: str,
+        payload: bytes,
+        priority: Priority = "NORMAL",
+        consumable_from: float = 0.0,
+    ) -> int:
+        """Push one item; see :meth:`push_many`."""
+        return self.push_many(queue, [payload], priority, consumable_from)
+
+    @abc.abstractmethod
+    def pop_many(self, queue: str, count: int) -> list[bytes]:
+        """Remove and return up to ``count`` ready items (at-most-once; nothing is leased).
+
+        HIGH before NORMAL, FIFO within a priority; due delayed items are made ready
+        first, in the same atomic step. Never blocks. Returns ``[]`` when empty.
+        """
+
+    def pop(self, queue: str) -> bytes | None:
+        """Remove and return one ready item, or None; see :meth:`pop_many`."""
+        items = self.pop_many(queue, 1)
+        return items[0] if items else None
+
+    @abc.abstractmethod
+    def length(self, queue: str, include_delayed: bool = False) -> int:
+        """Number of ready items, plus not-yet-due delayed items when asked.
+
+        Leased and dead items are not counted (see :meth:`leased_count`,
+        :meth:`dead_count`).
+        """
+
+    @abc.abstractmethod
+    def purge(self, queue: str) -> int:
+        """Delete every ready and delayed item of a queue; leased and dead items stay.
+
+        Returns:
+            The number of items deleted.
+        """
+
+    # -- leases -----------------------------------------------------------------
+
+    @abc.abstractmethod
+    def lease_many(
+        self,
+        queue: str,
+        count: int,
+        owner: str,
+        lease_seconds: float,
+        block_seconds: float = 0.0,
+    ) -> list[Delivery]:
+        """Hand out up to ``count`` ready items under a lease, in one atomic step.
+
+        Same order as :meth:`pop_many`. Each handed-out item's delivery count is
+        incremented and becomes the lease's token. The lease deadline is taken from
+        the broker's clock where it has one.
+
+        Args:
+            queue: the queue name.
+            count: the most items to hand out.
+            owner: an id of the worker taking them (recorded for operators).
+            lease_seconds: how long the lease lasts unless extended.
+            block_seconds: when nothing is ready, how long to wait for an item
+                before returning ``[]``; 0 returns at once.
+        """
+
+    @abc.abstractmethod
+    def ack_many(self, queue: str, deliveries: typing.Sequence[Delivery]) -> int:
+        """Forget leased items for good (their outcome is settled).
+
+        Returns:
+            How many were acknowledged; a stale lease is skipped and not counted.
+        """
+
+    @abc.abstractmethod
+    def release_many(self, queue: str, deliveries: typing.Sequence[Delivery]) -> int:
+        """Give leased items back unstarted: ready again at the head of their priority.
+
+        The delivery count is decremented, since the items never ran.
+
+        Returns:
+            How many were released; a stale lease is skipped and not counted.
+        """
+
+    @abc.abstractmethod
+    def extend_leases(
+        self,
+        queue: str,
+        deliveries: typing.Sequence[Delivery],
+        lease_seconds: float,
+    ) -> int:
+        """Push the deadline of these leases to ``lease_seconds`` from now, in one step.
+
+        Returns:
+            How many leases are still held (stale ones are skipped).
+        """
+
+    @abc.abstractmethod
+    def reclaim_expired(self, queue: str, max_deliveries: int) -> ReclaimResult:
+        """Take back every item whose lease has expired.
+
+        An item delivered ``max_deliveries`` times or more goes to the dead letters
+        with reason ``'worker died'``; the others go back to the head of their
+        priority. Safe to call from many workers at once: each expired item is
+        reclaimed exactly once. ``max_deliveries=0`` means no bound.
+        """
+
+    @abc.abstractmethod
+    def leased_count(self, queue: str) -> int:
+        """Number of items currently leased (expired leases not yet reclaimed included)."""
+
+    # -- dead letters -----------------------------------------------------------
+
+    @abc.abstractmethod
+    def dead_letter_many(
+        self,
+        queue: str,
+        deliveries: typing.Sequence[Delivery],
+        reason: str,
+        error: str = "",
+    ) -> int:
+        """Move leased items to the dead letters with a reason and the last error.
+
+        Returns:
+            How many were moved; a stale lease is skipped and not counted.
+        """
+
+    @abc.abstractmethod
+    def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        """Up to ``limit`` dead items, oldest first, without removing them."""
+
+    @abc.abstractmethod
+    def requeue_dead(self, queue: str, limit: int = 0) -> int:
+        """Move up to ``limit`` dead items (0 = all), oldest first, back to ready.
+
+        Their delivery count starts again from 0; they go to the tail of NORMAL.
+
+        Returns:
+            How many were requeued.
+        """
+
+    @abc.abstractmethod
+    def purge_dead(self, queue: str) -> int:
+        """Delete every dead item of a queue; returns how many."""
+
+    @abc.abstractmethod
+    def dead_count(self, queue: str) -> int:
+        """Number of dead items of a queue."""
+
+    # -- keys and locks -----------------------------------------------------------
+
+    @abc.abstractmethod
+    def key_set(self, key: str, value: bytes, ttl_seconds: float | None = None) -> None:
+        """Store ``value`` under ``key`` (overwriting), expiring after ``ttl_seconds``."""
+
+    @abc.abstractmethod
+    def key_get(self, key: str) -> bytes | None:
+        """The value under ``key``, or None if missing or expired."""
+
+    @abc.abstractmethod
+    def key_delete(self, key: str) -> bool:
+        """Delete ``key``; True if it existed."""
+
+    @abc.abstractmethod
+    def lock(self, name: str) -> Lock:
+        """A lock object for ``name`` (not yet acquired)."""
+
+    # -- lifecycle --------------------------------------------------------------
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Check the broker answers; raise ``BrokerUnavailable`` naming its address if not."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close connections; the object may not be used afterwards."""
+
+    def __enter__(self) -> Connector:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        self.close()

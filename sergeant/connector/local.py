@@ -1,0 +1,576 @@
+"""The embedded SQLite broker: several worker processes on one machine share one file.
+
+No server to run: ``Connector(file_path='broker.sqlite3')``. The file is in WAL mode,
+so readers never block the single writer; every read-modify-write step runs inside
+``BEGIN IMMEDIATE``, which takes the write lock up front (waiting up to
+:data:`DEFAULT_BUSY_TIMEOUT_SECONDS`), so two processes never hand out the same item.
+The schema and every statement live in ``sergeant.connector.local_sql``.
+
+Each process opens its own connection on first use; connections are closed before a
+``fork()`` and reopened lazily on either side, because SQLite forbids carrying an open
+connection (or its file locks) across a fork.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sqlite3
+import threading
+import time
+import typing
+import uuid
+import weakref
+from collections.abc import Iterator, Sequence
+
+from sergeant.connector import _connector
+from sergeant.connector import local_sql as sql
+from sergeant.connector._connector import DeadLetter, Delivery, Priority, ReclaimResult
+from sergeant.errors import BrokerUnavailable, ConnectionLost, ConnectorError
+
+__all__ = ["Connector", "Lock"]
+
+#: Seconds a statement waits for another process's write lock before failing.
+DEFAULT_BUSY_TIMEOUT_SECONDS = 30.0
+#: First pause (seconds) between two polls of a blocking lease; it doubles each poll.
+POLL_FIRST_SECONDS = 0.001
+#: Longest pause (seconds) between two polls of a blocking lease.
+POLL_MAX_SECONDS = 0.05
+
+_PRIORITY_RANKS: dict[str, int] = {"HIGH": sql.PRIORITY_HIGH, "NORMAL": sql.PRIORITY_NORMAL}
+# SQLite result codes (low byte of the extended code) meaning "someone else holds it".
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+
+# Every open connector, so the fork hooks can close their connections.
+_LIVE: weakref.WeakSet[Connector] = weakref.WeakSet()
+# Connectors whose mutex the fork hook holds while the fork happens.
+_FORKING: list[Connector] = []
+# Connections inherited over a fork the hooks did not see (os.fork from C): touching
+# them in the child is unsafe, and so is letting the garbage collector close them.
+_ORPHANS: list[sqlite3.Connection] = []
+
+_HeldRow = tuple[int, str, int]
+
+
+class Connector(_connector.Connector):
+    """A broker stored in one SQLite file, shared by the processes of one machine.
+
+    Args:
+        file_path: the SQLite file; it and its directory are created when missing.
+    """
+
+    name: typing.ClassVar[str] = "local"
+    supports_blocking: typing.ClassVar[bool] = False
+
+    def __init__(self, file_path: str | os.PathLike[str]) -> None:
+        self.file_path = os.fspath(file_path)
+        # Threaded executors call one connector from several threads; SQLite
+        # connections must not be used by two threads at once.
+        self._mutex = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+        self._closed = False
+        _LIVE.add(self)
+
+    # -- connection -------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise ConnectorError(
+                f"the SQLite connector for {self.file_path!r} is closed; create a new one"
+            )
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        self._drop_connection()
+        self._conn = self._open()
+        self._pid = os.getpid()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is None:
+            return
+        if self._pid == os.getpid():
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+        else:
+            _ORPHANS.append(self._conn)
+        self._conn = None
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(self.file_path)), exist_ok=True)
+            conn = sqlite3.connect(
+                self.file_path,
+                timeout=DEFAULT_BUSY_TIMEOUT_SECONDS,
+                isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+                check_same_thread=False,  # guarded by self._mutex instead
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise self._unavailable(exc) from exc
+        try:
+            self._prepare(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        try:
+            (mode,) = conn.execute(sql.PRAGMA_JOURNAL_WAL).fetchone()
+            conn.execute(sql.PRAGMA_SYNCHRONOUS)
+            busy_ms = int(DEFAULT_BUSY_TIMEOUT_SECONDS * 1000)
+            conn.execute(sql.PRAGMA_BUSY_TIMEOUT.format(milliseconds=busy_ms))
+            (version,) = conn.execute(sql.GET_USER_VERSION).fetchone()
+        except sqlite3.Error as exc:
+            if _is_busy(exc):
+                raise
+            raise self._unavailable(exc) from exc
+        if str(mode).lower() not in ("wal", "memory"):
+            raise BrokerUnavailable(
+                f"SQLite broker file {self.file_path!r} cannot use write-ahead logging "
+                f"(journal_mode is {mode!r}); put it on a local disk"
+            )
+        if version != sql.SCHEMA_VERSION:
+            self._migrate(conn)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute(sql.BEGIN_IMMEDIATE)
+        try:
+            # Read again under the write lock: another process may have migrated.
+            (version,) = conn.execute(sql.GET_USER_VERSION).fetchone()
+            if version > sql.SCHEMA_VERSION:
+                raise BrokerUnavailable(
+                    f"SQLite broker file {self.file_path!r} has schema version {version}, "
+                    f"newer than this Sergeant's {sql.SCHEMA_VERSION}; upgrade Sergeant"
+                )
+            for step in range(version, sql.SCHEMA_VERSION):
+                for statement in sql.MIGRATIONS[step]:
+                    conn.execute(statement)
+            conn.execute(sql.SET_USER_VERSION.format(version=sql.SCHEMA_VERSION))
+            conn.execute(sql.COMMIT)
+        except BaseException:
+            _rollback(conn)
+            raise
+
+    def _unavailable(self, exc: BaseException) -> BrokerUnavailable:
+        return BrokerUnavailable(
+            f"SQLite broker file {self.file_path!r} cannot be opened ({exc}); check that "
+            "its directory is writable and the file is a SQLite database, or change file_path"
+        )
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if _is_busy(exc):
+                raise ConnectionLost(
+                    f"SQLite broker file {self.file_path!r} stayed locked for "
+                    f"{DEFAULT_BUSY_TIMEOUT_SECONDS:g} s by another process; retry, "
+                    "or look for a process stuck in a write"
+                ) from exc
+            raise ConnectorError(f"SQLite broker file {self.file_path!r}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[sqlite3.Connection]:
+        """The connection, held by this thread, with sqlite3 errors wrapped."""
+        with self._mutex, self._errors():
+            yield self._connection()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction: the write lock is taken before any read."""
+        with self._session() as conn:
+            conn.execute(sql.BEGIN_IMMEDIATE)
+            try:
+                yield conn
+                conn.execute(sql.COMMIT)
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    def _run(self, statement: str, params: Sequence[object]) -> tuple[int, list[typing.Any]]:
+        """One autocommit statement: (rows changed, rows returned)."""
+        with self._session() as conn:
+            cursor = conn.execute(statement, params)
+            rows = cursor.fetchall()
+            return cursor.rowcount, rows
+
+    # -- ready and delayed items ------------------------------------------------------
+
+    def push_many(
+        self,
+        queue: str,
+        payloads: Sequence[bytes],
+        priority: Priority = "NORMAL",
+        consumable_from: float = 0.0,
+    ) -> int:
+        """See :meth:`sergeant.connector.Connector.push_many`."""
+        count = len(payloads)
+        rank = _priority_rank(priority)
+        if count == 0:
+            return 0
+        with self._transaction() as conn:
+            eta = consumable_from if consumable_from > time.time() else 0.0
+            first = _advance(conn, sql.ADVANCE_TAIL, count) - count + 1
+            rows = ((queue, rank, first + i, eta, p) for i, p in enumerate(payloads))
+            conn.executemany(sql.INSERT_TASK, rows)
+        return count
+
+    def pop_many(self, queue: str, count: int) -> list[bytes]:
+        """See :meth:`sergeant.connector.Connector.pop_many`."""
+        if count <= 0 or self._seconds_until_ready(queue) != 0.0:
+            return []
+        with self._transaction() as conn:
+            _make_due_ready(conn, queue, time.time())
+            rows = conn.execute(sql.POP_READY, (queue, count)).fetchall()
+        rows.sort(key=_pop_order)
+        return [row[2] for row in rows]
+
+    def _seconds_until_ready(self, queue: str) -> float | None:
+        """0 if an item is ready, seconds until the next delayed one, None if empty.
+
+        A plain read, so idle pollers never take the write lock.
+        """
+        with self._session() as conn:
+            ready, next_eta = conn.execute(sql.PEEK_READY, (queue, queue)).fetchone()
+        if ready:
+            return 0.0
+        if next_eta is None:
+            return None
+        return max(0.0, float(next_eta) - time.time())
+
+    def length(self, queue: str, include_delayed: bool = False) -> int:
+        """See :meth:`sergeant.connector.Connector.length`."""
+        if include_delayed:
+            _, rows = self._run(sql.COUNT_WAITING, (queue, queue))
+        else:
+            _, rows = self._run(sql.COUNT_READY, (queue, queue, time.time()))
+        return int(rows[0][0])
+
+    def purge(self, queue: str) -> int:
+        """See :meth:`sergeant.connector.Connector.purge`."""
+        changed, _ = self._run(sql.PURGE_WAITING, (queue, queue))
+        return changed
+
+    # -- leases -----------------------------------------------------------------------
+
+    def lease_many(
+        self,
+        queue: str,
+        count: int,
+        owner: str,
+        lease_seconds: float,
+        block_seconds: float = 0.0,
+    ) -> list[Delivery]:
+        """See :meth:`sergeant.connector.Connector.lease_many`.
+
+        SQLite cannot wait for a push, so a blocking call polls: the pause starts at
+        :data:`POLL_FIRST_SECONDS` and doubles up to :data:`POLL_MAX_SECONDS`, and is
+        cut short when a delayed item falls due sooner.
+        """
+        if count <= 0:
+            return []
+        give_up = time.monotonic() + block_seconds
+        pause = POLL_FIRST_SECONDS
+        while True:
+            wait = self._seconds_until_ready(queue)
+            if wait == 0.0:
+                leased = self._lease_now(queue, count, owner, lease_seconds)
+                if leased:
+                    return leased
+            remaining = give_up - time.monotonic()
+            if remaining <= 0:
+                return []
+            time.sleep(min(pause, remaining, wait or POLL_MAX_SECONDS))
+            pause = min(pause * 2, POLL_MAX_SECONDS)
+
+    def _lease_now(
+        self, queue: str, count: int, owner: str, lease_seconds: float
+    ) -> list[Delivery]:
+        with self._transaction() as conn:
+            now = time.time()
+            _make_due_ready(conn, queue, now)
+            params = (now + lease_seconds, owner, queue, count)
+            rows = conn.execute(sql.LEASE_READY, params).fetchall()
+        rows.sort(key=_pop_order)
+        return [
+            Delivery(payload=payload, item_id=str(item_id), token=token, deliveries=token)
+            for _, _, item_id, payload, token in rows
+        ]
+
+    def ack_many(self, queue: str, deliveries: Sequence[Delivery]) -> int:
+        """See :meth:`sergeant.connector.Connector.ack_many`."""
+        held = _held(queue, deliveries)
+        if not held:
+            return 0
+        with self._transaction() as conn:
+            return conn.executemany(sql.ACK, held).rowcount
+
+    def release_many(self, queue: str, deliveries: Sequence[Delivery]) -> int:
+        """See :meth:`sergeant.connector.Connector.release_many`."""
+        held = _held(queue, deliveries)
+        if not held:
+            return 0
+        with self._transaction() as conn:
+            head = _advance(conn, sql.ADVANCE_HEAD, len(held))
+            rows = ((head + i, *row) for i, row in enumerate(held))
+            return conn.executemany(sql.RELEASE, rows).rowcount
+
+    def extend_leases(
+        self, queue: str, deliveries: Sequence[Delivery], lease_seconds: float
+    ) -> int:
+        """See :meth:`sergeant.connector.Connector.extend_leases`."""
+        held = _held(queue, deliveries)
+        if not held:
+            return 0
+        with self._transaction() as conn:
+            deadline = time.time() + lease_seconds
+            return conn.executemany(sql.EXTEND, ((deadline, *row) for row in held)).rowcount
+
+    def reclaim_expired(self, queue: str, max_deliveries: int) -> ReclaimResult:
+        """See :meth:`sergeant.connector.Connector.reclaim_expired`."""
+        _, rows = self._run(sql.HAS_EXPIRED, (queue, time.time()))
+        if not rows[0][0]:  # the common case, answered without the write lock
+            return ReclaimResult()
+        with self._transaction() as conn:
+            now = time.time()
+            expired = conn.execute(sql.SELECT_EXPIRED, (queue, now)).fetchall()
+            spent = [i for i, n in expired if 0 < max_deliveries <= n]
+            requeue = [i for i, n in expired if not 0 < max_deliveries <= n]
+            if spent:
+                conn.executemany(sql.BURY_EXPIRED, ((now, i) for i in spent))
+                conn.executemany(sql.DELETE_TASK, ((i,) for i in spent))
+            if requeue:
+                head = _advance(conn, sql.ADVANCE_HEAD, len(requeue))
+                seqs = ((head + n, i) for n, i in enumerate(requeue))
+                conn.executemany(sql.REQUEUE_EXPIRED, seqs)
+        return ReclaimResult(requeued=len(requeue), dead_lettered=len(spent))
+
+    def leased_count(self, queue: str) -> int:
+        """See :meth:`sergeant.connector.Connector.leased_count`."""
+        _, rows = self._run(sql.COUNT_LEASED, (queue,))
+        return int(rows[0][0])
+
+    # -- dead letters -----------------------------------------------------------------
+
+    def dead_letter_many(
+        self, queue: str, deliveries: Sequence[Delivery], reason: str, error: str = ""
+    ) -> int:
+        """See :meth:`sergeant.connector.Connector.dead_letter_many`."""
+        held = _held(queue, deliveries)
+        if not held:
+            return 0
+        with self._transaction() as conn:
+            now = time.time()
+            rows = ((reason, error, now, *row) for row in held)
+            moved = conn.executemany(sql.DEAD_LETTER, rows).rowcount
+            conn.executemany(sql.ACK, held)
+        return moved
+
+    def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        """See :meth:`sergeant.connector.Connector.dead_letters`."""
+        _, rows = self._run(sql.SELECT_DEAD, (queue, limit))
+        return [
+            DeadLetter(
+                item_id=str(task_id),
+                payload=payload,
+                reason=reason,
+                error=error,
+                deliveries=deliveries,
+                dead_at=dead_at,
+            )
+            for _, task_id, payload, reason, error, deliveries, dead_at in rows
+        ]
+
+    def requeue_dead(self, queue: str, limit: int = 0) -> int:
+        """See :meth:`sergeant.connector.Connector.requeue_dead`."""
+        with self._transaction() as conn:
+            rows = conn.execute(sql.SELECT_DEAD, (queue, limit if limit > 0 else -1)).fetchall()
+            if rows:
+                first = _advance(conn, sql.ADVANCE_TAIL, len(rows)) - len(rows) + 1
+                revived = ((row[1], queue, first + i, row[2]) for i, row in enumerate(rows))
+                conn.executemany(sql.REVIVE_TASK, revived)
+                conn.executemany(sql.DELETE_DEAD, ((row[0],) for row in rows))
+        return len(rows)
+
+    def purge_dead(self, queue: str) -> int:
+        """See :meth:`sergeant.connector.Connector.purge_dead`."""
+        changed, _ = self._run(sql.PURGE_DEAD, (queue,))
+        return changed
+
+    def dead_count(self, queue: str) -> int:
+        """See :meth:`sergeant.connector.Connector.dead_count`."""
+        _, rows = self._run(sql.COUNT_DEAD, (queue,))
+        return int(rows[0][0])
+
+    # -- keys and locks -----------------------------------------------------------------
+
+    def key_set(self, key: str, value: bytes, ttl_seconds: float | None = None) -> None:
+        """See :meth:`sergeant.connector.Connector.key_set`."""
+        with self._transaction() as conn:
+            now = time.time()
+            conn.execute(sql.SWEEP_KEYS, (now,))
+            expires_at = None if ttl_seconds is None else now + ttl_seconds
+            conn.execute(sql.SET_KEY, (key, value, expires_at))
+
+    def key_get(self, key: str) -> bytes | None:
+        """See :meth:`sergeant.connector.Connector.key_get`."""
+        _, rows = self._run(sql.GET_KEY, (key, time.time()))
+        return bytes(rows[0][0]) if rows else None
+
+    def key_delete(self, key: str) -> bool:
+        """See :meth:`sergeant.connector.Connector.key_delete`."""
+        _, rows = self._run(sql.DELETE_KEY, (key,))
+        return bool(rows) and (rows[0][0] is None or rows[0][0] > time.time())
+
+    def lock(self, name: str) -> Lock:
+        """See :meth:`sergeant.connector.Connector.lock`."""
+        return Lock(self, name)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """See :meth:`sergeant.connector.Connector.ping`."""
+        try:
+            self._run(sql.PING, ())
+        except BrokerUnavailable:
+            raise
+        except ConnectorError as exc:
+            raise BrokerUnavailable(
+                f"SQLite broker file {self.file_path!r} does not answer ({exc})"
+            ) from exc
+
+    def close(self) -> None:
+        """See :meth:`sergeant.connector.Connector.close`."""
+        with self._mutex:
+            self._closed = True
+            self._drop_connection()
+        _LIVE.discard(self)
+
+
+class Lock(_connector.Lock):
+    """A named lock stored in the ``locks`` table; see :class:`sergeant.connector.Lock`.
+
+    Args:
+        connector: the connector whose file holds the lock.
+        name: the lock's name.
+    """
+
+    def __init__(self, connector: Connector, name: str) -> None:
+        super().__init__(name)
+        self._connector = connector
+
+    def _try_acquire(self, ttl: int) -> bool:
+        token = uuid.uuid4().hex
+        now = time.time()
+        changed, _ = self._connector._run(sql.ACQUIRE_LOCK, (self.name, token, now + ttl, now))
+        if changed != 1:
+            return False
+        self.token = token
+        return True
+
+    def release(self) -> bool:
+        """See :meth:`sergeant.connector.Lock.release`."""
+        if self.token is None:
+            return False
+        params = (self.name, self.token, time.time())
+        changed, _ = self._connector._run(sql.RELEASE_LOCK, params)
+        self.token = None
+        return changed == 1
+
+    def is_locked(self) -> bool:
+        """See :meth:`sergeant.connector.Lock.is_locked`."""
+        return self.get_ttl() is not None
+
+    def set_ttl(self, ttl: int) -> bool:
+        """See :meth:`sergeant.connector.Lock.set_ttl`."""
+        if self.token is None:
+            return False
+        now = time.time()
+        params = (now + ttl, self.name, self.token, now)
+        changed, _ = self._connector._run(sql.SET_LOCK_TTL, params)
+        return changed == 1
+
+    def get_ttl(self) -> int | None:
+        """See :meth:`sergeant.connector.Lock.get_ttl`."""
+        now = time.time()
+        _, rows = self._connector._run(sql.GET_LOCK_EXPIRY, (self.name, now))
+        return math.ceil(rows[0][0] - now) if rows else None
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def _priority_rank(priority: str) -> int:
+    try:
+        return _PRIORITY_RANKS[priority]
+    except KeyError:
+        raise ValueError(f"priority is {priority!r}; use 'NORMAL' or 'HIGH'") from None
+
+
+def _pop_order(row: Sequence[typing.Any]) -> tuple[int, int]:
+    """(priority, seq): every RETURNING row starts with them; RETURNING is unordered."""
+    return row[0], row[1]
+
+
+def _advance(conn: sqlite3.Connection, statement: str, count: int) -> int:
+    """Move a sequence counter by ``count``; returns its new value."""
+    (value,) = conn.execute(statement, (count,)).fetchall()[0]
+    return int(value)
+
+
+def _make_due_ready(conn: sqlite3.Connection, queue: str, now: float) -> None:
+    """Append due delayed items to the tail of their priority, in due order."""
+    due = conn.execute(sql.SELECT_DUE, (queue, now)).fetchall()
+    if due:
+        first = _advance(conn, sql.ADVANCE_TAIL, len(due)) - len(due) + 1
+        conn.executemany(sql.MAKE_READY, ((first + i, row[0]) for i, row in enumerate(due)))
+
+
+def _held(queue: str, deliveries: Sequence[Delivery]) -> list[_HeldRow]:
+    """(id, queue, token) per distinct item; ids not ours cannot be held, so are skipped."""
+    rows: dict[int, _HeldRow] = {}
+    for delivery in deliveries:
+        if delivery.item_id.isdigit():
+            item_id = int(delivery.item_id)
+            rows.setdefault(item_id, (item_id, queue, delivery.token))
+    return list(rows.values())
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if isinstance(code, int):
+        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute(sql.ROLLBACK)
+
+
+# -- fork safety --------------------------------------------------------------------------
+
+
+def _before_fork() -> None:
+    # Hold every mutex so no thread is mid-statement, and close the connections so
+    # neither side inherits SQLite's per-process lock bookkeeping.
+    _FORKING[:] = list(_LIVE)
+    for connector in _FORKING:
+        connector._mutex.acquire()
+        connector._drop_connection()
+
+
+def _after_fork() -> None:
+    for connector in _FORKING:
+        connector._mutex.release()
+    _FORKING.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork
+    )

@@ -1,0 +1,230 @@
+"""Plumbing of the MongoDB connector: settings, the per-process client, error wrapping.
+
+See ``sergeant.connector.mongo`` for the document layout.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import threading
+import typing
+from collections.abc import Callable, Sequence
+
+import pymongo
+import pymongo.errors
+import pymongo.uri_parser
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+from sergeant.connector._connector import Delivery
+from sergeant.errors import BrokerUnavailable, ConfigError, ConnectionLost, ConnectorError
+
+__all__ = [
+    "Document",
+    "MongoClientHandle",
+    "group_by_token",
+    "insert_new",
+    "wrap_errors",
+]
+
+Document = dict[str, typing.Any]
+P = typing.ParamSpec("P")
+R = typing.TypeVar("R")
+
+#: Milliseconds pymongo waits for a reachable server before failing an operation.
+SERVER_SELECTION_TIMEOUT_MS = 3_000
+#: Milliseconds to open a TCP connection.
+CONNECT_TIMEOUT_MS = 3_000
+#: Milliseconds one operation may wait on a socket (guards against a hung server).
+SOCKET_TIMEOUT_MS = 60_000
+#: The keys a 0.27 ``nodes`` entry may have.
+NODE_KEYS = ("host", "port", "replica_set")
+DEFAULT_PORT = 27017
+DUPLICATE_KEY = 11000
+
+
+class _Addressed(typing.Protocol):
+    address: str
+
+
+S = typing.TypeVar("S", bound=_Addressed)
+
+
+def translate_error(exc: pymongo.errors.PyMongoError, address: str) -> ConnectorError:
+    """The ``sergeant.errors`` exception for a pymongo one, naming the server."""
+    if isinstance(exc, pymongo.errors.ServerSelectionTimeoutError):
+        seconds = SERVER_SELECTION_TIMEOUT_MS / 1000
+        return BrokerUnavailable(
+            f"MongoDB at {address!r} did not answer within {seconds:g} s; "
+            "check that the server is running and that Connector.params names it"
+        )
+    if isinstance(exc, pymongo.errors.ConnectionFailure):
+        return ConnectionLost(f"the connection to MongoDB at {address!r} broke: {exc}")
+    return ConnectorError(f"MongoDB at {address!r} failed: {exc}")
+
+
+def wrap_errors(
+    method: Callable[typing.Concatenate[S, P], R],
+) -> Callable[typing.Concatenate[S, P], R]:
+    """Re-raise pymongo errors of a method as ``sergeant.errors.ConnectorError`` subclasses."""
+
+    @functools.wraps(method)
+    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except pymongo.errors.PyMongoError as exc:
+            raise translate_error(exc, self.address) from exc
+
+    return wrapper
+
+
+def group_by_token(deliveries: Sequence[Delivery]) -> dict[int, list[ObjectId]]:
+    """The item ids of ``deliveries`` by token, without ids this connector never made."""
+    groups: dict[int, list[ObjectId]] = {}
+    for delivery in deliveries:
+        try:
+            groups.setdefault(delivery.token, []).append(ObjectId(delivery.item_id))
+        except (InvalidId, TypeError):
+            continue
+    return groups
+
+
+def insert_new(collection: Collection[Document], documents: list[Document]) -> set[int]:
+    """Insert documents, skipping those whose ``_id`` is taken; return the skipped indexes."""
+    try:
+        collection.insert_many(documents, ordered=False)
+    except pymongo.errors.BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(error.get("code") != DUPLICATE_KEY for error in errors):
+            raise
+        return {int(error["index"]) for error in errors}
+    return set()
+
+
+def _parse_nodes(nodes: list[dict[str, typing.Any]]) -> tuple[list[str], str | None]:
+    """``host:port`` strings and the replica set name of 0.27 ``nodes`` entries."""
+    if not nodes:
+        raise ConfigError("Connector.params.nodes is empty; give at least one node")
+    hosts: list[str] = []
+    replica_sets: set[str] = set()
+    for index, node in enumerate(nodes):
+        for key in node:
+            if key not in NODE_KEYS:
+                accepted = ", ".join(repr(name) for name in NODE_KEYS)
+                raise ConfigError(
+                    f"Connector.params.nodes[{index}] has unknown key {key!r}; use {accepted}"
+                )
+        if "host" not in node:
+            raise ConfigError(f"Connector.params.nodes[{index}] has no 'host'; add one")
+        port = node.get("port", DEFAULT_PORT)
+        if not isinstance(port, int) or isinstance(port, bool):
+            raise ConfigError(f"Connector.params.nodes[{index}].port is {port!r}; use an int")
+        hosts.append(f"{node['host']}:{port}")
+        if node.get("replica_set"):
+            replica_sets.add(node["replica_set"])
+    if len(replica_sets) > 1:
+        raise ConfigError(
+            f"Connector.params.nodes name several replica sets {sorted(replica_sets)!r}; "
+            "give the nodes of one deployment"
+        )
+    return hosts, next(iter(replica_sets), None)
+
+
+def _check_url(url: str) -> str:
+    """Validate a URI; return it with any password masked, for messages."""
+    masked = re.sub(r"(://[^:@/]*):[^@/]*@", r"\1:***@", url)
+    if url.startswith("mongodb://"):
+        try:
+            pymongo.uri_parser.parse_uri(url)
+        except (pymongo.errors.PyMongoError, ValueError) as exc:
+            raise ConfigError(f"Connector.params.url {masked!r} is invalid: {exc}") from exc
+    # mongodb+srv:// would need a DNS lookup to check, so pymongo checks it on first use.
+    elif not url.startswith("mongodb+srv://"):
+        raise ConfigError(
+            f"Connector.params.url is {masked!r}; use a mongodb:// or mongodb+srv:// URI"
+        )
+    return masked
+
+
+class MongoClientHandle:
+    """A lazily opened ``MongoClient`` per process, with the connector's indexes made.
+
+    Args:
+        nodes: 0.27 ``nodes`` entries, or None when ``url`` is given.
+        url: a ``mongodb://`` URI, or None when ``nodes`` is given.
+        database: the database name.
+
+    Attributes:
+        address: the servers' ``host:port`` list, or the URI with its password masked.
+
+    Raises:
+        ConfigError: not exactly one of ``nodes`` and ``url``, or a bad node or URI.
+    """
+
+    def __init__(
+        self, nodes: list[dict[str, typing.Any]] | None, url: str | None, database: str
+    ) -> None:
+        if (nodes is None) == (url is None):
+            raise ConfigError(
+                "Connector.params for 'mongo' need exactly one of 'nodes' and 'url'; "
+                f"got nodes={nodes!r}, url={'<set>' if url else url!r}"
+            )
+        self.client_args: dict[str, typing.Any] = {
+            "retryWrites": True,
+            "serverSelectionTimeoutMS": SERVER_SELECTION_TIMEOUT_MS,
+            "connectTimeoutMS": CONNECT_TIMEOUT_MS,
+            "socketTimeoutMS": SOCKET_TIMEOUT_MS,
+        }
+        if nodes is not None:
+            hosts, replica_set = _parse_nodes(nodes)
+            self.address = ",".join(hosts)
+            self.client_args["host"] = hosts
+            if replica_set is not None:
+                self.client_args["replicaset"] = replica_set
+        else:
+            self.address = _check_url(typing.cast(str, url))
+            self.client_args["host"] = url
+        self.database_name = database
+        self._mutex = threading.Lock()
+        self._client: pymongo.MongoClient[Document] | None = None
+        self._database: Database[Document] | None = None
+        self._pid = os.getpid()
+
+    def database(self) -> Database[Document]:
+        """The database, opening a client (and making indexes) on first use in this process."""
+        pid = os.getpid()
+        if self._pid != pid:
+            # Forked: the inherited client, and perhaps a held mutex, are unusable here.
+            self._mutex = threading.Lock()
+            self._client, self._database, self._pid = None, None, pid
+        database = self._database
+        if database is not None:
+            return database
+        with self._mutex:
+            if self._database is None:
+                client: pymongo.MongoClient[Document] = pymongo.MongoClient(**self.client_args)
+                try:
+                    _create_indexes(client[self.database_name])
+                except BaseException:
+                    client.close()
+                    raise
+                self._client, self._database = client, client[self.database_name]
+            return self._database
+
+    def close(self) -> None:
+        """Close this process's client, if one was opened."""
+        client, self._client, self._database = self._client, None, None
+        if client is not None and self._pid == os.getpid():
+            client.close()
+
+
+def _create_indexes(database: Database[Document]) -> None:
+    # _id stays out of compound keys: nx-27017 rejects later inserts when it is in one.
+    database.tasks.create_index([("queue", 1), ("state", 1), ("priority", 1), ("seq", 1)])
+    database.tasks.create_index("claim")
+    database.dead.create_index([("queue", 1), ("dead_at", 1), ("seq", 1)])
+    database.dead.create_index("claim")

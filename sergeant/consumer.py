@@ -1,0 +1,227 @@
+"""The work loop's source of tasks: pulls batches, keeps leases alive, settles outcomes.
+
+At-least-once (the default): each batch is leased in one round trip; a heartbeat
+thread renews every lease this worker holds in one round trip per interval and
+reclaims the expired leases of dead workers; outcomes are acknowledged in one
+round trip before the next pull; on exit, tasks not yet started are released to
+the head of the queue. At-most-once: 0.27's pop-and-forget, with unstarted tasks
+pushed back (HIGH priority) on exit.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import socket
+import threading
+import time
+import typing
+
+from sergeant.broker import Broker, LeasedTask
+from sergeant.config import WorkerConfig
+from sergeant.connector import Delivery
+from sergeant.executor import Outcome
+from sergeant.objects import Task
+
+__all__ = ["Consumer", "StarvationCallback"]
+
+logger = logging.getLogger(__name__)
+
+StarvationCallback = typing.Callable[[int], None]
+
+
+def worker_owner_id() -> str:
+    """An id for this worker process, recorded with its leases: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class _Heartbeat(threading.Thread):
+    """Renews this worker's leases and reclaims expired ones, every third of a lease."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        super().__init__(name="sergeant-heartbeat", daemon=True)
+        self.consumer = consumer
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        interval = self.consumer.config.lease_seconds / 3
+        while not self.stopped.wait(interval):
+            try:
+                self.consumer.renew_leases()
+                self.consumer.reclaim_expired()
+            except Exception as exc:  # a broker hiccup must not kill the heartbeat
+                logger.warning(
+                    "lease heartbeat failed: %r", exc, extra={"event": "heartbeat_failed"}
+                )
+
+
+class Consumer:
+    """Iterates the tasks of one queue for the executor, within ``max_tasks_per_run``."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        config: WorkerConfig,
+        on_starvation: StarvationCallback | None = None,
+    ) -> None:
+        self.broker = broker
+        self.config = config
+        self.queue = config.name
+        self.at_least_once = config.delivery == "at_least_once"
+        self.owner = worker_owner_id()
+        self.on_starvation = on_starvation
+        self.tasks_done = 0
+        self._lock = threading.Lock()
+        # Leases held: unstarted, running, or settled but not yet acknowledged.
+        self._unstarted: collections.deque[LeasedTask] = collections.deque()
+        self._running: dict[int, LeasedTask] = {}
+        self._to_ack: list[Delivery] = []
+        self._popped: collections.deque[Task] = collections.deque()  # at-most-once: unstarted
+        self._heartbeat: _Heartbeat | None = None
+
+    # -- iteration ------------------------------------------------------------------
+
+    def __iter__(self) -> typing.Iterator[Task]:
+        if self.at_least_once:
+            self.reclaim_expired()
+            self._heartbeat = _Heartbeat(self)
+            self._heartbeat.start()
+        limit = self.config.max_tasks_per_run
+        pulled = 0
+        idle_since = time.monotonic()
+        while limit == 0 or pulled < limit:
+            want = self.config.tasks_per_transaction
+            if limit:
+                want = min(want, limit - pulled)
+            count = self._pull(want)
+            if count == 0:
+                self._starving(idle_since)
+                continue
+            pulled += count
+            idle_since = time.monotonic()
+            yield from self._drain()
+
+    def _pull(self, count: int) -> int:
+        self.flush_acks()
+        if not self.at_least_once:
+            self._popped = collections.deque(self.broker.pop_tasks(self.queue, count))
+            if not self._popped:
+                time.sleep(self.config.block_seconds)  # replaced by a blocking pop later
+            return len(self._popped)
+        batch = self.broker.lease_tasks(
+            self.queue, count, self.owner, self.config.lease_seconds, self.config.block_seconds
+        )
+        with self._lock:
+            self._unstarted = collections.deque(batch)
+        return len(batch)
+
+    def _drain(self) -> typing.Iterator[Task]:
+        if not self.at_least_once:
+            while self._popped:
+                yield self._popped.popleft()
+            return
+        while True:
+            with self._lock:
+                if not self._unstarted:
+                    return
+                leased = self._unstarted.popleft()
+                self._running[id(leased.task)] = leased
+            yield leased.task
+
+    def _starving(self, idle_since: float) -> None:
+        starvation = self.config.starvation
+        if starvation is None or self.on_starvation is None:
+            return
+        idle = int(time.monotonic() - idle_since)
+        if idle >= starvation.time_with_no_tasks:
+            self.on_starvation(idle)
+
+    # -- outcomes -------------------------------------------------------------------
+
+    def started(self, task: Task) -> None:
+        """The executor began running ``task`` (it already is tracked as running)."""
+
+    def settle(self, task: Task, outcome: Outcome) -> None:
+        """Record how ``task`` ended; its lease is acknowledged (or dead-lettered) in a batch."""
+        self.tasks_done += 1
+        if not self.at_least_once:
+            return
+        with self._lock:
+            leased = self._running.pop(id(task), None)
+        if leased is None:
+            return
+        if outcome is Outcome.MAX_RETRIES:
+            self.broker.dead_letter(self.queue, leased.delivery, "max retries", "")
+            return
+        with self._lock:
+            self._to_ack.append(leased.delivery)
+
+    def flush_acks(self) -> None:
+        """Acknowledge every settled task in one round trip."""
+        with self._lock:
+            to_ack, self._to_ack = self._to_ack, []
+        if not to_ack:
+            return
+        accepted = self.broker.ack(self.queue, to_ack)
+        if accepted < len(to_ack):
+            logger.warning(
+                "%d of %d acknowledgements were rejected: their leases had expired and the "
+                "tasks were handed out again (this worker was paused or cut off too long)",
+                len(to_ack) - accepted,
+                len(to_ack),
+                extra={"event": "stale_ack", "queue": self.queue},
+            )
+
+    # -- leases ---------------------------------------------------------------------
+
+    def held_deliveries(self) -> list[Delivery]:
+        """Every lease this worker still holds."""
+        with self._lock:
+            return (
+                [leased.delivery for leased in self._unstarted]
+                + [leased.delivery for leased in self._running.values()]
+                + list(self._to_ack)
+            )
+
+    def renew_leases(self) -> None:
+        """Extend every held lease in one round trip."""
+        held = self.held_deliveries()
+        if held:
+            self.broker.extend(self.queue, held, self.config.lease_seconds)
+
+    def reclaim_expired(self) -> None:
+        """Give dead workers' tasks back to the queue (or to the dead letters past the bound)."""
+        result = self.broker.reclaim(self.queue, self.config.max_deliveries)
+        if result.requeued or result.dead_lettered:
+            logger.warning(
+                "reclaimed %d tasks of dead workers; %d went to the dead letters",
+                result.requeued,
+                result.dead_lettered,
+                extra={"event": "leases_reclaimed", "queue": self.queue},
+            )
+
+    # -- shutdown -------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the heartbeat, acknowledge what is settled, give back what never started.
+
+        Tasks that were running when the loop was interrupted (not settled) are
+        released too: they run again, since their outcome is unknown.
+        """
+        if self._heartbeat is not None:
+            self._heartbeat.stopped.set()
+            self._heartbeat.join(timeout=5)
+            self._heartbeat = None
+        if not self.at_least_once:
+            unstarted, self._popped = list(self._popped), collections.deque()
+            if unstarted:
+                self.broker.push_tasks(self.queue, unstarted, priority="HIGH")
+            return
+        self.flush_acks()
+        with self._lock:
+            give_back = [leased.delivery for leased in self._unstarted]
+            give_back += [leased.delivery for leased in self._running.values()]
+            self._unstarted, self._running = collections.deque(), {}
+        if give_back:
+            self.broker.release(self.queue, give_back)

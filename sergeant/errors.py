@@ -1,0 +1,87 @@
+"""Errors raised by Sergeant (control flow excepted: see ``sergeant.worker``).
+
+The tree::
+
+    SergeantError
+     ├── ConfigError            a configuration value is wrong (names the field)
+     ├── ConnectorError         the broker failed or could not be reached
+     │    ├── BrokerUnavailable  the broker could not be reached (at start or later)
+     │    └── ConnectionLost     an established connection broke mid-operation
+     ├── EncodingError          a task could not be encoded
+     │    └── DecodeError       bytes from the broker could not be decoded
+     ├── LockError              a lock operation was misused
+     ├── ResultTimeout          a result did not arrive in time
+     └── WorkerImportError      a worker module or class could not be imported
+
+Driver exceptions (redis-py, pymongo, sqlite3) are wrapped at the connector boundary
+with ``raise ... from exc`` so callers only ever catch ``SergeantError`` subclasses.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BrokerUnavailable",
+    "ConfigError",
+    "ConnectionLost",
+    "ConnectorError",
+    "DecodeError",
+    "EncodingError",
+    "LockError",
+    "ResultTimeout",
+    "SergeantError",
+    "WorkerImportError",
+]
+
+
+class SergeantError(Exception):
+    """Something went wrong inside Sergeant."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class ConfigError(SergeantError, ValueError):
+    """A configuration value is invalid; the message names the field and what is accepted."""
+
+
+class ConnectorError(SergeantError):
+    """The broker failed to carry out an operation."""
+
+
+class BrokerUnavailable(ConnectorError):
+    """The broker could not be reached; check its address and that it is running."""
+
+
+class ConnectionLost(ConnectorError):
+    """The connection to the broker broke during an operation; it may be retried."""
+
+
+class EncodingError(SergeantError):
+    """A task could not be encoded with the configured serializer and compressor."""
+
+
+class DecodeError(EncodingError):
+    """Bytes from the broker could not be decoded.
+
+    Attributes:
+        codec: the serializer or compressor that failed, such as ``'pickle'`` or ``'zlib'``.
+        data: the raw bytes that failed to decode, kept so they can be dead-lettered.
+    """
+
+    def __init__(self, codec: str, data: bytes, reason: str) -> None:
+        self.codec = codec
+        self.data = data
+        self.reason = reason
+        super().__init__(f"undecodable payload: {codec}: {reason}")
+
+
+class LockError(SergeantError):
+    """A lock was used in a way its owner token does not allow."""
+
+
+class ResultTimeout(SergeantError, TimeoutError):
+    """The result of a task was not stored before the timeout ran out."""
+
+
+class WorkerImportError(SergeantError, ImportError):
+    """The worker module or class could not be imported."""

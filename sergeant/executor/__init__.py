@@ -1,0 +1,8 @@
+"""Executors run tasks and route each outcome to the worker's hooks."""
+
+from __future__ import annotations
+
+from sergeant.executor._executor import Executor, HookTarget, Outcome, run_task
+from sergeant.executor.serial import SerialExecutor
+
+__all__ = ["Executor", "HookTarget", "Outcome", "SerialExecutor", "run_task"]

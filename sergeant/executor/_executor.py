@@ -1,0 +1,188 @@
+"""Running one task and routing its outcome to the hooks, as Sergeant 0.27 does.
+
+An exception raised inside a hook is logged with its traceback and never ends the
+worker; only the control-flow exceptions change the course: ``retry()``,
+``requeue()`` and max retries from ``on_failure``/``on_timeout`` route to
+``on_retry``/``on_requeue``/``on_max_retries``, and ``stop()``/``respawn()``
+end the loop.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import typing
+
+from sergeant._control import (
+    WorkerInterrupt,
+    WorkerMaxRetries,
+    WorkerRequeue,
+    WorkerRetry,
+    WorkerStop,
+    WorkerTimedout,
+)
+from sergeant.config import WorkerConfig
+from sergeant.objects import Task
+
+__all__ = ["Executor", "HookTarget", "Outcome", "TaskSource", "run_task"]
+
+
+class Outcome(enum.Enum):
+    """How a task ended; decides how its lease is settled."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    TIMEOUT = "timeout"
+    RETRY = "retry"
+    MAX_RETRIES = "max_retries"
+    REQUEUE = "requeue"
+    INTERRUPTED = "interrupted"
+
+
+class HookTarget(typing.Protocol):
+    """What an executor needs from a worker: its config, logger, ``work`` and hooks."""
+
+    config: WorkerConfig
+    logger: logging.Logger
+
+    def work(self, task: Task) -> typing.Any: ...
+    def pre_work(self, task: Task) -> None: ...
+    def post_work(self, task: Task, success: bool, exception: BaseException | None) -> None: ...
+    def on_success(self, task: Task, returned_value: typing.Any) -> None: ...
+    def on_failure(self, task: Task, exception: Exception) -> None: ...
+    def on_timeout(self, task: Task) -> None: ...
+    def on_retry(self, task: Task) -> None: ...
+    def on_requeue(self, task: Task) -> None: ...
+    def on_max_retries(self, task: Task) -> None: ...
+    def on_stop(self, task: Task) -> None: ...
+
+
+class TaskSource(typing.Protocol):
+    """Where an executor gets tasks from, and tells how each one ended."""
+
+    def __iter__(self) -> typing.Iterator[Task]: ...
+    def started(self, task: Task) -> None: ...
+    def settle(self, task: Task, outcome: Outcome) -> None: ...
+
+
+class Executor(typing.Protocol):
+    """Runs every task of a source until it is exhausted or the loop is interrupted."""
+
+    def execute_tasks(self, tasks: TaskSource) -> None: ...
+
+
+def _log_event(target: HookTarget, event: str, level: int, message: str, task: Task) -> None:
+    if getattr(target.config.logging.events, event):
+        target.logger.log(level, message, extra={"event": event[3:], "task": task})
+
+
+def _call_hook(target: HookTarget, name: str, task: Task, *args: typing.Any) -> None:
+    """Call a hook that may not change the course: log and swallow anything but interrupts."""
+    try:
+        getattr(target, name)(task, *args)
+    except WorkerInterrupt:
+        raise
+    except BaseException as exc:  # control flow other than interrupts has no meaning here
+        target.logger.error(
+            "%s has failed: %r",
+            name,
+            exc,
+            exc_info=True,
+            extra={"event": "hook_failed", "task": task},
+        )
+
+
+def _route(target: HookTarget, name: str, task: Task, *args: typing.Any) -> Outcome | None:
+    """Call a hook that may redirect the outcome through retry/requeue/max retries."""
+    try:
+        getattr(target, name)(task, *args)
+    except WorkerRetry:
+        return handle_retry(target, task)
+    except WorkerMaxRetries:
+        return handle_max_retries(target, task)
+    except WorkerRequeue:
+        return handle_requeue(target, task)
+    except WorkerInterrupt:
+        raise
+    except BaseException as exc:
+        target.logger.error(
+            "%s has failed: %r",
+            name,
+            exc,
+            exc_info=True,
+            extra={"event": "hook_failed", "task": task},
+        )
+    return None
+
+
+def handle_retry(target: HookTarget, task: Task) -> Outcome:
+    _log_event(target, "on_retry", logging.INFO, "task has retried", task)
+    _call_hook(target, "on_retry", task)
+    return Outcome.RETRY
+
+
+def handle_max_retries(target: HookTarget, task: Task) -> Outcome:
+    _log_event(target, "on_max_retries", logging.ERROR, "task has reached max retries", task)
+    _call_hook(target, "on_max_retries", task)
+    return Outcome.MAX_RETRIES
+
+
+def handle_requeue(target: HookTarget, task: Task) -> Outcome:
+    _log_event(target, "on_requeue", logging.INFO, "task has requeued", task)
+    _call_hook(target, "on_requeue", task)
+    return Outcome.REQUEUE
+
+
+def handle_failure(target: HookTarget, task: Task, exception: Exception) -> Outcome:
+    _log_event(target, "on_failure", logging.ERROR, f"task has failed: {exception!r}", task)
+    return _route(target, "on_failure", task, exception) or Outcome.FAILURE
+
+
+def handle_timeout(target: HookTarget, task: Task) -> Outcome:
+    _log_event(target, "on_timeout", logging.ERROR, "task has timed out", task)
+    return _route(target, "on_timeout", task) or Outcome.TIMEOUT
+
+
+def handle_success(target: HookTarget, task: Task, returned_value: typing.Any) -> Outcome:
+    _log_event(target, "on_success", logging.INFO, "task has finished successfully", task)
+    _call_hook(target, "on_success", task, returned_value)
+    return Outcome.SUCCESS
+
+
+def handle_stop(target: HookTarget, task: Task) -> None:
+    _log_event(target, "on_stop", logging.INFO, "worker was stopped by a task", task)
+    _call_hook(target, "on_stop", task)
+
+
+def run_task(target: HookTarget, task: Task) -> Outcome:
+    """Run ``work`` for one task with its pre/post hooks and route the outcome.
+
+    Raises:
+        WorkerInterrupt: the task (or a hook) asked to stop or respawn the worker;
+            ``on_stop`` has been called for a stop.
+    """
+    _call_hook(target, "pre_work", task)
+    try:
+        returned_value = target.work(task)
+    except WorkerTimedout as exc:
+        _call_hook(target, "post_work", task, False, exc)
+        return handle_timeout(target, task)
+    except WorkerRetry as exc:
+        _call_hook(target, "post_work", task, False, exc)
+        return handle_retry(target, task)
+    except WorkerMaxRetries as exc:
+        _call_hook(target, "post_work", task, False, exc)
+        return handle_max_retries(target, task)
+    except WorkerRequeue as exc:
+        _call_hook(target, "post_work", task, False, exc)
+        return handle_requeue(target, task)
+    except WorkerInterrupt as exc:
+        _call_hook(target, "post_work", task, False, exc)
+        if isinstance(exc, WorkerStop):
+            handle_stop(target, task)
+        raise
+    except Exception as exc:
+        _call_hook(target, "post_work", task, False, exc)
+        return handle_failure(target, task, exc)
+    _call_hook(target, "post_work", task, True, None)
+    return handle_success(target, task, returned_value)

@@ -1,0 +1,225 @@
+"""The process watchdog: kills a worker's process tree when a hard deadline passes.
+
+A task stuck in C code that holds the GIL (a catastrophic regex in a thread,
+``ctypes`` calls) with its signals blocked cannot be stopped from inside its own
+interpreter: no signal handler and no thread gets to run. So the watchdog is a
+separate process, started as ``python -m sergeant.killer.process --pid PID``
+(never through a path relative to the cwd). The worker sends it commands over
+its stdin pipe, one per line::
+
+    START <slot> <seconds>    kill the tree if <slot> is still armed <seconds> from now
+    STOP <slot>               disarm <slot>
+
+Deadlines are kept on the watchdog's monotonic clock. The watchdog exits when the
+pipe closes (the worker ended or died) or when the worker is no longer its
+parent, so it never outlives the worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import typing
+
+import psutil
+
+__all__ = ["Command", "ProcessKiller", "Watchdog", "kill_tree", "main"]
+
+logger = logging.getLogger(__name__)
+
+#: Longest the watchdog sleeps between checks that its worker is still alive.
+POLL_SECONDS = 0.5
+#: Seconds ``ProcessKiller.close`` waits for the watchdog to exit before killing it.
+CLOSE_TIMEOUT_SECONDS = 2.0
+#: Marker in the watchdog's command line, so memory accounting can leave it out.
+WATCHDOG_MODULE = "sergeant.killer.process"
+
+
+class Command(enum.Enum):
+    """A command on the watchdog's pipe."""
+
+    START = "START"
+    STOP = "STOP"
+
+
+def kill_tree(pid: int, sig: int = signal.SIGKILL) -> list[int]:
+    """Send ``sig`` to ``pid`` and all its descendants (except the caller).
+
+    The children are listed first and the root is signalled first, so it cannot
+    spawn more while its tree is being killed.
+
+    Returns:
+        The pids that were signalled.
+    """
+    try:
+        root = psutil.Process(pid)
+        descendants = root.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    me = os.getpid()
+    signalled = []
+    for process in [root, *descendants]:
+        if process.pid == me:
+            continue
+        try:
+            process.send_signal(sig)
+        except psutil.NoSuchProcess:
+            continue
+        signalled.append(process.pid)
+    return signalled
+
+
+class Watchdog:
+    """The watchdog's loop: read commands, track deadlines, kill on expiry."""
+
+    def __init__(self, pid: int, commands_fd: int) -> None:
+        self.pid = pid
+        self.commands_fd = commands_fd
+        self.deadlines: dict[str, float] = {}
+        self._buffer = b""
+
+    def run(self) -> int:
+        """Guard the worker until its pipe closes; returns the process exit status."""
+        while True:
+            if not self._read_commands(self._wait_seconds()):
+                return 0
+            expired = [slot for slot, at in self.deadlines.items() if at <= time.monotonic()]
+            if expired:
+                self._kill(expired[0])
+                return 0
+            if os.getppid() != self.pid:  # the worker died and this process was re-parented
+                return 0
+
+    def _wait_seconds(self) -> float:
+        if not self.deadlines:
+            return POLL_SECONDS
+        return max(0.0, min(POLL_SECONDS, min(self.deadlines.values()) - time.monotonic()))
+
+    def _read_commands(self, timeout: float) -> bool:
+        """Apply the commands that arrive within ``timeout``; False once the pipe closed."""
+        readable, _, _ = select.select([self.commands_fd], [], [], timeout)
+        if not readable:
+            return True
+        data = os.read(self.commands_fd, 65536)
+        if not data:
+            return False
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            self.apply(line.decode("ascii", "replace"))
+        return True
+
+    def apply(self, line: str) -> None:
+        """Apply one command line (malformed lines are logged and ignored)."""
+        parts = line.split()
+        try:
+            command = Command(parts[0])
+            if command is Command.START:
+                self.deadlines[parts[1]] = time.monotonic() + float(parts[2])
+            else:
+                self.deadlines.pop(parts[1], None)
+        except (IndexError, ValueError):
+            logger.error("watchdog ignored a malformed command %r", line)
+
+    def _kill(self, slot: str) -> None:
+        late = time.monotonic() - self.deadlines[slot]
+        killed = kill_tree(self.pid)
+        logger.critical(
+            "watchdog killed worker %d and %d descendants: %s was still running at its hard "
+            "deadline (timeout + grace period), killed %.3fs after it",
+            self.pid,
+            max(0, len(killed) - 1),
+            slot,
+            late,
+            extra={"event": "worker_killed", "pid": self.pid, "late_seconds": late},
+        )
+
+
+class ProcessKiller:
+    """The worker's side of the watchdog: start it, arm and disarm deadlines, close it.
+
+    Constructing it has no side effect; ``start()`` spawns the watchdog process.
+    It is safe to use from several threads.
+    """
+
+    def __init__(self, pid: int | None = None) -> None:
+        self.pid = pid if pid is not None else os.getpid()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Spawn the watchdog (``python -m sergeant.killer.process``)."""
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", WATCHDOG_MODULE, "--pid", str(self.pid)],
+            stdin=subprocess.PIPE,
+            close_fds=True,
+        )
+
+    @property
+    def watchdog_pid(self) -> int | None:
+        """The watchdog's pid, or None before ``start()``."""
+        return self._process.pid if self._process is not None else None
+
+    def arm(self, slot: str, seconds: float) -> None:
+        """Kill the worker's tree unless ``disarm(slot)`` comes within ``seconds``."""
+        self._send(f"{Command.START.value} {slot} {seconds:.6f}\n")
+
+    def disarm(self, slot: str) -> None:
+        """Cancel the deadline of ``slot``."""
+        self._send(f"{Command.STOP.value} {slot}\n")
+
+    def _send(self, line: str) -> None:
+        if self._process is None or self._process.stdin is None:
+            raise RuntimeError("ProcessKiller.start() must be called before arm()/disarm()")
+        try:
+            # One write() per line: atomic on a pipe, so threads never interleave.
+            os.write(self._process.stdin.fileno(), line.encode("ascii"))
+        except (BrokenPipeError, ValueError, OSError) as exc:
+            logger.critical(
+                "the watchdog process is gone (%r): hard timeouts are not enforced", exc,
+                extra={"event": "watchdog_lost"},
+            )
+
+    def close(self) -> None:
+        """Close the pipe; the watchdog exits (it is killed if it does not)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            process.wait(timeout=CLOSE_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def __enter__(self) -> ProcessKiller:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def main(argv: typing.Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m sergeant.killer.process --pid PID``."""
+    parser = argparse.ArgumentParser(prog=f"python -m {WATCHDOG_MODULE}")
+    parser.add_argument("--pid", type=int, required=True, help="the worker process to guard")
+    args = parser.parse_args(argv)
+    # Ctrl-C reaches the whole process group: the watchdog keeps guarding until
+    # its worker is gone (the worker closes the pipe when it ends).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s sergeant-watchdog {os.getpid()} %(message)s"
+    )
+    return Watchdog(args.pid, sys.stdin.fileno()).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

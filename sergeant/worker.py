@@ -1,0 +1,403 @@
+"""``Worker``: the class users subclass (Sergeant 0.27 API).
+
+Override ``generate_config()`` and ``work(task)``; optionally the hooks. Producers
+call ``init_broker()`` then ``push_task``/``push_tasks``; a worker process calls
+``init_worker()`` then ``work_loop()`` (the supervisor does both).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import sys
+import threading
+import time
+import typing
+
+from sergeant._control import (
+    WorkerException,
+    WorkerInterrupt,
+    WorkerMaxRetries,
+    WorkerRequeue,
+    WorkerRespawn,
+    WorkerRetry,
+    WorkerStop,
+    WorkerTimedout,
+)
+from sergeant.broker import Broker
+from sergeant.config import WorkerConfig
+from sergeant.connector import DeadLetter, Lock, Priority, create
+from sergeant.consumer import Consumer
+from sergeant.encoder import Encoder
+from sergeant.errors import ConfigError, SergeantError
+from sergeant.executor import Executor, SerialExecutor
+from sergeant.objects import Task
+
+__all__ = [
+    "Worker",
+    "WorkerException",
+    "WorkerInterrupt",
+    "WorkerMaxRetries",
+    "WorkerRequeue",
+    "WorkerRespawn",
+    "WorkerRetry",
+    "WorkerStop",
+    "WorkerSummary",
+    "WorkerTimedout",
+]
+
+_LOG_FORMAT = "%(asctime)s %(name)-12s %(process)d %(levelname)-8s %(message)s"
+
+
+@dataclasses.dataclass
+class WorkerSummary:
+    """What ``work_loop()`` returns. Also readable as a dict (``summary['stop']``), as in 0.27."""
+
+    start_time: datetime.datetime
+    end_time: datetime.datetime | None = None
+    tasks_done: int = 0
+    respawn: bool = False
+    stop: bool = False
+    initialize_exception: BaseException | None = None
+    executor_exception: BaseException | None = None
+    finalize_exception: BaseException | None = None
+    executor: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> typing.Any:
+        return getattr(self, key)
+
+
+class Worker:
+    """Base class of a Sergeant worker.
+
+    Attributes:
+        config: the validated ``WorkerConfig`` from ``generate_config()``.
+        logger: this worker's logger (named after ``config.name``).
+        broker: the task broker, set by ``init_broker()``.
+    """
+
+    config: WorkerConfig
+    logger: logging.Logger
+    broker: Broker
+
+    def __init__(self) -> None:
+        config = self.generate_config()
+        if not isinstance(config, WorkerConfig):
+            raise ConfigError(
+                f"{type(self).__name__}.generate_config() returned {config!r}; "
+                "return a sergeant.config.WorkerConfig(...)"
+            )
+        self.config = config
+        self.logger = logging.getLogger(config.name)
+        self._current = threading.local()
+        self._consumer: Consumer | None = None
+
+    # -- set-up -----------------------------------------------------------------------
+
+    def generate_config(self) -> WorkerConfig:
+        """Return this worker's configuration; override it."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must override generate_config() to return a WorkerConfig"
+        )
+
+    def init_broker(self) -> None:
+        """Connect the broker (lazily: the first call opens connections)."""
+        connector = create(self.config.connector.type, self.config.connector.params)
+        encoder = Encoder(self.config.encoder.serializer, self.config.encoder.compressor)
+        self.broker = Broker(connector, encoder)
+
+    def close(self) -> None:
+        """Close the broker's connections (a no-op before ``init_broker``)."""
+        broker: Broker | None = getattr(self, "broker", None)
+        if broker is not None:
+            broker.connector.close()
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def init_worker(self) -> None:
+        """Prepare to run tasks: broker, logging, executor."""
+        self.init_broker()
+        self.init_logger()
+        self.executor: Executor = self._make_executor()
+
+    def init_logger(self) -> None:
+        """Apply the 0.27 ``Logging`` config to this worker's logger (and nothing else)."""
+        settings = self.config.logging
+        self.logger.setLevel(settings.level)
+        if settings.log_to_stdout and not any(
+            getattr(handler, "_sergeant_stdout", False) for handler in self.logger.handlers
+        ):
+            handler = logging.StreamHandler(stream=sys.stdout)
+            handler.setFormatter(logging.Formatter(_LOG_FORMAT, "%Y-%m-%d %H:%M:%S"))
+            handler._sergeant_stdout = True  # type: ignore[attr-defined]
+            self.logger.addHandler(handler)
+        for extra_handler in settings.handlers:
+            if extra_handler not in self.logger.handlers:
+                self.logger.addHandler(extra_handler)
+
+    def _make_executor(self) -> Executor:
+        if self.config.number_of_threads > 1:
+            from sergeant.executor.threaded import ThreadedExecutor
+
+            return ThreadedExecutor(self, self.config.number_of_threads)
+        return SerialExecutor(self)
+
+    # -- producing --------------------------------------------------------------------
+
+    def push_task(
+        self,
+        kwargs: dict[str, typing.Any],
+        task_name: str | None = None,
+        priority: Priority = "NORMAL",
+        consumable_from: float | None = None,
+        trace_id: str | None = None,
+    ) -> str:
+        """Push one task; returns its id.
+
+        Args:
+            kwargs: the task's arguments.
+            task_name: the queue; defaults to this worker's ``config.name``.
+            priority: ``'HIGH'`` is served before ``'NORMAL'``.
+            consumable_from: Unix seconds before which the task is not handed out.
+            trace_id: a correlation id; inside ``work`` it defaults to the running
+                task's trace id.
+
+        Raises:
+            sergeant.errors.ConnectorError: the broker did not take the task.
+        """
+        return self.push_tasks([kwargs], task_name, priority, consumable_from, trace_id)[0]
+
+    def push_tasks(
+        self,
+        kwargs_list: typing.Iterable[dict[str, typing.Any]],
+        task_name: str | None = None,
+        priority: Priority = "NORMAL",
+        consumable_from: float | None = None,
+        trace_id: str | None = None,
+    ) -> list[str]:
+        """Push many tasks in one batch; returns their ids in order (see ``push_task``)."""
+        _check_priority(priority)
+        trace_id = trace_id or self.get_trace_id()
+        tasks = [Task(kwargs=kwargs, trace_id=trace_id) for kwargs in kwargs_list]
+        self.broker.push_tasks(
+            task_name or self.config.name, tasks, priority, consumable_from or 0.0
+        )
+        return [task.id for task in tasks]
+
+    # -- consuming by hand ------------------------------------------------------------
+
+    def get_next_tasks(self, number_of_tasks: int, task_name: str | None = None) -> list[Task]:
+        """Pop up to ``number_of_tasks`` tasks for good: the caller owns them (0.27 semantics)."""
+        return self.broker.pop_tasks(task_name or self.config.name, number_of_tasks)
+
+    def purge_tasks(self, task_name: str | None = None) -> int:
+        """Delete the queue's ready and delayed tasks; returns how many."""
+        return self.broker.purge_tasks(task_name or self.config.name)
+
+    def number_of_enqueued_tasks(
+        self, task_name: str | None = None, include_delayed: bool = False
+    ) -> int:
+        """Ready tasks in the queue, plus delayed ones when ``include_delayed``."""
+        return self.broker.number_of_enqueued_tasks(task_name or self.config.name, include_delayed)
+
+    def lock(self, name: str) -> Lock:
+        """A named lock on the broker (``acquire``, ``release``, ``is_locked``, TTL methods)."""
+        return self.broker.lock(name)
+
+    # -- dead letters -----------------------------------------------------------------
+
+    def get_dead_tasks(
+        self, task_name: str | None = None, limit: int = 100
+    ) -> list[tuple[Task | None, DeadLetter]]:
+        """Dead tasks, oldest first: the task (None if undecodable) and its reason and error."""
+        return self.broker.dead_tasks(task_name or self.config.name, limit)
+
+    def requeue_dead_tasks(self, task_name: str | None = None, limit: int = 0) -> int:
+        """Put up to ``limit`` dead tasks (0 = all) back in the queue; returns how many."""
+        return self.broker.connector.requeue_dead(task_name or self.config.name, limit)
+
+    def purge_dead_tasks(self, task_name: str | None = None) -> int:
+        """Delete the queue's dead tasks; returns how many."""
+        return self.broker.connector.purge_dead(task_name or self.config.name)
+
+    def number_of_dead_tasks(self, task_name: str | None = None) -> int:
+        """How many dead tasks the queue has."""
+        return self.broker.connector.dead_count(task_name or self.config.name)
+
+    # -- inside a task ----------------------------------------------------------------
+
+    def retry(
+        self, task: Task, priority: Priority = "NORMAL", consumable_from: float | None = None
+    ) -> typing.NoReturn:
+        """Push ``task`` again with ``run_count + 1`` and end this run of it.
+
+        Raises:
+            WorkerRetry: always, after pushing (routes to ``on_retry``).
+            WorkerMaxRetries: instead, when ``max_retries`` is reached (routes to
+                ``on_max_retries``; the task goes to the dead letters).
+        """
+        if 0 < self.config.max_retries <= task.run_count:
+            raise WorkerMaxRetries()
+        again = dataclasses.replace(task, run_count=task.run_count + 1)
+        self.broker.push_tasks(self.config.name, [again], priority, consumable_from or 0.0)
+        raise WorkerRetry()
+
+    def requeue(
+        self, task: Task, priority: Priority = "NORMAL", consumable_from: float | None = None
+    ) -> typing.NoReturn:
+        """Push ``task`` back unchanged (same ``run_count``) and end this run of it.
+
+        Raises:
+            WorkerRequeue: always, after pushing (routes to ``on_requeue``).
+        """
+        self.broker.push_tasks(self.config.name, [task], priority, consumable_from or 0.0)
+        raise WorkerRequeue()
+
+    def stop(self) -> typing.NoReturn:
+        """End this worker (and, under a supervisor, the fleet) after this task."""
+        raise WorkerStop()
+
+    def respawn(self) -> typing.NoReturn:
+        """End this worker process so the supervisor starts a fresh one."""
+        raise WorkerRespawn()
+
+    def get_trace_id(self) -> str | None:
+        """The trace id of the task running in this thread, or None outside a task."""
+        task: Task | None = getattr(self._current, "task", None)
+        return task.trace_id if task is not None else None
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def work_loop(self) -> WorkerSummary:
+        """Run tasks until ``max_tasks_per_run``, ``stop()`` or ``respawn()``; never raises."""
+        summary = WorkerSummary(start_time=_utcnow())
+        if not self._run_phase(summary, "initialize", self.initialize):
+            summary.end_time = _utcnow()
+            return summary
+        started, started_cpu = time.perf_counter(), time.process_time()
+        self._consumer = Consumer(self.broker, self.config, self._handle_starvation)
+        try:
+            self._run_phase(summary, "executor", lambda: self.executor.execute_tasks(self._tasks()))
+        finally:
+            try:
+                self._consumer.close()
+            except SergeantError as exc:
+                self.logger.error("could not give back unstarted tasks: %r", exc)
+            summary.tasks_done = self._consumer.tasks_done
+        self._run_phase(summary, "finalize", self.finalize)
+        wall, cpu = time.perf_counter() - started, time.process_time() - started_cpu
+        summary.executor = {
+            "cpu_utilization": cpu / wall if wall else 0.0,
+            "total_wall_time": wall,
+            "total_cpu_time": cpu,
+        }
+        summary.end_time = _utcnow()
+        return summary
+
+    def _tasks(self) -> _TrackedTasks:
+        assert self._consumer is not None
+        return _TrackedTasks(self._consumer, self._current)
+
+    def _run_phase(
+        self, summary: WorkerSummary, phase: str, body: typing.Callable[[], None]
+    ) -> bool:
+        """Run a phase of the loop; record interrupts and failures in the summary."""
+        try:
+            body()
+        except WorkerRespawn:
+            summary.respawn = True
+        except WorkerStop:
+            summary.stop = True
+        except Exception as exc:
+            self.logger.error("%s has failed: %r", phase, exc, exc_info=True)
+            setattr(summary, f"{phase}_exception", exc)
+            return False
+        else:
+            return True
+        return False
+
+    def _handle_starvation(self, time_with_no_tasks: int) -> None:
+        if self.config.logging.events.on_starvation:
+            self.logger.warning("worker is starving", extra={"event": "starvation"})
+        try:
+            self.on_starvation(time_with_no_tasks)
+        except WorkerInterrupt:
+            raise
+        except Exception as exc:
+            self.logger.error("on_starvation has failed: %r", exc, exc_info=True)
+
+    # -- hooks (override as needed) -------------------------------------------------------
+
+    def initialize(self) -> None:
+        """Called once when the work loop starts."""
+
+    def finalize(self) -> None:
+        """Called once when the work loop ends."""
+
+    def pre_work(self, task: Task) -> None:
+        """Called before each task."""
+
+    def post_work(self, task: Task, success: bool, exception: BaseException | None) -> None:
+        """Called after each task, whatever its outcome."""
+
+    def work(self, task: Task) -> typing.Any:
+        """Do the task; override it. Its return value goes to ``on_success``."""
+
+    def on_success(self, task: Task, returned_value: typing.Any) -> None:
+        """Called when ``work`` returned."""
+
+    def on_failure(self, task: Task, exception: Exception) -> None:
+        """Called when ``work`` raised; may call ``retry``/``requeue``."""
+
+    def on_timeout(self, task: Task) -> None:
+        """Called when ``work`` ran past ``Timeouts.timeout``; may call ``retry``/``requeue``."""
+
+    def on_retry(self, task: Task) -> None:
+        """Called after a task was retried."""
+
+    def on_requeue(self, task: Task) -> None:
+        """Called after a task was requeued."""
+
+    def on_max_retries(self, task: Task) -> None:
+        """Called when a retry was refused because ``max_retries`` was reached."""
+
+    def on_starvation(self, time_with_no_tasks: int) -> None:
+        """Called when no task came for ``Starvation.time_with_no_tasks`` seconds."""
+
+    def on_stop(self, task: Task) -> None:
+        """Called when a task stopped the worker."""
+
+
+class _TrackedTasks:
+    """The consumer, recording the running task per thread for ``get_trace_id``."""
+
+    def __init__(self, consumer: Consumer, current: threading.local) -> None:
+        self.consumer = consumer
+        self.current = current
+
+    def __iter__(self) -> typing.Iterator[Task]:
+        return iter(self.consumer)
+
+    def started(self, task: Task) -> None:
+        if task.trace_id is None:
+            task.trace_id = task.id  # a task pushed from outside roots its own trace
+        self.current.task = task
+        self.consumer.started(task)
+
+    def settle(self, task: Task, outcome: typing.Any) -> None:
+        self.current.task = None
+        self.consumer.settle(task, outcome)
+
+
+def _check_priority(priority: str) -> None:
+    if priority not in ("NORMAL", "HIGH"):
+        raise ConfigError(f"priority is {priority!r}; use 'NORMAL' or 'HIGH'")
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)

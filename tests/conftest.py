@@ -1,0 +1,111 @@
+"""Shared fixtures: private brokers, and one ``connector`` fixture over every set-up."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sergeant.connector import Connector
+from tests.servers import MongoWireServer, RedisServer
+
+#: Broker set-ups every contract test runs against.
+CONNECTOR_KINDS = ["local", "redis", "redis-2-nodes", "mongo"]
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A private redis-server for the session, flushed by ``redis_node`` per test."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server_b() -> Iterator[RedisServer]:
+    """A second, independent redis-server, for the multi-node set-up."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def mongo_server() -> Iterator[MongoWireServer]:
+    """A private nx-27017 MongoDB wire-protocol server for the session."""
+    server = MongoWireServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def redis_node(redis_server: RedisServer) -> dict[str, object]:
+    """The 0.27 ``nodes`` entry of the private redis-server, emptied for this test."""
+    redis_server.flush()
+    return redis_server.node
+
+
+@pytest.fixture
+def redis_nodes(redis_server: RedisServer, redis_server_b: RedisServer) -> list[dict[str, object]]:
+    """Two independent redis-servers, both emptied for this test."""
+    redis_server.flush()
+    redis_server_b.flush()
+    return [redis_server.node, redis_server_b.node]
+
+
+@pytest.fixture
+def mongo_params(request: pytest.FixtureRequest) -> dict[str, object]:
+    """Connector params for MongoDB: a real server when SERGEANT_TEST_MONGO_URI is set,
+    else the session's nx-27017; a database of its own for this test."""
+    database = f"sergeant_test_{uuid.uuid4().hex[:12]}"
+    uri = os.environ.get("SERGEANT_TEST_MONGO_URI")
+    if uri:
+        return {"url": uri, "database": database}
+    server: MongoWireServer = request.getfixturevalue("mongo_server")
+    return {"nodes": [server.node], "database": database}
+
+
+def connector_params(
+    request: pytest.FixtureRequest, kind: str, tmp_path: Path
+) -> tuple[str, dict[str, object]]:
+    """The ``(type, params)`` of ``sergeant.config.Connector`` for one broker set-up."""
+    if kind == "local":
+        return "local", {"file_path": str(tmp_path / "broker.sqlite3")}
+    if kind == "redis":
+        return "redis", {"nodes": [request.getfixturevalue("redis_node")]}
+    if kind == "redis-2-nodes":
+        return "redis", {"nodes": request.getfixturevalue("redis_nodes")}
+    if kind == "mongo":
+        return "mongo", request.getfixturevalue("mongo_params")
+    raise ValueError(f"unknown connector kind {kind!r}")
+
+
+@pytest.fixture(params=CONNECTOR_KINDS)
+def connector_config(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> tuple[str, dict[str, object]]:
+    """``(type, params)`` for each broker set-up in turn."""
+    kind: str = request.param
+    return connector_params(request, kind, tmp_path)
+
+
+@pytest.fixture
+def connector(connector_config: tuple[str, dict[str, object]]) -> Iterator[Connector]:
+    """A fresh, empty connector for each broker set-up in turn."""
+    from sergeant.connector import create
+
+    kind, params = connector_config
+    conn = create(kind, params)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def queue() -> str:
+    """A queue name of its own for this test."""
+    return f"q-{uuid.uuid4().hex[:10]}"

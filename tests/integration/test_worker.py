@@ -1,0 +1,266 @@
+"""The work loop on every broker set-up: hooks, retries, batches, trace ids, stop, dead letters."""
+
+from __future__ import annotations
+
+import logging
+import time
+import typing
+
+import pytest
+
+from sergeant import config
+from sergeant.objects import Task
+from sergeant.worker import Worker, WorkerSummary
+
+
+class Recorder(Worker):
+    """A worker whose behaviour per task is chosen by its kwargs, recording every hook call."""
+
+    CONFIG: typing.ClassVar[config.WorkerConfig]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, typing.Any]] = []
+        self.trace_ids: list[str | None] = []
+
+    def generate_config(self) -> config.WorkerConfig:
+        return self.CONFIG
+
+    def work(self, task: Task) -> typing.Any:
+        self.calls.append(("work", task.kwargs.get("i")))
+        if task.kwargs.get("i") == "delayed":
+            self.calls.append(("delayed_started", time.time()))
+        self.trace_ids.append(self.get_trace_id())
+        action = task.kwargs.get("action")
+        if action == "fail":
+            raise ValueError("boom")
+        if action == "retry":
+            self.retry(task)
+        if action == "requeue_once" and task.run_count == 0 and not task.kwargs.get("again"):
+            self.push_task({"i": task.kwargs["i"], "again": True})
+        if action == "stop":
+            self.stop()
+        if action == "push_child":
+            self.push_task({"i": "child"})
+        return task.kwargs.get("i")
+
+    def on_success(self, task: Task, returned_value: typing.Any) -> None:
+        self.calls.append(("success", returned_value))
+        if task.kwargs.get("hook_raises"):
+            raise RuntimeError("hook bug")
+
+    def on_failure(self, task: Task, exception: Exception) -> None:
+        self.calls.append(("failure", repr(exception)))
+        if task.kwargs.get("retry_on_failure"):
+            self.retry(task)
+
+    def on_retry(self, task: Task) -> None:
+        self.calls.append(("retry", task.run_count))
+
+    def on_max_retries(self, task: Task) -> None:
+        self.calls.append(("max_retries", task.run_count))
+
+    def on_stop(self, task: Task) -> None:
+        self.calls.append(("stop", task.kwargs.get("i")))
+
+    def on_starvation(self, time_with_no_tasks: int) -> None:
+        self.calls.append(("starvation", time_with_no_tasks))
+        self.stop()
+
+
+@pytest.fixture
+def make_worker(
+    connector_config: tuple[str, dict[str, object]],
+) -> typing.Iterator[typing.Callable[..., Recorder]]:
+    """Build test workers on the current broker set-up; closes them afterwards."""
+    workers: list[Recorder] = []
+
+    def make(**overrides: typing.Any) -> Recorder:
+        worker = build_worker(connector_config, **overrides)
+        workers.append(worker)
+        return worker
+
+    yield make
+    for worker in workers:
+        worker.close()
+
+
+def build_worker(
+    connector_config: tuple[str, dict[str, object]], **overrides: typing.Any
+) -> Recorder:
+    kind, params = connector_config
+    settings: dict[str, typing.Any] = {
+        "name": "jobs",
+        "connector": config.Connector(type=kind, params=params),  # type: ignore[arg-type]
+        "block_seconds": 0.05,
+        "starvation": config.Starvation(time_with_no_tasks=1),
+    }
+    settings.update(overrides)
+    worker_class = type("TestWorker", (Recorder,), {"CONFIG": config.WorkerConfig(**settings)})
+    worker: Recorder = worker_class()
+    worker.init_worker()
+    worker.purge_tasks()
+    return worker
+
+
+def run(worker: Recorder) -> WorkerSummary:
+    summary = worker.work_loop()
+    assert summary.executor_exception is None
+    return summary
+
+
+def calls(worker: Recorder, kind: str) -> list[typing.Any]:
+    return [value for name, value in worker.calls if name == kind]
+
+
+def test_processes_every_pushed_task_in_batches(
+    make_worker: typing.Callable[..., Recorder],
+) -> None:
+    """push_tasks then work_loop runs each task once; tasks_per_transaction batches the pulls."""
+    worker = make_worker(tasks_per_transaction=7, max_tasks_per_run=50)
+    ids = worker.push_tasks([{"i": i} for i in range(50)])
+    assert len(set(ids)) == 50
+    summary = run(worker)
+    assert sorted(calls(worker, "work")) == list(range(50))
+    assert summary.tasks_done == 50
+    assert summary["respawn"] is False
+    assert summary.executor["total_wall_time"] > 0
+    assert worker.number_of_enqueued_tasks() == 0
+    assert worker.broker.connector.leased_count("jobs") == 0
+
+
+def test_failure_routes_to_on_failure_and_a_hook_error_is_survived(
+    make_worker: typing.Callable[..., Recorder], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failing task calls on_failure; an exception inside a hook is logged, the loop goes on."""
+    worker = make_worker(max_tasks_per_run=3)
+    worker.push_tasks([{"i": 0, "action": "fail"}, {"i": 1, "hook_raises": True}, {"i": 2}])
+    with caplog.at_level(logging.ERROR):
+        run(worker)
+    assert calls(worker, "failure") == ["ValueError('boom')"]
+    assert calls(worker, "success") == [1, 2]
+    assert "on_success has failed: RuntimeError('hook bug')" in caplog.text
+    assert "Traceback" in caplog.text
+
+
+def test_retry_counts_runs_until_max_retries_then_dead_letters(
+    make_worker: typing.Callable[..., Recorder],
+) -> None:
+    """retry() re-pushes with run_count + 1; at max_retries, on_max_retries and dead letters."""
+    worker = make_worker(max_retries=2, max_tasks_per_run=3)
+    [task_id] = [worker.push_task({"i": 0, "action": "retry"})]
+    run(worker)
+    assert calls(worker, "retry") == [0, 1]
+    assert calls(worker, "max_retries") == [2]
+    [(task, dead)] = worker.get_dead_tasks()
+    assert task is not None
+    assert (task.id, task.run_count, dead.reason) == (task_id, 2, "max retries")
+
+
+def test_retry_from_on_failure(make_worker: typing.Callable[..., Recorder]) -> None:
+    """Calling retry() inside on_failure routes to on_retry and runs the task again."""
+    worker = make_worker(max_retries=1, max_tasks_per_run=2)
+    worker.push_task({"i": 0, "action": "fail", "retry_on_failure": True})
+    run(worker)
+    assert calls(worker, "work") == [0, 0]
+    assert calls(worker, "retry") == [0]
+    assert calls(worker, "max_retries") == [1]
+
+
+def test_priority_and_delayed_tasks(make_worker: typing.Callable[..., Recorder]) -> None:
+    """HIGH tasks run first, then NORMAL in push order; a delayed task never runs before due."""
+    worker = make_worker(max_tasks_per_run=4)
+    due = time.time() + 0.5
+    worker.push_task({"i": "delayed"}, consumable_from=due)
+    worker.push_tasks([{"i": "n1"}, {"i": "n2"}])
+    worker.push_task({"i": "h"}, priority="HIGH")
+    run(worker)
+    order = calls(worker, "work")
+    assert [i for i in order if i != "delayed"] == ["h", "n1", "n2"]
+    assert calls(worker, "delayed_started")[0] >= due
+
+
+def test_stop_calls_on_stop_and_returns_unstarted_tasks_intact(
+    make_worker: typing.Callable[..., Recorder],
+) -> None:
+    """stop() ends the loop with on_stop; tasks pulled but not started go back unchanged."""
+    worker = make_worker(tasks_per_transaction=10)
+    ids = worker.push_tasks(
+        [{"i": 0, "action": "stop"}] + [{"i": i} for i in range(1, 6)], trace_id="t-1"
+    )
+    summary = run(worker)
+    assert summary.stop is True
+    assert calls(worker, "stop") == [0]
+    assert worker.number_of_enqueued_tasks() == 5
+    back = worker.get_next_tasks(10)
+    assert [task.id for task in back] == ids[1:]
+    assert {task.trace_id for task in back} == {"t-1"}
+    assert {task.run_count for task in back} == {0}
+
+
+def test_trace_id_propagates_to_tasks_pushed_from_work(
+    make_worker: typing.Callable[..., Recorder],
+) -> None:
+    """A task pushed inside work inherits the running task's trace id."""
+    worker = make_worker(max_tasks_per_run=3)
+    worker.push_task({"i": 0, "action": "push_child"}, trace_id="trace-42")
+    root_id = worker.push_task({"i": 1})
+    run(worker)
+    assert worker.trace_ids == ["trace-42", root_id, "trace-42"]
+    assert worker.get_trace_id() is None
+
+
+def test_starvation_hook_fires_after_idle_time(
+    make_worker: typing.Callable[..., Recorder],
+) -> None:
+    """With nothing to do, on_starvation is called after time_with_no_tasks seconds."""
+    worker = make_worker()
+    summary = run(worker)
+    assert summary.stop is True
+    assert calls(worker, "starvation")[0] >= 1
+
+
+def test_undecodable_payload_is_dead_lettered_and_the_worker_goes_on(
+    make_worker: typing.Callable[..., Recorder],
+) -> None:
+    """Garbage bytes in the queue go to the dead letters with the decoder's error."""
+    worker = make_worker(max_tasks_per_run=2, tasks_per_transaction=5)
+    worker.push_task({"i": 0})
+    worker.broker.connector.push_many("jobs", [b"\x80\x05garbage"])
+    worker.push_task({"i": 1})
+    run(worker)
+    assert calls(worker, "work") == [0, 1]
+    [(task, dead)] = worker.get_dead_tasks()
+    assert task is None
+    assert dead.payload == b"\x80\x05garbage"
+    assert dead.reason.startswith("undecodable payload: pickle: ")
+
+
+def test_at_most_once_mode(make_worker: typing.Callable[..., Recorder]) -> None:
+    """delivery='at_most_once' runs tasks with no leases at all."""
+    worker = make_worker(delivery="at_most_once", max_tasks_per_run=20, tasks_per_transaction=8)
+    worker.push_tasks([{"i": i} for i in range(20)])
+    run(worker)
+    assert sorted(calls(worker, "work")) == list(range(20))
+    assert worker.broker.connector.leased_count("jobs") == 0
+
+
+def test_requeue_dead_tasks_makes_them_run(make_worker: typing.Callable[..., Recorder]) -> None:
+    """Dead tasks requeued through the Worker API run again."""
+    worker = make_worker(max_retries=1, max_tasks_per_run=2)
+    worker.push_task({"i": 0, "action": "retry"})
+    run(worker)
+    assert worker.number_of_dead_tasks() == 1
+    assert worker.requeue_dead_tasks() == 1
+    assert worker.number_of_dead_tasks() == 0
+    assert [task.kwargs["i"] for task in worker.get_next_tasks(5)] == [0]
+    assert worker.purge_dead_tasks() == 0
+
+
+def test_worker_lock(make_worker: typing.Callable[..., Recorder]) -> None:
+    """worker.lock gives an exclusive, releasable lock."""
+    worker = make_worker()
+    lock = worker.lock("resource")
+    assert lock.acquire(timeout=1)
+    assert worker.lock("resource").acquire(timeout=0.1, check_interval=0.05) is False
+    assert lock.release()
