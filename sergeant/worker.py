@@ -47,6 +47,7 @@ __all__ = [
     "WorkerTimedout",
 ]
 
+_W = typing.TypeVar("_W", bound="Worker")
 _LOG_FORMAT = "%(asctime)s %(name)-12s %(process)d %(levelname)-8s %(message)s"
 
 
@@ -113,7 +114,7 @@ class Worker:
         if broker is not None:
             broker.connector.close()
 
-    def __enter__(self) -> Worker:
+    def __enter__(self: _W) -> _W:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

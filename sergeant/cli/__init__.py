@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sergeant.cli import demo
+from sergeant.cli import demo, run
 
 __all__ = ["main"]
 
@@ -16,3 +16,4 @@ def main() -> None:
 
 
 main.add_command(demo.demo)
+main.add_command(run.run)

@@ -28,6 +28,10 @@ def demo_file_path() -> str:
 class DemoWorker(Worker):
     """Finds whether ``n`` is prime; stops once the queue has been empty for a second."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.results: list[tuple[int, bool, str]] = []
+
     def generate_config(self) -> config.WorkerConfig:
         return config.WorkerConfig(
             name=DEMO_QUEUE,
@@ -49,11 +53,10 @@ class DemoWorker(Worker):
 
 
 def _run_worker(results: multiprocessing.Queue[tuple[int, list[tuple[int, bool, str]]]]) -> None:
-    worker = DemoWorker()
-    worker.results = []  # type: ignore[attr-defined]
-    worker.init_worker()
-    worker.work_loop()
-    results.put((os.getpid(), worker.results))  # type: ignore[attr-defined]
+    with DemoWorker() as worker:
+        worker.init_worker()
+        worker.work_loop()
+        results.put((os.getpid(), worker.results))
 
 
 @click.command()

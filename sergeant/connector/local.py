@@ -38,10 +38,6 @@ POLL_FIRST_SECONDS = 0.001
 #: Longest pause (seconds) between two polls of a blocking lease.
 POLL_MAX_SECONDS = 0.05
 
-_PRIORITY_RANKS: dict[str, int] = {"HIGH": sql.PRIORITY_HIGH, "NORMAL": sql.PRIORITY_NORMAL}
-# SQLite result codes (low byte of the extended code) meaning "someone else holds it".
-_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
-
 # Every open connector, so the fork hooks can close their connections.
 _LIVE: weakref.WeakSet[Connector] = weakref.WeakSet()
 # Connectors whose mutex the fork hook holds while the fork happens.
@@ -49,8 +45,6 @@ _FORKING: list[Connector] = []
 # Connections inherited over a fork the hooks did not see (os.fork from C): touching
 # them in the child is unsafe, and so is letting the garbage collector close them.
 _ORPHANS: list[sqlite3.Connection] = []
-
-_HeldRow = tuple[int, str, int]
 
 
 class Connector(_connector.Connector):
@@ -99,59 +93,13 @@ class Connector(_connector.Connector):
 
     def _open(self) -> sqlite3.Connection:
         try:
-            os.makedirs(os.path.dirname(os.path.abspath(self.file_path)), exist_ok=True)
-            conn = sqlite3.connect(
-                self.file_path,
-                timeout=DEFAULT_BUSY_TIMEOUT_SECONDS,
-                isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
-                check_same_thread=False,  # guarded by self._mutex instead
-            )
-        except (OSError, sqlite3.Error) as exc:
-            raise self._unavailable(exc) from exc
-        try:
-            self._prepare(conn)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _prepare(self, conn: sqlite3.Connection) -> None:
-        try:
-            (mode,) = conn.execute(sql.PRAGMA_JOURNAL_WAL).fetchone()
-            conn.execute(sql.PRAGMA_SYNCHRONOUS)
-            busy_ms = int(DEFAULT_BUSY_TIMEOUT_SECONDS * 1000)
-            conn.execute(sql.PRAGMA_BUSY_TIMEOUT.format(milliseconds=busy_ms))
-            (version,) = conn.execute(sql.GET_USER_VERSION).fetchone()
+            return sql.connect(self.file_path, DEFAULT_BUSY_TIMEOUT_SECONDS)
         except sqlite3.Error as exc:
-            if _is_busy(exc):
-                raise
+            if sql.is_busy(exc):
+                raise  # becomes ConnectionLost in _errors
             raise self._unavailable(exc) from exc
-        if str(mode).lower() not in ("wal", "memory"):
-            raise BrokerUnavailable(
-                f"SQLite broker file {self.file_path!r} cannot use write-ahead logging "
-                f"(journal_mode is {mode!r}); put it on a local disk"
-            )
-        if version != sql.SCHEMA_VERSION:
-            self._migrate(conn)
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        conn.execute(sql.BEGIN_IMMEDIATE)
-        try:
-            # Read again under the write lock: another process may have migrated.
-            (version,) = conn.execute(sql.GET_USER_VERSION).fetchone()
-            if version > sql.SCHEMA_VERSION:
-                raise BrokerUnavailable(
-                    f"SQLite broker file {self.file_path!r} has schema version {version}, "
-                    f"newer than this Sergeant's {sql.SCHEMA_VERSION}; upgrade Sergeant"
-                )
-            for step in range(version, sql.SCHEMA_VERSION):
-                for statement in sql.MIGRATIONS[step]:
-                    conn.execute(statement)
-            conn.execute(sql.SET_USER_VERSION.format(version=sql.SCHEMA_VERSION))
-            conn.execute(sql.COMMIT)
-        except BaseException:
-            _rollback(conn)
-            raise
+        except OSError as exc:
+            raise self._unavailable(exc) from exc
 
     def _unavailable(self, exc: BaseException) -> BrokerUnavailable:
         return BrokerUnavailable(
@@ -164,7 +112,7 @@ class Connector(_connector.Connector):
         try:
             yield
         except sqlite3.Error as exc:
-            if _is_busy(exc):
+            if sql.is_busy(exc):
                 raise ConnectionLost(
                     f"SQLite broker file {self.file_path!r} stayed locked for "
                     f"{DEFAULT_BUSY_TIMEOUT_SECONDS:g} s by another process; retry, "
@@ -187,15 +135,18 @@ class Connector(_connector.Connector):
                 yield conn
                 conn.execute(sql.COMMIT)
             except BaseException:
-                _rollback(conn)
+                sql.rollback(conn)
                 raise
 
-    def _run(self, statement: str, params: Sequence[object]) -> tuple[int, list[typing.Any]]:
-        """One autocommit statement: (rows changed, rows returned)."""
+    def _rows(self, statement: str, params: Sequence[object]) -> list[typing.Any]:
+        """The rows of one autocommit statement."""
         with self._session() as conn:
-            cursor = conn.execute(statement, params)
-            rows = cursor.fetchall()
-            return cursor.rowcount, rows
+            return conn.execute(statement, params).fetchall()
+
+    def _changed(self, statement: str, params: Sequence[object]) -> int:
+        """How many rows one autocommit statement changed."""
+        with self._session() as conn:
+            return conn.execute(statement, params).rowcount
 
     # -- ready and delayed items ------------------------------------------------------
 
@@ -208,12 +159,12 @@ class Connector(_connector.Connector):
     ) -> int:
         """See :meth:`sergeant.connector.Connector.push_many`."""
         count = len(payloads)
-        rank = _priority_rank(priority)
+        rank = sql.priority_rank(priority)
         if count == 0:
             return 0
         with self._transaction() as conn:
             eta = consumable_from if consumable_from > time.time() else 0.0
-            first = _advance(conn, sql.ADVANCE_TAIL, count) - count + 1
+            first = sql.advance(conn, sql.ADVANCE_TAIL, count) - count + 1
             rows = ((queue, rank, first + i, eta, p) for i, p in enumerate(payloads))
             conn.executemany(sql.INSERT_TASK, rows)
         return count
@@ -223,9 +174,9 @@ class Connector(_connector.Connector):
         if count <= 0 or self._seconds_until_ready(queue) != 0.0:
             return []
         with self._transaction() as conn:
-            _make_due_ready(conn, queue, time.time())
+            sql.make_due_ready(conn, queue, time.time())
             rows = conn.execute(sql.POP_READY, (queue, count)).fetchall()
-        rows.sort(key=_pop_order)
+        rows.sort(key=sql.pop_order)
         return [row[2] for row in rows]
 
     def _seconds_until_ready(self, queue: str) -> float | None:
@@ -234,7 +185,7 @@ class Connector(_connector.Connector):
         A plain read, so idle pollers never take the write lock.
         """
         with self._session() as conn:
-            ready, next_eta = conn.execute(sql.PEEK_READY, (queue, queue)).fetchone()
+            ready, next_eta = conn.execute(sql.PEEK_READY, (queue, queue)).fetchall()[0]
         if ready:
             return 0.0
         if next_eta is None:
@@ -244,15 +195,12 @@ class Connector(_connector.Connector):
     def length(self, queue: str, include_delayed: bool = False) -> int:
         """See :meth:`sergeant.connector.Connector.length`."""
         if include_delayed:
-            _, rows = self._run(sql.COUNT_WAITING, (queue, queue))
-        else:
-            _, rows = self._run(sql.COUNT_READY, (queue, queue, time.time()))
-        return int(rows[0][0])
+            return int(self._rows(sql.COUNT_WAITING, (queue, queue))[0][0])
+        return int(self._rows(sql.COUNT_READY, (queue, queue, time.time()))[0][0])
 
     def purge(self, queue: str) -> int:
         """See :meth:`sergeant.connector.Connector.purge`."""
-        changed, _ = self._run(sql.PURGE_WAITING, (queue, queue))
-        return changed
+        return self._changed(sql.PURGE_WAITING, (queue, queue))
 
     # -- leases -----------------------------------------------------------------------
 
@@ -291,10 +239,10 @@ class Connector(_connector.Connector):
     ) -> list[Delivery]:
         with self._transaction() as conn:
             now = time.time()
-            _make_due_ready(conn, queue, now)
+            sql.make_due_ready(conn, queue, now)
             params = (now + lease_seconds, owner, queue, count)
             rows = conn.execute(sql.LEASE_READY, params).fetchall()
-        rows.sort(key=_pop_order)
+        rows.sort(key=sql.pop_order)
         return [
             Delivery(payload=payload, item_id=str(item_id), token=token, deliveries=token)
             for _, _, item_id, payload, token in rows
@@ -302,7 +250,7 @@ class Connector(_connector.Connector):
 
     def ack_many(self, queue: str, deliveries: Sequence[Delivery]) -> int:
         """See :meth:`sergeant.connector.Connector.ack_many`."""
-        held = _held(queue, deliveries)
+        held = sql.held_params(queue, deliveries)
         if not held:
             return 0
         with self._transaction() as conn:
@@ -310,11 +258,11 @@ class Connector(_connector.Connector):
 
     def release_many(self, queue: str, deliveries: Sequence[Delivery]) -> int:
         """See :meth:`sergeant.connector.Connector.release_many`."""
-        held = _held(queue, deliveries)
+        held = sql.held_params(queue, deliveries)
         if not held:
             return 0
         with self._transaction() as conn:
-            head = _advance(conn, sql.ADVANCE_HEAD, len(held))
+            head = sql.advance(conn, sql.ADVANCE_HEAD, len(held))
             rows = ((head + i, *row) for i, row in enumerate(held))
             return conn.executemany(sql.RELEASE, rows).rowcount
 
@@ -322,7 +270,7 @@ class Connector(_connector.Connector):
         self, queue: str, deliveries: Sequence[Delivery], lease_seconds: float
     ) -> int:
         """See :meth:`sergeant.connector.Connector.extend_leases`."""
-        held = _held(queue, deliveries)
+        held = sql.held_params(queue, deliveries)
         if not held:
             return 0
         with self._transaction() as conn:
@@ -331,8 +279,9 @@ class Connector(_connector.Connector):
 
     def reclaim_expired(self, queue: str, max_deliveries: int) -> ReclaimResult:
         """See :meth:`sergeant.connector.Connector.reclaim_expired`."""
-        _, rows = self._run(sql.HAS_EXPIRED, (queue, time.time()))
-        if not rows[0][0]:  # the common case, answered without the write lock
+        if not self._rows(sql.HAS_EXPIRED, (queue, time.time()))[0][
+            0
+        ]:  # the common case, answered without the write lock
             return ReclaimResult()
         with self._transaction() as conn:
             now = time.time()
@@ -343,15 +292,14 @@ class Connector(_connector.Connector):
                 conn.executemany(sql.BURY_EXPIRED, ((now, i) for i in spent))
                 conn.executemany(sql.DELETE_TASK, ((i,) for i in spent))
             if requeue:
-                head = _advance(conn, sql.ADVANCE_HEAD, len(requeue))
+                head = sql.advance(conn, sql.ADVANCE_HEAD, len(requeue))
                 seqs = ((head + n, i) for n, i in enumerate(requeue))
                 conn.executemany(sql.REQUEUE_EXPIRED, seqs)
         return ReclaimResult(requeued=len(requeue), dead_lettered=len(spent))
 
     def leased_count(self, queue: str) -> int:
         """See :meth:`sergeant.connector.Connector.leased_count`."""
-        _, rows = self._run(sql.COUNT_LEASED, (queue,))
-        return int(rows[0][0])
+        return int(self._rows(sql.COUNT_LEASED, (queue,))[0][0])
 
     # -- dead letters -----------------------------------------------------------------
 
@@ -359,7 +307,7 @@ class Connector(_connector.Connector):
         self, queue: str, deliveries: Sequence[Delivery], reason: str, error: str = ""
     ) -> int:
         """See :meth:`sergeant.connector.Connector.dead_letter_many`."""
-        held = _held(queue, deliveries)
+        held = sql.held_params(queue, deliveries)
         if not held:
             return 0
         with self._transaction() as conn:
@@ -371,39 +319,27 @@ class Connector(_connector.Connector):
 
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         """See :meth:`sergeant.connector.Connector.dead_letters`."""
-        _, rows = self._run(sql.SELECT_DEAD, (queue, limit))
-        return [
-            DeadLetter(
-                item_id=str(task_id),
-                payload=payload,
-                reason=reason,
-                error=error,
-                deliveries=deliveries,
-                dead_at=dead_at,
-            )
-            for _, task_id, payload, reason, error, deliveries, dead_at in rows
-        ]
+        rows = self._rows(sql.SELECT_DEAD, (queue, limit))
+        return [DeadLetter(str(row[0]), *row[1:6]) for row in rows]
 
     def requeue_dead(self, queue: str, limit: int = 0) -> int:
         """See :meth:`sergeant.connector.Connector.requeue_dead`."""
         with self._transaction() as conn:
             rows = conn.execute(sql.SELECT_DEAD, (queue, limit if limit > 0 else -1)).fetchall()
             if rows:
-                first = _advance(conn, sql.ADVANCE_TAIL, len(rows)) - len(rows) + 1
-                revived = ((row[1], queue, first + i, row[2]) for i, row in enumerate(rows))
+                first = sql.advance(conn, sql.ADVANCE_TAIL, len(rows)) - len(rows) + 1
+                revived = ((row[0], queue, first + i, row[1]) for i, row in enumerate(rows))
                 conn.executemany(sql.REVIVE_TASK, revived)
-                conn.executemany(sql.DELETE_DEAD, ((row[0],) for row in rows))
+                conn.executemany(sql.DELETE_DEAD, ((row[6],) for row in rows))
         return len(rows)
 
     def purge_dead(self, queue: str) -> int:
         """See :meth:`sergeant.connector.Connector.purge_dead`."""
-        changed, _ = self._run(sql.PURGE_DEAD, (queue,))
-        return changed
+        return self._changed(sql.PURGE_DEAD, (queue,))
 
     def dead_count(self, queue: str) -> int:
         """See :meth:`sergeant.connector.Connector.dead_count`."""
-        _, rows = self._run(sql.COUNT_DEAD, (queue,))
-        return int(rows[0][0])
+        return int(self._rows(sql.COUNT_DEAD, (queue,))[0][0])
 
     # -- keys and locks -----------------------------------------------------------------
 
@@ -417,12 +353,12 @@ class Connector(_connector.Connector):
 
     def key_get(self, key: str) -> bytes | None:
         """See :meth:`sergeant.connector.Connector.key_get`."""
-        _, rows = self._run(sql.GET_KEY, (key, time.time()))
+        rows = self._rows(sql.GET_KEY, (key, time.time()))
         return bytes(rows[0][0]) if rows else None
 
     def key_delete(self, key: str) -> bool:
         """See :meth:`sergeant.connector.Connector.key_delete`."""
-        _, rows = self._run(sql.DELETE_KEY, (key,))
+        rows = self._rows(sql.DELETE_KEY, (key,))
         return bool(rows) and (rows[0][0] is None or rows[0][0] > time.time())
 
     def lock(self, name: str) -> Lock:
@@ -434,7 +370,7 @@ class Connector(_connector.Connector):
     def ping(self) -> None:
         """See :meth:`sergeant.connector.Connector.ping`."""
         try:
-            self._run(sql.PING, ())
+            self._rows(sql.PING, ())
         except BrokerUnavailable:
             raise
         except ConnectorError as exc:
@@ -465,8 +401,8 @@ class Lock(_connector.Lock):
     def _try_acquire(self, ttl: int) -> bool:
         token = uuid.uuid4().hex
         now = time.time()
-        changed, _ = self._connector._run(sql.ACQUIRE_LOCK, (self.name, token, now + ttl, now))
-        if changed != 1:
+        params = (self.name, token, now + ttl, now)
+        if self._connector._changed(sql.ACQUIRE_LOCK, params) != 1:
             return False
         self.token = token
         return True
@@ -476,9 +412,8 @@ class Lock(_connector.Lock):
         if self.token is None:
             return False
         params = (self.name, self.token, time.time())
-        changed, _ = self._connector._run(sql.RELEASE_LOCK, params)
         self.token = None
-        return changed == 1
+        return self._connector._changed(sql.RELEASE_LOCK, params) == 1
 
     def is_locked(self) -> bool:
         """See :meth:`sergeant.connector.Lock.is_locked`."""
@@ -490,66 +425,13 @@ class Lock(_connector.Lock):
             return False
         now = time.time()
         params = (now + ttl, self.name, self.token, now)
-        changed, _ = self._connector._run(sql.SET_LOCK_TTL, params)
-        return changed == 1
+        return self._connector._changed(sql.SET_LOCK_TTL, params) == 1
 
     def get_ttl(self) -> int | None:
         """See :meth:`sergeant.connector.Lock.get_ttl`."""
         now = time.time()
-        _, rows = self._connector._run(sql.GET_LOCK_EXPIRY, (self.name, now))
+        rows = self._connector._rows(sql.GET_LOCK_EXPIRY, (self.name, now))
         return math.ceil(rows[0][0] - now) if rows else None
-
-
-# -- helpers ----------------------------------------------------------------------------
-
-
-def _priority_rank(priority: str) -> int:
-    try:
-        return _PRIORITY_RANKS[priority]
-    except KeyError:
-        raise ValueError(f"priority is {priority!r}; use 'NORMAL' or 'HIGH'") from None
-
-
-def _pop_order(row: Sequence[typing.Any]) -> tuple[int, int]:
-    """(priority, seq): every RETURNING row starts with them; RETURNING is unordered."""
-    return row[0], row[1]
-
-
-def _advance(conn: sqlite3.Connection, statement: str, count: int) -> int:
-    """Move a sequence counter by ``count``; returns its new value."""
-    (value,) = conn.execute(statement, (count,)).fetchall()[0]
-    return int(value)
-
-
-def _make_due_ready(conn: sqlite3.Connection, queue: str, now: float) -> None:
-    """Append due delayed items to the tail of their priority, in due order."""
-    due = conn.execute(sql.SELECT_DUE, (queue, now)).fetchall()
-    if due:
-        first = _advance(conn, sql.ADVANCE_TAIL, len(due)) - len(due) + 1
-        conn.executemany(sql.MAKE_READY, ((first + i, row[0]) for i, row in enumerate(due)))
-
-
-def _held(queue: str, deliveries: Sequence[Delivery]) -> list[_HeldRow]:
-    """(id, queue, token) per distinct item; ids not ours cannot be held, so are skipped."""
-    rows: dict[int, _HeldRow] = {}
-    for delivery in deliveries:
-        if delivery.item_id.isdigit():
-            item_id = int(delivery.item_id)
-            rows.setdefault(item_id, (item_id, queue, delivery.token))
-    return list(rows.values())
-
-
-def _is_busy(exc: sqlite3.Error) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
-    if isinstance(code, int):
-        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
-    return "locked" in str(exc) or "busy" in str(exc)
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    if conn.in_transaction:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute(sql.ROLLBACK)
 
 
 # -- fork safety --------------------------------------------------------------------------

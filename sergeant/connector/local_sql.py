@@ -1,4 +1,7 @@
-"""Schema and statements of the embedded SQLite broker (``sergeant.connector.local``).
+"""Schema, statements and set-up of the embedded SQLite broker (``sergeant.connector.local``).
+
+The functions at the end run on a connection the caller holds (and, for the
+read-modify-write ones, inside the caller's ``BEGIN IMMEDIATE`` transaction).
 
 Layout (schema version :data:`SCHEMA_VERSION`, stored in ``PRAGMA user_version``):
 
@@ -31,12 +34,23 @@ is what lets SQLite's planner use a partial index):
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sqlite3
+import time
+import typing
+from collections.abc import Sequence
+
+from sergeant.connector._connector import Delivery
+from sergeant.errors import BrokerUnavailable
+
 #: Bumped with every schema change; a migration in ``MIGRATIONS`` leads to it.
 SCHEMA_VERSION = 1
 
 #: ``priority`` column values.
 PRIORITY_HIGH = 0
 PRIORITY_NORMAL = 1
+_PRIORITY_RANKS = {"HIGH": PRIORITY_HIGH, "NORMAL": PRIORITY_NORMAL}
 
 CREATE_SCHEMA_V1 = (
     """CREATE TABLE IF NOT EXISTS tasks (
@@ -90,6 +104,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {0: CREATE_SCHEMA_V1}
 
 # -- connection set-up ----------------------------------------------------------------
 
+GET_JOURNAL_MODE = "PRAGMA journal_mode"
 PRAGMA_JOURNAL_WAL = "PRAGMA journal_mode = WAL"
 # NORMAL is safe in WAL: a power loss may drop the last commits, never corrupt the file.
 PRAGMA_SYNCHRONOUS = "PRAGMA synchronous = NORMAL"
@@ -184,8 +199,8 @@ DELETE_TASK = "DELETE FROM tasks WHERE id = ?"
 
 # -- dead letters ---------------------------------------------------------------------
 
-# (queue, limit); a negative limit means no limit.
-SELECT_DEAD = """SELECT id, task_id, payload, reason, error, deliveries, dead_at FROM dead
+# (queue, limit); a negative limit means no limit. Columns in DeadLetter's order, then id.
+SELECT_DEAD = """SELECT task_id, payload, reason, error, deliveries, dead_at, id FROM dead
     WHERE queue = ? ORDER BY id LIMIT ?"""
 # (id, queue, seq, payload): back under the item's own id, so item ids stay stable.
 REVIVE_TASK = """INSERT INTO tasks (id, queue, priority, seq, eta, payload, deliveries)
@@ -217,3 +232,147 @@ RELEASE_LOCK = "DELETE FROM locks WHERE name = ? AND token = ? AND expires_at > 
 SET_LOCK_TTL = "UPDATE locks SET expires_at = ? WHERE name = ? AND token = ? AND expires_at > ?"
 # (name, now)
 GET_LOCK_EXPIRY = "SELECT expires_at FROM locks WHERE name = ? AND expires_at > ?"
+
+
+# -- steps ----------------------------------------------------------------------------
+
+# SQLite result codes (the low byte of an extended code) meaning "someone holds it".
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` means another connection held the lock (so a retry may work)."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if isinstance(code, int):
+        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if any; a failure here must not hide the cause."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute(ROLLBACK)
+
+
+def connect(file_path: str, busy_timeout_seconds: float) -> sqlite3.Connection:
+    """Open ``file_path`` (creating its directory), configured and at :data:`SCHEMA_VERSION`.
+
+    Raises:
+        OSError: the directory cannot be created.
+        BrokerUnavailable: the file cannot use WAL, or has a newer schema.
+        sqlite3.Error: from SQLite; busy only after ``busy_timeout_seconds``.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(file_path)), exist_ok=True)
+    conn = sqlite3.connect(
+        file_path,
+        timeout=busy_timeout_seconds,
+        isolation_level=None,  # the connector issues BEGIN IMMEDIATE / COMMIT itself
+        check_same_thread=False,  # the connector guards it with a mutex instead
+    )
+    # Processes opening a new file together race to switch it to WAL, and SQLite
+    # reports the losers as busy at once, without waiting: retry them.
+    give_up = time.monotonic() + busy_timeout_seconds
+    pause = 0.001
+    while True:
+        try:
+            set_up(conn, int(busy_timeout_seconds * 1000), file_path)
+            return conn
+        except sqlite3.Error as exc:
+            if not is_busy(exc) or time.monotonic() >= give_up:
+                conn.close()
+                raise
+        except BaseException:
+            conn.close()
+            raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
+def set_up(conn: sqlite3.Connection, busy_timeout_ms: int, file_path: str) -> None:
+    """Configure a new connection and bring the file to :data:`SCHEMA_VERSION`.
+
+    Raises:
+        BrokerUnavailable: the file cannot use WAL, or has a newer schema.
+        sqlite3.Error: from SQLite, such as busy while another process sets it up.
+    """
+    conn.execute(PRAGMA_BUSY_TIMEOUT.format(milliseconds=busy_timeout_ms))
+    (mode,) = conn.execute(GET_JOURNAL_MODE).fetchall()[0]
+    if mode != "wal":  # switching needs an exclusive lock: only when needed
+        (mode,) = conn.execute(PRAGMA_JOURNAL_WAL).fetchall()[0]
+    if str(mode).lower() not in ("wal", "memory"):
+        raise BrokerUnavailable(
+            f"SQLite broker file {file_path!r} cannot use write-ahead logging "
+            f"(journal_mode is {mode!r}); put it on a local disk"
+        )
+    conn.execute(PRAGMA_SYNCHRONOUS)
+    (version,) = conn.execute(GET_USER_VERSION).fetchall()[0]
+    if version != SCHEMA_VERSION:
+        _migrate(conn, file_path)
+
+
+def _migrate(conn: sqlite3.Connection, file_path: str) -> None:
+    conn.execute(BEGIN_IMMEDIATE)
+    try:
+        # Read again under the write lock: another process may have migrated.
+        (version,) = conn.execute(GET_USER_VERSION).fetchall()[0]
+        if version > SCHEMA_VERSION:
+            raise BrokerUnavailable(
+                f"SQLite broker file {file_path!r} has schema version {version}, "
+                f"newer than this Sergeant's {SCHEMA_VERSION}; upgrade Sergeant"
+            )
+        for step in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[step]:
+                conn.execute(statement)
+        conn.execute(SET_USER_VERSION.format(version=SCHEMA_VERSION))
+        conn.execute(COMMIT)
+    except BaseException:
+        rollback(conn)
+        raise
+
+
+def advance(conn: sqlite3.Connection, counter: str, count: int) -> int:
+    """Move a sequence counter (:data:`ADVANCE_TAIL` or :data:`ADVANCE_HEAD`) by ``count``.
+
+    Returns:
+        The counter's new value.
+    """
+    (value,) = conn.execute(counter, (count,)).fetchall()[0]
+    return int(value)
+
+
+def make_due_ready(conn: sqlite3.Connection, queue: str, now: float) -> None:
+    """Append the due delayed items of ``queue`` to the tail of their priority, in due order."""
+    due = conn.execute(SELECT_DUE, (queue, now)).fetchall()
+    if due:
+        first = advance(conn, ADVANCE_TAIL, len(due)) - len(due) + 1
+        conn.executemany(MAKE_READY, ((first + i, row[0]) for i, row in enumerate(due)))
+
+
+# -- parameters -----------------------------------------------------------------------
+
+
+def priority_rank(priority: str) -> int:
+    """The ``priority`` column value of ``'HIGH'`` or ``'NORMAL'``."""
+    try:
+        return _PRIORITY_RANKS[priority]
+    except KeyError:
+        raise ValueError(f"priority is {priority!r}; use 'NORMAL' or 'HIGH'") from None
+
+
+def pop_order(row: Sequence[typing.Any]) -> tuple[int, int]:
+    """Sort key of POP_READY / LEASE_READY rows, whose RETURNING order is unspecified."""
+    return row[0], row[1]
+
+
+def held_params(queue: str, deliveries: Sequence[Delivery]) -> list[tuple[int, str, int]]:
+    """``(id, queue, token)`` per distinct item, for the statements that check a lease.
+
+    Ids that are not integers cannot be this broker's, so cannot be held: skipped.
+    """
+    rows: dict[int, tuple[int, str, int]] = {}
+    for delivery in deliveries:
+        if delivery.item_id.isdigit():
+            item_id = int(delivery.item_id)
+            rows.setdefault(item_id, (item_id, queue, delivery.token))
+    return list(rows.values())

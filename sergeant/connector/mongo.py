@@ -15,8 +15,7 @@ Collections of the ``database`` (default ``'sergeant'``):
   entry into ready takes a fresh ``seq`` that is never reused, so ``(_id, seq)``
   names one stay in ready: a claim that matches every candidate it read knows it
   got them unchanged and needs no second read. Indexes: ``(queue, state,
-  priority, seq)`` and ``claim``. (``_id`` is left out of compound indexes: the
-  nx-27017 test server rejects later inserts when it is in one.)
+  priority, seq)`` and ``claim``.
 * ``dead``: ``{_id (the item's), queue, seq, payload, reason, error, deliveries,
   dead_at, claim}``, oldest first by ``(dead_at, seq)``; indexes ``(queue,
   dead_at, seq)`` and ``claim``.
@@ -28,9 +27,14 @@ Batches are claimed, not locked: find candidate ids in order, then
 ``update_many`` them from ready to leased under a fresh ``claim`` id; a caller
 that loses a race simply gets fewer, and loops while others make progress. Every
 later step filters on ``state`` and the fencing token (``deliveries``), so each
-transition happens once. Moves between collections (dead-lettering, requeueing)
-mark their documents first, so a crash leaves them marked, never duplicated:
-``reclaim_expired`` finishes dead-letter moves left behind by a dead caller.
+transition happens once. ``pop_many`` claims then deletes (one item:
+``find_one_and_delete``); if the popper dies in between, its claim expires after
+``POP_CLAIM_SECONDS`` and ``reclaim_expired`` requeues the items rather than lose
+them. Moves to and from ``dead`` live in ``mongo_dead``; the client, settings and
+error wrapping in ``mongo_support``; the lock in ``mongo_lock``.
+
+Delayed items keep the ``seq`` of their push: once due, they are served in push
+order among the other ready items of their priority.
 
 Clock: MongoDB has no cheap server clock here, so lease deadlines, etas and
 expiries are the clients' ``time.time()``; keep worker clocks in sync (NTP).
@@ -51,31 +55,43 @@ from pymongo.database import Database
 
 from sergeant.connector import _connector
 from sergeant.connector._connector import DeadLetter, Delivery, Priority, ReclaimResult
+from sergeant.connector.mongo_dead import finish_moves, requeue, start_moves
 from sergeant.connector.mongo_lock import Lock
 from sergeant.connector.mongo_support import (
+    DEAD_ORDER,
+    LEASED,
+    MOVING,
+    ORDER,
+    PRIORITIES,
+    READY,
     Document,
     MongoClientHandle,
+    allocate,
+    count,
     group_by_token,
-    insert_new,
+    new_item,
+    where,
     wrap_errors,
 )
 
-__all__ = ["Connector", "Lock"]
+__all__ = [
+    "Connector",
+    "Lock",
+]
 
 #: First and largest pause, in seconds, of a polling ``lease_many(block_seconds=...)``.
 POLL_FIRST_SECONDS = 0.002
 POLL_MAX_SECONDS = 0.05
 #: Seconds a pop's claim lasts: if the popper dies in between, the items come back.
 POP_CLAIM_SECONDS = 60.0
-#: Seconds after which a dead-letter move left by a dead caller is finished by others.
-MOVE_GRACE_SECONDS = 60.0
-
-READY, LEASED, MOVING = "r", "l", "m"
 POP_OWNER = "<pop>"
-PRIORITIES: dict[str, int] = {"HIGH": 0, "NORMAL": 1}
-ORDER = [("priority", pymongo.ASCENDING), ("seq", pymongo.ASCENDING)]
-DEAD_ORDER = [("dead_at", pymongo.ASCENDING), ("seq", pymongo.ASCENDING)]
 ITEM_FIELDS = {"_id": 1, "payload": 1, "deliveries": 1, "priority": 1, "seq": 1}
+
+
+def _lease_update(claim: str, owner: str, deadline: float) -> Document:
+    """The update turning a ready item into a leased one, counting a delivery."""
+    fields = {"state": LEASED, "claim": claim, "owner": owner, "deadline": deadline}
+    return {"$set": fields, "$inc": {"deliveries": 1}}
 
 
 class Connector(_connector.Connector):
@@ -106,18 +122,6 @@ class Connector(_connector.Connector):
     def _database(self) -> Database[Document]:
         return self._handle.database()
 
-    def _allocate(self, counter: str, count: int) -> int:
-        """Reserve ``count`` consecutive seqs at the tail or head; return the first."""
-        step = count if counter == "tail" else -count
-        document = self._database().counters.find_one_and_update(
-            {"_id": counter},
-            {"$inc": {"value": step}},
-            upsert=True,
-            return_document=pymongo.ReturnDocument.AFTER,
-        )
-        value = int(typing.cast(Document, document)["value"])
-        return value - count + 1 if counter == "tail" else value
-
     # -- ready and delayed items --------------------------------------------------
 
     @wrap_errors
@@ -133,20 +137,10 @@ class Connector(_connector.Connector):
             raise ValueError(f"priority is {priority!r}; use 'NORMAL' or 'HIGH'")
         if not payloads:
             return 0
-        first = self._allocate("tail", len(payloads))
-        level = PRIORITIES[priority]
-        eta = float(consumable_from)
+        first = allocate(self._database(), "tail", len(payloads))
+        level, eta = PRIORITIES[priority], float(consumable_from)
         documents = [
-            {
-                "queue": queue,
-                "state": READY,
-                "priority": level,
-                "seq": first + offset,
-                "eta": eta,
-                "payload": bytes(payload),
-                "deliveries": 0,
-                "claim": "",
-            }
+            new_item(queue, level, first + offset, eta, bytes(payload))
             for offset, payload in enumerate(payloads)
         ]
         self._database().tasks.insert_many(documents, ordered=True)
@@ -155,10 +149,20 @@ class Connector(_connector.Connector):
     def _claim(self, queue: str, count: int, owner: str, lease_seconds: float) -> list[Document]:
         """Lease up to ``count`` ready items in order; their documents, counts incremented."""
         tasks = self._database().tasks
+        if count == 1:
+            now = time.time()
+            document = tasks.find_one_and_update(
+                where(queue=queue, state=READY, eta={"$lte": now}),
+                _lease_update(uuid.uuid4().hex, owner, now + lease_seconds),
+                ITEM_FIELDS,
+                sort=ORDER,
+                return_document=pymongo.ReturnDocument.AFTER,
+            )
+            return [] if document is None else [document]
         claimed: list[Document] = []
         while len(claimed) < count:
             now = time.time()
-            ready = {"queue": queue, "state": READY, "eta": {"$lte": now}}
+            ready = where(queue=queue, state=READY, eta={"$lte": now})
             candidates = list(
                 tasks.find(ready, ITEM_FIELDS).sort(ORDER).limit(count - len(claimed))
             )
@@ -171,15 +175,7 @@ class Connector(_connector.Connector):
                     "seq": {"$in": [document["seq"] for document in candidates]},
                     "state": READY,
                 },
-                {
-                    "$set": {
-                        "state": LEASED,
-                        "claim": claim,
-                        "owner": owner,
-                        "deadline": now + lease_seconds,
-                    },
-                    "$inc": {"deliveries": 1},
-                },
+                _lease_update(claim, owner, now + lease_seconds),
             )
             if result.modified_count == len(candidates):
                 # Same seqs means same stay in ready: what we read is what we got.
@@ -187,7 +183,7 @@ class Connector(_connector.Connector):
                     document["deliveries"] += 1
                 claimed.extend(candidates)
             elif result.modified_count:
-                won = list(tasks.find({"claim": claim, "state": LEASED}, ITEM_FIELDS))
+                won = list(tasks.find(where(claim=claim, state=LEASED), ITEM_FIELDS))
                 claimed.extend(
                     sorted(won, key=lambda document: (document["priority"], document["seq"]))
                 )
@@ -201,7 +197,7 @@ class Connector(_connector.Connector):
         tasks = self._database().tasks
         if count == 1:
             document = tasks.find_one_and_delete(
-                {"queue": queue, "state": READY, "eta": {"$lte": time.time()}}, sort=ORDER
+                where(queue=queue, state=READY, eta={"$lte": time.time()}), sort=ORDER
             )
             return [] if document is None else [document["payload"]]
         claimed = self._claim(queue, count, POP_OWNER, POP_CLAIM_SECONDS)
@@ -213,15 +209,16 @@ class Connector(_connector.Connector):
     @wrap_errors
     def length(self, queue: str, include_delayed: bool = False) -> int:
         """Number of ready (and, when asked, delayed) items; see ``Connector.length``."""
-        query: Document = {"queue": queue, "state": READY}
+        query = where(queue=queue, state=READY)
         if not include_delayed:
             query["eta"] = {"$lte": time.time()}
-        return self._database().tasks.count_documents(query)
+        return count(self._database().tasks, query)
 
     @wrap_errors
     def purge(self, queue: str) -> int:
         """Delete every ready and delayed item; see ``Connector.purge``."""
-        return self._database().tasks.delete_many({"queue": queue, "state": READY}).deleted_count
+        tasks = self._database().tasks
+        return tasks.delete_many(where(queue=queue, state=READY)).deleted_count
 
     # -- leases -------------------------------------------------------------------
 
@@ -250,17 +247,11 @@ class Connector(_connector.Connector):
             time.sleep(min(pause, remaining))
             pause = min(pause * 2, POLL_MAX_SECONDS)
         return [
-            Delivery(
-                payload=document["payload"],
-                item_id=str(document["_id"]),
-                token=document["deliveries"],
-                deliveries=document["deliveries"],
-            )
-            for document in claimed
+            Delivery(d["payload"], str(d["_id"]), d["deliveries"], d["deliveries"]) for d in claimed
         ]
 
     def _held(self, queue: str, ids: list[ObjectId], token: int) -> Document:
-        return {"_id": {"$in": ids}, "queue": queue, "state": LEASED, "deliveries": token}
+        return where(_id={"$in": ids}, queue=queue, state=LEASED, deliveries=token)
 
     @wrap_errors
     def ack_many(self, queue: str, deliveries: Sequence[Delivery]) -> int:
@@ -279,7 +270,7 @@ class Connector(_connector.Connector):
         items = [(ObjectId(d.item_id), d.token) for d in deliveries if ObjectId.is_valid(d.item_id)]
         if not items:
             return 0
-        first = self._allocate("head", len(items))
+        first = allocate(self._database(), "head", len(items))
         operations = [
             pymongo.UpdateOne(
                 {"_id": item_id, "queue": queue, "state": LEASED, "deliveries": token},
@@ -307,16 +298,17 @@ class Connector(_connector.Connector):
     @wrap_errors
     def reclaim_expired(self, queue: str, max_deliveries: int) -> ReclaimResult:
         """Requeue or dead-letter items whose lease ran out; see ``Connector.reclaim_expired``."""
-        tasks = self._database().tasks
+        database = self._database()
+        tasks = database.tasks
         now = time.time()
-        self._finish_moves({"queue": queue, "state": MOVING, "deadline": {"$lt": now}})
-        expired_query = {"queue": queue, "state": LEASED, "deadline": {"$lt": now}}
+        finish_moves(database, where(queue=queue, state=MOVING, deadline={"$lt": now}))
+        expired_query = where(queue=queue, state=LEASED, deadline={"$lt": now})
         expired = list(tasks.find(expired_query, {"_id": 1, "deliveries": 1}).sort(ORDER))
         dying = [d["_id"] for d in expired if max_deliveries and d["deliveries"] >= max_deliveries]
         back = [d for d in expired if not max_deliveries or d["deliveries"] < max_deliveries]
         requeued = dead_lettered = 0
         if back:
-            first = self._allocate("head", len(back))
+            first = allocate(database, "head", len(back))
             operations = [
                 pymongo.UpdateOne(
                     {**expired_query, "_id": document["_id"], "deliveries": document["deliveries"]},
@@ -331,42 +323,15 @@ class Connector(_connector.Connector):
                 "_id": {"$in": dying},
                 "deliveries": {"$gte": max_deliveries},
             }
-            dead_lettered = self._start_moves(dying_query, "worker died", "", now)
+            dead_lettered = start_moves(database, dying_query, "worker died", "", now)
         return ReclaimResult(requeued=requeued, dead_lettered=dead_lettered)
 
     @wrap_errors
     def leased_count(self, queue: str) -> int:
         """Number of leased items, expired ones included; see ``Connector.leased_count``."""
-        return self._database().tasks.count_documents({"queue": queue, "state": LEASED})
+        return count(self._database().tasks, where(queue=queue, state=LEASED))
 
     # -- dead letters -------------------------------------------------------------
-
-    def _start_moves(self, query: Document, reason: str, error: str, now: float) -> int:
-        """Mark matching leased items for the dead letters, then move them; how many."""
-        claim = uuid.uuid4().hex
-        marks = {
-            "state": MOVING,
-            "claim": claim,
-            "reason": reason,
-            "error": error,
-            "dead_at": now,
-            "deadline": now + MOVE_GRACE_SECONDS,
-        }
-        marked = self._database().tasks.update_many(query, {"$set": marks}).modified_count
-        if marked:
-            self._finish_moves({"claim": claim, "state": MOVING})
-        return marked
-
-    def _finish_moves(self, query: Document) -> None:
-        """Copy marked items to ``dead`` (once, by ``_id``), then delete them from ``tasks``."""
-        database = self._database()
-        documents = list(database.tasks.find(query))
-        if not documents:
-            return
-        fields = ("_id", "queue", "seq", "payload", "reason", "error", "deliveries", "dead_at")
-        insert_new(database.dead, [{**{f: d[f] for f in fields}, "claim": ""} for d in documents])
-        ids = [document["_id"] for document in documents]
-        database.tasks.delete_many({"_id": {"$in": ids}, "state": MOVING})
 
     @wrap_errors
     def dead_letter_many(
@@ -375,7 +340,8 @@ class Connector(_connector.Connector):
         """Move leased items to the dead letters; see ``Connector.dead_letter_many``."""
         moved = 0
         for token, ids in group_by_token(deliveries).items():
-            moved += self._start_moves(self._held(queue, ids, token), reason, error, time.time())
+            query = self._held(queue, ids, token)
+            moved += start_moves(self._database(), query, reason, error, time.time())
         return moved
 
     @wrap_errors
@@ -383,68 +349,24 @@ class Connector(_connector.Connector):
         """Up to ``limit`` dead items, oldest first; see ``Connector.dead_letters``."""
         if limit <= 0:
             return []
-        documents = self._database().dead.find({"queue": queue}).sort(DEAD_ORDER).limit(limit)
-        return [
-            DeadLetter(
-                item_id=str(document["_id"]),
-                payload=document["payload"],
-                reason=document["reason"],
-                error=document["error"],
-                deliveries=document["deliveries"],
-                dead_at=document["dead_at"],
-            )
-            for document in documents
-        ]
+        documents = self._database().dead.find(where(queue=queue)).sort(DEAD_ORDER).limit(limit)
+        fields = ("payload", "reason", "error", "deliveries", "dead_at")
+        return [DeadLetter(str(d["_id"]), *(d[field] for field in fields)) for d in documents]
 
     @wrap_errors
     def requeue_dead(self, queue: str, limit: int = 0) -> int:
         """Move dead items back to the tail of NORMAL; see ``Connector.requeue_dead``."""
-        database = self._database()
-        unclaimed = {"queue": queue, "claim": ""}
-        candidates = list(
-            database.dead.find(unclaimed, {"_id": 1}).sort(DEAD_ORDER).limit(max(limit, 0))
-        )
-        if not candidates:
-            return 0
-        claim = uuid.uuid4().hex
-        ids = [document["_id"] for document in candidates]
-        database.dead.update_many({**unclaimed, "_id": {"$in": ids}}, {"$set": {"claim": claim}})
-        claimed = list(database.dead.find({"claim": claim}).sort(DEAD_ORDER))
-        if not claimed:
-            return 0
-        first = self._allocate("tail", len(claimed))
-        fresh = [
-            {
-                "_id": document["_id"],
-                "queue": queue,
-                "state": READY,
-                "priority": PRIORITIES["NORMAL"],
-                "seq": first + offset,
-                "eta": 0.0,
-                "payload": document["payload"],
-                "deliveries": 0,
-                "claim": "",
-            }
-            for offset, document in enumerate(claimed)
-        ]
-        # An _id still in tasks is a dead-letter move in flight: leave that one dead.
-        clashes = insert_new(database.tasks, fresh)
-        moved = [doc["_id"] for index, doc in enumerate(fresh) if index not in clashes]
-        kept = [doc["_id"] for index, doc in enumerate(fresh) if index in clashes]
-        database.dead.delete_many({"_id": {"$in": moved}, "claim": claim})
-        if kept:
-            database.dead.update_many({"_id": {"$in": kept}}, {"$set": {"claim": ""}})
-        return len(moved)
+        return requeue(self._database(), queue, limit)
 
     @wrap_errors
     def purge_dead(self, queue: str) -> int:
         """Delete every dead item of a queue; see ``Connector.purge_dead``."""
-        return self._database().dead.delete_many({"queue": queue}).deleted_count
+        return self._database().dead.delete_many(where(queue=queue)).deleted_count
 
     @wrap_errors
     def dead_count(self, queue: str) -> int:
         """Number of dead items of a queue; see ``Connector.dead_count``."""
-        return self._database().dead.count_documents({"queue": queue})
+        return count(self._database().dead, where(queue=queue))
 
     # -- keys and locks -----------------------------------------------------------
 

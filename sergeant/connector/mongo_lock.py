@@ -14,7 +14,9 @@ from pymongo.database import Database
 from sergeant.connector import _connector
 from sergeant.connector.mongo_support import Document, wrap_errors
 
-__all__ = ["Lock"]
+__all__ = [
+    "Lock",
+]
 
 
 class Lock(_connector.Lock):

@@ -1,11 +1,53 @@
-"""The serial executor: one task at a time in the worker's main thread."""
+"""The serial executor: one task at a time in the worker's main thread.
+
+With ``Timeouts(timeout=T, grace_period=G)`` and ``T > 0``, ``work`` runs under two
+deadlines. At ``T`` a ``SIGALRM`` (``setitimer``) raises ``WorkerTimedout`` inside
+the task, which routes to ``on_timeout`` (``_sre`` and most C code check signals,
+so a catastrophic regex is interrupted). At ``T + G`` the watchdog process kills
+the whole worker, for tasks stuck where no signal handler can run. Outside the
+main thread (no signals there) the thread killer replaces ``SIGALRM``.
+"""
 
 from __future__ import annotations
 
-from sergeant._control import WorkerInterrupt
-from sergeant.executor._executor import HookTarget, Outcome, TaskSource, run_task
+import contextlib
+import signal
+import threading
+import types
+import typing
 
-__all__ = ["SerialExecutor"]
+from sergeant._control import WorkerInterrupt, WorkerTimedout
+from sergeant.config import Timeouts
+from sergeant.executor._executor import HookTarget, Outcome, TaskSource, run_task
+from sergeant.killer import ShutdownRequested
+from sergeant.killer.thread import ThreadKiller
+from sergeant.objects import Task
+
+if typing.TYPE_CHECKING:
+    from sergeant.killer.process import ProcessKiller
+
+__all__ = ["SerialExecutor", "TimedTarget", "make_process_killer", "thread_guard"]
+
+Guard = typing.Callable[[], typing.ContextManager[None]]
+
+
+class TimedTarget:
+    """A ``HookTarget`` whose ``work`` runs inside ``guard()``; the rest is delegated.
+
+    Only ``work`` is timed, as in Sergeant 0.27: the hooks run outside the deadlines.
+    """
+
+    def __init__(self, target: HookTarget, guard: Guard) -> None:
+        self._target = target
+        self._guard = guard
+
+    def __getattr__(self, name: str) -> typing.Any:
+        return getattr(self._target, name)
+
+    def work(self, task: Task) -> typing.Any:
+        """Run the target's ``work`` under the deadlines."""
+        with self._guard():
+            return self._target.work(task)
 
 
 class SerialExecutor:
@@ -13,14 +55,110 @@ class SerialExecutor:
 
     def __init__(self, target: HookTarget) -> None:
         self.target = target
+        self._busy = False
+        self._stopping = False
+        self._in_work = False
+        self._watchdog: ProcessKiller | None = None
+        self._thread_killer: ThreadKiller | None = None
+
+    def request_stop(self) -> None:
+        """Stop before the next task (called from the SIGTERM handler, in the main thread).
+
+        Raises:
+            ShutdownRequested: right away when no task is running, so an idle
+                loop waiting on the broker ends now.
+        """
+        self._stopping = True
+        if not self._busy:
+            raise ShutdownRequested()
 
     def execute_tasks(self, tasks: TaskSource) -> None:
         """Run every task of the source; an interrupt settles the current task and propagates."""
+        timeouts = self.target.config.timeouts
+        if timeouts.timeout <= 0:
+            self._loop(tasks, self.target)
+            return
+        with contextlib.ExitStack() as stack:
+            self._watchdog = stack.enter_context(make_process_killer())
+            if threading.current_thread() is threading.main_thread():
+                previous = signal.signal(signal.SIGALRM, self._on_alarm)
+                stack.callback(signal.signal, signal.SIGALRM, previous)
+                guard: Guard = self._alarm_guard
+            else:
+                self._thread_killer = stack.enter_context(ThreadKiller(WorkerTimedout))
+                guard = self._thread_guard
+            self._loop(tasks, typing.cast(HookTarget, TimedTarget(self.target, guard)))
+
+    def _loop(self, tasks: TaskSource, target: HookTarget) -> None:
         for task in tasks:
-            tasks.started(task)
+            if self._stopping:
+                return  # the task stays leased as unstarted; closing the consumer releases it
+            self._busy = True
             try:
-                outcome = run_task(self.target, task)
-            except WorkerInterrupt:
-                tasks.settle(task, Outcome.INTERRUPTED)
-                raise
-            tasks.settle(task, outcome)
+                tasks.started(task)
+                try:
+                    outcome = run_task(target, task)
+                except WorkerInterrupt:
+                    tasks.settle(task, Outcome.INTERRUPTED)
+                    raise
+                tasks.settle(task, outcome)
+            finally:
+                self._busy = False  # only now may a stop request raise: the task is settled
+            if self._stopping:
+                return
+
+    def _on_alarm(self, signum: int, frame: types.FrameType | None) -> None:
+        if self._in_work:  # a late alarm after the task ended is ignored
+            raise WorkerTimedout()
+
+    @contextlib.contextmanager
+    def _alarm_guard(self) -> typing.Iterator[None]:
+        timeouts = self.target.config.timeouts
+        assert self._watchdog is not None
+        self._watchdog.arm("main", timeouts.timeout + timeouts.grace_period)
+        self._in_work = True
+        signal.setitimer(signal.ITIMER_REAL, timeouts.timeout)
+        try:
+            yield
+        finally:
+            # Nested so a late alarm raised in the first block cannot skip the disarm.
+            try:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                self._in_work = False
+            finally:
+                self._in_work = False
+                self._watchdog.disarm("main")
+
+    def _thread_guard(self) -> typing.ContextManager[None]:
+        assert self._watchdog is not None
+        assert self._thread_killer is not None
+        return thread_guard(self.target.config.timeouts, self._watchdog, self._thread_killer)
+
+
+def make_process_killer() -> ProcessKiller:
+    """A new, unstarted ``ProcessKiller`` for this process."""
+    # Imported here: ``python -m sergeant.killer.process`` must not find its module
+    # already imported by the ``sergeant`` package (runpy warns and may misbehave).
+    from sergeant.killer.process import ProcessKiller
+
+    return ProcessKiller()
+
+
+@contextlib.contextmanager
+def thread_guard(
+    timeouts: Timeouts, watchdog: ProcessKiller, thread_killer: ThreadKiller
+) -> typing.Iterator[None]:
+    """Run the body of this thread under ``timeouts``: soft by exception, hard by the watchdog."""
+    thread_id = threading.get_ident()
+    slot = f"thread-{thread_id}"
+    watchdog.arm(slot, timeouts.timeout + timeouts.grace_period)
+    thread_killer.arm(thread_id, timeouts.timeout)
+    try:
+        yield
+    finally:
+        # Disarming the thread killer first cancels an exception sent but not raised
+        # yet; nested so that one raised right here cannot skip the watchdog's disarm.
+        try:
+            thread_killer.disarm(thread_id)
+        finally:
+            watchdog.disarm(slot)

@@ -182,7 +182,8 @@ class ProcessKiller:
             os.write(self._process.stdin.fileno(), line.encode("ascii"))
         except (BrokenPipeError, ValueError, OSError) as exc:
             logger.critical(
-                "the watchdog process is gone (%r): hard timeouts are not enforced", exc,
+                "the watchdog process is gone (%r): hard timeouts are not enforced",
+                exc,
                 extra={"event": "watchdog_lost"},
             )
 

@@ -112,11 +112,12 @@ def test_delayed_item_delivered_once_due(connector: Connector, queue: str) -> No
     due = time.time() + 0.3
     connector.push_many(queue, [b"d1", b"d2"], consumable_from=due)
     got: list[bytes] = []
-    wait_until(
-        lambda: got.extend(connector.pop_many(queue, 10)) or len(got) == 2,
-        timeout=10,
-        message="delayed items to become due",
-    )
+
+    def both_delivered() -> bool:
+        got.extend(connector.pop_many(queue, 10))
+        return len(got) == 2
+
+    wait_until(both_delivered, timeout=10, message="delayed items to become due")
     assert time.time() >= due - 0.05
     assert sorted(got) == [b"d1", b"d2"]
     assert connector.length(queue, include_delayed=True) == 0

@@ -12,6 +12,8 @@ def test_a_0_27_worker_runs_unchanged(redis_node: dict[str, typing.Any]) -> None
     host, port = redis_node["host"], redis_node["port"]
 
     class Worker(sergeant.worker.Worker):
+        seen: list[int]
+
         def generate_config(self) -> sergeant.config.WorkerConfig:
             return sergeant.config.WorkerConfig(
                 name="test_worker",
@@ -42,12 +44,12 @@ def test_a_0_27_worker_runs_unchanged(redis_node: dict[str, typing.Any]) -> None
     assert producer.number_of_enqueued_tasks() == 101
 
     worker = Worker()
-    worker.seen = []  # type: ignore[attr-defined]
+    worker.seen = []
     worker.init_worker()
     summary = worker.work_loop()
     assert summary["respawn"] is False
     assert summary["executor_exception"] is None
-    assert worker.seen == [-1, *range(100)]  # type: ignore[attr-defined]
+    assert worker.seen == [-1, *range(100)]
     assert producer.number_of_enqueued_tasks(include_delayed=True) == 0
     worker.close()
     producer.close()

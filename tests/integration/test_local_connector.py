@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import multiprocessing
-import multiprocessing.synchronize
+import queue
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -64,14 +64,24 @@ def _use_inherited(connector: Connector, out: Any) -> None:
     out.put(sorted(d.payload for d in leased))
 
 
-def _run_processes(context: str, targets: list[tuple[Any, tuple[Any, ...]]]) -> list[Any]:
-    ctx = multiprocessing.get_context(context)
+def _run_processes(
+    context: Literal["spawn", "fork"], targets: list[tuple[Any, tuple[Any, ...]]]
+) -> list[Any]:
+    ctx: Any = multiprocessing.get_context(context)
     out = ctx.Queue()
     processes = [ctx.Process(target=target, args=(*args, out)) for target, args in targets]
     for process in processes:
         process.start()
+    results: list[Any] = []
+    give_up = time.monotonic() + PROCESS_TIMEOUT
     try:
-        results = [out.get(timeout=PROCESS_TIMEOUT) for _ in processes]
+        while len(results) < len(processes):
+            try:
+                results.append(out.get(timeout=0.2))
+            except queue.Empty:
+                failed = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
+                assert not failed, f"a child process failed: exit codes {failed}"
+                assert time.monotonic() < give_up, "the child processes did not finish"
     finally:
         for process in processes:
             process.join(timeout=PROCESS_TIMEOUT)
@@ -178,11 +188,11 @@ def test_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
 
 def test_schema_version_and_wal_are_set(path: str) -> None:
     """The file carries the schema version and is in WAL mode."""
-    with Connector(path) as connector:
-        connector.ping()
-        with connector._session() as conn:
-            assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
-            assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1_000
+    connector = Connector(path)
+    with connector._session() as conn:
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1_000
+    connector.close()
     check = sqlite3.connect(path)
     try:
         assert check.execute("PRAGMA user_version").fetchone()[0] == local_sql.SCHEMA_VERSION

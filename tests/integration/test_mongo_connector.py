@@ -13,7 +13,8 @@ import pytest
 
 from sergeant.connector import Delivery, create
 from sergeant.connector.mongo import Connector
-from sergeant.errors import BrokerUnavailable, ConfigError
+from sergeant.connector.mongo_support import translate_error
+from sergeant.errors import BrokerUnavailable, ConfigError, ConnectionLost, ConnectorError
 from tests.servers import free_port, wait_until
 
 LEASE = 30.0
@@ -283,3 +284,21 @@ def test_lease_many_polls_until_block_seconds(mongo: Connector) -> None:
     """A polling lease on an empty queue returns [] once block_seconds is over."""
     assert mongo.lease_many(QUEUE, 5, "w", LEASE, block_seconds=0.1) == []
     assert Connector.supports_blocking is False
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (pymongo.errors.ServerSelectionTimeoutError("no servers"), BrokerUnavailable),
+        (pymongo.errors.AutoReconnect("connection reset"), ConnectionLost),
+        (pymongo.errors.NetworkTimeout("timed out"), ConnectionLost),
+        (pymongo.errors.OperationFailure("bad query"), ConnectorError),
+    ],
+)
+def test_driver_errors_map_to_sergeant_errors(
+    error: pymongo.errors.PyMongoError, expected: type[ConnectorError]
+) -> None:
+    """Each pymongo failure becomes the matching ConnectorError subclass, naming the server."""
+    translated = translate_error(error, "db.example:27017")
+    assert type(translated) is expected
+    assert "db.example:27017" in str(translated)

@@ -11,33 +11,41 @@ from sergeant.connector import create
 from sergeant.errors import ConfigError
 
 
+def bad(value: object) -> typing.Any:
+    """A deliberately ill-typed value, as a user's untyped code could pass."""
+    return value
+
+
 @pytest.mark.parametrize(
     ("build", "fragment"),
     [
         (
-            lambda: config.Connector(type="reds", params={}),
+            lambda: config.Connector(type=bad("reds"), params={}),
             "Connector.type is 'reds'; use one of 'redis'",
         ),
-        (lambda: config.Connector(params=[]), "Connector.params is []"),
+        (lambda: config.Connector(params=bad([])), "Connector.params is []"),
         (
-            lambda: config.Encoder(serializer="yaml"),
+            lambda: config.Encoder(serializer=bad("yaml")),
             "Encoder.serializer is 'yaml'; use one of 'pickle'",
         ),
-        (lambda: config.Encoder(compressor="zip"), "Encoder.compressor is 'zip'"),
+        (lambda: config.Encoder(compressor=bad("zip")), "Encoder.compressor is 'zip'"),
         (lambda: config.Timeouts(timeout=-1), "Timeouts.timeout is -1; use a number >= 0"),
-        (lambda: config.Timeouts(grace_period="10"), "Timeouts.grace_period is '10'"),
+        (lambda: config.Timeouts(grace_period=bad("10")), "Timeouts.grace_period is '10'"),
         (lambda: config.Starvation(time_with_no_tasks=0), "Starvation.time_with_no_tasks is 0"),
-        (lambda: config.LoggingEvents(on_success="yes"), "LoggingEvents.on_success is 'yes'"),
-        (lambda: config.Logging(handlers=["h"]), "Logging.handlers[0] is 'h'"),
+        (lambda: config.LoggingEvents(on_success=bad("yes")), "LoggingEvents.on_success is 'yes'"),
+        (lambda: config.Logging(handlers=bad(["h"])), "Logging.handlers[0] is 'h'"),
         (lambda: config.WorkerConfig(name=""), "WorkerConfig.name is ''"),
         (
             lambda: config.WorkerConfig(name="w", tasks_per_transaction=0),
             "tasks_per_transaction is 0",
         ),
-        (lambda: config.WorkerConfig(name="w", number_of_threads=1.5), "number_of_threads is 1.5"),
+        (
+            lambda: config.WorkerConfig(name="w", number_of_threads=bad(1.5)),
+            "number_of_threads is 1.5",
+        ),
         (lambda: config.WorkerConfig(name="w", max_retries=True), "max_retries is True"),
-        (lambda: config.WorkerConfig(name="w", delivery="exactly_once"), "'at_least_once'"),
-        (lambda: config.WorkerConfig(name="w", timeouts=5), "WorkerConfig.timeouts is 5"),
+        (lambda: config.WorkerConfig(name="w", delivery=bad("exactly_once")), "'at_least_once'"),
+        (lambda: config.WorkerConfig(name="w", timeouts=bad(5)), "WorkerConfig.timeouts is 5"),
         (
             lambda: config.WorkerConfig(name="w").replace(max_tasks_per_run=-3),
             "max_tasks_per_run is -3",

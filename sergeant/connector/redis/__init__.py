@@ -17,11 +17,11 @@ import os
 import threading
 import time
 import typing
-import uuid
 
 from sergeant.connector import _connector
 from sergeant.connector._connector import DeadLetter, Delivery, Priority, ReclaimResult
 from sergeant.connector.redis import keys
+from sergeant.connector.redis.lock import Lock
 from sergeant.connector.redis.nodes import Node, NodeConfig, parse_nodes
 from sergeant.connector.redis.scripts import Scripts
 from sergeant.errors import ConfigError, ConnectorError
@@ -37,7 +37,7 @@ MIN_BLOCK_SECONDS = 0.01
 
 _PRIORITIES = ("NORMAL", "HIGH")
 
-_Settle = typing.Callable[[Scripts, keys.QueueKeys, list[str], list[int]], int]
+_Settle = typing.Callable[[Scripts, keys.QueueKeys, list[str]], int]
 
 
 class Connector(_connector.Connector):
@@ -163,6 +163,8 @@ class Connector(_connector.Connector):
 
         An idle blocking lease waits on the queue's wake list, which every push,
         release and reclaim feeds, and never past the earliest delayed item's eta.
+        ``owner`` is not stored per item, to spare the hot path a hash write (and
+        delete) per leased item.
         """
         if count <= 0:
             return []
@@ -199,8 +201,8 @@ class Connector(_connector.Connector):
             if len(r) > 1:
                 index = node.index
                 leased += [
-                    Delivery(r[i + 1], r[i].decode(), r[i + 2], r[i + 2], index)
-                    for i in range(1, len(r), 3)
+                    Delivery(payload, item_id.decode(), times, times, index)
+                    for item_id, payload, times in zip(r[1::3], r[2::3], r[3::3], strict=True)
                 ]
                 if len(leased) >= count:
                     break
@@ -228,7 +230,8 @@ class Connector(_connector.Connector):
                 continue  # a node no longer configured: its leases cannot be held
             node = nodes[index]
             with node:
-                total += call(node.scripts, k, [d.item_id for d in group], [d.token for d in group])
+                # A lease is named by '<id>:<token>', its member in the leased zset.
+                total += call(node.scripts, k, [f"{d.item_id}:{d.token}" for d in group])
         return total
 
     def ack_many(self, queue: str, deliveries: typing.Sequence[Delivery]) -> int:
@@ -244,7 +247,7 @@ class Connector(_connector.Connector):
     ) -> int:
         """Move held leases' deadlines to ``lease_seconds`` from now (server clock)."""
         return self._settle(
-            queue, deliveries, lambda s, k, ids, tokens: s.extend(k, ids, tokens, lease_seconds)
+            queue, deliveries, lambda s, k, members: s.extend(k, members, lease_seconds)
         )
 
     def reclaim_expired(self, queue: str, max_deliveries: int) -> ReclaimResult:
@@ -266,7 +269,8 @@ class Connector(_connector.Connector):
         total = 0
         for node in self._all():
             with node:
-                total += int(node.client.zcard(leased))
+                # '-inf (+inf' leaves out the permanent '-' member (see keys).
+                total += int(node.client.zcount(leased, "-inf", "(+inf"))
         return total
 
     # -- dead letters -----------------------------------------------------------
@@ -282,7 +286,7 @@ class Connector(_connector.Connector):
         return self._settle(
             queue,
             deliveries,
-            lambda s, k, ids, tokens: s.dead_letter(k, ids, tokens, reason, error),
+            lambda s, k, members: s.dead_letter(k, members, reason, error),
         )
 
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
@@ -365,7 +369,7 @@ class Connector(_connector.Connector):
 
     def lock(self, name: str) -> Lock:
         """A lock object for ``name`` (not yet acquired)."""
-        return Lock(name, self)
+        return Lock(name, self._node_for)
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -384,60 +388,3 @@ class Connector(_connector.Connector):
                     node.close()
             self._nodes = []
             self._pid = -1
-
-
-class Lock(_connector.Lock):
-    """A Redis lock: ``SET NX PX`` with a fresh owner token, compare-and-act in Lua.
-
-    Args:
-        name: the lock's name.
-        connector: the connector whose node (by CRC32 of ``name``) holds it.
-    """
-
-    def __init__(self, name: str, connector: Connector) -> None:
-        super().__init__(name)
-        self._connector = connector
-        self._key = keys.lock(name)
-
-    def _try_acquire(self, ttl: int) -> bool:
-        token = uuid.uuid4().hex
-        node = self._connector._node_for(self.name)
-        with node:
-            taken = node.client.set(self._key, token, nx=True, px=max(1, int(ttl * 1000)))
-        if taken:
-            self.token = token
-        return bool(taken)
-
-    def release(self) -> bool:
-        """Free the lock if this object holds it; True if it did."""
-        if self.token is None:
-            return False
-        node = self._connector._node_for(self.name)
-        with node:
-            released = node.scripts.lock_release(self._key, self.token)
-        self.token = None
-        return released
-
-    def is_locked(self) -> bool:
-        """Whether anyone holds the lock now."""
-        node = self._connector._node_for(self.name)
-        with node:
-            return bool(node.client.exists(self._key))
-
-    def set_ttl(self, ttl: int) -> bool:
-        """Make the lock expire ``ttl`` seconds from now if this object holds it."""
-        if self.token is None:
-            return False
-        node = self._connector._node_for(self.name)
-        with node:
-            return node.scripts.lock_set_ttl(self._key, self.token, max(1, int(ttl * 1000)))
-
-    def get_ttl(self) -> int | None:
-        """Seconds (rounded up) until the lock expires; None when nobody holds it."""
-        node = self._connector._node_for(self.name)
-        with node:
-            pttl = int(node.client.pttl(self._key))
-        # -2: no such key; -1: a key without expiry (set outside Sergeant), no TTL to give.
-        if pttl < 0:
-            return None
-        return -(-pttl // 1000)

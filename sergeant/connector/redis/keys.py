@@ -14,7 +14,8 @@ sort in push order: ``N000000000042``. ::
     sergeant:{emails}:normal          list    ready NORMAL ids, head handed out first
     sergeant:{emails}:delayed:high    zset    id -> eta (Unix seconds, server clock), HIGH
     sergeant:{emails}:delayed:normal  zset    id -> eta (Unix seconds, server clock), NORMAL
-    sergeant:{emails}:leased          zset    '<id>:<token>' -> lease deadline (Unix s, server clock)
+    sergeant:{emails}:leased          zset    '<id>:<token>' -> lease deadline (Unix s, server),
+                                              plus '-' -> +inf, kept so the key stays alive
     sergeant:{emails}:deliveries      hash    id -> delivery count, for items not under lease
                                               (absent means 0; while leased the count is
                                               the token in the leased member)

@@ -119,27 +119,25 @@ class Scripts:
         result: list[typing.Any] = self._lease(keys, (count, repr(float(lease_seconds))))
         return result
 
-    def ack(self, k: QueueKeys, ids: list[str], tokens: list[int]) -> int:
-        """Acknowledge the held leases among ``ids``/``tokens``; returns how many."""
-        return int(self._ack((k.leased, k.items), [*ids, *tokens]))
+    def ack(self, k: QueueKeys, members: list[str]) -> int:
+        """Acknowledge the held leases among ``members`` (``'<id>:<token>'``); count them."""
+        return int(self._ack((k.leased, k.items), members))
 
-    def release(self, k: QueueKeys, ids: list[str], tokens: list[int]) -> int:
-        """Release the held leases among ``ids``/``tokens``; returns how many."""
+    def release(self, k: QueueKeys, members: list[str]) -> int:
+        """Release the held leases among ``members`` (``'<id>:<token>'``); count them."""
         keys = (k.leased, k.deliveries, k.high, k.normal, k.wake)
-        args: list[Arg] = [WAKE_TOKENS, *ids, *tokens]
+        args: list[Arg] = [WAKE_TOKENS, *members]
         return int(self._release(keys, args))
 
-    def extend(self, k: QueueKeys, ids: list[str], tokens: list[int], lease_seconds: float) -> int:
-        """Extend the held leases among ``ids``/``tokens``; returns how many."""
-        args: list[Arg] = [repr(float(lease_seconds)), *ids, *tokens]
+    def extend(self, k: QueueKeys, members: list[str], lease_seconds: float) -> int:
+        """Extend the held leases among ``members`` (``'<id>:<token>'``); count them."""
+        args: list[Arg] = [repr(float(lease_seconds)), *members]
         return int(self._extend((k.leased,), args))
 
-    def dead_letter(
-        self, k: QueueKeys, ids: list[str], tokens: list[int], reason: str, error: str
-    ) -> int:
-        """Dead-letter the held leases among ``ids``/``tokens``; returns how many."""
+    def dead_letter(self, k: QueueKeys, members: list[str], reason: str, error: str) -> int:
+        """Dead-letter the held leases among ``members`` (``'<id>:<token>'``); count them."""
         keys = (k.leased, k.dead, k.dead_info)
-        return int(self._dead_letter(keys, [reason, error, *ids, *tokens]))
+        return int(self._dead_letter(keys, [reason, error, *members]))
 
     def reclaim(self, k: QueueKeys, max_deliveries: int) -> tuple[int, int, bool]:
         """Reclaim up to :data:`RECLAIM_BATCH` expired leases.

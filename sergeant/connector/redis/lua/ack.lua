@@ -2,34 +2,31 @@
 --
 -- KEYS[1] leased  zset  '<id>:<token>' -> lease deadline
 -- KEYS[2] items   hash  id -> payload
--- ARGV[1..n] item ids; ARGV[n+1..2n] their fencing tokens
+-- ARGV[1..n] '<id>:<token>' of the leases to acknowledge
 --
 -- Returns: how many items were acknowledged.
 -- Invariants: an item counts only if '<id>:<token>' is leased, i.e. its lease is
--- held; a stale lease is skipped (its item may be someone else's by now).
+-- held; a stale lease is skipped (its item may be someone else's by now). A lease
+-- given twice counts once (ZREM's reply is the count).
 local CHUNK = 2000
-local n = #ARGV / 2
+local find, sub = string.find, string.sub
+local n = #ARGV
 local acked = 0
 for i = 1, n, CHUNK do
   local j = math.min(i + CHUNK - 1, n)
-  local members = {}
+  local scores = redis.call('ZMSCORE', KEYS[1], unpack(ARGV, i, j))
+  local held, ids, h = {}, {}, 0
   for k = i, j do
-    members[k - i + 1] = ARGV[k] .. ':' .. ARGV[n + k]
-  end
-  local scores = redis.call('ZMSCORE', KEYS[1], unpack(members))
-  local held, ids, seen = {}, {}, {}
-  for k = 1, #members do
-    local member = members[k]
-    if scores[k] and not seen[member] then
-      seen[member] = true
-      held[#held + 1] = member
-      ids[#ids + 1] = ARGV[i + k - 1]
+    local member = ARGV[k]
+    if scores[k - i + 1] then
+      h = h + 1
+      held[h] = member
+      ids[h] = sub(member, 1, find(member, ':', 1, true) - 1)
     end
   end
-  if #held > 0 then
-    redis.call('ZREM', KEYS[1], unpack(held))
+  if h > 0 then
+    acked = acked + redis.call('ZREM', KEYS[1], unpack(held))
     redis.call('HDEL', KEYS[2], unpack(ids))
-    acked = acked + #held
   end
 end
 return acked

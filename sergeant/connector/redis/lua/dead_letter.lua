@@ -5,36 +5,32 @@
 -- KEYS[3] dead:info  hash  id -> JSON {reason, error, deliveries, dead_at}
 -- ARGV[1] reason
 -- ARGV[2] error text (may be empty)
--- ARGV[3..n+2] item ids; ARGV[n+3..2n+2] their fencing tokens
+-- ARGV[3..] '<id>:<token>' of the leases to dead-letter
 --
 -- Returns: how many items were moved.
 -- Invariants: only held leases ('<id>:<token>' leased) count. The payload stays in
 -- items; the delivery count (the token) goes into the record; dead_at is server TIME.
 local CHUNK = 2000
-local n = (#ARGV - 2) / 2
+local n = #ARGV
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local moved, seen = 0, {}
-for i = 1, n, CHUNK do
+for i = 3, n, CHUNK do
   local j = math.min(i + CHUNK - 1, n)
-  local members = {}
-  for k = i, j do
-    members[k - i + 1] = ARGV[k + 2] .. ':' .. ARGV[n + k + 2]
-  end
-  local scores = redis.call('ZMSCORE', KEYS[1], unpack(members))
+  local scores = redis.call('ZMSCORE', KEYS[1], unpack(ARGV, i, j))
   local held, ids, records = {}, {}, {}
-  for k = 1, #members do
-    local member = members[k]
-    if scores[k] and not seen[member] then
+  for k = i, j do
+    local member = ARGV[k]
+    if scores[k - i + 1] and not seen[member] then
       seen[member] = true
-      local id = ARGV[i + k + 1]
+      local id, token = string.match(member, '^(.*):(%d+)$')
       held[#held + 1] = member
       ids[#ids + 1] = id
       records[#records + 1] = id
       records[#records + 1] = cjson.encode({
         reason = ARGV[1],
         error = ARGV[2],
-        deliveries = tonumber(ARGV[n + i + k + 1]),
+        deliveries = tonumber(token),
         dead_at = now,
       })
     end

@@ -6,7 +6,7 @@
 -- KEYS[4] delayed:normal  zset  id -> eta
 -- KEYS[5] items           hash  id -> payload
 -- KEYS[6] deliveries      hash  id -> delivery count of items not under lease
--- KEYS[7] leased          zset  '<id>:<token>' -> lease deadline
+-- KEYS[7] leased          zset  '<id>:<token>' -> lease deadline, plus '-' -> +inf
 -- KEYS[8] dead            list  dead ids
 --
 -- Returns: the number of items deleted.
@@ -17,7 +17,7 @@ local n = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])
 if n == 0 then
   return 0
 end
-if redis.call('ZCARD', KEYS[7]) == 0 and redis.call('LLEN', KEYS[8]) == 0 then
+if redis.call('ZCOUNT', KEYS[7], '-inf', '(+inf') == 0 and redis.call('LLEN', KEYS[8]) == 0 then
   -- Nothing else refers to items or deliveries: drop them whole.
   redis.call('DEL', KEYS[5], KEYS[6])
 else

@@ -6,29 +6,26 @@
 -- KEYS[4] normal      list  ready NORMAL ids
 -- KEYS[5] wake        list  wake tokens for blocked leases
 -- ARGV[1] most wake tokens to keep in KEYS[5]
--- ARGV[2..n+1] item ids; ARGV[n+2..2n+1] their fencing tokens
+-- ARGV[2..] '<id>:<token>' of the leases to release
 --
 -- Returns: how many items were released.
 -- Invariants: only held leases ('<id>:<token>' leased) count. Their delivery count
 -- goes down by one since they never ran. An id starting with 'H' goes back to HIGH,
 -- others to NORMAL; released items come out next, in the order given.
 local CHUNK = 2000
-local n = (#ARGV - 1) / 2
+local n = #ARGV
 local high, normal, seen = {}, {}, {}
-for i = 1, n, CHUNK do
+for i = 2, n, CHUNK do
   local j = math.min(i + CHUNK - 1, n)
-  local members = {}
-  for k = i, j do
-    members[k - i + 1] = ARGV[k + 1] .. ':' .. ARGV[n + k + 1]
-  end
-  local scores = redis.call('ZMSCORE', KEYS[1], unpack(members))
+  local scores = redis.call('ZMSCORE', KEYS[1], unpack(ARGV, i, j))
   local held = {}
-  for k = 1, #members do
-    local member = members[k]
-    if scores[k] and not seen[member] then
+  for k = i, j do
+    local member = ARGV[k]
+    if scores[k - i + 1] and not seen[member] then
       seen[member] = true
       held[#held + 1] = member
-      local id, token = ARGV[i + k], tonumber(ARGV[n + i + k])
+      local id, token = string.match(member, '^(.*):(%d+)$')
+      token = tonumber(token)
       if token > 1 then
         redis.call('HSET', KEYS[2], id, token - 1)
       end

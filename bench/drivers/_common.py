@@ -1,0 +1,76 @@
+"""Helpers shared by every driver: arguments in, one JSON result line out, timing."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+import typing
+
+#: How long a driver waits for a worker it started before giving up (seconds).
+WAIT_TIMEOUT_SECONDS = 900.0
+
+
+def read_args() -> dict[str, typing.Any]:
+    """The JSON object passed as the first command-line argument."""
+    args: dict[str, typing.Any] = json.loads(sys.argv[1])
+    return args
+
+
+def emit(result: dict[str, typing.Any]) -> None:
+    """Print the result as one JSON line (the harness reads the last line)."""
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
+def result(seconds: float, n: int, distinct: int | None, **extra: typing.Any) -> dict[str, typing.Any]:
+    """The result object every driver emits."""
+    return {"seconds": seconds, "n": n, "distinct": distinct, "pid": os.getpid(), **extra}
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The nearest-rank percentile of ``values`` (``fraction`` in 0..1)."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def latency_result(latencies: list[float], n: int, distinct: int) -> dict[str, typing.Any]:
+    """A latency result: p50/p99/max of push-to-start delays, in milliseconds."""
+    ms = [value * 1000.0 for value in latencies]
+    return result(
+        0.0,
+        n,
+        distinct,
+        p50_ms=percentile(ms, 0.50),
+        p99_ms=percentile(ms, 0.99),
+        max_ms=max(ms),
+    )
+
+
+def redis_client(args: dict[str, typing.Any]) -> typing.Any:
+    """A redis-py client for the benchmark's private server."""
+    import redis
+
+    return redis.Redis(host=args["redis"]["host"], port=args["redis"]["port"])
+
+
+def wait_for(predicate: typing.Callable[[], typing.Any], what: str, interval: float = 0.005) -> typing.Any:
+    """Poll ``predicate`` until it returns something truthy; return it."""
+    deadline = time.monotonic() + WAIT_TIMEOUT_SECONDS
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {WAIT_TIMEOUT_SECONDS}s waiting for {what}")
+        time.sleep(interval)
+
+
+def rss_of(pid: int) -> float:
+    """Resident set size of a process, in MiB."""
+    import psutil
+
+    return float(psutil.Process(pid).memory_info().rss) / (1024 * 1024)

@@ -1,0 +1,239 @@
+"""Driver for Sergeant: this project's (any broker) and the original 0.27 (Redis).
+
+Both expose the same Worker API (``generate_config``/``work``/``init_worker``/
+``work_loop``/``push_task(s)``), so one driver serves both; fields only this
+project has (``delivery``) are passed only when the installed ``WorkerConfig`` has them.
+
+Workloads (``args["workload"]``): ``push_one``, ``push_bulk``, ``consume`` (one
+process, ``tasks_per_transaction`` per pull), ``consume_procs`` (``procs`` worker
+processes), ``latency`` (idle worker, push-to-start delays) and ``idle_rss``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+import typing
+
+import _common
+from sergeant.config import Connector, WorkerConfig
+from sergeant.worker import Worker
+
+#: Tasks pushed per push_tasks call when filling a queue before a consume run.
+FILL_CHUNK = 10_000
+
+
+def make_worker(args: dict[str, typing.Any], max_tasks: int = 0) -> typing.Any:
+    """A Worker on the benchmark queue that records each task's ``i`` (and delay)."""
+    extra: dict[str, typing.Any] = {}
+    fields = {field.name for field in dataclasses.fields(WorkerConfig)}
+    if "delivery" in fields and args.get("delivery"):
+        extra["delivery"] = args["delivery"]
+
+    class BenchWorker(Worker):  # type: ignore[misc]
+        seen: typing.ClassVar[set[int]] = set()
+        executions: typing.ClassVar[list[int]] = [0]
+        delays: typing.ClassVar[list[float]] = []
+
+        def generate_config(self) -> typing.Any:
+            return WorkerConfig(
+                name=args["queue"],
+                connector=Connector(type=args["connector"]["type"], params=args["connector"]["params"]),
+                max_tasks_per_run=max_tasks,
+                tasks_per_transaction=args.get("tasks_per_transaction", 1),
+                **extra,
+            )
+
+        def work(self, task: typing.Any) -> None:
+            kwargs = task.kwargs
+            if "t" in kwargs:
+                self.delays.append(time.time() - kwargs["t"])
+            self.seen.add(kwargs["i"])
+            self.executions[0] += 1
+
+    return BenchWorker()
+
+
+def fill(worker: typing.Any, start: int, stop: int) -> None:
+    """Push tasks ``{"i": start..stop-1}`` in chunks (not timed)."""
+    for low in range(start, stop, FILL_CHUNK):
+        worker.push_tasks([{"i": i} for i in range(low, min(stop, low + FILL_CHUNK))])
+
+
+def push_one(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
+    worker = make_worker(args)
+    worker.init_broker()
+    worker.purge_tasks()
+    n = args["n"]
+    push = worker.push_task
+    started = time.perf_counter()
+    for i in range(n):
+        push({"i": i})
+    seconds = time.perf_counter() - started
+    return _common.result(seconds, n, worker.number_of_enqueued_tasks())
+
+
+def push_bulk(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
+    worker = make_worker(args)
+    worker.init_broker()
+    worker.purge_tasks()
+    n = args["n"]
+    kwargs_list = [{"i": i} for i in range(n)]
+    started = time.perf_counter()
+    worker.push_tasks(kwargs_list)
+    seconds = time.perf_counter() - started
+    return _common.result(seconds, n, worker.number_of_enqueued_tasks())
+
+
+def consume(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
+    n = args["n"]
+    worker = make_worker(args, max_tasks=n)
+    worker.init_worker()
+    worker.purge_tasks()
+    fill(worker, 0, n)
+    started = time.perf_counter()
+    worker.work_loop()
+    seconds = time.perf_counter() - started
+    left = worker.number_of_enqueued_tasks()
+    return _common.result(
+        seconds, n, len(worker.seen), executions=worker.executions[0], left_in_queue=left
+    )
+
+
+def spawn(args: dict[str, typing.Any], **changes: typing.Any) -> subprocess.Popen[str]:
+    """Start this script as a child worker process with changed args."""
+    child_args = json.dumps({**args, **changes})
+    return subprocess.Popen(
+        [sys.executable, __file__, child_args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_ready(child: subprocess.Popen[str]) -> None:
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    if line.strip() != "ready":
+        raise RuntimeError(f"worker process did not start: {line!r}")
+
+
+def consume_procs(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
+    n, procs = args["n"], args["procs"]
+    worker = make_worker(args)
+    worker.init_broker()
+    worker.purge_tasks()
+    fill(worker, 0, n)
+    shares = [n // procs + (1 if k < n % procs else 0) for k in range(procs)]
+    children = [spawn(args, role="proc_worker", n=share) for share in shares]
+    for child in children:
+        wait_ready(child)
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    reports = []
+    for child in children:
+        out, _ = child.communicate(timeout=_common.WAIT_TIMEOUT_SECONDS)
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    seen: set[int] = set()
+    for report in reports:
+        seen.update(report["seen"])
+    seconds = max(r["end"] for r in reports) - min(r["start"] for r in reports)
+    return _common.result(
+        seconds,
+        n,
+        len(seen),
+        executions=sum(r["executions"] for r in reports),
+        per_process=[r["executions"] for r in reports],
+    )
+
+
+def proc_worker(args: dict[str, typing.Any]) -> None:
+    worker = make_worker(args, max_tasks=args["n"])
+    worker.init_worker()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    start = time.time()
+    worker.work_loop()
+    end = time.time()
+    report = {"start": start, "end": end, "seen": sorted(worker.seen)}
+    _common.emit({**report, "executions": worker.executions[0]})
+
+
+def latency(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
+    n, spacing = args["n"], args.get("spacing_seconds", 0.005)
+    producer = make_worker(args)
+    producer.init_broker()
+    producer.purge_tasks()
+    child = spawn(args, role="latency_worker")
+    wait_ready(child)
+    time.sleep(0.5)  # let the worker reach its idle wait
+    for i in range(n):
+        producer.push_task({"i": i, "t": time.time()})
+        time.sleep(spacing)
+    out, _ = child.communicate(timeout=_common.WAIT_TIMEOUT_SECONDS)
+    report = json.loads(out.strip().splitlines()[-1])
+    return _common.latency_result(report["delays"], n, report["distinct"])
+
+
+def latency_worker(args: dict[str, typing.Any]) -> None:
+    worker = make_worker(args, max_tasks=args["n"])
+    worker.init_worker()
+    print("ready", flush=True)
+    worker.work_loop()
+    _common.emit({"delays": worker.delays, "distinct": len(worker.seen)})
+
+
+def idle_rss(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
+    producer = make_worker(args)
+    producer.init_broker()
+    producer.purge_tasks()
+    child = spawn(args, role="idle_worker")
+    try:
+        wait_ready(child)
+        time.sleep(args.get("settle_seconds", 1.5))  # blocked waiting for tasks by now
+        rss = _common.rss_of(child.pid)
+    finally:
+        child.kill()
+        child.communicate()
+    return _common.result(0.0, 0, None, rss_mb=rss)
+
+
+def idle_worker(args: dict[str, typing.Any]) -> None:
+    worker = make_worker(args, max_tasks=1)
+    worker.init_worker()
+    print("ready", flush=True)
+    worker.work_loop()
+
+
+WORKLOADS: dict[str, typing.Callable[[dict[str, typing.Any]], dict[str, typing.Any]]] = {
+    "push_one": push_one,
+    "push_bulk": push_bulk,
+    "consume": consume,
+    "consume_procs": consume_procs,
+    "latency": latency,
+    "idle_rss": idle_rss,
+}
+
+ROLES: dict[str, typing.Callable[[dict[str, typing.Any]], None]] = {
+    "proc_worker": proc_worker,
+    "latency_worker": latency_worker,
+    "idle_worker": idle_worker,
+}
+
+
+def main() -> None:
+    args = _common.read_args()
+    role = args.get("role")
+    if role:
+        ROLES[role](args)
+        return
+    _common.emit(WORKLOADS[args["workload"]](args))
+
+
+if __name__ == "__main__":
+    main()

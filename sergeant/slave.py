@@ -1,0 +1,198 @@
+"""The worker process the supervisor runs: ``python -m sergeant.slave``.
+
+It imports the worker class, runs ``init_worker()`` and ``work_loop()``, reports
+through its exit code (``ExitCode``) and a ``SlaveStatus`` JSON file, and exits.
+
+The first SIGTERM (or SIGINT) stops the loop gracefully: an idle worker stops at
+once, a running task finishes (the supervisor kills it after the grace period);
+tasks pulled but not started go back to the queue. A second signal kills the
+process and its children at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import types
+import typing
+
+from sergeant.errors import ConfigError, WorkerImportError
+from sergeant.killer import ShutdownRequested
+from sergeant.killer.process import kill_tree
+from sergeant.killer.thread import raise_in_thread
+from sergeant.supervisor_policy import ExitCode, SlaveStatus
+from sergeant.worker import Worker, WorkerSummary
+
+__all__ = ["Slave", "exit_code_for", "load_worker_class", "main", "stop_leftover_threads"]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds background threads get to stop after the work loop ended.
+THREAD_STOP_SECONDS = 1.0
+
+
+def load_worker_class(module_name: str, class_name: str) -> type[Worker]:
+    """Import ``module_name`` and return its ``Worker`` subclass ``class_name``.
+
+    Raises:
+        WorkerImportError: one sentence naming what cannot be imported and why.
+    """
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise WorkerImportError(
+            f"Cannot import worker module {module_name!r} ({type(exc).__name__}: {exc}); "
+            f"check the module name and that it is importable from {os.getcwd()!r}."
+        ) from exc
+    worker_class = getattr(module, class_name, None)
+    if worker_class is None:
+        raise WorkerImportError(
+            f"Worker module {module_name!r} has no class {class_name!r}; check the class name."
+        )
+    if not (isinstance(worker_class, type) and issubclass(worker_class, Worker)):
+        raise WorkerImportError(
+            f"{module_name}.{class_name} is {worker_class!r}, not a subclass of "
+            "sergeant.worker.Worker."
+        )
+    return worker_class
+
+
+def exit_code_for(summary: WorkerSummary, terminated: bool) -> ExitCode:
+    """The exit code that reports how ``work_loop()`` ended."""
+    if terminated:
+        return ExitCode.TERMINATED
+    if summary.stop:
+        return ExitCode.STOP_REQUESTED
+    if summary.respawn:
+        return ExitCode.RESPAWN_REQUESTED
+    if summary.initialize_exception is not None:
+        return ExitCode.INITIALIZE_FAILED
+    if summary.executor_exception is not None:
+        return ExitCode.EXECUTOR_FAILED
+    return ExitCode.DONE
+
+
+def stop_leftover_threads(timeout: float = THREAD_STOP_SECONDS) -> list[str]:
+    """Ask the non-daemon threads still alive to stop (``SystemExit`` raised in them).
+
+    Returns:
+        The names of the threads still alive after ``timeout`` seconds.
+    """
+    current = threading.current_thread()
+    leftovers = [
+        thread
+        for thread in threading.enumerate()
+        if thread is not current and not thread.daemon and thread.is_alive()
+    ]
+    for thread in leftovers:
+        if thread.ident is not None:
+            raise_in_thread(thread.ident, SystemExit)
+    deadline = time.monotonic() + timeout
+    for thread in leftovers:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [thread.name for thread in leftovers if thread.is_alive()]
+
+
+class Slave:
+    """Runs one worker in this process and reports to the supervisor."""
+
+    def __init__(self, module_name: str, class_name: str, status_path: str | None) -> None:
+        self.module_name = module_name
+        self.class_name = class_name
+        self.status_path = status_path
+        self.status = SlaveStatus(pid=os.getpid())
+        self.worker: Worker | None = None
+        self._terminating = False
+        self._finished = False
+
+    def run(self) -> ExitCode:
+        """Run the worker to the end; returns the exit code (the status file is written)."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+        try:
+            code = self._run()
+        except ShutdownRequested:
+            code = ExitCode.TERMINATED
+        self._finished = True
+        self.status.phase = "done"
+        self.status.threads_left = stop_leftover_threads()
+        if self.status.threads_left:
+            logger.error(
+                "background threads refused to stop: %s; the process is killed",
+                ", ".join(self.status.threads_left),
+                extra={"event": "threads_left"},
+            )
+        self._report()
+        return code
+
+    def _run(self) -> ExitCode:
+        try:
+            worker_class = load_worker_class(self.module_name, self.class_name)
+        except WorkerImportError as exc:
+            return self._failed(ExitCode.IMPORT_ERROR, str(exc))
+        try:
+            self.worker = worker_class()
+            self.status.grace_period = self.worker.config.timeouts.grace_period
+            self._report()
+            self.worker.init_worker()
+        except ConfigError as exc:
+            return self._failed(ExitCode.CONFIG_ERROR, f"{self.class_name}: {exc}")
+        except Exception as exc:
+            logger.error("the worker failed to start: %r", exc, exc_info=True)
+            return self._failed(ExitCode.INIT_FAILED, f"{type(exc).__name__}: {exc}")
+        summary = self.worker.work_loop()
+        self._finished = True
+        self.status.tasks_done = summary.tasks_done
+        self.status.respawn, self.status.stop = summary.respawn, summary.stop
+        return exit_code_for(summary, self._terminating)
+
+    def _failed(self, code: ExitCode, error: str) -> ExitCode:
+        self.status.error = error
+        if self.status_path is None:  # no supervisor to say it
+            print(error, file=sys.stderr)
+        return code
+
+    def _report(self) -> None:
+        if self.status_path is not None:
+            self.status.dump(self.status_path)
+
+    def _on_signal(self, signum: int, frame: types.FrameType | None) -> None:
+        if self._terminating:  # a second signal: no more grace
+            kill_tree(os.getpid())
+            os.kill(os.getpid(), signal.SIGKILL)
+        self._terminating = True
+        if self._finished:
+            return
+        executor = getattr(self.worker, "executor", None)
+        request_stop = getattr(executor, "request_stop", None)
+        if request_stop is None:  # still starting up: nothing to hand back
+            raise ShutdownRequested()
+        request_stop()  # raises ShutdownRequested itself when idle
+
+
+def main(argv: typing.Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m sergeant.slave``."""
+    parser = argparse.ArgumentParser(prog="python -m sergeant.slave")
+    parser.add_argument("--worker-module", required=True)
+    parser.add_argument("--worker-class", required=True)
+    parser.add_argument("--status-file", default=None, help="where to write the JSON status")
+    args = parser.parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(name)s %(process)d %(levelname)s %(message)s")
+    slave = Slave(args.worker_module, args.worker_class, args.status_file)
+    code = slave.run()
+    if slave.status.threads_left:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)  # a thread that refuses to stop must not hang the process
+    return int(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Scenario worker modules run by the supervisor tests in real worker processes."""
