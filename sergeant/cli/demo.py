@@ -42,6 +42,7 @@ class DemoWorker(Worker):
         )
 
     def work(self, task: Task) -> bool:
+        time.sleep(0.005)  # stands in for I/O, so the workers visibly share the load
         n: int = task.kwargs["n"]
         return n > 1 and all(n % d for d in range(2, int(n**0.5) + 1))
 
