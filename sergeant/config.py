@@ -12,6 +12,7 @@ import logging as std_logging
 import os
 import tempfile
 import typing
+import urllib.parse
 
 from sergeant.errors import ConfigError
 
@@ -143,6 +144,42 @@ class Connector:
     def __post_init__(self) -> None:
         _check_choice("Connector.type", self.type, CONNECTOR_TYPES)
         _check_type("Connector.params", self.params, dict, "a dict of connector parameters")
+
+    @classmethod
+    def from_url(cls, url: str) -> Connector:
+        """The connector a URL names.
+
+        Accepted: ``redis://[user:password@]host[:port][/database]``,
+        ``mongodb://...`` (any MongoDB URI, passed to pymongo as is) and
+        ``sqlite:///absolute/path.sqlite3``.
+
+        Raises:
+            ConfigError: the URL's scheme or shape is not one of these.
+        """
+        parsed = urllib.parse.urlsplit(url)
+        scheme = parsed.scheme.lower()
+        if scheme == "redis":
+            database = parsed.path.lstrip("/") or "0"
+            if not database.isdigit():
+                _fail(
+                    "the Redis URL's database", database, "use a number, as in redis://host:6379/0"
+                )
+            node: dict[str, typing.Any] = {
+                "host": parsed.hostname or "localhost",
+                "port": parsed.port or 6379,
+                "password": urllib.parse.unquote(parsed.password) if parsed.password else None,
+                "database": int(database),
+            }
+            if parsed.username:
+                node["username"] = urllib.parse.unquote(parsed.username)
+            return cls(type="redis", params={"nodes": [node]})
+        if scheme in ("mongodb", "mongodb+srv"):
+            return cls(type="mongo", params={"url": url})
+        if scheme == "sqlite":
+            if not parsed.path:
+                _fail("the SQLite URL", url, "write it as sqlite:///absolute/path.sqlite3")
+            return cls(type="local", params={"file_path": "/" + parsed.path.lstrip("/")})
+        _fail("the broker URL", url, "use redis://, mongodb:// or sqlite:/// URLs")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sergeant.cli import demo, run
+from sergeant.cli import dead, demo, queues, run
 
 __all__ = ["main"]
 
@@ -17,3 +17,7 @@ def main() -> None:
 
 main.add_command(demo.demo)
 main.add_command(run.run)
+main.add_command(queues.stats)
+main.add_command(queues.purge)
+main.add_command(queues.push)
+main.add_command(dead.dead)

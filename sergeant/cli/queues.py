@@ -1,0 +1,130 @@
+"""``sergeant stats``, ``sergeant purge`` and ``sergeant push``: look at and act on queues."""
+
+from __future__ import annotations
+
+import json
+import time
+import typing
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from sergeant.cli._target import Target, broker_option, resolve
+from sergeant.errors import SergeantError
+from sergeant.objects import Task
+
+__all__ = ["purge", "push", "queue_stats", "stats"]
+
+
+def queue_stats(target: Target, queue: str) -> dict[str, typing.Any]:
+    """Counts for one queue: ready, delayed (not yet due), leased (running) and dead."""
+    connector = target.broker.connector
+    ready = connector.length(queue)
+    return {
+        "queue": queue,
+        "ready": ready,
+        "delayed": connector.length(queue, include_delayed=True) - ready,
+        "leased": connector.leased_count(queue),
+        "dead": connector.dead_count(queue),
+    }
+
+
+def _table(rows: list[dict[str, typing.Any]]) -> Table:
+    table = Table(title=f"sergeant stats  {time.strftime('%H:%M:%S')}")
+    for column in ("queue", "ready", "delayed", "leased", "dead"):
+        table.add_column(column, justify="left" if column == "queue" else "right")
+    for row in rows:
+        table.add_row(
+            *(str(row[column]) for column in ("queue", "ready", "delayed", "leased", "dead"))
+        )
+    return table
+
+
+@click.command()
+@broker_option
+@click.argument("queues", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
+@click.option("--watch", type=float, default=None, metavar="SECONDS", help="Refresh in place.")
+def stats(broker: str, queues: tuple[str, ...], as_json: bool, watch: float | None) -> None:
+    """Show ready, delayed, leased (running) and dead tasks per queue.
+
+    Example: sergeant stats -b redis://localhost:6379/0 emails thumbnails --watch 2
+    """
+    target = resolve(broker)
+    names = target.queues(queues)
+    try:
+        if as_json:
+            click.echo(json.dumps({"queues": [queue_stats(target, q) for q in names]}))
+            return
+        console = Console()
+        if watch is None:
+            console.print(_table([queue_stats(target, q) for q in names]))
+            return
+        with Live(_table([queue_stats(target, q) for q in names]), console=console) as live:
+            while True:
+                time.sleep(watch)
+                live.update(_table([queue_stats(target, q) for q in names]))
+    except SergeantError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        target.broker.connector.close()
+
+
+@click.command()
+@broker_option
+@click.argument("queue")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def purge(broker: str, queue: str, yes: bool) -> None:
+    """Delete every ready and delayed task of QUEUE (running and dead tasks stay).
+
+    Example: sergeant purge -b sqlite:///tmp/broker.sqlite3 emails --yes
+    """
+    target = resolve(broker)
+    try:
+        waiting = target.broker.number_of_enqueued_tasks(queue, include_delayed=True)
+        if not yes:
+            click.confirm(f"Delete {waiting} tasks from queue {queue!r}?", abort=True)
+        with Console(stderr=True).status(f"purging {queue!r}"):
+            deleted = target.broker.purge_tasks(queue)
+        click.echo(f"purged {deleted} tasks from {queue!r}")
+    except SergeantError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        target.broker.connector.close()
+
+
+@click.command()
+@broker_option
+@click.argument("queue")
+@click.option(
+    "--kwargs", "kwargs_json", required=True, help='The task\'s kwargs as JSON: {"id": 7}'
+)
+@click.option("--delay", type=float, default=0.0, metavar="SECONDS", help="Hand it out later.")
+@click.option("--priority", type=click.Choice(["NORMAL", "HIGH"]), default="NORMAL")
+@click.option("--count", type=click.IntRange(min=1), default=1, help="Push this many copies.")
+def push(
+    broker: str, queue: str, kwargs_json: str, delay: float, priority: str, count: int
+) -> None:
+    """Push a task to QUEUE, as an operator.
+
+    Example: sergeant push -b redis://localhost:6379/0 emails --kwargs '{"to": "a@b.c"}' --delay 60
+    """
+    try:
+        kwargs = json.loads(kwargs_json)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--kwargs") from exc
+    if not isinstance(kwargs, dict):
+        raise click.BadParameter('use a JSON object, such as {"id": 7}', param_hint="--kwargs")
+    target = resolve(broker)
+    tasks = [Task(kwargs=kwargs) for _ in range(count)]
+    consumable_from = time.time() + delay if delay > 0 else 0.0
+    try:
+        target.broker.push_tasks(queue, tasks, priority, consumable_from)  # type: ignore[arg-type]
+    except SergeantError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        target.broker.connector.close()
+    for task in tasks:
+        click.echo(task.id)

@@ -1,0 +1,163 @@
+"""The operator commands against real brokers: stats, push, purge, dead list/show/requeue/purge."""
+
+from __future__ import annotations
+
+import json
+import typing
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from sergeant.cli import main
+from sergeant.config import Connector
+from sergeant.connector import create
+from sergeant.connector._connector import Connector as BaseConnector
+from tests.servers import RedisServer
+
+
+@pytest.fixture(params=["redis", "local"])
+def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A broker URL: the session's private Redis (emptied) or a fresh SQLite file."""
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        server.flush()
+        return f"redis://127.0.0.1:{server.port}/0"
+    return f"sqlite:///{tmp_path}/broker.sqlite3"
+
+
+@pytest.fixture
+def connector(broker_url: str) -> typing.Iterator[BaseConnector]:
+    """A connector on the same broker, to set up and check state behind the CLI's back."""
+    config = Connector.from_url(broker_url)
+    conn = create(config.type, config.params)
+    yield conn
+    conn.close()
+
+
+def sergeant(*args: str, stdin: str | None = None) -> Result:
+    result = CliRunner().invoke(main, list(args), input=stdin, catch_exceptions=False)
+    return result
+
+
+def stats(broker_url: str, queue: str) -> dict[str, typing.Any]:
+    result = sergeant("stats", "-b", broker_url, queue, "--json")
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.output)["queues"]
+    return typing.cast(dict[str, typing.Any], row)
+
+
+def test_push_then_stats_counts_ready_and_delayed(broker_url: str) -> None:
+    """push enqueues tasks (now, delayed, HIGH); stats --json counts them."""
+    assert (
+        sergeant("push", "-b", broker_url, "q", "--kwargs", '{"a": 1}', "--count", "3").exit_code
+        == 0
+    )
+    assert (
+        sergeant("push", "-b", broker_url, "q", "--kwargs", "{}", "--delay", "3600").exit_code == 0
+    )
+    result = sergeant("push", "-b", broker_url, "q", "--kwargs", "{}", "--priority", "HIGH")
+    assert len(result.output.split()) == 1  # the task id
+    assert stats(broker_url, "q") == {
+        "queue": "q",
+        "ready": 4,
+        "delayed": 1,
+        "leased": 0,
+        "dead": 0,
+    }
+
+
+def test_stats_counts_leased_and_dead(broker_url: str, connector: BaseConnector) -> None:
+    """Tasks under lease and dead tasks show in their own columns."""
+    connector.push_many("q", [b"a", b"b", b"c"])
+    leased = connector.lease_many("q", 2, "w", 60)
+    connector.dead_letter_many("q", leased[:1], "max retries", "boom")
+    assert stats(broker_url, "q") == {
+        "queue": "q",
+        "ready": 1,
+        "delayed": 0,
+        "leased": 1,
+        "dead": 1,
+    }
+    table = sergeant("stats", "-b", broker_url, "q")
+    assert table.exit_code == 0
+    assert "leased" in table.output
+
+
+def test_purge_asks_then_empties(broker_url: str, connector: BaseConnector) -> None:
+    """purge asks first (no keeps everything); --yes empties the queue."""
+    connector.push_many("q", [b"a", b"b"])
+    refused = sergeant("purge", "-b", broker_url, "q", stdin="n\n")
+    assert refused.exit_code == 1
+    assert connector.length("q") == 2
+    done = sergeant("purge", "-b", broker_url, "q", "--yes")
+    assert "purged 2 tasks" in done.output
+    assert connector.length("q") == 0
+
+
+def test_dead_list_show_requeue_and_the_tasks_run(
+    broker_url: str, connector: BaseConnector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dead tasks are listed with reason and error, shown in full, requeued, and then run."""
+    monkeypatch.setenv("SERGEANT_TEST_BROKER_URL", broker_url)
+    target = "tests.workers.cli_target:UrlWorker"
+    assert sergeant("push", "-b", target, "cli-jobs", "--kwargs", '{"x": 1}').exit_code == 0
+    [delivery] = connector.lease_many("cli-jobs", 1, "w", 60)
+    connector.dead_letter_many("cli-jobs", [delivery], "worker died", "SIGKILL")
+
+    listed = json.loads(sergeant("dead", "list", "-b", target, "cli-jobs", "--json").output)
+    assert [(row["reason"], row["error"], row["kwargs"]) for row in listed] == [
+        ("worker died", "SIGKILL", "{'x': 1}")
+    ]
+    shown = json.loads(
+        sergeant("dead", "show", "-b", target, "cli-jobs", listed[0]["item_id"]).output
+    )
+    assert shown["task_id"] == listed[0]["task_id"]
+    assert sergeant("dead", "show", "-b", target, "cli-jobs", "nope").exit_code == 1
+
+    assert "requeued 1" in sergeant("dead", "requeue", "-b", target, "cli-jobs").output
+    assert stats(broker_url, "cli-jobs")["dead"] == 0
+
+    from tests.workers.cli_target import UrlWorker
+
+    with UrlWorker() as worker:
+        worker.init_worker()
+        summary = worker.work_loop()
+    assert summary.tasks_done == 1
+    assert stats(broker_url, "cli-jobs") == {
+        "queue": "cli-jobs", "ready": 0, "delayed": 0, "leased": 0, "dead": 0,
+    }  # fmt: skip
+
+
+def test_dead_purge(broker_url: str, connector: BaseConnector) -> None:
+    """dead purge --yes deletes the dead tasks."""
+    connector.push_many("q", [b"a", b"b"])
+    connector.dead_letter_many("q", connector.lease_many("q", 2, "w", 60), "test")
+    assert "purged 2 dead" in sergeant("dead", "purge", "-b", broker_url, "q", "--yes").output
+    assert connector.dead_count("q") == 0
+
+
+def test_bad_input_gets_a_clear_error(broker_url: str) -> None:
+    """Malformed kwargs, bad URLs and missing queues are reported, not tracebacks."""
+    bad_json = sergeant("push", "-b", broker_url, "q", "--kwargs", "{nope")
+    assert bad_json.exit_code == 2
+    assert "not JSON" in bad_json.output
+    bad_url = sergeant("stats", "-b", "http://example/", "q")
+    assert "use redis://, mongodb:// or sqlite:/// URLs" in bad_url.output
+    assert "name at least one QUEUE" in sergeant("stats", "-b", broker_url).output
+
+
+def test_every_command_help_has_an_example() -> None:
+    """Each sub-command's --help shows an example invocation."""
+    for command in (["stats"], ["purge"], ["push"], ["dead", "list"], ["dead", "requeue"], ["run"]):
+        result = sergeant(*command, "--help")
+        assert result.exit_code == 0
+        assert "Example" in result.output or "example" in result.output, command
+
+
+def test_unreachable_broker_is_one_clear_error() -> None:
+    """A broker that does not answer gives one sentence naming it (pytest-timeout bounds it)."""
+    result = sergeant("stats", "-b", "redis://127.0.0.1:1/0", "q")
+    assert result.exit_code == 1
+    assert "127.0.0.1:1" in result.output
+    assert "Traceback" not in result.output
