@@ -13,6 +13,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psutil
@@ -72,8 +73,15 @@ def versions(python: Path, distributions: list[str]) -> dict[str, str]:
         "    except m.PackageNotFoundError: out[name] = 'missing'\n"
         "print(json.dumps(out))"
     )
+    # Run away from this checkout: its sergeant.egg-info would shadow 0.27's metadata.
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     completed = subprocess.run(
-        [str(python), "-c", code, *distributions], capture_output=True, text=True, check=True
+        [str(python), "-c", code, *distributions],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tempfile.gettempdir(),
+        env=env,
     )
     found: dict[str, str] = json.loads(completed.stdout)
     return found

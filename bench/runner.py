@@ -102,9 +102,7 @@ def run_driver(library: Library, args: dict[str, typing.Any]) -> dict[str, typin
     return result
 
 
-def measure(
-    library: Library, workload: str, n: int, brokers: Brokers, round_number: int
-) -> Run:
+def measure(library: Library, workload: str, n: int, brokers: Brokers, round_number: int) -> Run:
     """Run one workload of one library once, and check that exactly ``n`` tasks moved."""
     run_id = f"{library.name}-{workload}-{round_number}-{time.time_ns()}"
     args = driver_args(library, workload, n, brokers, run_id)

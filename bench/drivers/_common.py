@@ -25,7 +25,9 @@ def emit(result: dict[str, typing.Any]) -> None:
     sys.stdout.flush()
 
 
-def result(seconds: float, n: int, distinct: int | None, **extra: typing.Any) -> dict[str, typing.Any]:
+def result(
+    seconds: float, n: int, distinct: int | None, **extra: typing.Any
+) -> dict[str, typing.Any]:
     """The result object every driver emits."""
     return {"seconds": seconds, "n": n, "distinct": distinct, "pid": os.getpid(), **extra}
 
@@ -57,7 +59,9 @@ def redis_client(args: dict[str, typing.Any]) -> typing.Any:
     return redis.Redis(host=args["redis"]["host"], port=args["redis"]["port"])
 
 
-def wait_for(predicate: typing.Callable[[], typing.Any], what: str, interval: float = 0.005) -> typing.Any:
+def wait_for(
+    predicate: typing.Callable[[], typing.Any], what: str, interval: float = 0.005
+) -> typing.Any:
     """Poll ``predicate`` until it returns something truthy; return it."""
     deadline = time.monotonic() + WAIT_TIMEOUT_SECONDS
     while True:

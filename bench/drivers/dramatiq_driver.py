@@ -24,7 +24,9 @@ _done = threading.Event()
 
 
 def setup(args: dict[str, typing.Any]) -> tuple[RedisBroker, typing.Any]:
-    broker = RedisBroker(host=args["redis"]["host"], port=args["redis"]["port"], namespace=NAMESPACE)
+    broker = RedisBroker(
+        host=args["redis"]["host"], port=args["redis"]["port"], namespace=NAMESPACE
+    )
     dramatiq.set_broker(broker)
 
     @dramatiq.actor(queue_name=QUEUE, max_retries=0)

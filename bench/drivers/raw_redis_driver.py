@@ -13,6 +13,7 @@ import time
 import typing
 
 import _common
+
 from sergeant.encoder import Encoder
 from sergeant.objects import Task
 
@@ -28,27 +29,28 @@ def push(client: typing.Any, items: list[bytes], batch: int) -> None:
         client.rpush(QUEUE, *items[low : low + batch])
 
 
-def run(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
-    client = _common.redis_client(args)
-    client.delete(QUEUE)
-    n, batch, workload = args["n"], args.get("batch", 1000), args["workload"]
-    items = payloads(n)
-    if workload.startswith("consume"):
-        push(client, items, batch)
-    popped: list[bytes] = []
+def timed_push(client: typing.Any, items: list[bytes], workload: str, batch: int) -> float:
     started = time.perf_counter()
     if workload == "push_one":
         for item in items:
             client.rpush(QUEUE, item)
     elif workload == "push_pipelined":
         pipe = client.pipeline(transaction=False)
-        for low in range(0, n, batch):
+        for low in range(0, len(items), batch):
             for item in items[low : low + batch]:
                 pipe.rpush(QUEUE, item)
             pipe.execute()
     elif workload == "push_bulk":
         push(client, items, batch)
-    elif workload == "consume_one":
+    else:
+        raise ValueError(f"unknown workload {workload!r}")
+    return time.perf_counter() - started
+
+
+def timed_pop(client: typing.Any, n: int, workload: str, batch: int) -> tuple[float, list[bytes]]:
+    popped: list[bytes] = []
+    started = time.perf_counter()
+    if workload == "consume_one":
         for _ in range(n):
             popped.append(client.lpop(QUEUE))
     elif workload == "consume_batched":
@@ -56,8 +58,21 @@ def run(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
             popped.extend(client.lpop(QUEUE, batch) or [])
     else:
         raise ValueError(f"unknown workload {workload!r}")
-    seconds = time.perf_counter() - started
-    distinct = len(set(popped)) if workload.startswith("consume") else client.llen(QUEUE)
+    return time.perf_counter() - started, popped
+
+
+def run(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
+    client = _common.redis_client(args)
+    client.delete(QUEUE)
+    n, batch, workload = args["n"], args.get("batch", 1000), args["workload"]
+    items = payloads(n)
+    if workload.startswith("consume"):
+        push(client, items, batch)
+        seconds, popped = timed_pop(client, n, workload, batch)
+        distinct = len(set(popped))
+    else:
+        seconds = timed_push(client, items, workload, batch)
+        distinct = client.llen(QUEUE)
     client.delete(QUEUE)
     return _common.result(seconds, n, distinct)
 

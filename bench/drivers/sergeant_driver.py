@@ -19,6 +19,7 @@ import time
 import typing
 
 import _common
+
 from sergeant.config import Connector, WorkerConfig
 from sergeant.worker import Worker
 
@@ -41,7 +42,9 @@ def make_worker(args: dict[str, typing.Any], max_tasks: int = 0) -> typing.Any:
         def generate_config(self) -> typing.Any:
             return WorkerConfig(
                 name=args["queue"],
-                connector=Connector(type=args["connector"]["type"], params=args["connector"]["params"]),
+                connector=Connector(
+                    type=args["connector"]["type"], params=args["connector"]["params"]
+                ),
                 max_tasks_per_run=max_tasks,
                 tasks_per_transaction=args.get("tasks_per_transaction", 1),
                 **extra,

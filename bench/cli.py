@@ -1,0 +1,192 @@
+"""``python -m bench``: run every library's workloads side by side and write the report."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime
+import json
+import shlex
+import subprocess
+import sys
+import typing
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench import environments, markdown
+from bench.libraries import (
+    BENCH_DIR,
+    OWN_ENV,
+    PEERS_VENV,
+    WORKLOADS,
+    Library,
+    Sizes,
+    all_libraries,
+)
+from bench.report import summarize
+from bench.runner import Brokers, Run, measure
+from tests.servers import MongoWireServer, RedisServer
+
+PROJECT_DIR = BENCH_DIR.parent
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    defaults = Sizes()
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    add = parser.add_argument
+    add("--n", type=int, default=defaults.n, help="tasks per run (default %(default)s)")
+    add("--push-one-n", type=int, help="tasks for push one-by-one (default n/10)")
+    add("--peer-push-n", type=int, default=defaults.peer_push_n, help="cap for peers' pushes")
+    add("--peer-consume-n", type=int, default=defaults.peer_consume_n, help="cap: peers' consume")
+    add("--sqlite-n", type=int, default=defaults.sqlite_n, help="cap for the SQLite broker")
+    add("--mongo-n", type=int, default=defaults.mongo_n, help="cap for the Mongo broker")
+    add("--latency-n", type=int, default=defaults.latency_n, help="tasks in the latency run")
+    add("--rounds", type=int, default=3, help="interleaved rounds (default %(default)s)")
+    add("--libraries", help="comma-separated subset, e.g. sergeant,sergeant-0.27,redis-py")
+    add("--workloads", help="comma-separated subset of: " + ", ".join(w.name for w in WORKLOADS))
+    add("--no-peers", action="store_true", help="only libraries of this project's venv")
+    add("--output", type=Path, help="write JSON, Markdown and chart here (default: results+docs)")
+    add("--no-chart", action="store_true", help="skip the PNG chart")
+    add("--profile", action="store_true", help="profile Sergeant's hot paths instead")
+    return parser.parse_args(argv)
+
+
+def sizes_from(args: argparse.Namespace) -> Sizes:
+    push_one_n = args.push_one_n or max(1, args.n // 10)
+    return Sizes(
+        args.n,
+        push_one_n,
+        args.peer_push_n,
+        args.peer_consume_n,
+        args.sqlite_n,
+        args.mongo_n,
+        args.latency_n,
+    )
+
+
+def select(args: argparse.Namespace) -> tuple[list[Library], list[str]]:
+    """The libraries and workloads this run covers."""
+    libraries = all_libraries(Path(sys.executable))
+    if args.libraries:
+        wanted = args.libraries.split(",")
+        unknown = set(wanted) - {library.name for library in libraries}
+        if unknown:
+            raise SystemExit(f"unknown libraries: {', '.join(sorted(unknown))}")
+        libraries = [library for library in libraries if library.name in wanted]
+    if args.no_peers:
+        libraries = [library for library in libraries if library.name in OWN_ENV]
+    workloads = [w.name for w in WORKLOADS]
+    if args.workloads:
+        workloads = [name for name in args.workloads.split(",") if name in workloads]
+    return libraries, workloads
+
+
+@contextlib.contextmanager
+def brokers(need_mongo: bool) -> Iterator[tuple[Brokers, RedisServer]]:
+    """Private redis-server (and nx-27017 when needed) for the whole run."""
+    redis_server = RedisServer()
+    redis_server.start()
+    mongo = MongoWireServer() if need_mongo else None
+    try:
+        if mongo is not None:
+            mongo.start()
+        yield Brokers(redis_server.port, mongo.port if mongo else None), redis_server
+    finally:
+        if mongo is not None:
+            mongo.close()
+        redis_server.close()
+
+
+def run_all(libraries: list[Library], workloads: list[str], sizes: Sizes, rounds: int) -> list[Run]:
+    """For each round, each workload, each library: one run (interleaved)."""
+    runs: list[Run] = []
+    with brokers(any(library.broker == "mongo" for library in libraries)) as (where, redis):
+        for round_number in range(1, rounds + 1):
+            for workload in workloads:
+                for library in libraries:
+                    if workload not in library.workloads:
+                        continue
+                    redis.flush()
+                    n = library.size(workload, sizes)
+                    run = measure(library, workload, n, where, round_number)
+                    runs.append(run)
+                    status = "ok" if run.ok else f"FAILED: {run.error}"
+                    figure = run.value()
+                    shown = f"{figure:,.2f}" if figure is not None else "-"
+                    print(
+                        f"round {round_number} {workload:<20} {library.name:<16} n={n:<7} "
+                        f"{shown:>12} {status}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    return runs
+
+
+def collect_versions(libraries: list[Library]) -> dict[str, dict[str, str]]:
+    found: dict[str, dict[str, str]] = {}
+    for library in libraries:
+        if library.group == "ours":
+            names = ["sergeant", "redis", "hiredis", "pymongo"]
+        else:
+            names = [library.version_of or library.name, "redis", "hiredis"]
+        found[library.name] = environments.versions(library.python, names)
+    return found
+
+
+def render_chart(json_path: Path, png_path: Path) -> bool:
+    """Draw the chart with the peers venv's matplotlib (not a dependency of this project)."""
+    python = PEERS_VENV / "bin" / "python"
+    if not python.exists():
+        return False
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    script = BENCH_DIR / "render_chart.py"
+    subprocess.run([str(python), str(script), str(json_path), str(png_path)], check=True)
+    return True
+
+
+def write_outputs(args: argparse.Namespace, runs: list[Run], meta: dict[str, typing.Any]) -> Path:
+    results_dir = args.output or BENCH_DIR / "results"
+    docs_dir = args.output or PROJECT_DIR / "docs"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    cells = summarize(runs)
+    json_path = results_dir / "latest.json"
+    document = {
+        **meta,
+        "summary": {lib: {w: c.as_json() for w, c in by.items()} for lib, by in cells.items()},
+        "runs": [dataclasses.asdict(run) for run in runs],
+    }
+    json_path.write_text(json.dumps(document, indent=2))
+    chart = ""
+    if not args.no_chart and render_chart(json_path, docs_dir / "img" / "benchmarks.png"):
+        chart = "img/benchmarks.png"
+    markdown_path = docs_dir / "benchmarks.md"
+    markdown_path.parent.mkdir(parents=True, exist_ok=True)
+    markdown_path.write_text(markdown.render(cells, meta, chart))
+    print(f"wrote {json_path} and {markdown_path}", file=sys.stderr)
+    return json_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.profile:
+        from bench import profile
+
+        profile.main(args.n, args.output or BENCH_DIR / "results")
+        return 0
+    libraries, workloads = select(args)
+    if any(library.name not in OWN_ENV for library in libraries):
+        environments.ensure_peer_venvs()
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    runs = run_all(libraries, workloads, sizes_from(args), args.rounds)
+    meta = {
+        "command": "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "started": started,
+        "rounds": args.rounds,
+        "sizes": dataclasses.asdict(sizes_from(args)),
+        "machine": environments.machine(),
+        "versions": collect_versions(libraries),
+    }
+    write_outputs(args, runs, meta)
+    failed = [run for run in runs if not run.ok]
+    return 1 if failed else 0

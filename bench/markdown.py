@@ -1,0 +1,220 @@
+"""The Markdown report (docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import typing
+
+from bench.libraries import WORKLOADS_BY_NAME
+from bench.report import CEILING_OF, ORIGINAL_OF, THROUGHPUT, Cell, Target, ratio, targets
+
+HEADER = """# Benchmarks
+
+One command runs everything (private redis-server, peers' environments, all workloads,
+this page, `bench/results/latest.json` and the chart):
+
+```
+bench/run                      # = .venv/bin/python -m bench; --help for options
+bench/run --n 20000 --rounds 1 # a quicker look
+bench/run --profile            # cProfile of Sergeant's hot paths into bench/results/
+```
+
+Figures are medians of interleaved rounds (every library runs once per round), with
+min-max in brackets. Ratios are what count: absolute rates on a shared 2-core machine
+are noise. Every run checks that exactly N distinct tasks were pushed (queue length)
+or executed (distinct `i` recorded by the consumer); a run that fails the check is
+left out of the median and listed under *Failed runs*.
+"""
+
+PEER_COLUMNS = ("sergeant", "sergeant-0.27", "celery", "rq", "dramatiq", "huey", "arq", "redis-py")
+
+
+def _fmt(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "n/a"
+    if digits:
+        return f"{value:,.{digits}f}"
+    if value >= 10_000:
+        return f"{value / 1000:,.0f}k"
+    if value >= 1_000:
+        return f"{value / 1000:,.1f}k"
+    return f"{value:,.0f}"
+
+
+def _cell(cell: Cell | None, default_n: int | None, digits: int = 0) -> str:
+    if cell is None:
+        return ""
+    if cell.median is None:
+        return "FAILED"
+    text = f"{_fmt(cell.median, digits)} ({_fmt(cell.low, digits)}-{_fmt(cell.high, digits)})"
+    if default_n is not None and cell.n != default_n:
+        text += f" n={cell.n:,}"
+    return text
+
+
+def _ratio(value: float | None) -> str:
+    return f"{value:.2f}x" if value is not None else "n/a"
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def throughput_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
+    """Tasks/s per workload and library, with ours over 0.27 and over the raw ceiling."""
+    columns = [c for c in PEER_COLUMNS if c in cells]
+    rows = []
+    for workload in THROUGHPUT:
+        if not any(workload in cells[c] for c in columns):
+            continue
+        ours = cells.get("sergeant", {}).get(workload)
+        default_n = ours.n if ours else None
+        row = [WORKLOADS_BY_NAME[workload].title]
+        row += [_cell(cells[c].get(workload), default_n) for c in columns]
+        original = ORIGINAL_OF.get(workload)
+        ceiling = CEILING_OF.get(workload)
+        row.append(
+            _ratio(ratio(cells, ("sergeant", workload), ("sergeant-0.27", original)))
+            if original
+            else ""
+        )
+        row.append(
+            _ratio(ratio(cells, ("sergeant", workload), ("redis-py", ceiling))) if ceiling else ""
+        )
+        rows.append(row)
+    head = ["workload (tasks/s)", *columns, "ours ÷ 0.27", "ours ÷ ceiling"]
+    return _table(head, rows)
+
+
+def brokers_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
+    """Sergeant's throughput on each broker."""
+    columns = [c for c in ("sergeant", "sergeant-sqlite", "sergeant-mongo") if c in cells]
+    rows = []
+    for workload in THROUGHPUT:
+        found = [cells[c].get(workload) for c in columns]
+        if not any(found) or workload == "push_pipelined":
+            continue
+        rows.append([WORKLOADS_BY_NAME[workload].title, *[_cell(c, None) for c in found]])
+    rows.append(["task count n", *[_counts(cells[c]) for c in columns]])
+    return _table(["workload (tasks/s)", *columns], rows)
+
+
+def _counts(by_workload: dict[str, Cell]) -> str:
+    counts = {cell.n for name, cell in by_workload.items() if name in THROUGHPUT and cell.n}
+    return ", ".join(f"{n:,}" for n in sorted(counts))
+
+
+def scaling_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
+    """Batched consume with 1, 2 and 4 worker processes."""
+    ours = cells.get("sergeant", {})
+    rows = []
+    for procs in (1, 2, 4):
+        cell = ours.get(f"consume_procs_{procs}")
+        if cell is None:
+            continue
+        scale = ratio(
+            cells, ("sergeant", f"consume_procs_{procs}"), ("sergeant", "consume_procs_1")
+        )
+        rows.append([str(procs), _cell(cell, None), _ratio(scale)])
+    return _table(["processes", "tasks/s", "vs 1 process"], rows) if rows else []
+
+
+def latency_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
+    """Pickup latency and idle RSS per library."""
+    rows = []
+    for library, by_workload in cells.items():
+        latency, rss = by_workload.get("latency"), by_workload.get("idle_rss")
+        if latency is None and rss is None:
+            continue
+        p99 = "n/a"
+        if latency and latency.p99:
+            p99 = f"{latency.p99[0]:.2f} ({latency.p99[1]:.2f}-{latency.p99[2]:.2f})"
+        rows.append([library, _cell(latency, None, 2), p99, _cell(rss, None, 1)])
+    head = ["library", "latency p50 (ms)", "latency p99 (ms)", "idle worker RSS (MiB)"]
+    return _table(head, rows)
+
+
+def targets_table(found: list[Target]) -> list[str]:
+    rows = []
+    for target in found:
+        goal = ("≥ " if target.higher_is_better else "< ") + f"{target.goal:.2f}{target.unit}"
+        measured = f"{target.measured:.2f}{target.unit}" if target.measured is not None else "n/a"
+        status = {True: "met", False: "**not met**", None: "not measured"}[target.met]
+        rows.append([target.name, goal, measured, status])
+    return _table(["target", "goal", "measured", "status"], rows)
+
+
+def environment_lines(meta: dict[str, typing.Any]) -> list[str]:
+    machine = meta["machine"]
+    lines = [
+        f"- Machine: {machine['cpu']}, {machine['cores']} cores, {machine['ram_gib']} GiB RAM, "
+        f"{machine['os']}",
+        f"- Python {machine['python']}, redis-server {machine['redis_server']} "
+        "(private, loopback, `--save '' --appendonly no`)",
+    ]
+    for library, found in meta["versions"].items():
+        listed = ", ".join(f"{name} {version}" for name, version in found.items())
+        lines.append(f"- {library}: {listed}")
+    lines.append(f"- Run: {meta['command']} ({meta['rounds']} rounds, {meta['started']})")
+    return lines
+
+
+NOTES = """## How each workload is measured
+
+- **push one-by-one**: one call per task (`push_task`, `enqueue`, `apply_async`, `send`,
+  a Huey task call, `enqueue_job` awaited); default 10,000 tasks.
+- **push bulk**: each library's fastest idiomatic way: Sergeant and 0.27 `push_tasks`
+  (one call), RQ `enqueue_many`, Celery `apply_async` in a loop over one producer,
+  arq `enqueue_job` in `asyncio.gather` chunks of 1,000. Dramatiq and Huey have no
+  bulk API: their bulk row is the same loop as one-by-one.
+- **consume**: the queue is filled first (not timed). Sergeant and 0.27: `work_loop()`
+  with `max_tasks_per_run=N`, timed from loop start to return; one-by-one is
+  `tasks_per_transaction=1`, batched is 1,000. RQ: `SimpleWorker.work(burst=True)`
+  (no batched pull). arq: burst worker with `poll_delay=0`, `max_jobs` 1 or 1,000.
+  Dramatiq: one worker thread, `queue_prefetch` 2 (its default for one thread: with 1
+  it backs off between fetches) or 1,000. Huey: one thread worker (no batched pull).
+  Celery: a real `celery worker --pool=solo` with `--prefetch-multiplier` 1 or 1,000,
+  timed from its first task's start to its last task's end (its boot is not counted).
+- **scaling**: 1, 2 and 4 Sergeant worker processes share one queue of N tasks
+  (each with `max_tasks_per_run` = its share), timed from the first process's start
+  to the last one's end. The machine has 2 cores, so 4 processes cannot scale further.
+- **pickup latency**: an idle worker (blocked waiting for tasks) in its own process;
+  1,000 tasks pushed ~5 ms apart, each carrying its push `time.time()`; the worker
+  records `time.time()` when `work` starts.
+- **idle RSS**: psutil RSS of a worker process after `init_worker()`, blocked in
+  `work_loop()` on an empty queue, 1.5 s after start.
+- **raw ceiling (redis-py)**: the very bytes Sergeant pushes (this project's pickle
+  encoder), moved with RPUSH one per round trip, pipelined RPUSH one item per command,
+  RPUSH 1,000 items per command, LPOP one per round trip, LPOP with count 1,000.
+- Peers run smaller N where they take minutes at 100k (shown as `n=` in the cells);
+  rates are per second, so the rows stay comparable.
+"""
+
+
+def render(cells: dict[str, dict[str, Cell]], meta: dict[str, typing.Any], chart: str) -> str:
+    """The whole page."""
+    lines = [HEADER, "## Environment", "", *environment_lines(meta), ""]
+    lines += ["## Targets", "", *targets_table(targets(cells)), ""]
+    lines += ["## Throughput on Redis", "", *throughput_table(cells), ""]
+    if chart:
+        lines += [f"![throughput by library and workload]({chart})", ""]
+    if any(name in cells for name in ("sergeant-sqlite", "sergeant-mongo")):
+        lines += ["## Sergeant on each broker", ""]
+        lines += ["The Mongo broker runs on nx-27017 (a slow Python wire-protocol server), so it"]
+        lines += ["moves fewer tasks; its figures say nothing about a real MongoDB.", ""]
+        lines += [*brokers_table(cells), ""]
+    scaling = scaling_table(cells)
+    if scaling:
+        lines += ["## Worker processes (Sergeant, batched, at-least-once)", "", *scaling, ""]
+    lines += ["## Latency and memory", "", *latency_table(cells), ""]
+    failed = [
+        f"- {library} / {workload}: {error}"
+        for library, by_workload in cells.items()
+        for workload, cell in by_workload.items()
+        for error in cell.errors
+    ]
+    if failed:
+        lines += ["## Failed runs", "", *failed, ""]
+    lines += [NOTES]
+    return "\n".join(lines)
