@@ -8,22 +8,33 @@ import os
 import time
 import typing
 
-__all__ = ["Task", "new_task_id"]
+__all__ = ["Task", "new_task_id", "new_task_ids"]
 
 # A random per-process prefix plus a counter: unique across processes and hosts
 # (64 random bits per process), and an order of magnitude cheaper than uuid4 per task.
 _id_prefix = ""
 _id_counter: typing.Iterator[int] = itertools.count()
-_id_pid = -1
+
+
+def _new_id_prefix() -> None:
+    global _id_prefix, _id_counter
+    _id_prefix, _id_counter = os.urandom(8).hex(), itertools.count()
+
+
+_new_id_prefix()
+# A forked child must not repeat its parent's ids.
+os.register_at_fork(after_in_child=_new_id_prefix)
 
 
 def new_task_id() -> str:
     """A new unique task id, such as ``'5f1c0e9a3b7d2c41-17'``."""
-    global _id_prefix, _id_counter, _id_pid
-    pid = os.getpid()
-    if pid != _id_pid:  # after a fork the child must not repeat the parent's ids
-        _id_prefix, _id_counter, _id_pid = os.urandom(8).hex(), itertools.count(), pid
     return f"{_id_prefix}-{next(_id_counter)}"
+
+
+def new_task_ids(count: int) -> list[str]:
+    """``count`` new unique task ids at once (cheaper per id than ``new_task_id``)."""
+    prefix, counter = _id_prefix + "-", _id_counter
+    return [prefix + str(next(counter)) for _ in range(count)]
 
 
 @dataclasses.dataclass

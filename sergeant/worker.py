@@ -32,7 +32,7 @@ from sergeant.consumer import Consumer
 from sergeant.encoder import Encoder
 from sergeant.errors import ConfigError, SergeantError
 from sergeant.executor import Executor, SerialExecutor
-from sergeant.objects import Task
+from sergeant.objects import Task, new_task_ids
 
 __all__ = [
     "Worker",
@@ -183,12 +183,16 @@ class Worker:
     ) -> list[str]:
         """Push many tasks in one batch; returns their ids in order (see ``push_task``)."""
         _check_priority(priority)
-        trace_id = trace_id or self.get_trace_id()
-        tasks = [Task(kwargs=kwargs, trace_id=trace_id) for kwargs in kwargs_list]
-        self.broker.push_tasks(
-            task_name or self.config.name, tasks, priority, consumable_from or 0.0
+        kwargs_list = kwargs_list if isinstance(kwargs_list, list) else list(kwargs_list)
+        ids = new_task_ids(len(kwargs_list))
+        # The fast path: envelopes straight from kwargs, no Task object per task.
+        payloads = self.broker.encoder.encode_new(
+            ids, kwargs_list, trace_id or self.get_trace_id(), time.time()
         )
-        return [task.id for task in tasks]
+        self.broker.connector.push_many(
+            task_name or self.config.name, payloads, priority, consumable_from or 0.0
+        )
+        return ids
 
     # -- consuming by hand ------------------------------------------------------------
 
