@@ -2,6 +2,12 @@
 
 This layer turns tasks into payloads and back, and gives undecodable payloads a
 clear fate (the dead letters, with the decoder's error) instead of crashing a worker.
+
+It also enforces the delivery bound: a task handed out more than
+``max_deliveries`` times (each earlier delivery ended with its lease expiring,
+because its worker died, was killed or was cut off) is dead-lettered when it is
+leased again, instead of run. The reason is ``'killed after timeout'`` when the
+watchdog left a kill note for it (see :func:`kill_note_key`), else ``'worker died'``.
 """
 
 from __future__ import annotations
@@ -14,9 +20,30 @@ from sergeant.encoder import Encoder
 from sergeant.errors import DecodeError
 from sergeant.objects import Task
 
-__all__ = ["Broker", "LeasedTask"]
+__all__ = [
+    "KILLED_AFTER_TIMEOUT",
+    "KILL_NOTE_TTL_SECONDS",
+    "WORKER_DIED",
+    "Broker",
+    "LeasedTask",
+    "kill_note_key",
+]
 
 logger = logging.getLogger(__name__)
+
+#: Dead-letter reason of a task over its delivery bound whose worker was killed by
+#: the watchdog at its hard deadline.
+KILLED_AFTER_TIMEOUT = "killed after timeout"
+#: Dead-letter reason of a task over its delivery bound, otherwise.
+WORKER_DIED = "worker died"
+#: Seconds a kill note is kept: long enough for a backed-up queue to hand the task
+#: out again, short enough that notes of tasks never seen again go away.
+KILL_NOTE_TTL_SECONDS = 7 * 24 * 3600.0
+
+
+def kill_note_key(queue: str, task_id: str) -> str:
+    """The key under which the watchdog notes that it killed ``task_id`` of ``queue``."""
+    return f"sergeant-kill-note:{queue}:{task_id}"
 
 
 class LeasedTask(typing.NamedTuple):
@@ -74,8 +101,14 @@ class Broker:
         owner: str,
         lease_seconds: float,
         block_seconds: float = 0.0,
+        max_deliveries: int = 0,
     ) -> list[LeasedTask]:
-        """Lease up to ``count`` tasks; undecodable payloads go to the dead letters."""
+        """Lease up to ``count`` tasks, dead-lettering those that must not run.
+
+        Undecodable payloads go to the dead letters with the decoder's error; tasks
+        handed out more than ``max_deliveries`` times (0 = no bound) with
+        ``'killed after timeout'`` or ``'worker died'``.
+        """
         deliveries = self.connector.lease_many(queue, count, owner, lease_seconds, block_seconds)
         leased: list[LeasedTask] = []
         decode = self.encoder.decode
@@ -91,9 +124,38 @@ class Broker:
                     extra={"event": "task_undecodable", "queue": queue},
                 )
                 continue
+            if 0 < max_deliveries < delivery.deliveries:
+                self._bury_over_budget(queue, task, delivery, max_deliveries)
+                continue
             task.deliveries = delivery.deliveries
             leased.append(LeasedTask(task, delivery))
         return leased
+
+    def _bury_over_budget(
+        self, queue: str, task: Task, delivery: Delivery, max_deliveries: int
+    ) -> None:
+        """Dead-letter a task whose earlier ``max_deliveries`` deliveries all died."""
+        note_key = kill_note_key(queue, task.id)
+        note = self.connector.key_get(note_key)
+        if note is not None:
+            reason, error = KILLED_AFTER_TIMEOUT, note.decode("utf-8", "replace")
+        else:
+            reason = WORKER_DIED
+            error = f"its lease expired {max_deliveries} times: its worker died or was cut off"
+        if self.connector.dead_letter_many(queue, [delivery], reason, error) and note:
+            self.connector.key_delete(note_key)
+        logger.error(
+            "dead-lettered task %s of queue %r after %d deliveries: %s",
+            task.id,
+            queue,
+            max_deliveries,
+            reason,
+            extra={"event": "task_over_delivery_bound", "queue": queue, "reason": reason},
+        )
+
+    def wait_for_tasks(self, queue: str, block_seconds: float) -> bool:
+        """Wait up to ``block_seconds`` for a ready task, taking none; see the contract."""
+        return self.connector.wait_for_items(queue, block_seconds)
 
     def ack(self, queue: str, deliveries: typing.Sequence[Delivery]) -> int:
         """Settle leases for good; returns how many were still held."""

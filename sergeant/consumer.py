@@ -5,7 +5,16 @@ thread renews every lease this worker holds in one round trip per interval and
 reclaims the expired leases of dead workers; outcomes are acknowledged in one
 round trip before the next pull; on exit, tasks not yet started are released to
 the head of the queue. At-most-once: 0.27's pop-and-forget, with unstarted tasks
-pushed back (HIGH priority) on exit.
+pushed back (HIGH priority) on exit; an idle worker waits on the broker
+(``wait_for_items``) instead of sleeping.
+
+Broker faults: once the loop runs, a lost connection or an unreachable broker
+(``ConnectionLost``, ``BrokerUnavailable``) during a pull, an acknowledgement or a
+dead-lettering is retried with bounded, jittered exponential backoff (each attempt
+logged at WARNING as ``broker_retry``), so a worker rides out a broker restart.
+Settled tasks stay held (and renewed) until their acknowledgement is accepted: an
+acknowledgement is never dropped while the worker runs. The first broker call at
+start is not retried, so an unreachable broker fails the start with one clear error.
 """
 
 from __future__ import annotations
@@ -18,6 +27,8 @@ import threading
 import time
 import typing
 
+from sergeant import _faults
+from sergeant._backoff import RETRYABLE, retry_call
 from sergeant.broker import Broker, LeasedTask
 from sergeant.config import WorkerConfig
 from sergeant.connector import Delivery
@@ -29,6 +40,10 @@ __all__ = ["Consumer", "StarvationCallback"]
 logger = logging.getLogger(__name__)
 
 StarvationCallback = typing.Callable[[int], None]
+
+#: Seconds ``close()`` keeps retrying acknowledgements and releases while the broker is
+#: unreachable; after that their leases simply expire and the tasks run again.
+CLOSE_RETRY_SECONDS = 5.0
 
 
 def worker_owner_id() -> str:
@@ -76,7 +91,8 @@ class Consumer:
         # Leases held: unstarted, running, or settled but not yet acknowledged.
         self._unstarted: collections.deque[LeasedTask] = collections.deque()
         self._running: dict[int, LeasedTask] = {}
-        self._to_ack: list[Delivery] = []
+        self._to_ack: list[Delivery] = []  # settled; kept (and renewed) until accepted
+        self._flush_lock = threading.Lock()
         self._popped: collections.deque[Task] = collections.deque()  # at-most-once: unstarted
         self._heartbeat: _Heartbeat | None = None
 
@@ -104,14 +120,29 @@ class Consumer:
 
     def _pull(self, count: int) -> int:
         self.flush_acks()
+        queue, config = self.queue, self.config
         if not self.at_least_once:
-            self._popped = collections.deque(self.broker.pop_tasks(self.queue, count))
-            if not self._popped:
-                time.sleep(self.config.block_seconds)  # replaced by a blocking pop later
-            return len(self._popped)
-        batch = self.broker.lease_tasks(
-            self.queue, count, self.owner, self.config.lease_seconds, self.config.block_seconds
+            popped = retry_call("pop", lambda: self.broker.pop_tasks(queue, count), queue)
+            self._popped = collections.deque(popped)
+            if not popped:
+                retry_call(
+                    "wait", lambda: self.broker.wait_for_tasks(queue, config.block_seconds), queue
+                )
+            return len(popped)
+        batch = retry_call(
+            "lease",
+            lambda: self.broker.lease_tasks(
+                queue,
+                count,
+                self.owner,
+                config.lease_seconds,
+                config.block_seconds,
+                config.max_deliveries,
+            ),
+            queue,
         )
+        if batch and _faults.FAULT is not None:
+            _faults.crash_if("after_lease")
         with self._lock:
             self._unstarted = collections.deque(batch)
         return len(batch)
@@ -152,18 +183,44 @@ class Consumer:
         if leased is None:
             return
         if outcome is Outcome.MAX_RETRIES:
-            self.broker.dead_letter(self.queue, leased.delivery, "max retries", "")
+            delivery = leased.delivery
+            retry_call(
+                "dead_letter",
+                lambda: self.broker.dead_letter(self.queue, delivery, "max retries", ""),
+                self.queue,
+            )
             return
         with self._lock:
             self._to_ack.append(leased.delivery)
 
-    def flush_acks(self) -> None:
-        """Acknowledge every settled task in one round trip."""
-        with self._lock:
-            to_ack, self._to_ack = self._to_ack, []
-        if not to_ack:
-            return
-        accepted = self.broker.ack(self.queue, to_ack)
+    def flush_acks(self, give_up_after_seconds: float | None = None) -> None:
+        """Acknowledge every settled task in one round trip, retrying on broker faults.
+
+        The settled leases stay held (the heartbeat renews them) until the broker
+        accepts the acknowledgement; acknowledging twice is harmless.
+
+        Args:
+            give_up_after_seconds: stop retrying after this long and re-raise
+                (None: retry until it succeeds).
+
+        Raises:
+            ConnectionLost, BrokerUnavailable: only when giving up.
+        """
+        with self._flush_lock:
+            with self._lock:
+                to_ack = list(self._to_ack)
+            if not to_ack:
+                return
+            if _faults.FAULT is not None:
+                _faults.crash_if("before_ack")
+            queue = self.queue
+            accepted = retry_call(
+                "ack", lambda: self.broker.ack(queue, to_ack), queue, give_up_after_seconds
+            )
+            with self._lock:  # settle() only appends, so the sent ones are still first
+                del self._to_ack[: len(to_ack)]
+            if _faults.FAULT is not None:
+                _faults.crash_if("after_ack")
         if accepted < len(to_ack):
             logger.warning(
                 "%d of %d acknowledgements were rejected: their leases had expired and the "
@@ -191,13 +248,17 @@ class Consumer:
             self.broker.extend(self.queue, held, self.config.lease_seconds)
 
     def reclaim_expired(self) -> None:
-        """Give dead workers' tasks back to the queue (or to the dead letters past the bound)."""
-        result = self.broker.reclaim(self.queue, self.config.max_deliveries)
-        if result.requeued or result.dead_lettered:
+        """Give dead workers' tasks back to the queue.
+
+        Reclaim never dead-letters here (bound 0): the delivery bound is applied when
+        a task is next leased (``Broker.lease_tasks``), where the watchdog's kill note
+        tells ``'killed after timeout'`` from ``'worker died'``.
+        """
+        result = self.broker.reclaim(self.queue, 0)
+        if result.requeued:
             logger.warning(
-                "reclaimed %d tasks of dead workers; %d went to the dead letters",
+                "reclaimed %d tasks of dead workers (their leases expired)",
                 result.requeued,
-                result.dead_lettered,
                 extra={"event": "leases_reclaimed", "queue": self.queue},
             )
 
@@ -207,7 +268,9 @@ class Consumer:
         """Stop the heartbeat, acknowledge what is settled, give back what never started.
 
         Tasks that were running when the loop was interrupted (not settled) are
-        released too: they run again, since their outcome is unknown.
+        released too: they run again, since their outcome is unknown. While the
+        broker is unreachable each step is retried for :data:`CLOSE_RETRY_SECONDS`;
+        after that it is left to lease expiry (the tasks run again: nothing is lost).
         """
         if self._heartbeat is not None:
             self._heartbeat.stopped.set()
@@ -216,12 +279,35 @@ class Consumer:
         if not self.at_least_once:
             unstarted, self._popped = list(self._popped), collections.deque()
             if unstarted:
-                self.broker.push_tasks(self.queue, unstarted, priority="HIGH")
+                # One attempt: a push retried after a lost reply could run twice.
+                self._on_close(
+                    "push_back",
+                    lambda: self.broker.push_tasks(self.queue, unstarted, priority="HIGH"),
+                    retry_seconds=0.0,
+                )
             return
-        self.flush_acks()
+        self._on_close("ack", lambda: self.flush_acks(CLOSE_RETRY_SECONDS))
         with self._lock:
             give_back = [leased.delivery for leased in self._unstarted]
             give_back += [leased.delivery for leased in self._running.values()]
             self._unstarted, self._running = collections.deque(), {}
         if give_back:
-            self.broker.release(self.queue, give_back)
+            self._on_close("release", lambda: self.broker.release(self.queue, give_back))
+
+    def _on_close(
+        self,
+        operation: str,
+        call: typing.Callable[[], object],
+        retry_seconds: float = CLOSE_RETRY_SECONDS,
+    ) -> None:
+        """Run one closing step, retried for a while; log (not raise) if the broker stays away."""
+        try:
+            retry_call(operation, call, self.queue, retry_seconds)
+        except RETRYABLE as exc:
+            logger.error(
+                "could not %s on exit, the broker is unreachable (%s); leased tasks run "
+                "again once their leases expire",
+                operation,
+                exc,
+                extra={"event": "close_step_failed", "operation": operation, "queue": self.queue},
+            )

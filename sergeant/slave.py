@@ -22,7 +22,7 @@ import time
 import types
 import typing
 
-from sergeant.errors import ConfigError, WorkerImportError
+from sergeant.errors import ConfigError, ConnectorError, WorkerImportError
 from sergeant.killer import ShutdownRequested
 from sergeant.killer.process import kill_tree
 from sergeant.killer.thread import raise_in_thread
@@ -146,15 +146,23 @@ class Slave:
         except Exception as exc:
             logger.error("the worker failed to start: %r", exc, exc_info=True)
             return self._failed(ExitCode.INIT_FAILED, f"{type(exc).__name__}: {exc}")
+        try:
+            # One bounded check (the connector's connect/selection timeout), not retried:
+            # later faults are retried by the work loop, but a broker that is not there
+            # at start is most likely a wrong address, which deserves one clear sentence.
+            self.worker.broker.connector.ping()
+        except ConnectorError as exc:
+            print(exc, file=sys.stderr)
+            return self._failed(ExitCode.BROKER_UNAVAILABLE, str(exc), printed=True)
         summary = self.worker.work_loop()
         self._finished = True
         self.status.tasks_done = summary.tasks_done
         self.status.respawn, self.status.stop = summary.respawn, summary.stop
         return exit_code_for(summary, self._terminating)
 
-    def _failed(self, code: ExitCode, error: str) -> ExitCode:
+    def _failed(self, code: ExitCode, error: str, printed: bool = False) -> ExitCode:
         self.status.error = error
-        if self.status_path is None:  # no supervisor to say it
+        if self.status_path is None and not printed:  # no supervisor to say it
             print(error, file=sys.stderr)
         return code
 

@@ -45,6 +45,7 @@ class ExitCode(enum.IntEnum):
     INIT_FAILED = 15  #: constructing the worker or ``init_worker()`` failed
     INITIALIZE_FAILED = 16  #: the ``initialize()`` hook raised
     EXECUTOR_FAILED = 17  #: the executor raised (a broker failure, for example)
+    BROKER_UNAVAILABLE = 18  #: the broker did not answer at start (respawned with backoff)
 
 
 #: Exits after which the worker simply gets a fresh process.

@@ -17,9 +17,13 @@ Vocabulary:
   and :meth:`Connector.reclaim_expired` puts them back.
 * **dead** items were given up on, with a reason and the last error.
 
-Each lease carries a fencing token (the item's delivery count at the time it was
-handed out). Acknowledging, releasing, extending or dead-lettering with a stale
-token (the lease expired and the item was reclaimed or handed to someone else)
+Each lease carries a fencing token: a value never used before by any lease of
+that item (a per-queue lease counter on Redis, the item's fresh ready ``seq`` on
+SQLite, a random claim id on MongoDB), so it never repeats even when the delivery
+count goes down (:meth:`Connector.release_many`) or starts again
+(:meth:`Connector.requeue_dead`). Tokens are compared for equality only.
+Acknowledging, releasing, extending or dead-lettering with a stale token (the
+lease expired and the item was reclaimed, released or handed to someone else)
 does nothing and is not counted in the return value.
 """
 
@@ -46,6 +50,9 @@ Priority = typing.Literal["NORMAL", "HIGH"]
 DEFAULT_LOCK_CHECK_INTERVAL_SECONDS = 1.0
 #: Seconds a lock is held before it expires when no TTL is given.
 DEFAULT_LOCK_TTL_SECONDS = 60
+#: First and longest pause, in seconds, of the polling :meth:`Connector.wait_for_items`.
+WAIT_POLL_FIRST_SECONDS = 0.002
+WAIT_POLL_MAX_SECONDS = 0.05
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,7 +62,7 @@ class Delivery:
     Attributes:
         payload: the bytes that were pushed.
         item_id: the broker's id for the item; stable across redeliveries.
-        token: the fencing token of this lease (the delivery count when handed out).
+        token: the fencing token of this lease; no other lease of this item has it.
         deliveries: how many times the item has been handed out, this time included.
         node: for connectors spread over independent nodes, which node holds it.
     """
@@ -242,6 +249,29 @@ class Connector(abc.ABC):
         first, in the same atomic step. Never blocks. Returns ``[]`` when empty.
         """
 
+    def wait_for_items(self, queue: str, block_seconds: float) -> bool:
+        """Wait until ``queue`` has a ready item, at most ``block_seconds``.
+
+        For idle at-most-once consumers, which pop without leasing. Nothing is
+        taken: a True answer may be stale by the time the caller pops. This default
+        polls :meth:`length`, every :data:`WAIT_POLL_FIRST_SECONDS` at first, doubling
+        up to :data:`WAIT_POLL_MAX_SECONDS`; brokers that can wait server-side
+        override it.
+
+        Returns:
+            True when an item is (or just was) ready; False when the time ran out.
+        """
+        give_up = time.monotonic() + block_seconds
+        pause = WAIT_POLL_FIRST_SECONDS
+        while True:
+            if self.length(queue) > 0:
+                return True
+            remaining = give_up - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, WAIT_POLL_MAX_SECONDS)
+
     def pop(self, queue: str) -> bytes | None:
         """Remove and return one ready item, or None; see :meth:`pop_many`."""
         items = self.pop_many(queue, 1)
@@ -277,8 +307,8 @@ class Connector(abc.ABC):
         """Hand out up to ``count`` ready items under a lease, in one atomic step.
 
         Same order as :meth:`pop_many`. Each handed-out item's delivery count is
-        incremented and becomes the lease's token. The lease deadline is taken from
-        the broker's clock where it has one.
+        incremented, and its lease gets a fencing token no earlier lease of the item
+        had. The lease deadline is taken from the broker's clock where it has one.
 
         Args:
             queue: the queue name.

@@ -244,8 +244,8 @@ class Connector(_connector.Connector):
             rows = conn.execute(sql.LEASE_READY, params).fetchall()
         rows.sort(key=sql.pop_order)
         return [
-            Delivery(payload=payload, item_id=str(item_id), token=token, deliveries=token)
-            for _, _, item_id, payload, token in rows
+            Delivery(payload=payload, item_id=str(item_id), token=seq, deliveries=count)
+            for _, seq, item_id, payload, count in rows
         ]
 
     def ack_many(self, queue: str, deliveries: Sequence[Delivery]) -> int:

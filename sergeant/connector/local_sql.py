@@ -16,7 +16,10 @@ Layout (schema version :data:`SCHEMA_VERSION`, stored in ``PRAGMA user_version``
     Due items are "moved" (``eta = 0`` and a tail ``seq``) by the pop or lease that
     sees them, in the same transaction, so they join the tail when they become due.
   - ``deadline``: NULL unless leased; then the Unix seconds the lease runs out.
-  - ``deliveries``: times handed out; at lease time it is the fencing token.
+  - ``deliveries``: times handed out.
+  - The fencing token of a lease is the item's ``seq`` when leased: every entry into
+    ready (push, due, release, reclaim, requeue from dead) takes a fresh ``seq`` from
+    one of the two counters, which never go back, so a token never repeats.
 
 * ``dead``: dead letters, oldest first by ``id``; ``task_id`` keeps the item's id.
 * ``keys``: values with an optional expiry; expired rows are invisible to reads and
@@ -168,7 +171,7 @@ PURGE_WAITING = """DELETE FROM tasks WHERE id IN (
 
 # -- leases: every statement checks the fencing token ---------------------------------
 
-_HELD = "id = ? AND queue = ? AND deadline IS NOT NULL AND deliveries = ?"
+_HELD = "id = ? AND queue = ? AND deadline IS NOT NULL AND seq = ?"
 # (id, queue, token)
 ACK = f"DELETE FROM tasks WHERE {_HELD}"
 # (seq, id, queue, token)

@@ -26,8 +26,10 @@ Collections of the ``database`` (default ``'sergeant'``):
 Batches are claimed, not locked: find candidate ids in order, then
 ``update_many`` them from ready to leased under a fresh ``claim`` id; a caller
 that loses a race simply gets fewer, and loops while others make progress. Every
-later step filters on ``state`` and the fencing token (``deliveries``), so each
-transition happens once. ``pop_many`` claims then deletes (one item:
+later step filters on ``state`` and the fencing token, so each transition
+happens once. The token is the lease's ``claim`` (a random UUID, as an int): a
+fresh one per leasing call, so it never repeats for an item, whatever happens to
+its delivery count. ``pop_many`` claims then deletes (one item:
 ``find_one_and_delete``); if the popper dies in between, its claim expires after
 ``POP_CLAIM_SECONDS`` and ``reclaim_expired`` requeues the items rather than lose
 them. Moves to and from ``dead`` live in ``mongo_dead``; the client, settings and
@@ -67,6 +69,7 @@ from sergeant.connector.mongo_support import (
     Document,
     MongoClientHandle,
     allocate,
+    claim_of,
     count,
     group_by_token,
     new_item,
@@ -85,7 +88,12 @@ POLL_MAX_SECONDS = 0.05
 #: Seconds a pop's claim lasts: if the popper dies in between, the items come back.
 POP_CLAIM_SECONDS = 60.0
 POP_OWNER = "<pop>"
-ITEM_FIELDS = {"_id": 1, "payload": 1, "deliveries": 1, "priority": 1, "seq": 1}
+ITEM_FIELDS = {"_id": 1, "payload": 1, "deliveries": 1, "priority": 1, "seq": 1, "claim": 1}
+
+
+def _new_claim() -> str:
+    """A fresh claim id: 32 hex digits of a random UUID, read as an int it is the token."""
+    return uuid.uuid4().hex
 
 
 def _lease_update(claim: str, owner: str, deadline: float) -> Document:
@@ -153,7 +161,7 @@ class Connector(_connector.Connector):
             now = time.time()
             document = tasks.find_one_and_update(
                 where(queue=queue, state=READY, eta={"$lte": now}),
-                _lease_update(uuid.uuid4().hex, owner, now + lease_seconds),
+                _lease_update(_new_claim(), owner, now + lease_seconds),
                 ITEM_FIELDS,
                 sort=ORDER,
                 return_document=pymongo.ReturnDocument.AFTER,
@@ -168,7 +176,7 @@ class Connector(_connector.Connector):
             )
             if not candidates:
                 break
-            claim = uuid.uuid4().hex
+            claim = _new_claim()
             result = tasks.update_many(
                 {
                     "_id": {"$in": [document["_id"] for document in candidates]},
@@ -181,6 +189,7 @@ class Connector(_connector.Connector):
                 # Same seqs means same stay in ready: what we read is what we got.
                 for document in candidates:
                     document["deliveries"] += 1
+                    document["claim"] = claim
                 claimed.extend(candidates)
             elif result.modified_count:
                 won = list(tasks.find(where(claim=claim, state=LEASED), ITEM_FIELDS))
@@ -247,11 +256,12 @@ class Connector(_connector.Connector):
             time.sleep(min(pause, remaining))
             pause = min(pause * 2, POLL_MAX_SECONDS)
         return [
-            Delivery(d["payload"], str(d["_id"]), d["deliveries"], d["deliveries"]) for d in claimed
+            Delivery(d["payload"], str(d["_id"]), int(d["claim"], 16), d["deliveries"])
+            for d in claimed
         ]
 
     def _held(self, queue: str, ids: list[ObjectId], token: int) -> Document:
-        return where(_id={"$in": ids}, queue=queue, state=LEASED, deliveries=token)
+        return where(_id={"$in": ids}, queue=queue, state=LEASED, claim=claim_of(token))
 
     @wrap_errors
     def ack_many(self, queue: str, deliveries: Sequence[Delivery]) -> int:
@@ -273,7 +283,7 @@ class Connector(_connector.Connector):
         first = allocate(self._database(), "head", len(items))
         operations = [
             pymongo.UpdateOne(
-                {"_id": item_id, "queue": queue, "state": LEASED, "deliveries": token},
+                {"_id": item_id, "queue": queue, "state": LEASED, "claim": claim_of(token)},
                 {"$set": {"state": READY, "seq": first + offset}, "$inc": {"deliveries": -1}},
             )
             for offset, (item_id, token) in enumerate(items)

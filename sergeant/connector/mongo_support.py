@@ -32,6 +32,7 @@ __all__ = [
     "Document",
     "MongoClientHandle",
     "allocate",
+    "claim_of",
     "count",
     "group_by_token",
     "insert_new",
@@ -138,6 +139,11 @@ def allocate(database: Database[Document], counter: str, count: int) -> int:
     )
     value = int(typing.cast(Document, document)["value"])
     return value - count + 1 if counter == "tail" else value
+
+
+def claim_of(token: int) -> str:
+    """The ``claim`` field value of the lease whose fencing token is ``token``."""
+    return f"{token:032x}"
 
 
 def group_by_token(deliveries: Sequence[Delivery]) -> dict[int, list[ObjectId]]:

@@ -17,7 +17,7 @@ import types
 import typing
 
 from sergeant._control import WorkerInterrupt, WorkerTimedout
-from sergeant.config import Timeouts
+from sergeant.config import Timeouts, WorkerConfig
 from sergeant.executor._executor import HookTarget, Outcome, TaskSource, run_task
 from sergeant.killer import ShutdownRequested
 from sergeant.killer.thread import ThreadKiller
@@ -28,7 +28,7 @@ if typing.TYPE_CHECKING:
 
 __all__ = ["SerialExecutor", "TimedTarget", "make_process_killer", "thread_guard"]
 
-Guard = typing.Callable[[], typing.ContextManager[None]]
+Guard = typing.Callable[[Task], typing.ContextManager[None]]
 
 
 class TimedTarget:
@@ -46,7 +46,7 @@ class TimedTarget:
 
     def work(self, task: Task) -> typing.Any:
         """Run the target's ``work`` under the deadlines."""
-        with self._guard():
+        with self._guard(task):
             return self._target.work(task)
 
 
@@ -79,7 +79,7 @@ class SerialExecutor:
             self._loop(tasks, self.target)
             return
         with contextlib.ExitStack() as stack:
-            self._watchdog = stack.enter_context(make_process_killer())
+            self._watchdog = stack.enter_context(make_process_killer(self.target.config))
             if threading.current_thread() is threading.main_thread():
                 previous = signal.signal(signal.SIGALRM, self._on_alarm)
                 stack.callback(signal.signal, signal.SIGALRM, previous)
@@ -112,10 +112,10 @@ class SerialExecutor:
             raise WorkerTimedout()
 
     @contextlib.contextmanager
-    def _alarm_guard(self) -> typing.Iterator[None]:
+    def _alarm_guard(self, task: Task) -> typing.Iterator[None]:
         timeouts = self.target.config.timeouts
         assert self._watchdog is not None
-        self._watchdog.arm("main", timeouts.timeout + timeouts.grace_period)
+        self._watchdog.arm("main", timeouts.timeout + timeouts.grace_period, task.id)
         self._in_work = True
         signal.setitimer(signal.ITIMER_REAL, timeouts.timeout)
         try:
@@ -129,29 +129,43 @@ class SerialExecutor:
                 self._in_work = False
                 self._watchdog.disarm("main")
 
-    def _thread_guard(self) -> typing.ContextManager[None]:
+    def _thread_guard(self, task: Task) -> typing.ContextManager[None]:
         assert self._watchdog is not None
         assert self._thread_killer is not None
-        return thread_guard(self.target.config.timeouts, self._watchdog, self._thread_killer)
+        return thread_guard(
+            self.target.config.timeouts, self._watchdog, self._thread_killer, task.id
+        )
 
 
-def make_process_killer() -> ProcessKiller:
-    """A new, unstarted ``ProcessKiller`` for this process."""
+def make_process_killer(config: WorkerConfig | None = None) -> ProcessKiller:
+    """A new, unstarted ``ProcessKiller`` for this process.
+
+    Args:
+        config: the worker's configuration; when given, the watchdog notes the
+            tasks it kills in the worker's broker (see ``sergeant.killer.process``).
+    """
     # Imported here: ``python -m sergeant.killer.process`` must not find its module
     # already imported by the ``sergeant`` package (runpy warns and may misbehave).
     from sergeant.killer.process import ProcessKiller
 
-    return ProcessKiller()
+    if config is None:
+        return ProcessKiller()
+    connector = config.connector
+    note = {"type": connector.type, "params": connector.params, "queue": config.name}
+    return ProcessKiller(note=note)
 
 
 @contextlib.contextmanager
 def thread_guard(
-    timeouts: Timeouts, watchdog: ProcessKiller, thread_killer: ThreadKiller
+    timeouts: Timeouts,
+    watchdog: ProcessKiller,
+    thread_killer: ThreadKiller,
+    task_id: str | None = None,
 ) -> typing.Iterator[None]:
     """Run the body of this thread under ``timeouts``: soft by exception, hard by the watchdog."""
     thread_id = threading.get_ident()
     slot = f"thread-{thread_id}"
-    watchdog.arm(slot, timeouts.timeout + timeouts.grace_period)
+    watchdog.arm(slot, timeouts.timeout + timeouts.grace_period, task_id)
     thread_killer.arm(thread_id, timeouts.timeout)
     try:
         yield

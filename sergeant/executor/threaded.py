@@ -70,7 +70,7 @@ class ThreadedExecutor:
         with contextlib.ExitStack() as stack:
             target = self.target
             if target.config.timeouts.timeout > 0:
-                self._watchdog = stack.enter_context(make_process_killer())
+                self._watchdog = stack.enter_context(make_process_killer(target.config))
                 self._thread_killer = stack.enter_context(ThreadKiller(WorkerTimedout))
                 target = typing.cast(HookTarget, TimedTarget(target, self._guard))
             iterator = iter(tasks)
@@ -87,10 +87,11 @@ class ThreadedExecutor:
         if self._interrupt is not None:
             raise self._interrupt
 
-    def _guard(self) -> typing.ContextManager[None]:
+    def _guard(self, task: Task) -> typing.ContextManager[None]:
         assert self._watchdog is not None
         assert self._thread_killer is not None
-        return thread_guard(self.target.config.timeouts, self._watchdog, self._thread_killer)
+        timeouts = self.target.config.timeouts
+        return thread_guard(timeouts, self._watchdog, self._thread_killer, task.id)
 
     def _next(self, iterator: typing.Iterator[Task]) -> Task | None:
         with self._pull_lock:

@@ -7,18 +7,25 @@ separate process, started as ``python -m sergeant.killer.process --pid PID``
 (never through a path relative to the cwd). The worker sends it commands over
 its stdin pipe, one per line::
 
-    START <slot> <seconds>    kill the tree if <slot> is still armed <seconds> from now
-    STOP <slot>               disarm <slot>
+    START <slot> <seconds> [<task id>]   kill the tree if <slot> is still armed
+                                         <seconds> from now
+    STOP <slot>                          disarm <slot>
 
-Deadlines are kept on the watchdog's monotonic clock. The watchdog exits when the
-pipe closes (the worker ended or died) or when the worker is no longer its
-parent, so it never outlives the worker.
+Deadlines are kept on the watchdog's monotonic clock. When the worker passes its
+broker and queue (:data:`NOTE_ENV`, JSON ``{"type", "params", "queue"}``), the
+watchdog, right after a kill, stores a short kill note for the task id given
+with START (``sergeant.broker.kill_note_key``, with a TTL), so that the task is
+dead-lettered as ``'killed after timeout'`` once it passes its delivery bound.
+
+The watchdog exits when the pipe closes (the worker ended or died) or when the
+worker is no longer its parent, so it never outlives the worker.
 """
 
 from __future__ import annotations
 
 import argparse
 import enum
+import json
 import logging
 import os
 import select
@@ -30,7 +37,7 @@ import typing
 
 import psutil
 
-__all__ = ["Command", "ProcessKiller", "Watchdog", "kill_tree", "main"]
+__all__ = ["Command", "ProcessKiller", "Watchdog", "kill_tree", "main", "write_kill_note"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +47,9 @@ POLL_SECONDS = 0.5
 CLOSE_TIMEOUT_SECONDS = 2.0
 #: Marker in the watchdog's command line, so memory accounting can leave it out.
 WATCHDOG_MODULE = "sergeant.killer.process"
+#: Environment variable carrying the broker and queue the watchdog notes kills in
+#: (an environment variable, not an argument, so passwords stay out of ``ps``).
+NOTE_ENV = "SERGEANT_WATCHDOG_NOTE"
 
 
 class Command(enum.Enum):
@@ -79,10 +89,14 @@ def kill_tree(pid: int, sig: int = signal.SIGKILL) -> list[int]:
 class Watchdog:
     """The watchdog's loop: read commands, track deadlines, kill on expiry."""
 
-    def __init__(self, pid: int, commands_fd: int) -> None:
+    def __init__(
+        self, pid: int, commands_fd: int, note: dict[str, typing.Any] | None = None
+    ) -> None:
         self.pid = pid
         self.commands_fd = commands_fd
+        self.note = note
         self.deadlines: dict[str, float] = {}
+        self.task_ids: dict[str, str] = {}
         self._buffer = b""
 
     def run(self) -> int:
@@ -123,8 +137,11 @@ class Watchdog:
             command = Command(parts[0])
             if command is Command.START:
                 self.deadlines[parts[1]] = time.monotonic() + float(parts[2])
+                if len(parts) > 3:
+                    self.task_ids[parts[1]] = parts[3]
             else:
                 self.deadlines.pop(parts[1], None)
+                self.task_ids.pop(parts[1], None)
         except (IndexError, ValueError):
             logger.error("watchdog ignored a malformed command %r", line)
 
@@ -140,6 +157,39 @@ class Watchdog:
             late,
             extra={"event": "worker_killed", "pid": self.pid, "late_seconds": late},
         )
+        task_id = self.task_ids.get(slot)
+        if self.note is not None and task_id is not None:
+            write_kill_note(self.note, task_id, late)
+
+
+def write_kill_note(note: dict[str, typing.Any], task_id: str, late_seconds: float) -> None:
+    """Store the kill note of ``task_id`` in the worker's broker; log (never raise) on failure.
+
+    Written after the kill, so a slow broker never delays it: the task's lease
+    outlives the kill by at least two thirds of a lease, plenty for one write.
+    """
+    # Imported only here: the watchdog stays small until it has killed something.
+    from sergeant.broker import KILL_NOTE_TTL_SECONDS, kill_note_key
+    from sergeant.connector import create
+
+    text = (
+        "the watchdog killed its worker: still running at the hard deadline "
+        f"(timeout + grace period), {late_seconds:.3f}s after it"
+    )
+    try:
+        connector = create(note["type"], note["params"])
+        try:
+            key = kill_note_key(note["queue"], task_id)
+            connector.key_set(key, text.encode(), KILL_NOTE_TTL_SECONDS)
+        finally:
+            connector.close()
+    except Exception as exc:  # the kill is done; a missing note only changes a reason
+        logger.error(
+            "watchdog could not store the kill note of task %s: %r",
+            task_id,
+            exc,
+            extra={"event": "kill_note_failed"},
+        )
 
 
 class ProcessKiller:
@@ -147,18 +197,38 @@ class ProcessKiller:
 
     Constructing it has no side effect; ``start()`` spawns the watchdog process.
     It is safe to use from several threads.
+
+    Args:
+        pid: the process to guard; this one by default.
+        note: ``{"type", "params", "queue"}`` of the worker's broker, so the
+            watchdog can note the tasks it kills (see the module docstring); None
+            (or params that are not JSON) disables the notes.
     """
 
-    def __init__(self, pid: int | None = None) -> None:
+    def __init__(self, pid: int | None = None, note: dict[str, typing.Any] | None = None) -> None:
         self.pid = pid if pid is not None else os.getpid()
+        self.note = note
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         """Spawn the watchdog (``python -m sergeant.killer.process``)."""
+        env = dict(os.environ)
+        env.pop(NOTE_ENV, None)
+        if self.note is not None:
+            try:
+                env[NOTE_ENV] = json.dumps(self.note)
+            except (TypeError, ValueError) as exc:
+                logger.warning(
+                    "the watchdog will not note the tasks it kills: the connector params "
+                    "are not JSON (%s); killed tasks are dead-lettered as 'worker died'",
+                    exc,
+                    extra={"event": "kill_notes_disabled"},
+                )
         self._process = subprocess.Popen(
             [sys.executable, "-m", WATCHDOG_MODULE, "--pid", str(self.pid)],
             stdin=subprocess.PIPE,
             close_fds=True,
+            env=env,
         )
 
     @property
@@ -166,9 +236,18 @@ class ProcessKiller:
         """The watchdog's pid, or None before ``start()``."""
         return self._process.pid if self._process is not None else None
 
-    def arm(self, slot: str, seconds: float) -> None:
-        """Kill the worker's tree unless ``disarm(slot)`` comes within ``seconds``."""
-        self._send(f"{Command.START.value} {slot} {seconds:.6f}\n")
+    def arm(self, slot: str, seconds: float, task_id: str | None = None) -> None:
+        """Kill the worker's tree unless ``disarm(slot)`` comes within ``seconds``.
+
+        Args:
+            slot: what is being guarded (one per thread).
+            seconds: the hard deadline, from now.
+            task_id: the task running in ``slot``, noted in the broker if it is killed.
+        """
+        line = f"{Command.START.value} {slot} {seconds:.6f}"
+        if task_id and not any(c.isspace() for c in task_id):
+            line += f" {task_id}"
+        self._send(line + "\n")
 
     def disarm(self, slot: str) -> None:
         """Cancel the deadline of ``slot``."""
@@ -219,7 +298,8 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s sergeant-watchdog {os.getpid()} %(message)s"
     )
-    return Watchdog(args.pid, sys.stdin.fileno()).run()
+    note = json.loads(os.environ[NOTE_ENV]) if os.environ.get(NOTE_ENV) else None
+    return Watchdog(args.pid, sys.stdin.fileno(), note).run()
 
 
 if __name__ == "__main__":

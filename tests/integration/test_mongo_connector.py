@@ -161,7 +161,7 @@ def test_leases_from_many_connectors_never_duplicate(mongo_params: dict[str, typ
     for chunk in results:  # each caller sees the queue's order
         order = [int(d.payload[1:]) for d in chunk]
         assert order == sorted(order)
-    assert all(d.token == 1 for chunk in results for d in chunk)
+    assert all(d.deliveries == 1 for chunk in results for d in chunk)
     assert connectors[0].leased_count(QUEUE) == 0
     for connector in connectors:
         connector.close()

@@ -34,6 +34,8 @@ PUSH_CHUNK = 2000
 BLOCK_SLICE_SECONDS = 2.0
 #: Shortest BLPOP timeout (seconds): Redis reads a timeout that rounds to 0 ms as "forever".
 MIN_BLOCK_SECONDS = 0.01
+#: Longest BLPOP of ``wait_for_items`` while delayed items are pending (seconds).
+DELAYED_POLL_SECONDS = 0.05
 
 _PRIORITIES = ("NORMAL", "HIGH")
 
@@ -99,7 +101,14 @@ class Connector(_connector.Connector):
         priority: Priority = "NORMAL",
         consumable_from: float = 0.0,
     ) -> int:
-        """Append payloads to a queue, atomically (one script, or one MULTI/EXEC)."""
+        """Append payloads to a queue, atomically (one script, or one MULTI/EXEC).
+
+        Never retried inside (a retried push could land twice): it returns, or raises
+        ``BrokerUnavailable`` (no connection within the 2 s connect timeout) or
+        ``ConnectionLost`` (no reply within the 5 s socket timeout), so a push ends
+        within about 7 s (see ``nodes.DEFAULT_SOCKET_*``). After ``ConnectionLost``
+        the push may or may not have been stored.
+        """
         if priority not in _PRIORITIES:
             raise ConfigError(f"priority is {priority!r}; use 'NORMAL' or 'HIGH'")
         count = len(payloads)
@@ -130,6 +139,28 @@ class Connector(_connector.Connector):
             if len(popped) >= count:
                 break
         return popped
+
+    def wait_for_items(self, queue: str, block_seconds: float) -> bool:
+        """Wait (BLPOP on the queue's wake list) until an item is ready; see the contract.
+
+        Each BLPOP lasts at most :data:`BLOCK_SLICE_SECONDS`, and much less while
+        delayed items are pending, since no push wakes the wait when they fall due.
+        """
+        k = keys.queue_keys(queue)
+        home = self._home_first(queue)[0]
+        deadline = time.monotonic() + block_seconds
+        while True:
+            ready = self.length(queue)
+            if ready > 0:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            timeout = min(remaining, BLOCK_SLICE_SECONDS)
+            if self.length(queue, include_delayed=True) > ready:
+                timeout = min(timeout, DELAYED_POLL_SECONDS)
+            with home:
+                home.client.blpop([k.wake], timeout=max(timeout, MIN_BLOCK_SECONDS))
 
     def length(self, queue: str, include_delayed: bool = False) -> int:
         """Ready items (due delayed ones included), plus not-yet-due ones when asked."""
@@ -199,10 +230,10 @@ class Connector(_connector.Connector):
             with node:
                 r = node.scripts.lease(k, count - len(leased), lease_seconds)
             if len(r) > 1:
-                index = node.index
+                index, token = node.index, int(r[1])
                 leased += [
-                    Delivery(payload, item_id.decode(), times, times, index)
-                    for item_id, payload, times in zip(r[1::3], r[2::3], r[3::3], strict=True)
+                    Delivery(payload, item_id.decode(), token, times, index)
+                    for item_id, payload, times in zip(r[2::3], r[3::3], r[4::3], strict=True)
                 ]
                 if len(leased) >= count:
                     break
@@ -230,8 +261,9 @@ class Connector(_connector.Connector):
                 continue  # a node no longer configured: its leases cannot be held
             node = nodes[index]
             with node:
-                # A lease is named by '<id>:<token>', its member in the leased zset.
-                total += call(node.scripts, k, [f"{d.item_id}:{d.token}" for d in group])
+                # A lease is named by its member in the leased zset (see keys).
+                members = [f"{d.item_id}:{d.deliveries}:{d.token}" for d in group]
+                total += call(node.scripts, k, members)
         return total
 
     def ack_many(self, queue: str, deliveries: typing.Sequence[Delivery]) -> int:

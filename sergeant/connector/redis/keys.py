@@ -14,11 +14,14 @@ sort in push order: ``N000000000042``. ::
     sergeant:{emails}:normal          list    ready NORMAL ids, head handed out first
     sergeant:{emails}:delayed:high    zset    id -> eta (Unix seconds, server clock), HIGH
     sergeant:{emails}:delayed:normal  zset    id -> eta (Unix seconds, server clock), NORMAL
-    sergeant:{emails}:leased          zset    '<id>:<token>' -> lease deadline (Unix s, server),
-                                              plus '-' -> +inf, kept so the key stays alive
+    sergeant:{emails}:leased          zset    '<id>:<deliveries>:<token>' -> lease deadline
+                                              (Unix s, server clock), plus '-' -> +inf, kept
+                                              so the key stays alive
+    sergeant:{emails}:leases          string  last fencing token (INCR per leasing call;
+                                              never reset, so tokens never repeat)
     sergeant:{emails}:deliveries      hash    id -> delivery count, for items not under lease
                                               (absent means 0; while leased the count is
-                                              the token in the leased member)
+                                              in the leased member)
     sergeant:{emails}:dead            list    dead ids, oldest first
     sergeant:{emails}:dead:info       hash    id -> JSON {reason, error, deliveries, dead_at}
     sergeant:{emails}:wake            list    tokens pushed on new ready items; idle leases BLPOP it
@@ -50,6 +53,7 @@ class QueueKeys(typing.NamedTuple):
     delayed_high: str
     delayed_normal: str
     leased: str
+    leases: str
     deliveries: str
     dead: str
     dead_info: str
@@ -68,6 +72,7 @@ def queue_keys(queue: str) -> QueueKeys:
         delayed_high=base + "delayed:high",
         delayed_normal=base + "delayed:normal",
         leased=base + "leased",
+        leases=base + "leases",
         deliveries=base + "deliveries",
         dead=base + "dead",
         dead_info=base + "dead:info",

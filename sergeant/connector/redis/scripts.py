@@ -105,7 +105,10 @@ class Scripts:
         return result
 
     def lease(self, k: QueueKeys, count: int, lease_seconds: float) -> list[typing.Any]:
-        """Lease up to ``count`` items: ``[wait_ms, id, payload, deliveries, ...]``."""
+        """Lease up to ``count`` items: ``[-1, token, id, payload, deliveries, ...]``.
+
+        With nothing to hand out: ``[wait_ms]`` (see ``lua/lease.lua``).
+        """
         keys = (
             k.high,
             k.normal,
@@ -115,27 +118,28 @@ class Scripts:
             k.deliveries,
             k.leased,
             k.wake,
+            k.leases,
         )
         result: list[typing.Any] = self._lease(keys, (count, repr(float(lease_seconds))))
         return result
 
     def ack(self, k: QueueKeys, members: list[str]) -> int:
-        """Acknowledge the held leases among ``members`` (``'<id>:<token>'``); count them."""
+        """Acknowledge the held leases among ``members`` (lease members); count them."""
         return int(self._ack((k.leased, k.items), members))
 
     def release(self, k: QueueKeys, members: list[str]) -> int:
-        """Release the held leases among ``members`` (``'<id>:<token>'``); count them."""
+        """Release the held leases among ``members`` (lease members); count them."""
         keys = (k.leased, k.deliveries, k.high, k.normal, k.wake)
         args: list[Arg] = [WAKE_TOKENS, *members]
         return int(self._release(keys, args))
 
     def extend(self, k: QueueKeys, members: list[str], lease_seconds: float) -> int:
-        """Extend the held leases among ``members`` (``'<id>:<token>'``); count them."""
+        """Extend the held leases among ``members`` (lease members); count them."""
         args: list[Arg] = [repr(float(lease_seconds)), *members]
         return int(self._extend((k.leased,), args))
 
     def dead_letter(self, k: QueueKeys, members: list[str], reason: str, error: str) -> int:
-        """Dead-letter the held leases among ``members`` (``'<id>:<token>'``); count them."""
+        """Dead-letter the held leases among ``members`` (lease members); count them."""
         keys = (k.leased, k.dead, k.dead_info)
         return int(self._dead_letter(keys, [reason, error, *members]))
 

@@ -1,11 +1,11 @@
 -- ack.lua: forget leased items for good.
 --
--- KEYS[1] leased  zset  '<id>:<token>' -> lease deadline
+-- KEYS[1] leased  zset  '<id>:<deliveries>:<token>' -> lease deadline
 -- KEYS[2] items   hash  id -> payload
--- ARGV[1..n] '<id>:<token>' of the leases to acknowledge
+-- ARGV[1..n] '<id>:<deliveries>:<token>' of the leases to acknowledge
 --
 -- Returns: how many items were acknowledged.
--- Invariants: an item counts only if '<id>:<token>' is leased, i.e. its lease is
+-- Invariants: an item counts only if '<id>:<deliveries>:<token>' is leased, i.e. its lease is
 -- held; a stale lease is skipped (its item may be someone else's by now). A lease
 -- given twice counts once (ZREM's reply is the count).
 local CHUNK = 2000

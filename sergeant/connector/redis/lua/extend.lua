@@ -1,11 +1,11 @@
 -- extend.lua: move the deadline of held leases to server TIME + ARGV[1].
 --
--- KEYS[1] leased  zset  '<id>:<token>' -> lease deadline
+-- KEYS[1] leased  zset  '<id>:<deliveries>:<token>' -> lease deadline
 -- ARGV[1] lease_seconds
--- ARGV[2..] '<id>:<token>' of the leases to extend
+-- ARGV[2..] '<id>:<deliveries>:<token>' of the leases to extend
 --
 -- Returns: how many leases are still held (and were extended).
--- Invariants: a lease counts only if '<id>:<token>' is leased; stale ones are skipped.
+-- Invariants: a lease counts only if '<id>:<deliveries>:<token>' is leased; stale ones are skipped.
 local CHUNK = 2000
 local n = #ARGV
 local t = redis.call('TIME')

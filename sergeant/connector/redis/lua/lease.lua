@@ -6,17 +6,21 @@
 -- KEYS[4] delayed:normal  zset  id -> eta
 -- KEYS[5] items           hash  id -> payload
 -- KEYS[6] deliveries      hash  id -> delivery count of items not under lease
--- KEYS[7] leased          zset  '<id>:<token>' -> lease deadline, plus '-' -> +inf
+-- KEYS[7] leased          zset  '<id>:<deliveries>:<token>' -> lease deadline, plus '-' -> +inf
 -- KEYS[8] wake            list  wake tokens for blocked leases
+-- KEYS[9] leases          string  last fencing token handed out (INCR per leasing call)
 -- ARGV[1] count: the most items to hand out
 -- ARGV[2] lease_seconds
 --
--- Returns: a flat array {wait_ms, id1, payload1, deliveries1, id2, ...}. wait_ms is
--- -1 when items were handed out or nothing is delayed; otherwise the milliseconds
--- (at least 1) until the earliest delayed item is due.
+-- Returns: {-1, token, id1, payload1, deliveries1, id2, ...} when items were handed
+-- out; otherwise {wait_ms}: -1 when nothing is delayed, else the milliseconds (at
+-- least 1) until the earliest delayed item is due.
 -- Invariants: same order as pop.lua, with the same promotion of due delayed ids.
--- Each item's delivery count goes up by one and is its lease's fencing token; while
--- leased, the count lives in the leased member (not in deliveries). The deadline is
+-- Each item's delivery count goes up by one. Every item of one call shares one
+-- fencing token, a fresh value of the never-reset KEYS[9] counter, so a token never
+-- repeats for an item (release and requeue_dead lower or reset the count, never the
+-- token). While leased, the count and the token live in the leased member
+-- '<id>:<deliveries>:<token>' (not in deliveries). The deadline is
 -- server TIME + lease_seconds. When nothing is ready the wake tokens are stale
 -- (every earlier push has been consumed) and are deleted. The member '-' with score
 -- +inf stays in leased for good: it keeps the key alive, since re-creating the zset
@@ -67,9 +71,10 @@ if #ids == 0 then
 end
 
 local deadline = string.format('%.6f', now + tonumber(ARGV[2]))
+local token = redis.call('INCR', KEYS[9])
 -- Most items were never delivered: skip reading counts when none are stored.
 local any_counts = redis.call('HLEN', KEYS[6]) > 0
-local out, o = {-1}, 1
+local out, o = {-1, token}, 2
 for i = 1, #ids, CHUNK do
   local j = math.min(i + CHUNK - 1, #ids)
   local payloads = redis.call('HMGET', KEYS[5], unpack(ids, i, j))
@@ -86,7 +91,7 @@ for i = 1, #ids, CHUNK do
       end
       out[o + 1], out[o + 2], out[o + 3] = id, payload, d
       o = o + 3
-      scored[p + 1], scored[p + 2] = deadline, id .. ':' .. d
+      scored[p + 1], scored[p + 2] = deadline, id .. ':' .. d .. ':' .. token
       p = p + 2
     end
   end

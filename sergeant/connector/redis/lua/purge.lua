@@ -6,7 +6,7 @@
 -- KEYS[4] delayed:normal  zset  id -> eta
 -- KEYS[5] items           hash  id -> payload
 -- KEYS[6] deliveries      hash  id -> delivery count of items not under lease
--- KEYS[7] leased          zset  '<id>:<token>' -> lease deadline, plus '-' -> +inf
+-- KEYS[7] leased          zset  '<id>:<deliveries>:<token>' -> lease deadline, plus '-' -> +inf
 -- KEYS[8] dead            list  dead ids
 --
 -- Returns: the number of items deleted.

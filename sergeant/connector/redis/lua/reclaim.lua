@@ -1,6 +1,6 @@
 -- reclaim.lua: take back up to ARGV[2] items whose lease has expired.
 --
--- KEYS[1] leased      zset  '<id>:<token>' -> lease deadline
+-- KEYS[1] leased      zset  '<id>:<deliveries>:<token>' -> lease deadline
 -- KEYS[2] deliveries  hash  id -> delivery count of items not under lease
 -- KEYS[3] high        list  ready HIGH ids
 -- KEYS[4] normal      list  ready NORMAL ids
@@ -33,7 +33,7 @@ for i = 1, #expired, CHUNK do
   local j = math.min(i + CHUNK - 1, #expired)
   redis.call('ZREM', KEYS[1], unpack(expired, i, j))
   for k = i, j do
-    local id, d = string.match(expired[k], '^(.*):(%d+)$')
+    local id, d = string.match(expired[k], '^(.*):(%d+):%d+$')
     d = tonumber(d)
     if max_deliveries > 0 and d >= max_deliveries then
       redis.call('RPUSH', KEYS[5], id)

@@ -1,15 +1,15 @@
 -- release.lua: give leased items back unstarted, at the head of their priority.
 --
--- KEYS[1] leased      zset  '<id>:<token>' -> lease deadline
+-- KEYS[1] leased      zset  '<id>:<deliveries>:<token>' -> lease deadline
 -- KEYS[2] deliveries  hash  id -> delivery count of items not under lease
 -- KEYS[3] high        list  ready HIGH ids
 -- KEYS[4] normal      list  ready NORMAL ids
 -- KEYS[5] wake        list  wake tokens for blocked leases
 -- ARGV[1] most wake tokens to keep in KEYS[5]
--- ARGV[2..] '<id>:<token>' of the leases to release
+-- ARGV[2..] '<id>:<deliveries>:<token>' of the leases to release
 --
 -- Returns: how many items were released.
--- Invariants: only held leases ('<id>:<token>' leased) count. Their delivery count
+-- Invariants: only held leases ('<id>:<deliveries>:<token>' leased) count. Their delivery count
 -- goes down by one since they never ran. An id starting with 'H' goes back to HIGH,
 -- others to NORMAL; released items come out next, in the order given.
 local CHUNK = 2000
@@ -24,10 +24,10 @@ for i = 2, n, CHUNK do
     if scores[k - i + 1] and not seen[member] then
       seen[member] = true
       held[#held + 1] = member
-      local id, token = string.match(member, '^(.*):(%d+)$')
-      token = tonumber(token)
-      if token > 1 then
-        redis.call('HSET', KEYS[2], id, token - 1)
+      local id, d = string.match(member, '^(.*):(%d+):%d+$')
+      d = tonumber(d)
+      if d > 1 then
+        redis.call('HSET', KEYS[2], id, d - 1)
       end
       if string.byte(id, 1) == 72 then -- 'H'
         high[#high + 1] = id

@@ -1,0 +1,93 @@
+"""The worker of the fault suite, configured by ``SERGEANT_CHAOS_*`` variables.
+
+Each run of a task appends ``task_id attempt pid`` to ``<ledger>.start`` when it
+starts and to ``<ledger>`` when it completes (``attempt`` is the delivery count),
+each line in one ``O_APPEND`` write, so lines of concurrent workers never mix and
+the tests count executions without trusting the broker.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import time
+
+from sergeant import config
+from sergeant.objects import Task
+from sergeant.worker import Worker
+
+__all__ = ["QUEUE", "FaultWorker", "environment", "read_ledger"]
+
+QUEUE = "fault"
+
+
+def environment(
+    connector: tuple[str, dict[str, object]], ledger: str, **settings: object
+) -> dict[str, str]:
+    """The variables configuring :class:`FaultWorker`; ``settings`` as SERGEANT_CHAOS_<NAME>."""
+    kind, params = connector
+    env = {
+        "SERGEANT_CHAOS_CONNECTOR": json.dumps({"type": kind, "params": params}),
+        "SERGEANT_CHAOS_LEDGER": ledger,
+    }
+    env.update({f"SERGEANT_CHAOS_{name.upper()}": str(value) for name, value in settings.items()})
+    return env
+
+
+def read_ledger(path: str) -> list[tuple[str, int, int]]:
+    """The ``(task_id, attempt, pid)`` lines of a ledger file (none if it does not exist)."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            lines = file.read().splitlines()
+    except FileNotFoundError:
+        return []
+    rows = (line.split() for line in lines)
+    return [(task_id, int(attempt), int(pid)) for task_id, attempt, pid in rows]
+
+
+def _setting(name: str, default: str) -> str:
+    return os.environ.get(f"SERGEANT_CHAOS_{name}", default)
+
+
+def _record(path: str, task: Task) -> None:
+    line = f"{task.id} {task.deliveries} {os.getpid()}\n".encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        os.write(fd, line)  # one write with O_APPEND: atomic among concurrent writers
+    finally:
+        os.close(fd)
+
+
+def _gil_poison() -> None:
+    signal.pthread_sigmask(
+        signal.SIG_BLOCK, {signal.SIGUSR1, signal.SIGALRM, signal.SIGTERM, signal.SIGINT}
+    )
+    ctypes.PyDLL(None).pause()  # PyDLL keeps the GIL; the blocked signals never wake it
+
+
+class FaultWorker(Worker):
+    """Sleeps ``kwargs['ms']`` milliseconds, or holds the GIL forever for ``'gil_poison'``."""
+
+    def generate_config(self) -> config.WorkerConfig:
+        connector = json.loads(os.environ["SERGEANT_CHAOS_CONNECTOR"])
+        return config.WorkerConfig(
+            name=QUEUE,
+            connector=config.Connector(type=connector["type"], params=connector["params"]),
+            tasks_per_transaction=int(_setting("PER_TRANSACTION", "1")),
+            timeouts=config.Timeouts(
+                timeout=float(_setting("TIMEOUT", "0")), grace_period=float(_setting("GRACE", "1"))
+            ),
+            lease_seconds=float(_setting("LEASE", "1")),
+            max_deliveries=int(_setting("MAX_DELIVERIES", "5")),
+            block_seconds=0.2,
+        )
+
+    def work(self, task: Task) -> None:
+        ledger = os.environ["SERGEANT_CHAOS_LEDGER"]
+        _record(f"{ledger}.start", task)
+        if task.kwargs.get("action") == "gil_poison":
+            _gil_poison()
+        time.sleep(task.kwargs.get("ms", 0) / 1000)
+        _record(ledger, task)
