@@ -15,6 +15,8 @@ from sergeant.objects import Task
 
 __all__ = ["Encoder"]
 
+_new_task = object.__new__
+
 
 class Encoder:
     """Encodes tasks for the broker and decodes them back.
@@ -101,11 +103,14 @@ class Encoder:
             envelope = self.serializer.loads(data)
         except Exception as exc:
             raise DecodeError(self.serializer.name, raw, f"{type(exc).__name__}: {exc}") from exc
-        if (
-            type(envelope) not in (list, tuple)
-            or len(envelope) != 5
-            or type(envelope[1]) is not dict
-        ):
+        try:
+            task_id, kwargs, trace_id, date, run_count = envelope
+        except (TypeError, ValueError):
+            kwargs = None
+        if type(kwargs) is not dict or type(envelope) not in (list, tuple):
             raise DecodeError(self.serializer.name, raw, f"not a task envelope: {envelope!r:.100}")
-        task_id, kwargs, trace_id, date, run_count = envelope
-        return Task(kwargs=kwargs, trace_id=trace_id, date=date, run_count=run_count, id=task_id)
+        # Hot path: fill the slots directly, about half the cost of Task.__init__.
+        task = _new_task(Task)
+        task.kwargs, task.trace_id, task.date = kwargs, trace_id, date
+        task.run_count, task.id, task.deliveries = run_count, task_id, 0
+        return task
