@@ -23,6 +23,7 @@ from sergeant.objects import Task
 __all__ = [
     "KILLED_AFTER_TIMEOUT",
     "KILL_NOTE_TTL_SECONDS",
+    "UNDECODABLE",
     "WORKER_DIED",
     "Broker",
     "LeasedTask",
@@ -36,6 +37,9 @@ logger = logging.getLogger(__name__)
 KILLED_AFTER_TIMEOUT = "killed after timeout"
 #: Dead-letter reason of a task over its delivery bound, otherwise.
 WORKER_DIED = "worker died"
+#: What ``Broker.on_dead_letter`` is told for an undecodable payload (whose stored
+#: reason is the decoder's error text, too varied for a metric label).
+UNDECODABLE = "undecodable"
 #: Seconds a kill note is kept: long enough for a backed-up queue to hand the task
 #: out again, short enough that notes of tasks never seen again go away.
 KILL_NOTE_TTL_SECONDS = 7 * 24 * 3600.0
@@ -59,6 +63,13 @@ class Broker:
     def __init__(self, connector: Connector, encoder: Encoder) -> None:
         self.connector = connector
         self.encoder = encoder
+        #: Called with ``(queue, reason)`` for each task this broker dead-letters
+        #: (the worker sets it to count them in its metrics).
+        self.on_dead_letter: typing.Callable[[str, str], None] | None = None
+
+    def _dead_lettered(self, queue: str, reason: str, moved: int) -> None:
+        if moved and self.on_dead_letter is not None:
+            self.on_dead_letter(queue, reason)
 
     # -- producing ----------------------------------------------------------------
 
@@ -116,7 +127,8 @@ class Broker:
             try:
                 task = decode(delivery.payload)
             except DecodeError as exc:
-                self.connector.dead_letter_many(queue, [delivery], str(exc), exc.reason)
+                moved = self.connector.dead_letter_many(queue, [delivery], str(exc), exc.reason)
+                self._dead_lettered(queue, UNDECODABLE, moved)
                 logger.error(
                     "dead-lettered an undecodable task from queue %r: %s",
                     queue,
@@ -142,7 +154,9 @@ class Broker:
         else:
             reason = WORKER_DIED
             error = f"its lease expired {max_deliveries} times: its worker died or was cut off"
-        if self.connector.dead_letter_many(queue, [delivery], reason, error) and note:
+        moved = self.connector.dead_letter_many(queue, [delivery], reason, error)
+        self._dead_lettered(queue, reason, moved)
+        if moved and note:
             self.connector.key_delete(note_key)
         logger.error(
             "dead-lettered task %s of queue %r after %d deliveries: %s",
@@ -177,7 +191,9 @@ class Broker:
 
     def dead_letter(self, queue: str, delivery: Delivery, reason: str, error: str = "") -> int:
         """Move one leased task to the dead letters."""
-        return self.connector.dead_letter_many(queue, [delivery], reason, error)
+        moved = self.connector.dead_letter_many(queue, [delivery], reason, error)
+        self._dead_lettered(queue, reason, moved)
+        return moved
 
     # -- inspecting and maintenance -------------------------------------------------
 

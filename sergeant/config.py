@@ -96,16 +96,22 @@ class LoggingEvents:
 
 @dataclasses.dataclass(frozen=True)
 class Logging:
-    """How the worker logs (0.27). ``level`` is a ``logging`` level such as ``logging.INFO``."""
+    """How the worker logs (0.27). ``level`` is a ``logging`` level such as ``logging.INFO``.
+
+    ``json=True`` (new) writes the stdout handler's lines as JSON objects (see
+    ``sergeant.logging.JsonFormatter``), each with its ``event`` name.
+    """
 
     level: int = std_logging.ERROR
     log_to_stdout: bool = False
     events: LoggingEvents = dataclasses.field(default_factory=LoggingEvents)
     handlers: list[std_logging.Handler] = dataclasses.field(default_factory=list)
+    json: bool = False
 
     def __post_init__(self) -> None:
         _check_number("Logging.level", self.level, 0, integer=True)
         _check_type("Logging.log_to_stdout", self.log_to_stdout, bool, "True or False")
+        _check_type("Logging.json", self.json, bool, "True or False")
         _check_type("Logging.events", self.events, LoggingEvents, "a LoggingEvents()")
         _check_type("Logging.handlers", self.handlers, list, "a list of logging.Handler")
         for index, handler in enumerate(self.handlers):
@@ -133,7 +139,9 @@ class Connector:
     ``params`` by type:
 
     * ``local``: ``{'file_path': '/path/to/file.sqlite3'}``
-    * ``redis``: ``{'nodes': [{'host': ..., 'port': ..., 'password': ..., 'database': ...}, ...]}``
+    * ``redis``: ``{'nodes': [{'host': ..., 'port': ..., 'password': ..., 'database': ...}, ...]}``,
+      ``{'url': 'redis://...'}`` (or ``rediss://``, ``redis+cluster://``) or
+      ``{'urls': ['redis://...', ...]}``; see ``docs/scaling.md``
     * ``mongo``: ``{'nodes': [{'host': ..., 'port': ..., 'replica_set': ...}, ...]}``
       or ``{'url': 'mongodb://...'}``
     """
@@ -149,7 +157,10 @@ class Connector:
     def from_url(cls, url: str) -> Connector:
         """The connector a URL names.
 
-        Accepted: ``redis://[user:password@]host[:port][/database]``,
+        Accepted: ``redis://[user:password@]host[:port][/database]``, ``rediss://``
+        (TLS, with optional ``?ssl_ca_certs=...&ssl_certfile=...&ssl_keyfile=...``),
+        ``redis+cluster://host:port,host:port,...`` (and ``rediss+cluster://``) for a
+        Redis Cluster (these three are checked by the Redis connector),
         ``mongodb://...`` (any MongoDB URI, passed to pymongo as is) and
         ``sqlite:///absolute/path.sqlite3``.
 
@@ -173,13 +184,19 @@ class Connector:
             if parsed.username:
                 node["username"] = urllib.parse.unquote(parsed.username)
             return cls(type="redis", params={"nodes": [node]})
+        if scheme in ("rediss", "redis+cluster", "rediss+cluster"):
+            return cls(type="redis", params={"url": url})
         if scheme in ("mongodb", "mongodb+srv"):
             return cls(type="mongo", params={"url": url})
         if scheme == "sqlite":
             if not parsed.path:
                 _fail("the SQLite URL", url, "write it as sqlite:///absolute/path.sqlite3")
             return cls(type="local", params={"file_path": "/" + parsed.path.lstrip("/")})
-        _fail("the broker URL", url, "use redis://, mongodb:// or sqlite:/// URLs")
+        _fail(
+            "the broker URL",
+            url,
+            "use redis://, rediss://, redis+cluster://, mongodb:// or sqlite:/// URLs",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,6 +250,9 @@ class WorkerConfig:
         max_deliveries: deliveries after which a task that keeps killing its worker
             is dead-lettered (0 = never).
         block_seconds: how long an idle worker waits on the broker for a task.
+        result_ttl_seconds: keep each task's outcome (the value ``work`` returned,
+            or its failure) this long under the task id, for ``get_result``
+            (0 = keep nothing).
     """
 
     name: str
@@ -253,6 +273,7 @@ class WorkerConfig:
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     max_deliveries: int = DEFAULT_MAX_DELIVERIES
     block_seconds: float = DEFAULT_BLOCK_SECONDS
+    result_ttl_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -275,6 +296,7 @@ class WorkerConfig:
         _check_number("WorkerConfig.lease_seconds", self.lease_seconds, 1)
         _check_number("WorkerConfig.max_deliveries", self.max_deliveries, 0, integer=True)
         _check_number("WorkerConfig.block_seconds", self.block_seconds, 0)
+        _check_number("WorkerConfig.result_ttl_seconds", self.result_ttl_seconds, 0)
 
     def replace(self, **changes: typing.Any) -> WorkerConfig:
         """A copy with some fields changed (validated like the original)."""

@@ -27,7 +27,7 @@ import threading
 import time
 import typing
 
-from sergeant import _faults
+from sergeant import _faults, _presence
 from sergeant._backoff import RETRYABLE, retry_call
 from sergeant.broker import Broker, LeasedTask
 from sergeant.config import WorkerConfig
@@ -51,8 +51,14 @@ def worker_owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def heartbeat_interval(config: WorkerConfig) -> float:
+    """Seconds between heartbeats: a third of a lease, at most ``HEARTBEAT_SECONDS``."""
+    return min(config.lease_seconds / 3, _presence.HEARTBEAT_SECONDS)
+
+
 class _Heartbeat(threading.Thread):
-    """Renews this worker's leases and reclaims expired ones, every third of a lease."""
+    """Publishes the worker's heartbeat and, at-least-once, renews its leases and
+    reclaims expired ones, every :func:`heartbeat_interval`."""
 
     def __init__(self, consumer: Consumer) -> None:
         super().__init__(name="sergeant-heartbeat", daemon=True)
@@ -60,11 +66,13 @@ class _Heartbeat(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        interval = self.consumer.config.lease_seconds / 3
+        interval = heartbeat_interval(self.consumer.config)
         while not self.stopped.wait(interval):
             try:
-                self.consumer.renew_leases()
-                self.consumer.reclaim_expired()
+                if self.consumer.at_least_once:
+                    self.consumer.renew_leases()
+                    self.consumer.reclaim_expired()
+                self.consumer.publish_presence()
             except Exception as exc:  # a broker hiccup must not kill the heartbeat
                 logger.warning(
                     "lease heartbeat failed: %r", exc, extra={"event": "heartbeat_failed"}
@@ -95,14 +103,16 @@ class Consumer:
         self._flush_lock = threading.Lock()
         self._popped: collections.deque[Task] = collections.deque()  # at-most-once: unstarted
         self._heartbeat: _Heartbeat | None = None
+        self.presence = _presence.Presence(self.queue)
 
     # -- iteration ------------------------------------------------------------------
 
     def __iter__(self) -> typing.Iterator[Task]:
         if self.at_least_once:
             self.reclaim_expired()
-            self._heartbeat = _Heartbeat(self)
-            self._heartbeat.start()
+        self._publish_first_presence()
+        self._heartbeat = _Heartbeat(self)
+        self._heartbeat.start()
         limit = self.config.max_tasks_per_run
         pulled = 0
         idle_since = time.monotonic()
@@ -171,11 +181,13 @@ class Consumer:
     # -- outcomes -------------------------------------------------------------------
 
     def started(self, task: Task) -> None:
-        """The executor began running ``task`` (it already is tracked as running)."""
+        """The executor began running ``task``: its heartbeat shows it as current."""
+        self.presence.task_started(id(task), task.id)
 
     def settle(self, task: Task, outcome: Outcome) -> None:
         """Record how ``task`` ended; its lease is acknowledged (or dead-lettered) in a batch."""
         self.tasks_done += 1
+        self.presence.task_ended(id(task))
         if not self.at_least_once:
             return
         with self._lock:
@@ -262,6 +274,26 @@ class Consumer:
                 extra={"event": "leases_reclaimed", "queue": self.queue},
             )
 
+    # -- presence -------------------------------------------------------------------
+
+    def publish_presence(self) -> None:
+        """Publish this worker's heartbeat, alive for a few heartbeat intervals."""
+        ttl = heartbeat_interval(self.config) * _presence.HEARTBEAT_TTL_FACTOR
+        info = self.presence.info(self.tasks_done)
+        self.broker.connector.register_worker(self.presence.worker_id, info, ttl)
+
+    def _publish_first_presence(self) -> None:
+        """The first heartbeat: best effort, so ``sergeant stats`` lists a worker at once
+        (the first pull reports an unreachable broker, with retries)."""
+        try:
+            self.publish_presence()
+        except RETRYABLE as exc:
+            logger.warning(
+                "could not publish the worker heartbeat: %s",
+                exc,
+                extra={"event": "heartbeat_failed"},
+            )
+
     # -- shutdown -------------------------------------------------------------------
 
     def close(self) -> None:
@@ -276,6 +308,12 @@ class Consumer:
             self._heartbeat.stopped.set()
             self._heartbeat.join(timeout=5)
             self._heartbeat = None
+            # One attempt: if it fails, the heartbeat simply expires.
+            self._on_close(
+                "unregister",
+                lambda: self.broker.connector.unregister_worker(self.presence.worker_id),
+                retry_seconds=0.0,
+            )
         if not self.at_least_once:
             unstarted, self._popped = list(self._popped), collections.deque()
             if unstarted:

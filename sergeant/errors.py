@@ -11,6 +11,7 @@ The tree::
      │    └── DecodeError       bytes from the broker could not be decoded
      ├── LockError              a lock operation was misused
      ├── ResultTimeout          a result did not arrive in time
+     ├── TaskFailed             the task whose result was asked for failed
      └── WorkerImportError      a worker module or class could not be imported
 
 Driver exceptions (redis-py, pymongo, sqlite3) are wrapped at the connector boundary
@@ -29,6 +30,7 @@ __all__ = [
     "LockError",
     "ResultTimeout",
     "SergeantError",
+    "TaskFailed",
     "WorkerImportError",
 ]
 
@@ -81,6 +83,23 @@ class LockError(SergeantError):
 
 class ResultTimeout(SergeantError, TimeoutError):
     """The result of a task was not stored before the timeout ran out."""
+
+
+class TaskFailed(SergeantError):
+    """The task whose result was asked for ended in failure (``work`` raised or timed out).
+
+    Attributes:
+        task_id: the task's id.
+        error_type: the qualified name of the exception raised in the worker, such
+            as ``'ValueError'``, or ``'WorkerTimedout'`` for a timeout.
+        error_message: that exception's message.
+    """
+
+    def __init__(self, task_id: str, error_type: str, error_message: str) -> None:
+        self.task_id = task_id
+        self.error_type = error_type
+        self.error_message = error_message
+        super().__init__(f"task {task_id} failed: {error_type}: {error_message}")
 
 
 class WorkerImportError(SergeantError, ImportError):

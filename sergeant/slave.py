@@ -144,7 +144,12 @@ class Slave:
         except ConfigError as exc:
             return self._failed(ExitCode.CONFIG_ERROR, f"{self.class_name}: {exc}")
         except Exception as exc:
-            logger.error("the worker failed to start: %r", exc, exc_info=True)
+            logger.error(
+                "the worker failed to start: %r",
+                exc,
+                exc_info=True,
+                extra={"event": "worker_start_failed"},
+            )
             return self._failed(ExitCode.INIT_FAILED, f"{type(exc).__name__}: {exc}")
         try:
             # One bounded check (the connector's connect/selection timeout), not retried:

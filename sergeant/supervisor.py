@@ -39,6 +39,9 @@ import typing
 
 import psutil
 
+if typing.TYPE_CHECKING:
+    from sergeant.metrics_server import MetricsServer
+
 from sergeant.errors import ConfigError, SergeantError, WorkerImportError
 from sergeant.killer.process import WATCHDOG_MODULE, kill_tree
 from sergeant.supervisor_policy import ExitCode, SlaveStatus, decide, describe_exit
@@ -107,6 +110,8 @@ class Supervisor:
         max_worker_memory_usage: bytes of resident memory (the worker plus its
             children) above which a worker is killed and replaced; None = no limit.
         logger: where to log; defaults to ``logging.getLogger('sergeant.supervisor')``.
+        metrics_port: serve Prometheus metrics of the whole fleet on this TCP port
+            (see ``sergeant.metrics_server``); None = no metrics.
     """
 
     def __init__(
@@ -116,6 +121,7 @@ class Supervisor:
         concurrent_workers: int,
         max_worker_memory_usage: int | None = None,
         logger: logging.Logger | None = None,
+        metrics_port: int | None = None,
     ) -> None:
         if isinstance(concurrent_workers, bool) or not isinstance(concurrent_workers, int):
             raise ConfigError(f"concurrent_workers is {concurrent_workers!r}; use an integer >= 1")
@@ -129,6 +135,8 @@ class Supervisor:
         self.worker_class_name = worker_class_name
         self.concurrent_workers = concurrent_workers
         self.max_worker_memory_usage = max_worker_memory_usage
+        self.metrics_port = metrics_port
+        self._metrics: MetricsServer | None = None
         self.logger = logger or logging.getLogger(__name__)
         self.state = SupervisorState.NEW
         self._slots: list[_Slot] = []
@@ -150,6 +158,13 @@ class Supervisor:
         directory = tempfile.mkdtemp(prefix="sergeant-supervisor-")
         restore = self._install_signal_handlers()
         try:
+            if self.metrics_port is not None:
+                # Imported only here: a supervisor without metrics never loads prometheus-client.
+                from sergeant.metrics_server import MetricsServer
+
+                self._metrics = MetricsServer(
+                    self.metrics_port, self.worker_module_name, self.worker_class_name
+                )
             self._slots = [
                 _Slot(i, os.path.join(directory, f"worker-{i}.json"))
                 for i in range(self.concurrent_workers)
@@ -159,6 +174,8 @@ class Supervisor:
             self.state = SupervisorState.STOPPING
             self._stop_fleet()
             restore()
+            if self._metrics is not None:
+                self._metrics.close()
             shutil.rmtree(directory, ignore_errors=True)
             self.state = SupervisorState.STOPPED
         if self._fatal is not None:
@@ -221,7 +238,8 @@ class Supervisor:
                 "--worker-module", self.worker_module_name,
                 "--worker-class", self.worker_class_name,
                 "--status-file", slot.status_path,
-            ]
+            ],
+            env=self._metrics.child_environment() if self._metrics is not None else None,
         )  # fmt: skip
         slot.started_at, slot.respawn_at, slot.killed_for_memory = time.monotonic(), None, False
         self.logger.info(
@@ -302,6 +320,7 @@ class Supervisor:
             self.logger.info(
                 "worker %d (pid %d) stopped: %s",
                 slot.index, slot.process.pid, describe_exit(slot.process.returncode),
+                extra={"event": "worker_stopped", "pid": slot.process.pid},
             )  # fmt: skip
             slot.process = None
 
@@ -318,6 +337,9 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
         "--max-worker-memory-usage", type=int, default=None, help="bytes per worker, or none"
     )
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING...")
+    parser.add_argument(
+        "--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s sergeant-supervisor %(message)s"
@@ -328,6 +350,7 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
             args.worker_class,
             args.concurrent_workers,
             args.max_worker_memory_usage,
+            metrics_port=args.metrics_port,
         ).start()
     except SergeantError as exc:
         print(exc, file=sys.stderr)

@@ -15,6 +15,7 @@ import threading
 import time
 import typing
 
+from sergeant import metrics
 from sergeant._control import (
     WorkerException,
     WorkerInterrupt,
@@ -25,6 +26,7 @@ from sergeant._control import (
     WorkerStop,
     WorkerTimedout,
 )
+from sergeant._tracked import TrackedTasks
 from sergeant.broker import Broker
 from sergeant.config import WorkerConfig
 from sergeant.connector import DeadLetter, Lock, Priority, create
@@ -32,7 +34,9 @@ from sergeant.consumer import Consumer
 from sergeant.encoder import Encoder
 from sergeant.errors import ConfigError, SergeantError
 from sergeant.executor import Executor, SerialExecutor
+from sergeant.logging import JsonFormatter
 from sergeant.objects import Task, new_task_ids
+from sergeant.results import ResultStore
 
 __all__ = [
     "Worker",
@@ -81,6 +85,8 @@ class Worker:
     config: WorkerConfig
     logger: logging.Logger
     broker: Broker
+    # Private: users' subclasses often have their own ``self.results``.
+    _result_store: ResultStore
 
     def __init__(self) -> None:
         config = self.generate_config()
@@ -107,6 +113,9 @@ class Worker:
         connector = create(self.config.connector.type, self.config.connector.params)
         encoder = Encoder(self.config.encoder.serializer, self.config.encoder.compressor)
         self.broker = Broker(connector, encoder)
+        self._result_store = ResultStore(
+            connector, encoder.serializer, self.config.result_ttl_seconds
+        )
 
     def close(self) -> None:
         """Close the broker's connections (a no-op before ``init_broker``)."""
@@ -134,7 +143,12 @@ class Worker:
             getattr(handler, "_sergeant_stdout", False) for handler in self.logger.handlers
         ):
             handler = logging.StreamHandler(stream=sys.stdout)
-            handler.setFormatter(logging.Formatter(_LOG_FORMAT, "%Y-%m-%d %H:%M:%S"))
+            formatter = (
+                JsonFormatter()
+                if settings.json
+                else logging.Formatter(_LOG_FORMAT, "%Y-%m-%d %H:%M:%S")
+            )
+            handler.setFormatter(formatter)
             handler._sergeant_stdout = True  # type: ignore[attr-defined]
             self.logger.addHandler(handler)
         for extra_handler in settings.handlers:
@@ -193,6 +207,25 @@ class Worker:
             task_name or self.config.name, payloads, priority, consumable_from or 0.0
         )
         return ids
+
+    def get_result(self, task_id: str, timeout: float | None = None) -> typing.Any:
+        """The value ``work`` returned for ``task_id``, waiting for it if needed.
+
+        The worker that runs the task must keep results
+        (``WorkerConfig.result_ttl_seconds > 0``) and share this worker's serializer.
+
+        Args:
+            task_id: an id returned by ``push_task`` or ``push_tasks``.
+            timeout: seconds to wait at most; None waits until the result comes,
+                0 looks once. Redis wakes the wait as soon as the result is stored;
+                the other brokers poll, backing off to 0.2 s.
+
+        Raises:
+            sergeant.errors.TaskFailed: the task failed, timed out or ran out of
+                retries; carries the remote exception's type and message.
+            sergeant.errors.ResultTimeout: no result within ``timeout``.
+        """
+        return self._result_store.fetch(task_id, timeout)
 
     # -- consuming by hand ------------------------------------------------------------
 
@@ -292,7 +325,11 @@ class Worker:
             try:
                 self._consumer.close()
             except SergeantError as exc:
-                self.logger.error("could not give back unstarted tasks: %r", exc)
+                self.logger.error(
+                    "could not give back unstarted tasks: %r",
+                    exc,
+                    extra={"event": "close_step_failed"},
+                )
             summary.tasks_done = self._consumer.tasks_done
         self._run_phase(summary, "finalize", self.finalize)
         wall, cpu = time.perf_counter() - started, time.process_time() - started_cpu
@@ -304,9 +341,13 @@ class Worker:
         summary.end_time = _utcnow()
         return summary
 
-    def _tasks(self) -> _TrackedTasks:
+    def _tasks(self) -> TrackedTasks:
         assert self._consumer is not None
-        return _TrackedTasks(self._consumer, self._current)
+        recorder = metrics.task_metrics()
+        if recorder is not None:
+            self.broker.on_dead_letter = recorder.dead_letter
+        results = self._result_store if self.config.result_ttl_seconds > 0 else None
+        return TrackedTasks(self._consumer, self._current, results, recorder, self.logger)
 
     def _run_phase(
         self, summary: WorkerSummary, phase: str, body: typing.Callable[[], None]
@@ -319,7 +360,9 @@ class Worker:
         except WorkerStop:
             summary.stop = True
         except Exception as exc:
-            self.logger.error("%s has failed: %r", phase, exc, exc_info=True)
+            self.logger.error(
+                "%s has failed: %r", phase, exc, exc_info=True, extra={"event": f"{phase}_failed"}
+            )
             setattr(summary, f"{phase}_exception", exc)
             return False
         else:
@@ -334,7 +377,9 @@ class Worker:
         except WorkerInterrupt:
             raise
         except Exception as exc:
-            self.logger.error("on_starvation has failed: %r", exc, exc_info=True)
+            self.logger.error(
+                "on_starvation has failed: %r", exc, exc_info=True, extra={"event": "hook_failed"}
+            )
 
     # -- hooks (override as needed) -------------------------------------------------------
 
@@ -376,27 +421,6 @@ class Worker:
 
     def on_stop(self, task: Task) -> None:
         """Called when a task stopped the worker."""
-
-
-class _TrackedTasks:
-    """The consumer, recording the running task per thread for ``get_trace_id``."""
-
-    def __init__(self, consumer: Consumer, current: threading.local) -> None:
-        self.consumer = consumer
-        self.current = current
-
-    def __iter__(self) -> typing.Iterator[Task]:
-        return iter(self.consumer)
-
-    def started(self, task: Task) -> None:
-        if task.trace_id is None:
-            task.trace_id = task.id  # a task pushed from outside roots its own trace
-        self.current.task = task
-        self.consumer.started(task)
-
-    def settle(self, task: Task, outcome: typing.Any) -> None:
-        self.current.task = None
-        self.consumer.settle(task, outcome)
 
 
 def _check_priority(priority: str) -> None:

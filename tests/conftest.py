@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from sergeant.connector import Connector
+from tests.redis_servers import RedisClusterServers
 from tests.servers import MongoWireServer, RedisServer
 
 #: Broker set-ups every contract test runs against.
-CONNECTOR_KINDS = ["local", "redis", "redis-2-nodes", "mongo"]
+CONNECTOR_KINDS = ["local", "redis", "redis-2-nodes", "redis-cluster", "mongo"]
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +33,24 @@ def redis_server_b() -> Iterator[RedisServer]:
     server.start()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    """A private three-node Redis Cluster for the session, flushed per test."""
+    cluster = RedisClusterServers()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: RedisClusterServers) -> str:
+    """The ``redis+cluster://`` URL of the session cluster, emptied for this test."""
+    redis_cluster.flush()
+    return redis_cluster.url
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +99,8 @@ def connector_params(
         return "redis", {"nodes": [request.getfixturevalue("redis_node")]}
     if kind == "redis-2-nodes":
         return "redis", {"nodes": request.getfixturevalue("redis_nodes")}
+    if kind == "redis-cluster":
+        return "redis", {"url": request.getfixturevalue("redis_cluster_url")}
     if kind == "mongo":
         return "mongo", request.getfixturevalue("mongo_params")
     raise ValueError(f"unknown connector kind {kind!r}")

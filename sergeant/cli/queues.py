@@ -7,10 +7,11 @@ import time
 import typing
 
 import click
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from sergeant import _stats
 from sergeant.cli._target import Target, broker_option, resolve
 from sergeant.errors import SergeantError
 from sergeant.objects import Task
@@ -19,27 +20,51 @@ __all__ = ["purge", "push", "queue_stats", "stats"]
 
 
 def queue_stats(target: Target, queue: str) -> dict[str, typing.Any]:
-    """Counts for one queue: ready, delayed (not yet due), leased (running) and dead."""
-    connector = target.broker.connector
-    ready = connector.length(queue)
-    return {
-        "queue": queue,
-        "ready": ready,
-        "delayed": connector.length(queue, include_delayed=True) - ready,
-        "leased": connector.leased_count(queue),
-        "dead": connector.dead_count(queue),
-    }
+    """Counts, rate and live workers of one queue (see ``sergeant._stats.queue_stats``)."""
+    return _stats.queue_stats(target.broker.connector, queue)
 
 
-def _table(rows: list[dict[str, typing.Any]]) -> Table:
-    table = Table(title=f"sergeant stats  {time.strftime('%H:%M:%S')}")
-    for column in ("queue", "ready", "delayed", "leased", "dead"):
-        table.add_column(column, justify="left" if column == "queue" else "right")
+_COLUMNS = (
+    ("queue", "queue"),
+    ("ready", "ready"),
+    ("ready_high", "HIGH"),
+    ("ready_normal", "NORMAL"),
+    ("delayed", "delayed"),
+    ("leased", "leased"),
+    ("dead", "dead"),
+    ("done_last_minute", "done/min"),
+)
+
+
+def _ago(since: object, now: float) -> str:
+    return f"{now - since:.1f}s" if isinstance(since, (int, float)) else "-"
+
+
+def _tables(rows: list[dict[str, typing.Any]]) -> Group:
+    """The queues table, then one table of the live workers (with their current task)."""
+    queues = Table(title=f"sergeant stats  {time.strftime('%H:%M:%S')}")
+    for key, title in _COLUMNS:
+        queues.add_column(title, justify="left" if key == "queue" else "right")
     for row in rows:
-        table.add_row(
-            *(str(row[column]) for column in ("queue", "ready", "delayed", "leased", "dead"))
+        queues.add_row(*(str(row[key]) for key, _ in _COLUMNS))
+    workers = Table(title="live workers")
+    for title in ("worker", "queue", "up", "tasks done", "done/min", "current task", "for"):
+        workers.add_column(
+            title, justify="right" if title in ("tasks done", "done/min") else "left"
         )
-    return table
+    now = time.time()
+    for row in rows:
+        for worker in row["workers"]:
+            workers.add_row(
+                str(worker.get("id")),
+                row["queue"],
+                _ago(worker.get("started"), now),
+                str(worker.get("tasks_done")),
+                str(worker.get("done_last_minute")),
+                str(worker.get("current_task_id") or "-"),
+                _ago(worker.get("current_task_since"), now),
+            )
+    return Group(queues, workers)
 
 
 @click.command()
@@ -48,7 +73,11 @@ def _table(rows: list[dict[str, typing.Any]]) -> Table:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
 @click.option("--watch", type=float, default=None, metavar="SECONDS", help="Refresh in place.")
 def stats(broker: str, queues: tuple[str, ...], as_json: bool, watch: float | None) -> None:
-    """Show ready, delayed, leased (running) and dead tasks per queue.
+    """Show ready (HIGH / NORMAL), delayed, leased (running) and dead tasks per queue,
+    the tasks done in the last minute, and the live workers with their current task.
+
+    The rate and the workers come from the workers' heartbeats (every 5 s at most),
+    so they lag by a few seconds; a worker that exited is gone within 15 s.
 
     Example: sergeant stats -b redis://localhost:6379/0 emails thumbnails --watch 2
     """
@@ -60,12 +89,12 @@ def stats(broker: str, queues: tuple[str, ...], as_json: bool, watch: float | No
             return
         console = Console()
         if watch is None:
-            console.print(_table([queue_stats(target, q) for q in names]))
+            console.print(_tables([queue_stats(target, q) for q in names]))
             return
-        with Live(_table([queue_stats(target, q) for q in names]), console=console) as live:
+        with Live(_tables([queue_stats(target, q) for q in names]), console=console) as live:
             while True:
                 time.sleep(watch)
-                live.update(_table([queue_stats(target, q) for q in names]))
+                live.update(_tables([queue_stats(target, q) for q in names]))
     except SergeantError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:

@@ -80,7 +80,14 @@ def _split_target(target: str) -> tuple[str, str]:
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     help="How much the supervisor logs (workers log as their config says).",
 )  # fmt: skip
-def run(worker: str, workers: int, max_memory: int | None, log_level: str) -> None:
+@click.option(
+    "--metrics-port", type=click.IntRange(min=1, max=65535), default=None,
+    help="Serve Prometheus metrics of all the worker processes (task outcomes and "
+    "durations, queue depths, live workers) on this port, at /metrics. Default: off.",
+)  # fmt: skip
+def run(
+    worker: str, workers: int, max_memory: int | None, log_level: str, metrics_port: int | None
+) -> None:
     """Run a worker class in several processes and keep them running.
 
     WORKER is the worker class as module:Class, where module is importable from
@@ -96,10 +103,12 @@ def run(worker: str, workers: int, max_memory: int | None, log_level: str) -> No
     Example: 4 processes of the class Crawler in my_app/workers.py, each
     replaced when it uses more than 512 MB:
         sergeant run my_app.workers:Crawler --workers 4 --max-memory 512MB
+    With Prometheus metrics on port 9100:
+        sergeant run my_app.workers:Crawler --workers 4 --metrics-port 9100
     """
     module_name, class_name = _split_target(worker)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s sergeant %(message)s")
     try:
-        Supervisor(module_name, class_name, workers, max_memory).start()
+        Supervisor(module_name, class_name, workers, max_memory, metrics_port=metrics_port).start()
     except SergeantError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -8,7 +8,9 @@ are the specification that suite checks.
 Vocabulary:
 
 * **ready** items can be handed out now. ``HIGH`` items are handed out before
-  ``NORMAL`` ones; within a priority, in push order (FIFO).
+  ``NORMAL`` ones; within a priority, in push order (FIFO). A connector whose
+  ``ordered`` flag is False (a queue spread over independent nodes) keeps that order
+  per node only.
 * **delayed** items were pushed with ``consumable_from`` in the future (Unix
   seconds). They become ready once due; the move is atomic with the pop or lease
   that observes them, so a due item is never handed out twice nor lost.
@@ -53,6 +55,8 @@ DEFAULT_LOCK_TTL_SECONDS = 60
 #: First and longest pause, in seconds, of the polling :meth:`Connector.wait_for_items`.
 WAIT_POLL_FIRST_SECONDS = 0.002
 WAIT_POLL_MAX_SECONDS = 0.05
+#: Longest pause, in seconds, of the polling :meth:`Connector.wait_for_key`.
+KEY_POLL_MAX_SECONDS = 0.2
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -207,6 +211,12 @@ class Connector(abc.ABC):
     name: typing.ClassVar[str]
     #: True when :meth:`lease_many` can wait server-side for a push (no polling).
     supports_blocking: typing.ClassVar[bool] = False
+    #: True when items come out in the documented order across the whole broker: HIGH
+    #: before NORMAL, FIFO within a priority. False when a queue is spread over
+    #: independent nodes (Redis with several ``nodes``/``urls``): the order then holds
+    #: per node only, and every item is still handed out exactly as the contract says.
+    #: Set per instance where it depends on the set-up.
+    ordered: bool = True
 
     # -- ready and delayed items ------------------------------------------------
 
@@ -283,6 +293,15 @@ class Connector(abc.ABC):
 
         Leased and dead items are not counted (see :meth:`leased_count`,
         :meth:`dead_count`).
+        """
+
+    @abc.abstractmethod
+    def length_by_priority(self, queue: str) -> dict[Priority, int]:
+        """Ready items per priority (due delayed ones included), as :meth:`length` counts.
+
+        Returns:
+            ``{'HIGH': n, 'NORMAL': m}``, both keys always present; the two add up to
+            ``length(queue)`` when nothing changes in between.
         """
 
     @abc.abstractmethod
@@ -416,9 +435,57 @@ class Connector(abc.ABC):
     def key_delete(self, key: str) -> bool:
         """Delete ``key``; True if it existed."""
 
+    def key_set_notify(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        """:meth:`key_set`, and wake the callers of :meth:`wait_for_key` on ``key``.
+
+        This default only stores; brokers that can wait server-side override both.
+        """
+        self.key_set(key, value, ttl_seconds)
+
+    def wait_for_key(self, key: str, timeout_seconds: float | None) -> bytes | None:
+        """The value under ``key``, waiting up to ``timeout_seconds`` (None: forever) for
+        :meth:`key_set_notify` to store it.
+
+        This default polls :meth:`key_get`, every :data:`WAIT_POLL_FIRST_SECONDS` at
+        first, doubling up to :data:`KEY_POLL_MAX_SECONDS`.
+
+        Returns:
+            The value, or None if it was not there when the time ran out.
+        """
+        give_up = None if timeout_seconds is None else time.monotonic() + timeout_seconds
+        pause = WAIT_POLL_FIRST_SECONDS
+        while True:
+            value = self.key_get(key)
+            if value is not None:
+                return value
+            remaining = None if give_up is None else give_up - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            time.sleep(pause if remaining is None else min(pause, remaining))
+            pause = min(pause * 2, KEY_POLL_MAX_SECONDS)
+
     @abc.abstractmethod
     def lock(self, name: str) -> Lock:
         """A lock object for ``name`` (not yet acquired)."""
+
+    # -- live workers -----------------------------------------------------------
+
+    @abc.abstractmethod
+    def register_worker(self, worker_id: str, info: bytes, ttl_seconds: float) -> None:
+        """Publish (or refresh) a worker's heartbeat, alive for ``ttl_seconds`` from now.
+
+        Idempotent: registering again replaces ``info`` and moves the expiry. Workers
+        are broker-wide, not per queue. Expiry is checked on every read (no reliance
+        on a server-side TTL sweep), so a worker that dies vanishes on its own.
+        """
+
+    @abc.abstractmethod
+    def unregister_worker(self, worker_id: str) -> bool:
+        """Remove a worker's heartbeat at once; True if it was registered and alive."""
+
+    @abc.abstractmethod
+    def workers(self) -> list[bytes]:
+        """The ``info`` of every worker whose heartbeat has not expired, in no set order."""
 
     # -- lifecycle --------------------------------------------------------------
 

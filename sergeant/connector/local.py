@@ -24,7 +24,7 @@ import uuid
 import weakref
 from collections.abc import Iterator, Sequence
 
-from sergeant.connector import _connector
+from sergeant.connector import _connector, local_registry
 from sergeant.connector import local_sql as sql
 from sergeant.connector._connector import DeadLetter, Delivery, Priority, ReclaimResult
 from sergeant.errors import BrokerUnavailable, ConnectionLost, ConnectorError
@@ -198,6 +198,12 @@ class Connector(_connector.Connector):
             return int(self._rows(sql.COUNT_WAITING, (queue, queue))[0][0])
         return int(self._rows(sql.COUNT_READY, (queue, queue, time.time()))[0][0])
 
+    def length_by_priority(self, queue: str) -> dict[Priority, int]:
+        """See :meth:`sergeant.connector.Connector.length_by_priority`."""
+        with self._session() as conn:
+            high, normal = local_registry.length_by_priority(conn, queue)
+        return {"HIGH": high, "NORMAL": normal}
+
     def purge(self, queue: str) -> int:
         """See :meth:`sergeant.connector.Connector.purge`."""
         return self._changed(sql.PURGE_WAITING, (queue, queue))
@@ -364,6 +370,23 @@ class Connector(_connector.Connector):
     def lock(self, name: str) -> Lock:
         """See :meth:`sergeant.connector.Connector.lock`."""
         return Lock(self, name)
+
+    # -- live workers (see ``local_registry``) -------------------------------------------
+
+    def register_worker(self, worker_id: str, info: bytes, ttl_seconds: float) -> None:
+        """See :meth:`sergeant.connector.Connector.register_worker`."""
+        with self._session() as conn:
+            local_registry.register(conn, worker_id, info, ttl_seconds)
+
+    def unregister_worker(self, worker_id: str) -> bool:
+        """See :meth:`sergeant.connector.Connector.unregister_worker`."""
+        with self._session() as conn:
+            return local_registry.unregister(conn, worker_id)
+
+    def workers(self) -> list[bytes]:
+        """See :meth:`sergeant.connector.Connector.workers`."""
+        with self._session() as conn:
+            return local_registry.live(conn)
 
     # -- lifecycle ----------------------------------------------------------------------
 

@@ -26,6 +26,9 @@ Layout (schema version :data:`SCHEMA_VERSION`, stored in ``PRAGMA user_version``
   swept by writes.
 * ``locks``: named locks with an owner token and an expiry.
 * ``counters``: the ``tail`` and ``head`` sequence counters.
+* ``workers`` (version 2): live-worker heartbeats, ``id``, ``info`` and
+  ``expires_at`` (Unix seconds); expired rows are invisible to reads and swept by
+  writes (see ``local_registry``).
 
 Partial indexes (each query below repeats the index's WHERE terms literally, which
 is what lets SQLite's planner use a partial index):
@@ -48,7 +51,7 @@ from sergeant.connector._connector import Delivery
 from sergeant.errors import BrokerUnavailable
 
 #: Bumped with every schema change; a migration in ``MIGRATIONS`` leads to it.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: ``priority`` column values.
 PRIORITY_HIGH = 0
@@ -102,8 +105,17 @@ CREATE_SCHEMA_V1 = (
     "INSERT OR IGNORE INTO counters (name, value) VALUES ('tail', 0), ('head', 0)",
 )
 
+# Version 2: the live-worker registry (see ``local_registry``).
+CREATE_SCHEMA_V2 = (
+    """CREATE TABLE IF NOT EXISTS workers (
+        id TEXT PRIMARY KEY,
+        info BLOB NOT NULL,
+        expires_at REAL NOT NULL
+    )""",
+)
+
 #: Statements taking a file at ``user_version`` N (the key) to N + 1.
-MIGRATIONS: dict[int, tuple[str, ...]] = {0: CREATE_SCHEMA_V1}
+MIGRATIONS: dict[int, tuple[str, ...]] = {0: CREATE_SCHEMA_V1, 1: CREATE_SCHEMA_V2}
 
 # -- connection set-up ----------------------------------------------------------------
 

@@ -20,6 +20,8 @@ Collections of the ``database`` (default ``'sergeant'``):
   dead_at, claim}``, oldest first by ``(dead_at, seq)``; indexes ``(queue,
   dead_at, seq)`` and ``claim``.
 * ``counters``: ``{_id: 'tail' | 'head', value}``, one round trip per batch.
+* ``workers``: live-worker heartbeats, ``{_id: worker id, info, expires_at}``
+  (see ``mongo_registry``).
 * ``keys``: ``{_id: key, value, expires_at}``; ``locks``: ``{_id: name, token,
   expires_at}``. Expiry is checked on every read; no TTL index is relied upon.
 
@@ -55,7 +57,7 @@ import pymongo
 from bson import ObjectId
 from pymongo.database import Database
 
-from sergeant.connector import _connector
+from sergeant.connector import _connector, mongo_registry
 from sergeant.connector._connector import DeadLetter, Delivery, Priority, ReclaimResult
 from sergeant.connector.mongo_dead import finish_moves, requeue, start_moves
 from sergeant.connector.mongo_lock import Lock
@@ -222,6 +224,12 @@ class Connector(_connector.Connector):
         if not include_delayed:
             query["eta"] = {"$lte": time.time()}
         return count(self._database().tasks, query)
+
+    @wrap_errors
+    def length_by_priority(self, queue: str) -> dict[Priority, int]:
+        """Ready items per priority; see ``Connector.length_by_priority``."""
+        high, normal = mongo_registry.length_by_priority(self._database(), queue)
+        return {"HIGH": high, "NORMAL": normal}
 
     @wrap_errors
     def purge(self, queue: str) -> int:
@@ -409,6 +417,23 @@ class Connector(_connector.Connector):
     def lock(self, name: str) -> Lock:
         """A lock object for ``name`` (not yet acquired); see ``Lock``."""
         return Lock(self._database, self.address, name)
+
+    # -- live workers (see ``mongo_registry``) -------------------------------------
+
+    @wrap_errors
+    def register_worker(self, worker_id: str, info: bytes, ttl_seconds: float) -> None:
+        """Publish or refresh a worker's heartbeat; see ``Connector.register_worker``."""
+        mongo_registry.register(self._database(), worker_id, info, ttl_seconds)
+
+    @wrap_errors
+    def unregister_worker(self, worker_id: str) -> bool:
+        """Remove a worker's heartbeat; see ``Connector.unregister_worker``."""
+        return mongo_registry.unregister(self._database(), worker_id)
+
+    @wrap_errors
+    def workers(self) -> list[bytes]:
+        """The info of every live worker; see ``Connector.workers``."""
+        return mongo_registry.live(self._database())
 
     # -- lifecycle ----------------------------------------------------------------
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from sergeant.executor._executor import Executor, HookTarget, Outcome, run_task
+from sergeant.executor._executor import (
+    Executor,
+    HookTarget,
+    Outcome,
+    run_task,
+    run_task_with_value,
+)
 from sergeant.executor.serial import SerialExecutor
 
-__all__ = ["Executor", "HookTarget", "Outcome", "SerialExecutor", "run_task"]
+__all__ = ["Executor", "HookTarget", "Outcome", "SerialExecutor", "run_task", "run_task_with_value"]

@@ -24,7 +24,7 @@ from sergeant._control import (
 from sergeant.config import WorkerConfig
 from sergeant.objects import Task
 
-__all__ = ["Executor", "HookTarget", "Outcome", "TaskSource", "run_task"]
+__all__ = ["Executor", "HookTarget", "Outcome", "TaskSource", "run_task", "run_task_with_value"]
 
 
 class Outcome(enum.Enum):
@@ -62,7 +62,7 @@ class TaskSource(typing.Protocol):
 
     def __iter__(self) -> typing.Iterator[Task]: ...
     def started(self, task: Task) -> None: ...
-    def settle(self, task: Task, outcome: Outcome) -> None: ...
+    def settle(self, task: Task, outcome: Outcome, value: typing.Any = None) -> None: ...
 
 
 class Executor(typing.Protocol):
@@ -161,21 +161,31 @@ def run_task(target: HookTarget, task: Task) -> Outcome:
         WorkerInterrupt: the task (or a hook) asked to stop or respawn the worker;
             ``on_stop`` has been called for a stop.
     """
+    return run_task_with_value(target, task)[0]
+
+
+def run_task_with_value(target: HookTarget, task: Task) -> tuple[Outcome, typing.Any]:
+    """:func:`run_task`, also returning what ``work`` gave: its return value after a
+    success, else the exception it raised (stored as the task's result when asked).
+
+    Raises:
+        WorkerInterrupt: as :func:`run_task`.
+    """
     _call_hook(target, "pre_work", task)
     try:
         returned_value = target.work(task)
     except WorkerTimedout as exc:
         _call_hook(target, "post_work", task, False, exc)
-        return handle_timeout(target, task)
+        return handle_timeout(target, task), exc
     except WorkerRetry as exc:
         _call_hook(target, "post_work", task, False, exc)
-        return handle_retry(target, task)
+        return handle_retry(target, task), exc
     except WorkerMaxRetries as exc:
         _call_hook(target, "post_work", task, False, exc)
-        return handle_max_retries(target, task)
+        return handle_max_retries(target, task), exc
     except WorkerRequeue as exc:
         _call_hook(target, "post_work", task, False, exc)
-        return handle_requeue(target, task)
+        return handle_requeue(target, task), exc
     except WorkerInterrupt as exc:
         _call_hook(target, "post_work", task, False, exc)
         if isinstance(exc, WorkerStop):
@@ -183,6 +193,6 @@ def run_task(target: HookTarget, task: Task) -> Outcome:
         raise
     except Exception as exc:
         _call_hook(target, "post_work", task, False, exc)
-        return handle_failure(target, task, exc)
+        return handle_failure(target, task, exc), exc
     _call_hook(target, "post_work", task, True, None)
-    return handle_success(target, task, returned_value)
+    return handle_success(target, task, returned_value), returned_value

@@ -18,7 +18,7 @@ import typing
 
 from sergeant._control import WorkerInterrupt, WorkerTimedout
 from sergeant.config import Timeouts, WorkerConfig
-from sergeant.executor._executor import HookTarget, Outcome, TaskSource, run_task
+from sergeant.executor._executor import HookTarget, Outcome, TaskSource, run_task_with_value
 from sergeant.killer import ShutdownRequested
 from sergeant.killer.thread import ThreadKiller
 from sergeant.objects import Task
@@ -97,11 +97,11 @@ class SerialExecutor:
             try:
                 tasks.started(task)
                 try:
-                    outcome = run_task(target, task)
+                    outcome, value = run_task_with_value(target, task)
                 except WorkerInterrupt:
                     tasks.settle(task, Outcome.INTERRUPTED)
                     raise
-                tasks.settle(task, outcome)
+                tasks.settle(task, outcome, value)
             finally:
                 self._busy = False  # only now may a stop request raise: the task is settled
             if self._stopping:

@@ -14,7 +14,7 @@ import threading
 import typing
 
 from sergeant._control import WorkerInterrupt, WorkerTimedout
-from sergeant.executor._executor import HookTarget, Outcome, TaskSource, run_task
+from sergeant.executor._executor import HookTarget, Outcome, TaskSource, run_task_with_value
 from sergeant.executor.serial import TimedTarget, make_process_killer, thread_guard
 from sergeant.killer import ShutdownRequested
 from sergeant.killer.thread import ThreadKiller, clear_async_exception, raise_in_thread
@@ -116,11 +116,11 @@ class ThreadedExecutor:
             while (task := self._next(iterator)) is not None:
                 tasks.started(task)
                 try:
-                    outcome = run_task(target, task)
+                    outcome, value = run_task_with_value(target, task)
                 except WorkerInterrupt:
                     tasks.settle(task, Outcome.INTERRUPTED)
                     raise
-                tasks.settle(task, outcome)
+                tasks.settle(task, outcome, value)
         except BaseException as exc:  # handed to the main thread, which re-raises it
             with self._state_lock:
                 if self._interrupt is None:

@@ -143,7 +143,11 @@ class Watchdog:
                 self.deadlines.pop(parts[1], None)
                 self.task_ids.pop(parts[1], None)
         except (IndexError, ValueError):
-            logger.error("watchdog ignored a malformed command %r", line)
+            logger.error(
+                "watchdog ignored a malformed command %r",
+                line,
+                extra={"event": "watchdog_bad_command"},
+            )
 
     def _kill(self, slot: str) -> None:
         late = time.monotonic() - self.deadlines[slot]
@@ -158,8 +162,24 @@ class Watchdog:
             extra={"event": "worker_killed", "pid": self.pid, "late_seconds": late},
         )
         task_id = self.task_ids.get(slot)
+        _count_kill(self.note)
         if self.note is not None and task_id is not None:
             write_kill_note(self.note, task_id, late)
+
+
+def _count_kill(note: dict[str, typing.Any] | None) -> None:
+    """Count the kill in the supervisor's metrics, when they are on (never raises)."""
+    # Imported only here, like the broker below: the watchdog stays small.
+    from sergeant import metrics
+
+    try:
+        recorder = metrics.task_metrics()
+        if recorder is not None:
+            recorder.killed.labels(str((note or {}).get("queue", ""))).inc()
+    except Exception as exc:  # the kill is done; a metric must not break the watchdog
+        logger.error(
+            "watchdog could not count the kill: %r", exc, extra={"event": "metrics_failed"}
+        )
 
 
 def write_kill_note(note: dict[str, typing.Any], task_id: str, late_seconds: float) -> None:

@@ -56,7 +56,7 @@ def _malformed() -> dict[str, bytes]:
     }
 
 
-@pytest.mark.parametrize("chaos", ["redis", "local", "mongo"], indirect=True)
+@pytest.mark.parametrize("chaos", ["redis", "redis-cluster", "local", "mongo"], indirect=True)
 def test_malformed_payloads_are_dead_lettered_and_the_worker_goes_on(chaos: Chaos) -> None:
     """Each undecodable payload is dead-lettered with the decoder's error; nothing runs it."""
     chaos.configure(per_transaction=3)

@@ -14,7 +14,7 @@ from tests.servers import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
-BROKERS = ["local", "redis", "mongo"]
+BROKERS = ["local", "redis", "redis-cluster", "mongo"]
 
 
 def _crash(chaos: Chaos, point: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 import typing
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from sergeant.cli import main
 from sergeant.config import Connector
 from sergeant.connector import create
 from sergeant.connector._connector import Connector as BaseConnector
-from tests.servers import RedisServer
+from tests.servers import RedisServer, wait_until
 
 
 @pytest.fixture(params=["redis", "local"])
@@ -47,6 +49,15 @@ def stats(broker_url: str, queue: str) -> dict[str, typing.Any]:
     return typing.cast(dict[str, typing.Any], row)
 
 
+COUNTS = ("queue", "ready", "delayed", "leased", "dead")
+
+
+def counts(broker_url: str, queue: str) -> dict[str, typing.Any]:
+    """The task counts of ``stats --json`` (without the rate and the workers)."""
+    row = stats(broker_url, queue)
+    return {key: row[key] for key in COUNTS}
+
+
 def test_push_then_stats_counts_ready_and_delayed(broker_url: str) -> None:
     """push enqueues tasks (now, delayed, HIGH); stats --json counts them."""
     assert (
@@ -58,13 +69,16 @@ def test_push_then_stats_counts_ready_and_delayed(broker_url: str) -> None:
     )
     result = sergeant("push", "-b", broker_url, "q", "--kwargs", "{}", "--priority", "HIGH")
     assert len(result.output.split()) == 1  # the task id
-    assert stats(broker_url, "q") == {
+    row = stats(broker_url, "q")
+    assert {key: row[key] for key in COUNTS} == {
         "queue": "q",
         "ready": 4,
         "delayed": 1,
         "leased": 0,
         "dead": 0,
     }
+    assert (row["ready_high"], row["ready_normal"]) == (1, 3)
+    assert (row["workers"], row["done_last_minute"]) == ([], 0)
 
 
 def test_stats_counts_leased_and_dead(broker_url: str, connector: BaseConnector) -> None:
@@ -72,7 +86,7 @@ def test_stats_counts_leased_and_dead(broker_url: str, connector: BaseConnector)
     connector.push_many("q", [b"a", b"b", b"c"])
     leased = connector.lease_many("q", 2, "w", 60)
     connector.dead_letter_many("q", leased[:1], "max retries", "boom")
-    assert stats(broker_url, "q") == {
+    assert counts(broker_url, "q") == {
         "queue": "q",
         "ready": 1,
         "delayed": 0,
@@ -82,6 +96,40 @@ def test_stats_counts_leased_and_dead(broker_url: str, connector: BaseConnector)
     table = sergeant("stats", "-b", broker_url, "q")
     assert table.exit_code == 0
     assert "leased" in table.output
+
+
+def test_stats_shows_live_workers_their_current_task_and_rate(
+    broker_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running worker is listed with its current task and last-minute count; gone on exit."""
+    from tests.workers import ops
+
+    monkeypatch.setenv("SERGEANT_TEST_BROKER_URL", broker_url)
+    monkeypatch.setenv("SERGEANT_TEST_MAX_TASKS", "2")
+    ops.RELEASE.clear()
+    with ops.OpsWorker() as worker:
+        worker.init_worker()
+        worker.push_task({"value": 1})
+        held = worker.push_task({"hold": True})
+        loop = threading.Thread(target=worker.work_loop)
+        loop.start()
+        try:
+
+            def listed() -> bool:
+                [row] = stats(broker_url, "ops")["workers"]
+                return bool(row["current_task_id"] == held and row["done_last_minute"] == 1)
+
+            wait_until(listed, timeout=20, message="the worker's heartbeat with its current task")
+            row = stats(broker_url, "ops")
+            assert (row["leased"], row["done_last_minute"]) == (1, 1)
+            assert row["workers"][0]["pid"] == os.getpid()
+            table = sergeant("stats", "-b", broker_url, "ops").output
+            assert "live workers" in table
+            assert held[:8] in table
+        finally:
+            ops.RELEASE.set()
+            loop.join(timeout=30)
+    assert stats(broker_url, "ops")["workers"] == []  # unregistered on exit
 
 
 def test_purge_asks_then_empties(broker_url: str, connector: BaseConnector) -> None:
@@ -124,7 +172,7 @@ def test_dead_list_show_requeue_and_the_tasks_run(
         worker.init_worker()
         summary = worker.work_loop()
     assert summary.tasks_done == 1
-    assert stats(broker_url, "cli-jobs") == {
+    assert counts(broker_url, "cli-jobs") == {
         "queue": "cli-jobs", "ready": 0, "delayed": 0, "leased": 0, "dead": 0,
     }  # fmt: skip
 
@@ -143,7 +191,7 @@ def test_bad_input_gets_a_clear_error(broker_url: str) -> None:
     assert bad_json.exit_code == 2
     assert "not JSON" in bad_json.output
     bad_url = sergeant("stats", "-b", "http://example/", "q")
-    assert "use redis://, mongodb:// or sqlite:/// URLs" in bad_url.output
+    assert "use redis://, rediss://, redis+cluster://, mongodb:// or sqlite:///" in bad_url.output
     assert "name at least one QUEUE" in sergeant("stats", "-b", broker_url).output
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -23,14 +22,6 @@ Node = dict[str, object]
 def raw(node: Node, decode: bool = False) -> redis.Redis:
     """A plain redis-py client for one fixture node."""
     return redis.Redis(host=str(node["host"]), port=int(str(node["port"])), decode_responses=decode)
-
-
-def queue_on(node_index: int, node_count: int = 2) -> str:
-    """A fresh queue name whose home is node ``node_index``."""
-    while True:
-        name = f"q-{uuid.uuid4().hex[:10]}"
-        if keys.node_index(name, node_count) == node_index:
-            return name
 
 
 @pytest.fixture
@@ -193,34 +184,50 @@ def test_high_items_return_to_high_on_release_and_reclaim(conn: Connector) -> No
 # -- several nodes ------------------------------------------------------------------
 
 
-def test_queues_spread_over_nodes(conn2: Connector, redis_nodes: list[Node]) -> None:
-    """Each queue lives on one node, and queues spread over every node."""
-    queues = [f"spread-{i}" for i in range(40)]
-    for name in queues:
-        conn2.push(name, b"x")
-    held = [len(raw(node).keys("sergeant:*:items")) for node in redis_nodes]
-    assert sum(held) == 40
-    assert all(count > 0 for count in held)
-    for name in queues:
-        [delivery] = conn2.lease_many(name, 5, "w", LEASE)
-        assert delivery.node == keys.node_index(name, 2)
-        assert conn2.ack_many(name, [delivery]) == 1
+def test_one_queue_spreads_over_every_node(conn2: Connector, redis_nodes: list[Node]) -> None:
+    """Pushes of one queue land on both nodes; leases drain both and name each item's node."""
+    assert conn2.ordered is False
+    for start in range(0, 1_000, 100):
+        conn2.push_many("spread", [f"{i}".encode() for i in range(start, start + 100)])
+    held = [raw(node).llen(keys.queue_keys("spread").normal) for node in redis_nodes]
+    assert held == [500, 500]
+    leased = conn2.lease_many("spread", 2_000, "w", LEASE)
+    assert sorted(int(d.payload) for d in leased) == list(range(1_000))
+    assert {d.node for d in leased} == {0, 1}
+    assert conn2.leased_count("spread") == 1_000
+    assert conn2.ack_many("spread", leased) == 1_000
+    assert conn2.leased_count("spread") == 0
 
 
-def test_items_on_a_non_home_node_are_drained(conn2: Connector, redis_nodes: list[Node]) -> None:
-    """Items left on another node (e.g. after the node list changed) are still served."""
-    name = queue_on(0)
+def test_order_holds_per_node(conn2: Connector, redis_nodes: list[Node]) -> None:
+    """On each node, HIGH comes before NORMAL and NORMAL is FIFO, whatever the other holds."""
+    for node in redis_nodes:
+        with Connector([node]) as single:
+            single.push_many("q", [b"n1", b"n2", b"n3"])
+            single.push("q", b"h1", priority="HIGH")
+    leased = conn2.lease_many("q", 100, "w", LEASE)
+    for index in (0, 1):
+        assert [d.payload for d in leased if d.node == index] == [b"h1", b"n1", b"n2", b"n3"]
+
+
+def test_items_on_a_single_node_are_drained(conn2: Connector, redis_nodes: list[Node]) -> None:
+    """Items left on one node only (e.g. pushed before a node was added) are still served."""
     with Connector([redis_nodes[1]]) as other:
-        other.push_many(name, [b"s1", b"s2"])
-        other.push(name, b"late", consumable_from=time.time() + 3600)
-    conn2.push(name, b"home")
-    assert conn2.length(name) == 3
-    assert conn2.length(name, include_delayed=True) == 4
-    leased = conn2.lease_many(name, 10, "w", LEASE)
-    assert [(d.payload, d.node) for d in leased] == [(b"home", 0), (b"s1", 1), (b"s2", 1)]
-    assert conn2.ack_many(name, leased) == 3
-    assert conn2.leased_count(name) == 0
-    assert conn2.purge(name) == 1
+        other.push_many("q", [b"s1", b"s2"])
+        other.push("q", b"late", consumable_from=time.time() + 3600)
+    assert conn2.length("q") == 2
+    assert conn2.length("q", include_delayed=True) == 3
+    for _ in range(2):  # whichever node the rotation starts at
+        [delivery] = conn2.lease_many("q", 1, "w", LEASE)
+        assert delivery.node == 1
+        assert conn2.ack_many("q", [delivery]) == 1
+    assert conn2.pop_many("q", 10) == []
+    assert conn2.purge("q") == 1
+
+
+def test_connector_is_ordered_on_one_node(conn: Connector) -> None:
+    """A single node keeps the strict order promise."""
+    assert conn.ordered is True
 
 
 def test_blocking_lease_wakes_for_a_due_delayed_item(conn: Connector) -> None:

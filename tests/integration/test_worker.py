@@ -175,8 +175,10 @@ def test_priority_and_delayed_tasks(make_worker: typing.Callable[..., Recorder])
     worker.push_tasks([{"i": "n1"}, {"i": "n2"}])
     worker.push_task({"i": "h"}, priority="HIGH")
     run(worker)
-    order = calls(worker, "work")
-    assert [i for i in order if i != "delayed"] == ["h", "n1", "n2"]
+    order = [i for i in calls(worker, "work") if i != "delayed"]
+    if worker.broker.connector.ordered:  # else HIGH first per node only
+        assert order == ["h", "n1", "n2"]
+    assert sorted(order) == ["h", "n1", "n2"]
     assert calls(worker, "delayed_started")[0] >= due
 
 

@@ -59,6 +59,7 @@ def test_small_config_classes_defaults() -> None:
     assert defaults(config.Logging) == {
         "level": logging.ERROR, "log_to_stdout": False,
         "events": config.LoggingEvents(), "handlers": [],
+        "json": False,  # new in 1.x, off: 0.27's plain text lines
     }  # fmt: skip
     assert defaults(config.LoggingEvents) == {
         "on_success": False, "on_failure": True, "on_timeout": True, "on_retry": True,

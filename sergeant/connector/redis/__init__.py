@@ -1,17 +1,16 @@
-"""The Redis connector: queues, leases and locks on one or more independent Redis servers.
+"""The Redis connector: queues, leases and locks on Redis servers or a Redis Cluster.
 
 Every operation on a queue is one Lua script (``lua/*.lua``) touching only that
-queue's keys (see :mod:`sergeant.connector.redis.keys`), so it is atomic and works
-under Redis Cluster's one-slot rule. With several independent nodes, each queue
-lives on one node chosen by CRC32 of its name (as 0.27 sharded keys), which keeps
-the ordering promises of the contract; many queues spread over the nodes. Leases,
-counts and dead letters still look at every node, so items are never stranded if
-the node list changes.
+queue's keys, which share one hash tag (see :mod:`sergeant.connector.redis.keys`),
+so it is atomic and runs on one Redis Cluster slot. One server and a Redis Cluster
+(one client routing each script by its queue's slot) keep strict order; several
+independent servers spread each queue over all of them (see
+:mod:`sergeant.connector.redis.spread`), with order per node only. Params are
+described in :mod:`sergeant.connector.redis.settings`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import threading
@@ -20,18 +19,20 @@ import typing
 
 from sergeant.connector import _connector
 from sergeant.connector._connector import DeadLetter, Delivery, Priority, ReclaimResult
-from sergeant.connector.redis import keys
+from sergeant.connector.redis import keys, notify, registry, spread
 from sergeant.connector.redis.lock import Lock
-from sergeant.connector.redis.nodes import Node, NodeConfig, parse_nodes
+from sergeant.connector.redis.nodes import Node
 from sergeant.connector.redis.scripts import Scripts
+from sergeant.connector.redis.settings import RedisSettings, parse_params
 from sergeant.errors import ConfigError, ConnectorError
 
 __all__ = ["Connector", "Lock"]
 
-#: Most payloads per push script call; a bigger push runs several in one MULTI/EXEC.
-PUSH_CHUNK = 2000
 #: Longest single BLPOP of a blocking lease (seconds); below the socket timeout.
 BLOCK_SLICE_SECONDS = 2.0
+#: Longest single BLPOP with several independent nodes (seconds): a push may land on
+#: another node than the one waited on, so the wait moves on to the next node soon.
+MULTI_NODE_BLOCK_SLICE_SECONDS = 0.05
 #: Shortest BLPOP timeout (seconds): Redis reads a timeout that rounds to 0 ms as "forever".
 MIN_BLOCK_SECONDS = 0.01
 #: Longest BLPOP of ``wait_for_items`` while delayed items are pending (seconds).
@@ -43,24 +44,47 @@ _Settle = typing.Callable[[Scripts, keys.QueueKeys, list[str]], int]
 
 
 class Connector(_connector.Connector):
-    """Queues on Redis servers, given in the Sergeant 0.27 ``nodes`` form.
+    """Queues on Redis: one server, several independent servers, or one Redis Cluster.
 
-    Connections open on first use and again in a forked child.
+    Connections open on first use and again in a forked child. Give exactly one of
+    ``nodes``, ``url`` and ``urls``.
 
     Args:
-        nodes: one dict per independent server with the keys ``host``, ``port``,
-            ``password``, ``database`` and optionally ``username``.
+        nodes: the Sergeant 0.27 form: one dict per independent server (``host``,
+            ``port``, ``password``, ``database``, optional ``username``).
+        url: one ``redis(s)://`` server or one ``redis(s)+cluster://`` cluster.
+        urls: ``redis(s)://`` URLs of independent servers.
+        cluster: True to treat ``nodes`` as the seed nodes of one Redis Cluster.
+        ssl: True to speak TLS to ``nodes`` (URLs say it with ``rediss``).
+        ssl_ca_certs, ssl_certfile, ssl_keyfile: TLS CA bundle, client certificate
+            and its key (paths).
 
     Raises:
-        ConfigError: ``nodes`` is empty or an entry has an unknown or missing key.
+        ConfigError: a missing, doubled or malformed parameter, named with its value.
     """
 
     name = "redis"
     supports_blocking = True
 
-    def __init__(self, nodes: list[dict[str, typing.Any]]) -> None:
-        self._configs: list[NodeConfig] = parse_nodes(nodes)
+    def __init__(
+        self,
+        nodes: list[dict[str, typing.Any]] | None = None,
+        *,
+        url: str | None = None,
+        urls: list[str] | None = None,
+        cluster: bool = False,
+        ssl: bool = False,
+        ssl_ca_certs: str | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+    ) -> None:
+        tls = {"ssl": ssl, "ssl_ca_certs": ssl_ca_certs, "ssl_certfile": ssl_certfile}
+        tls["ssl_keyfile"] = ssl_keyfile
+        self._settings: RedisSettings = parse_params(nodes, url, urls, cluster, tls)
+        #: False with several independent nodes: order holds per node only.
+        self.ordered = self._settings.cluster or len(self._settings.nodes) == 1
         self._nodes: list[Node] = []
+        self._rotation = spread.Rotation()
         self._pid = -1
         self._closed = False
         self._connect_lock = threading.Lock()
@@ -78,15 +102,19 @@ class Connector(_connector.Connector):
                 raise ConnectorError("this Redis connector is closed; create a new one")
             if self._pid != os.getpid():
                 # In a forked child the parent's sockets are left alone (not closed).
-                self._nodes = [Node(config, i) for i, config in enumerate(self._configs)]
+                self._nodes = spread.connect(self._settings)
                 self._pid = os.getpid()
 
-    def _home_first(self, queue: str) -> list[Node]:
-        nodes = self._all()
-        if len(nodes) == 1:
-            return nodes
-        home = keys.node_index(queue, len(nodes))
-        return nodes[home:] + nodes[:home]
+    def _rotated(self) -> list[Node]:
+        return self._rotation.order(self._all())
+
+    def _sum(self, count: typing.Callable[[Node], int]) -> int:
+        """``count`` run on every node (inside its error boundary), summed."""
+        total = 0
+        for node in self._all():
+            with node:
+                total += count(node)
+        return total
 
     def _node_for(self, name: str) -> Node:
         nodes = self._all()
@@ -101,53 +129,55 @@ class Connector(_connector.Connector):
         priority: Priority = "NORMAL",
         consumable_from: float = 0.0,
     ) -> int:
-        """Append payloads to a queue, atomically (one script, or one MULTI/EXEC).
+        """Append payloads, atomically per node; several nodes get parts (``spread``).
 
         Never retried inside (a retried push could land twice): it returns, or raises
-        ``BrokerUnavailable`` (no connection within the 2 s connect timeout) or
-        ``ConnectionLost`` (no reply within the 5 s socket timeout), so a push ends
-        within about 7 s (see ``nodes.DEFAULT_SOCKET_*``). After ``ConnectionLost``
-        the push may or may not have been stored.
+        ``BrokerUnavailable`` (no connection in 2 s) or ``ConnectionLost`` (no reply in
+        5 s; that node's part may or may not be stored), so it ends within about 7 s
+        per node (see ``nodes.DEFAULT_SOCKET_*``).
         """
         if priority not in _PRIORITIES:
             raise ConfigError(f"priority is {priority!r}; use 'NORMAL' or 'HIGH'")
         count = len(payloads)
         if count == 0:
             return 0
-        node = self._home_first(queue)[0]
         k = keys.queue_keys(queue)
         high = priority == "HIGH"
-        with node:
-            if count <= PUSH_CHUNK:
-                return node.scripts.push(k, high, consumable_from, payloads)
-            pipe = node.client.pipeline(transaction=True)
-            for start in range(0, count, PUSH_CHUNK):
-                chunk = payloads[start : start + PUSH_CHUNK]
-                node.scripts.push(k, high, consumable_from, chunk, pipe)
-            pipe.execute()
+        nodes = self._rotated()
+        for node, (begin, end) in zip(nodes, spread.spread(count, len(nodes)), strict=False):
+            spread.push_on(node, k, high, consumable_from, payloads[begin:end])
         return count
 
     def pop_many(self, queue: str, count: int) -> list[bytes]:
-        """Remove and return up to ``count`` ready items; see the contract."""
+        """Remove and return up to ``count`` ready items, every node visited; see the contract."""
         if count <= 0:
             return []
         k = keys.queue_keys(queue)
         popped: list[bytes] = []
-        for node in self._home_first(queue):
+        for node in self._rotated():
             with node:
                 popped += node.scripts.pop(k, count - len(popped))
             if len(popped) >= count:
                 break
         return popped
 
+    @staticmethod
+    def _wait_on_wake(node: Node, k: keys.QueueKeys, timeout: float) -> None:
+        with node:
+            node.client.blpop([k.wake], timeout=max(timeout, MIN_BLOCK_SECONDS))
+
+    def _block_slice(self, remaining: float) -> float:
+        longest = BLOCK_SLICE_SECONDS if self.ordered else MULTI_NODE_BLOCK_SLICE_SECONDS
+        return min(remaining, longest)
+
     def wait_for_items(self, queue: str, block_seconds: float) -> bool:
         """Wait (BLPOP on the queue's wake list) until an item is ready; see the contract.
 
-        Each BLPOP lasts at most :data:`BLOCK_SLICE_SECONDS`, and much less while
-        delayed items are pending, since no push wakes the wait when they fall due.
+        Each BLPOP lasts at most :data:`BLOCK_SLICE_SECONDS` (with several nodes
+        :data:`MULTI_NODE_BLOCK_SLICE_SECONDS`, each on the next node), and much less
+        while delayed items are pending, since no push wakes the wait when they fall due.
         """
         k = keys.queue_keys(queue)
-        home = self._home_first(queue)[0]
         deadline = time.monotonic() + block_seconds
         while True:
             ready = self.length(queue)
@@ -156,29 +186,30 @@ class Connector(_connector.Connector):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            timeout = min(remaining, BLOCK_SLICE_SECONDS)
+            timeout = self._block_slice(remaining)
             if self.length(queue, include_delayed=True) > ready:
                 timeout = min(timeout, DELAYED_POLL_SECONDS)
-            with home:
-                home.client.blpop([k.wake], timeout=max(timeout, MIN_BLOCK_SECONDS))
+            self._wait_on_wake(self._rotated()[0], k, timeout)
 
     def length(self, queue: str, include_delayed: bool = False) -> int:
         """Ready items (due delayed ones included), plus not-yet-due ones when asked."""
         k = keys.queue_keys(queue)
-        total = 0
+        return self._sum(lambda node: node.scripts.length(k, include_delayed))
+
+    def length_by_priority(self, queue: str) -> dict[Priority, int]:
+        """Ready items per priority, summed over the nodes; see the contract."""
+        k = keys.queue_keys(queue)
+        high = normal = 0
         for node in self._all():
             with node:
-                total += node.scripts.length(k, include_delayed)
-        return total
+                node_high, node_normal = registry.length_by_priority(node.client, k)
+            high, normal = high + node_high, normal + node_normal
+        return {"HIGH": high, "NORMAL": normal}
 
     def purge(self, queue: str) -> int:
         """Delete every ready and delayed item of a queue; returns how many."""
         k = keys.queue_keys(queue)
-        total = 0
-        for node in self._all():
-            with node:
-                total += node.scripts.purge(k)
-        return total
+        return self._sum(lambda node: node.scripts.purge(k))
 
     # -- leases -----------------------------------------------------------------
 
@@ -192,54 +223,31 @@ class Connector(_connector.Connector):
     ) -> list[Delivery]:
         """Lease up to ``count`` ready items; wait server-side (BLPOP) when asked.
 
-        An idle blocking lease waits on the queue's wake list, which every push,
-        release and reclaim feeds, and never past the earliest delayed item's eta.
-        ``owner`` is not stored per item, to spare the hot path a hash write (and
-        delete) per leased item.
+        Every node is visited, from a rotating start. An idle blocking lease waits on
+        the wake list (fed by push, release and reclaim; on each node in turn when
+        several), never past the earliest delayed eta. ``owner`` is not stored per
+        item, to spare the hot path a hash write (and delete) per leased item.
         """
         if count <= 0:
             return []
         k = keys.queue_keys(queue)
-        nodes = self._home_first(queue)
-        leased, wait_ms = self._lease_round(nodes, k, count, lease_seconds)
+        nodes = self._rotated()
+        leased, wait_ms = spread.lease_round(nodes, k, count, lease_seconds)
         if leased or block_seconds <= 0:
             return leased
         deadline = time.monotonic() + block_seconds
-        home = nodes[0]
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            timeout = min(remaining, BLOCK_SLICE_SECONDS)
+            timeout = self._block_slice(remaining)
             if wait_ms >= 0:
                 timeout = min(timeout, wait_ms / 1000)
-            with home:
-                home.client.blpop([k.wake], timeout=max(timeout, MIN_BLOCK_SECONDS))
-            leased, wait_ms = self._lease_round(nodes, k, count, lease_seconds)
+            nodes = self._rotated()
+            self._wait_on_wake(nodes[0], k, timeout)
+            leased, wait_ms = spread.lease_round(nodes, k, count, lease_seconds)
             if leased:
                 return leased
-
-    @staticmethod
-    def _lease_round(
-        nodes: list[Node], k: keys.QueueKeys, count: int, lease_seconds: float
-    ) -> tuple[list[Delivery], int]:
-        """One non-blocking lease over the nodes, home first: (deliveries, wait_ms)."""
-        leased: list[Delivery] = []
-        wait_ms = -1
-        for node in nodes:
-            with node:
-                r = node.scripts.lease(k, count - len(leased), lease_seconds)
-            if len(r) > 1:
-                index, token = node.index, int(r[1])
-                leased += [
-                    Delivery(payload, item_id.decode(), token, times, index)
-                    for item_id, payload, times in zip(r[2::3], r[3::3], r[4::3], strict=True)
-                ]
-                if len(leased) >= count:
-                    break
-            elif r[0] >= 0 and (wait_ms < 0 or r[0] < wait_ms):
-                wait_ms = r[0]
-        return leased, wait_ms
 
     def _settle(self, queue: str, deliveries: typing.Sequence[Delivery], call: _Settle) -> int:
         """Run ``call`` once per node holding some of ``deliveries``; sum its counts."""
@@ -247,16 +255,8 @@ class Connector(_connector.Connector):
             return 0
         nodes = self._all()
         k = keys.queue_keys(queue)
-        groups: dict[int, typing.Sequence[Delivery]]
-        if len(nodes) == 1:
-            groups = {0: deliveries}
-        else:
-            by_node: dict[int, list[Delivery]] = {}
-            for delivery in deliveries:
-                by_node.setdefault(delivery.node, []).append(delivery)
-            groups = dict(by_node)
         total = 0
-        for index, group in groups.items():
+        for index, group in spread.group_by_node(deliveries, len(nodes)).items():
             if not 0 <= index < len(nodes):
                 continue  # a node no longer configured: its leases cannot be held
             node = nodes[index]
@@ -285,25 +285,14 @@ class Connector(_connector.Connector):
     def reclaim_expired(self, queue: str, max_deliveries: int) -> ReclaimResult:
         """Requeue or dead-letter expired leases, in bounded script calls."""
         k = keys.queue_keys(queue)
-        requeued = dead = 0
-        for node in self._all():
-            more = True
-            while more:
-                with node:
-                    again, died, more = node.scripts.reclaim(k, max_deliveries)
-                requeued += again
-                dead += died
-        return ReclaimResult(requeued=requeued, dead_lettered=dead)
+        counts = [spread.reclaim_on(node, k, max_deliveries) for node in self._all()]
+        return ReclaimResult(sum(c[0] for c in counts), sum(c[1] for c in counts))
 
     def leased_count(self, queue: str) -> int:
         """Number of leased items, expired but unreclaimed ones included."""
         leased = keys.queue_keys(queue).leased
-        total = 0
-        for node in self._all():
-            with node:
-                # '-inf (+inf' leaves out the permanent '-' member (see keys).
-                total += int(node.client.zcount(leased, "-inf", "(+inf"))
-        return total
+        # '-inf (+inf' leaves out the permanent '-' member (see keys).
+        return self._sum(lambda node: int(node.client.zcount(leased, "-inf", "(+inf")))
 
     # -- dead letters -----------------------------------------------------------
 
@@ -326,32 +315,17 @@ class Connector(_connector.Connector):
         if limit <= 0:
             return []
         k = keys.queue_keys(queue)
-        found: list[DeadLetter] = []
-        for node in self._all():
-            with node:
-                r = node.scripts.dead_letters(k, limit)
-            for i in range(0, len(r), 3):
-                info = json.loads(r[i + 2])
-                found.append(
-                    DeadLetter(
-                        item_id=r[i].decode(),
-                        payload=r[i + 1],
-                        reason=str(info.get("reason", "")),
-                        error=str(info.get("error", "")),
-                        deliveries=int(info.get("deliveries", 0)),
-                        dead_at=float(info.get("dead_at", 0.0)),
-                        node=node.index,
-                    )
-                )
-        if len(self._configs) > 1:
+        nodes = self._all()
+        found = [dead for node in nodes for dead in spread.dead_letters_of(node, k, limit)]
+        if len(nodes) > 1:
             found.sort(key=lambda dead: dead.dead_at)
         return found[:limit]
 
     def requeue_dead(self, queue: str, limit: int = 0) -> int:
-        """Move up to ``limit`` (0 = all) dead items to the tail of NORMAL, home node first."""
+        """Move up to ``limit`` (0 = all) dead items to the tail of NORMAL, each on its node."""
         k = keys.queue_keys(queue)
         total = 0
-        for node in self._home_first(queue):
+        for node in self._rotated():
             if limit and total >= limit:
                 break
             with node:
@@ -361,20 +335,12 @@ class Connector(_connector.Connector):
     def purge_dead(self, queue: str) -> int:
         """Delete every dead item of a queue; returns how many."""
         k = keys.queue_keys(queue)
-        total = 0
-        for node in self._all():
-            with node:
-                total += node.scripts.purge_dead(k)
-        return total
+        return self._sum(lambda node: node.scripts.purge_dead(k))
 
     def dead_count(self, queue: str) -> int:
         """Number of dead items of a queue."""
         dead = keys.queue_keys(queue).dead
-        total = 0
-        for node in self._all():
-            with node:
-                total += int(node.client.llen(dead))
-        return total
+        return self._sum(lambda node: int(node.client.llen(dead)))
 
     # -- keys and locks -----------------------------------------------------------
 
@@ -393,6 +359,18 @@ class Connector(_connector.Connector):
         # redis-py types replies as ``bytes | str``; this client never decodes them.
         return value.encode() if isinstance(value, str) else value
 
+    def key_set_notify(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        """Store ``value`` and wake :meth:`wait_for_key` callers (see ``notify``)."""
+        node = self._node_for(key)
+        with node:
+            notify.set_and_notify(node.client, key, value, ttl_seconds)
+
+    def wait_for_key(self, key: str, timeout_seconds: float | None) -> bytes | None:
+        """The value under ``key``, waiting with BLPOP up to ``timeout_seconds``."""
+        node = self._node_for(key)
+        with node:
+            return notify.wait(node.client, key, timeout_seconds)
+
     def key_delete(self, key: str) -> bool:
         """Delete ``key``; True if it existed."""
         node = self._node_for(key)
@@ -402,6 +380,26 @@ class Connector(_connector.Connector):
     def lock(self, name: str) -> Lock:
         """A lock object for ``name`` (not yet acquired)."""
         return Lock(name, self._node_for)
+
+    # -- live workers (see ``registry``: kept on the first node) ---------------------
+
+    def register_worker(self, worker_id: str, info: bytes, ttl_seconds: float) -> None:
+        """Publish or refresh a worker's heartbeat; see the contract."""
+        node = self._all()[0]
+        with node:
+            registry.register(node.client, worker_id, info, ttl_seconds)
+
+    def unregister_worker(self, worker_id: str) -> bool:
+        """Remove a worker's heartbeat; see the contract."""
+        node = self._all()[0]
+        with node:
+            return registry.unregister(node.client, worker_id)
+
+    def workers(self) -> list[bytes]:
+        """The info of every live worker; see the contract."""
+        node = self._all()[0]
+        with node:
+            return registry.live(node.client)
 
     # -- lifecycle --------------------------------------------------------------
 

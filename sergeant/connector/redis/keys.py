@@ -2,7 +2,8 @@
 
 All keys of one queue share the hash tag ``{<queue>}``, so a queue lives in one
 Redis Cluster slot and every Lua script touches keys of one slot only. With several
-independent nodes, a queue lives on one node (see :func:`node_index`).
+independent nodes, every node holds its own copy of these keys, as each holds part
+of the queue (see ``spread``); keys and locks live on one node (:func:`node_index`).
 
 Layout of queue ``emails``. An item id is ``H`` or ``N`` (the priority it was pushed
 with, which release and reclaim return it to) then a zero-padded counter, so ids
@@ -29,6 +30,10 @@ sort in push order: ``N000000000042``. ::
 Outside queues::
 
     sergeant:key:<key>                string  key_set/key_get values, PX TTL
+    sergeant:notify:<key>             list    one token per key_set_notify of <key>, PX TTL;
+                                              wait_for_key BLPOPs it
+    sergeant:{workers}:registry       hash    live-worker heartbeats (see ``registry``)
+    sergeant:{workers}:registry:expiry zset   their expiries (see ``registry``)
     sergeant:lock:<name>              string  lock owner token, PX TTL
 """
 
@@ -38,7 +43,7 @@ import functools
 import typing
 import zlib
 
-__all__ = ["QueueKeys", "key", "lock", "node_index", "queue_keys"]
+__all__ = ["QueueKeys", "key", "lock", "node_index", "notify", "queue_keys"]
 
 PREFIX = "sergeant"
 
@@ -85,13 +90,18 @@ def key(name: str) -> str:
     return f"{PREFIX}:key:{name}"
 
 
+def notify(name: str) -> str:
+    """The list that wakes ``Connector.wait_for_key(name, ...)`` callers."""
+    return f"{PREFIX}:notify:{name}"
+
+
 def lock(name: str) -> str:
     """The key holding the owner token of lock ``name``."""
     return f"{PREFIX}:lock:{name}"
 
 
 def node_index(name: str, node_count: int) -> int:
-    """The node (of ``node_count`` independent ones) that holds queue, key or lock ``name``.
+    """The node (of ``node_count`` independent ones) that holds key or lock ``name``.
 
     CRC32 of the name, as Sergeant 0.27 sharded keys: stable across processes and
     restarts, so every worker agrees on where a queue lives.

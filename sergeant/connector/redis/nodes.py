@@ -1,28 +1,30 @@
-"""Redis nodes: validating their settings, building clients, and wrapping driver errors.
+"""Redis nodes: building clients (single server or cluster) and wrapping driver errors.
 
 A :class:`Node` is also the error boundary: ``with node:`` turns every redis-py
 exception raised inside into a :class:`~sergeant.errors.ConnectorError` subclass
-naming the node's address, chained with ``from``.
+naming the node's address (and the ACL user when credentials are refused),
+chained with ``from``. A Redis Cluster is one :class:`Node` whose client is
+redis-py's ``RedisCluster``: it routes each command, and each EVALSHA, by the slot
+of its first key, and follows MOVED/ASK redirections itself.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import types
 import typing
 
 import redis
 import redis.backoff
+import redis.cluster
 import redis.exceptions
 import redis.retry
 
 from sergeant.connector.redis.scripts import Scripts
-from sergeant.errors import BrokerUnavailable, ConfigError, ConnectionLost, ConnectorError
+from sergeant.connector.redis.settings import NodeConfig
+from sergeant.errors import BrokerUnavailable, ConnectionLost, ConnectorError
 
-__all__ = ["ACCEPTED_NODE_KEYS", "Node", "NodeConfig", "parse_nodes", "translate_error"]
+__all__ = ["Client", "Node", "translate_error"]
 
-#: Keys a ``nodes`` entry may have (the Sergeant 0.27 form, plus ``username``).
-ACCEPTED_NODE_KEYS = ("host", "port", "password", "database", "username")
 #: Seconds to wait for a TCP connection, so an unreachable node fails quickly.
 DEFAULT_SOCKET_CONNECT_TIMEOUT_SECONDS = 2.0
 #: Seconds to wait for a reply; longer than the longest BLPOP a blocking lease sends.
@@ -30,76 +32,29 @@ DEFAULT_SOCKET_TIMEOUT_SECONDS = 5.0
 #: Seconds a pooled connection may idle before it is PINGed before reuse.
 DEFAULT_HEALTH_CHECK_INTERVAL_SECONDS = 30
 
-
-@dataclasses.dataclass(frozen=True)
-class NodeConfig:
-    """One independent Redis server.
-
-    Attributes:
-        host: its host name or address.
-        port: its TCP port.
-        password: the AUTH password, or None.
-        database: the database number.
-        username: the ACL user name, or None for the default user.
-    """
-
-    host: str
-    port: int
-    password: str | None = None
-    database: int = 0
-    username: str | None = None
-
-    @property
-    def address(self) -> str:
-        """``host:port``, as shown in error messages."""
-        return f"{self.host}:{self.port}"
+#: A client of one server or of a whole cluster.
+Client = redis.Redis | redis.cluster.RedisCluster
+#: What the error boundary translates: redis-py errors, and the cluster client's own
+#: ``RedisClusterException`` (no cluster node reachable), which is not a RedisError.
+_DRIVER_ERRORS = (redis.exceptions.RedisError, redis.exceptions.RedisClusterException)
 
 
-def parse_nodes(nodes: object) -> list[NodeConfig]:
-    """Check the ``nodes`` parameter and build one :class:`NodeConfig` per entry.
-
-    Raises:
-        ConfigError: ``nodes`` is empty or not a list of dicts, an entry has an
-            unknown key, or lacks ``host``/``port``.
-    """
-    if not isinstance(nodes, (list, tuple)) or not nodes:
-        raise ConfigError(
-            f"Connector.params.nodes is {nodes!r}; give a non-empty list of "
-            "{'host': ..., 'port': ..., 'password': ..., 'database': ...} dicts"
-        )
-    accepted = ", ".join(repr(key) for key in ACCEPTED_NODE_KEYS)
-    configs = []
-    for index, node in enumerate(nodes):
-        field = f"Connector.params.nodes[{index}]"
-        if not isinstance(node, typing.Mapping):
-            raise ConfigError(f"{field} is {node!r}; give a dict with the keys {accepted}")
-        for key in node:
-            if key not in ACCEPTED_NODE_KEYS:
-                raise ConfigError(f"{field} has the unknown key {key!r}; use only {accepted}")
-        for key in ("host", "port"):
-            if key not in node:
-                raise ConfigError(f"{field} has no {key!r}; it needs 'host' and 'port'")
-        configs.append(
-            NodeConfig(
-                host=str(node["host"]),
-                port=int(node["port"]),
-                password=node.get("password"),
-                database=int(node.get("database") or 0),
-                username=node.get("username"),
-            )
-        )
-    return configs
-
-
-def translate_error(exc: redis.exceptions.RedisError, address: str) -> ConnectorError:
+def translate_error(exc: Exception, address: str, username: str | None = None) -> ConnectorError:
     """The Sergeant error for a redis-py error raised while talking to ``address``."""
     if isinstance(exc, (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError)):
         return BrokerUnavailable(
-            f"Redis at {address} refused the credentials ({exc}); "
-            "check the node's 'username' and 'password'"
+            f"Redis at {address} refused the credentials of user {username or 'default'!r} "
+            f"({exc}); check the 'username' and 'password' (or the URL's user:password@)"
         )
     if isinstance(exc, redis.exceptions.BusyLoadingError):
         return BrokerUnavailable(f"Redis at {address} is loading its data set; retry shortly")
+    if isinstance(exc, redis.exceptions.RedisClusterException) and "connected" in str(exc):
+        # redis-py: "Redis Cluster cannot be connected. Please provide at least one
+        # reachable node ..."
+        return BrokerUnavailable(
+            f"the Redis Cluster at {address} could not be reached ({exc}); "
+            "check the addresses and that the cluster is up"
+        )
     if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
         text = str(exc)
         # redis-py says "connecting to" only when the TCP connection could not be made.
@@ -115,32 +70,64 @@ def translate_error(exc: redis.exceptions.RedisError, address: str) -> Connector
     return ConnectorError(f"Redis at {address} failed: {exc}")
 
 
+def _client_options(config: NodeConfig) -> dict[str, typing.Any]:
+    options: dict[str, typing.Any] = {
+        "password": config.password,
+        "username": config.username,
+        "socket_connect_timeout": DEFAULT_SOCKET_CONNECT_TIMEOUT_SECONDS,
+        "socket_timeout": DEFAULT_SOCKET_TIMEOUT_SECONDS,
+        "health_check_interval": DEFAULT_HEALTH_CHECK_INTERVAL_SECONDS,
+    }
+    if config.ssl:
+        options.update(
+            ssl=True,
+            ssl_ca_certs=config.ssl_ca_certs,
+            ssl_certfile=config.ssl_certfile,
+            ssl_keyfile=config.ssl_keyfile,
+        )
+    return options
+
+
+def _build_client(configs: typing.Sequence[NodeConfig], cluster: bool) -> Client:
+    # No retries inside redis-py on timeouts or connection errors: a retried push could
+    # run twice; the caller decides. (``retry_on_timeout`` is deprecated: Retry covers
+    # it.) The cluster client still follows MOVED/ASK/TRYAGAIN replies, which mean the
+    # command did not run, so following them is safe.
+    no_retry = redis.retry.Retry(redis.backoff.NoBackoff(), 0)
+    first = configs[0]
+    if not cluster:
+        options = _client_options(first)
+        return redis.Redis(first.host, first.port, first.database, retry=no_retry, **options)
+    # ClusterNode's __init__ carries no annotations in redis-py.
+    seeds = [
+        redis.cluster.ClusterNode(config.host, config.port)  # type: ignore[no-untyped-call]
+        for config in configs
+    ]
+    return redis.cluster.RedisCluster(startup_nodes=seeds, retry=no_retry, **_client_options(first))
+
+
 class Node:
-    """A client for one server, its registered scripts, and its error boundary.
+    """A client for one server (or one cluster), its scripts, and its error boundary.
+
+    Builds the client at once; for a cluster this asks the seeds for the slot map.
 
     Args:
-        config: the server's settings.
-        index: its position in ``nodes``; reported in ``Delivery.node``.
+        configs: the server's settings; for a cluster, every seed node's.
+        index: its position among independent nodes; reported in ``Delivery.node``.
+        cluster: whether ``configs`` are seeds of one Redis Cluster.
+
+    Raises:
+        BrokerUnavailable: a cluster none of whose seeds answered.
     """
 
-    __slots__ = ("address", "client", "index", "scripts")
+    __slots__ = ("address", "client", "index", "scripts", "username")
 
-    def __init__(self, config: NodeConfig, index: int) -> None:
+    def __init__(self, configs: typing.Sequence[NodeConfig], index: int, cluster: bool) -> None:
         self.index = index
-        self.address = config.address
-        # No retries inside redis-py (on timeouts or errors): a retried push could run
-        # twice; the caller decides. (``retry_on_timeout`` is deprecated: Retry covers it.)
-        self.client = redis.Redis(
-            host=config.host,
-            port=config.port,
-            db=config.database,
-            password=config.password,
-            username=config.username,
-            socket_connect_timeout=DEFAULT_SOCKET_CONNECT_TIMEOUT_SECONDS,
-            socket_timeout=DEFAULT_SOCKET_TIMEOUT_SECONDS,
-            health_check_interval=DEFAULT_HEALTH_CHECK_INTERVAL_SECONDS,
-            retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
-        )
+        self.address = ",".join(config.address for config in configs)
+        self.username = configs[0].username
+        with self:
+            self.client: Client = _build_client(configs, cluster)
         self.scripts = Scripts(self.client)
 
     def __enter__(self) -> Node:
@@ -152,8 +139,8 @@ class Node:
         exc: BaseException | None,
         tb: types.TracebackType | None,
     ) -> None:
-        if isinstance(exc, redis.exceptions.RedisError):
-            raise translate_error(exc, self.address) from exc
+        if isinstance(exc, _DRIVER_ERRORS):
+            raise translate_error(exc, self.address, self.username) from exc
 
     def close(self) -> None:
         """Close the client's pooled connections."""

@@ -15,6 +15,7 @@ import typing
 
 import redis
 import redis.client
+import redis.cluster
 import redis.commands.core
 
 from sergeant.connector.redis.keys import QueueKeys
@@ -54,10 +55,12 @@ class Scripts:
     """The scripts registered on one client; each method runs one script.
 
     Args:
-        client: the ``redis.Redis`` client of one node.
+        client: the client of one node, or the ``RedisCluster`` client of a cluster
+            (which sends each EVALSHA to the node owning its first key's slot, and
+            SCRIPT LOAD to every primary).
     """
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis | redis.cluster.RedisCluster) -> None:
         register = client.register_script
         self._push = register(SOURCES["push"])
         self._pop = register(SOURCES["pop"])
