@@ -190,8 +190,11 @@ class Consumer:
         self.presence.task_ended(id(task))
         if not self.at_least_once:
             return
-        with self._lock:
+        with self._lock:  # one lock round per task: this is on the hot path
             leased = self._running.pop(id(task), None)
+            if leased is not None and outcome is not Outcome.MAX_RETRIES:
+                self._to_ack.append(leased.delivery)
+                return
         if leased is None:
             return
         if outcome is Outcome.MAX_RETRIES:
@@ -201,9 +204,6 @@ class Consumer:
                 lambda: self.broker.dead_letter(self.queue, delivery, "max retries", ""),
                 self.queue,
             )
-            return
-        with self._lock:
-            self._to_ack.append(leased.delivery)
 
     def flush_acks(self, give_up_after_seconds: float | None = None) -> None:
         """Acknowledge every settled task in one round trip, retrying on broker faults.

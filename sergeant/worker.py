@@ -34,6 +34,7 @@ from sergeant.consumer import Consumer
 from sergeant.encoder import Encoder
 from sergeant.errors import ConfigError, SergeantError
 from sergeant.executor import Executor, SerialExecutor
+from sergeant.executor._executor import noop_hook
 from sergeant.logging import JsonFormatter
 from sergeant.objects import Task, new_task_ids
 from sergeant.results import ResultStore
@@ -389,36 +390,45 @@ class Worker:
     def finalize(self) -> None:
         """Called once when the work loop ends."""
 
+    @noop_hook
     def pre_work(self, task: Task) -> None:
         """Called before each task."""
 
+    @noop_hook
     def post_work(self, task: Task, success: bool, exception: BaseException | None) -> None:
         """Called after each task, whatever its outcome."""
 
     def work(self, task: Task) -> typing.Any:
         """Do the task; override it. Its return value goes to ``on_success``."""
 
+    @noop_hook
     def on_success(self, task: Task, returned_value: typing.Any) -> None:
         """Called when ``work`` returned."""
 
+    @noop_hook
     def on_failure(self, task: Task, exception: Exception) -> None:
         """Called when ``work`` raised; may call ``retry``/``requeue``."""
 
+    @noop_hook
     def on_timeout(self, task: Task) -> None:
         """Called when ``work`` ran past ``Timeouts.timeout``; may call ``retry``/``requeue``."""
 
+    @noop_hook
     def on_retry(self, task: Task) -> None:
         """Called after a task was retried."""
 
+    @noop_hook
     def on_requeue(self, task: Task) -> None:
         """Called after a task was requeued."""
 
+    @noop_hook
     def on_max_retries(self, task: Task) -> None:
         """Called when a retry was refused because ``max_retries`` was reached."""
 
     def on_starvation(self, time_with_no_tasks: int) -> None:
         """Called when no task came for ``Starvation.time_with_no_tasks`` seconds."""
 
+    @noop_hook
     def on_stop(self, task: Task) -> None:
         """Called when a task stopped the worker."""
 
