@@ -11,10 +11,11 @@ import shlex
 import subprocess
 import sys
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench import environments, markdown
+from bench.cluster import RedisCluster
 from bench.libraries import (
     BENCH_DIR,
     OWN_ENV,
@@ -83,16 +84,36 @@ def select(args: argparse.Namespace) -> tuple[list[Library], list[str]]:
 
 
 @contextlib.contextmanager
-def brokers(need_mongo: bool) -> Iterator[tuple[Brokers, RedisServer]]:
-    """Private redis-server (and nx-27017 when needed) for the whole run."""
+def brokers(
+    need_mongo: bool, need_cluster: bool = False
+) -> Iterator[tuple[Brokers, Callable[[str], None]]]:
+    """Private redis-server (plus nx-27017 and a 3-node Redis Cluster when needed) for the
+    whole run; yields where they listen and a function that empties one broker."""
     redis_server = RedisServer()
     redis_server.start()
     mongo = MongoWireServer() if need_mongo else None
+    cluster = RedisCluster() if need_cluster else None
     try:
         if mongo is not None:
             mongo.start()
-        yield Brokers(redis_server.port, mongo.port if mongo else None), redis_server
+        if cluster is not None:
+            cluster.start()
+
+        def flush(broker: str) -> None:
+            if broker == "redis-cluster" and cluster is not None:
+                cluster.flush()
+            else:
+                redis_server.flush()
+
+        where = Brokers(
+            redis_server.port,
+            mongo.port if mongo else None,
+            cluster_url=cluster.url if cluster else None,
+        )
+        yield where, flush
     finally:
+        if cluster is not None:
+            cluster.close()
         if mongo is not None:
             mongo.close()
         redis_server.close()
@@ -101,13 +122,15 @@ def brokers(need_mongo: bool) -> Iterator[tuple[Brokers, RedisServer]]:
 def run_all(libraries: list[Library], workloads: list[str], sizes: Sizes, rounds: int) -> list[Run]:
     """For each round, each workload, each library: one run (interleaved)."""
     runs: list[Run] = []
-    with brokers(any(library.broker == "mongo" for library in libraries)) as (where, redis):
+    need_mongo = any(library.broker == "mongo" for library in libraries)
+    need_cluster = any(library.broker == "redis-cluster" for library in libraries)
+    with brokers(need_mongo, need_cluster) as (where, flush):
         for round_number in range(1, rounds + 1):
             for workload in workloads:
                 for library in libraries:
                     if workload not in library.workloads:
                         continue
-                    redis.flush()
+                    flush(library.broker)
                     n = library.size(workload, sizes)
                     run = measure(library, workload, n, where, round_number)
                     runs.append(run)

@@ -76,7 +76,7 @@ class Library:
         driver: the driver script in ``bench/drivers``.
         group: ``ours``, ``original``, ``peer`` or ``ceiling``.
         workloads: report workload name -> driver options.
-        broker: ``redis``, ``local`` or ``mongo`` (what the driver's connector is).
+        broker: ``redis``, ``redis-cluster``, ``local`` or ``mongo`` (the driver's connector).
         version_of: the distribution whose version the report shows.
     """
 
@@ -126,6 +126,13 @@ def _sergeant_workloads(full: bool) -> dict[str, dict[str, typing.Any]]:
     return workloads
 
 
+def _cluster_workloads() -> dict[str, dict[str, typing.Any]]:
+    """Bulk push and batched consume (one and several processes): where a cluster differs."""
+    kept = ("push_bulk", "consume_batched", "consume_batched_amo")
+    kept += tuple(f"consume_procs_{procs}" for procs in (1, 2, 4))
+    return {name: args for name, args in _sergeant_workloads(True).items() if name in kept}
+
+
 def _peer(name: str, batched_prefetch: int | None, one_prefetch: int = 1) -> Library:
     workloads: dict[str, dict[str, typing.Any]] = {
         "push_one": {"workload": "push_one"},
@@ -152,6 +159,14 @@ def all_libraries(our_python: Path) -> list[Library]:
         del original[name]
     return [
         Library("sergeant", our_python, "sergeant_driver.py", "ours", _sergeant_workloads(True)),
+        Library(
+            "sergeant-cluster",
+            our_python,
+            "sergeant_driver.py",
+            "ours",
+            _cluster_workloads(),
+            broker="redis-cluster",
+        ),
         Library(
             "sergeant-0.27",
             SERGEANT027_VENV / "bin" / "python",
@@ -186,4 +201,4 @@ def all_libraries(our_python: Path) -> list[Library]:
 
 
 #: Libraries that run in this project's own environment (no peers install needed).
-OWN_ENV = ("sergeant", "redis-py", "sergeant-sqlite", "sergeant-mongo")
+OWN_ENV = ("sergeant", "sergeant-cluster", "redis-py", "sergeant-sqlite", "sergeant-mongo")

@@ -25,6 +25,11 @@ or executed (distinct `i` recorded by the consumer); a run that fails the check 
 left out of the median and listed under *Failed runs*.
 """
 
+#: Sergeant on each broker, single-node Redis first and the Redis Cluster next to it.
+BROKER_COLUMNS = ("sergeant", "sergeant-cluster", "sergeant-sqlite", "sergeant-mongo")
+#: Who the worker-processes table shows: single-node Redis, then the Redis Cluster.
+SCALING_COLUMNS = ("sergeant", "sergeant-cluster")
+
 PEER_COLUMNS = ("sergeant", "sergeant-0.27", "celery", "rq", "dramatiq", "huey", "arq", "redis-py")
 
 
@@ -88,8 +93,8 @@ def throughput_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
 
 
 def brokers_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
-    """Sergeant's throughput on each broker."""
-    columns = [c for c in ("sergeant", "sergeant-sqlite", "sergeant-mongo") if c in cells]
+    """Sergeant's throughput on each broker (single-node Redis next to the Redis Cluster)."""
+    columns = [c for c in BROKER_COLUMNS if c in cells]
     rows = []
     for workload in THROUGHPUT:
         found = [cells[c].get(workload) for c in columns]
@@ -106,18 +111,22 @@ def _counts(by_workload: dict[str, Cell]) -> str:
 
 
 def scaling_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
-    """Batched consume with 1, 2 and 4 worker processes."""
-    ours = cells.get("sergeant", {})
+    """Batched consume with 1, 2 and 4 worker processes, on one server and on the cluster."""
+    columns = [c for c in SCALING_COLUMNS if "consume_procs_1" in cells.get(c, {})]
     rows = []
     for procs in (1, 2, 4):
-        cell = ours.get(f"consume_procs_{procs}")
-        if cell is None:
+        workload = f"consume_procs_{procs}"
+        if not any(workload in cells[c] for c in columns):
             continue
-        scale = ratio(
-            cells, ("sergeant", f"consume_procs_{procs}"), ("sergeant", "consume_procs_1")
-        )
-        rows.append([str(procs), _cell(cell, None), _ratio(scale)])
-    return _table(["processes", "tasks/s", "vs 1 process"], rows) if rows else []
+        row = [str(procs)]
+        for column in columns:
+            scale = ratio(cells, (column, workload), (column, "consume_procs_1"))
+            row += [_cell(cells[column].get(workload), None), _ratio(scale)]
+        rows.append(row)
+    head = ["processes"]
+    for column in columns:
+        head += [f"{column} (tasks/s)", f"{column} vs 1 process"]
+    return _table(head, rows) if rows else []
 
 
 def latency_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
@@ -160,6 +169,11 @@ def environment_lines(meta: dict[str, typing.Any]) -> list[str]:
     return lines
 
 
+CLUSTER_NOTE = """`sergeant-cluster` is the same worker on a private three-node Redis Cluster
+(`redis+cluster://` URL, no replicas, all three nodes on this machine). One queue
+lives in one hash slot, so on one primary: the cluster gives a single queue one
+node's capacity, plus the cluster client's routing; it spreads *many* queues."""
+
 NOTES = """## How each workload is measured
 
 - **push one-by-one**: one call per task (`push_task`, `enqueue`, `apply_async`, `send`,
@@ -179,6 +193,7 @@ NOTES = """## How each workload is measured
 - **scaling**: 1, 2 and 4 Sergeant worker processes share one queue of N tasks
   (each with `max_tasks_per_run` = its share), timed from the first process's start
   to the last one's end. The machine has 2 cores, so 4 processes cannot scale further.
+  `sergeant-cluster` runs the same on the three-node Redis Cluster.
 - **pickup latency**: an idle worker (blocked waiting for tasks) in its own process;
   1,000 tasks pushed ~5 ms apart, each carrying its push `time.time()`; the worker
   records `time.time()` when `work` starts.
@@ -199,10 +214,13 @@ def render(cells: dict[str, dict[str, Cell]], meta: dict[str, typing.Any], chart
     lines += ["## Throughput on Redis", "", *throughput_table(cells), ""]
     if chart:
         lines += [f"![throughput by library and workload]({chart})", ""]
-    if any(name in cells for name in ("sergeant-sqlite", "sergeant-mongo")):
+    if any(name in cells for name in BROKER_COLUMNS[1:]):
         lines += ["## Sergeant on each broker", ""]
-        lines += ["The Mongo broker runs on nx-27017 (a slow Python wire-protocol server), so it"]
-        lines += ["moves fewer tasks; its figures say nothing about a real MongoDB.", ""]
+        if "sergeant-cluster" in cells:
+            lines += [CLUSTER_NOTE, ""]
+        if "sergeant-mongo" in cells:
+            lines += ["The Mongo broker runs on nx-27017 (a slow Python wire-protocol server), so"]
+            lines += ["it moves fewer tasks; its figures say nothing about a real MongoDB.", ""]
         lines += [*brokers_table(cells), ""]
     scaling = scaling_table(cells)
     if scaling:

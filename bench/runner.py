@@ -19,10 +19,11 @@ RUN_TIMEOUT_SECONDS = 1800.0
 
 @dataclasses.dataclass
 class Brokers:
-    """Where the private servers listen (Mongo only when a library needs it)."""
+    """Where the private servers listen (Mongo and the cluster only when a library needs them)."""
 
     redis_port: int
     mongo_port: int | None = None
+    cluster_url: str | None = None
     scratch: Path = dataclasses.field(default_factory=lambda: Path(tempfile.mkdtemp()))
 
     def connector(self, broker: str, run_id: str) -> dict[str, typing.Any]:
@@ -30,6 +31,10 @@ class Brokers:
         if broker == "redis":
             node = {"host": "127.0.0.1", "port": self.redis_port, "password": None, "database": 0}
             return {"type": "redis", "params": {"nodes": [node]}}
+        if broker == "redis-cluster":
+            if self.cluster_url is None:
+                raise ValueError("the redis-cluster broker needs a running cluster (cluster_url)")
+            return {"type": "redis", "params": {"url": self.cluster_url}}
         if broker == "local":
             return {"type": "local", "params": {"file_path": str(self.scratch / f"{run_id}.db")}}
         if broker == "mongo":
