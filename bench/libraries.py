@@ -128,7 +128,7 @@ def _sergeant_workloads(full: bool) -> dict[str, dict[str, typing.Any]]:
 
 def _cluster_workloads() -> dict[str, dict[str, typing.Any]]:
     """Bulk push and batched consume (one and several processes): where a cluster differs."""
-    kept = ("push_bulk", "consume_batched", "consume_batched_amo")
+    kept: tuple[str, ...] = ("push_bulk", "consume_batched", "consume_batched_amo")
     kept += tuple(f"consume_procs_{procs}" for procs in (1, 2, 4))
     return {name: args for name, args in _sergeant_workloads(True).items() if name in kept}
 
