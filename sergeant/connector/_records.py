@@ -1,0 +1,63 @@
+"""Records a connector hands back: leased items, dead letters, reclaim results."""
+
+from __future__ import annotations
+
+import dataclasses
+
+__all__ = ["DeadLetter", "Delivery", "ReclaimResult"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Delivery:
+    """One leased item, as handed out by :meth:`Connector.lease_many`.
+
+    Attributes:
+        payload: the bytes that were pushed.
+        item_id: the broker's id for the item; stable across redeliveries.
+        token: the fencing token of this lease; no other lease of this item has it.
+        deliveries: how many times the item has been handed out, this time included.
+        node: for connectors spread over independent nodes, which node holds it.
+    """
+
+    payload: bytes
+    item_id: str
+    token: int
+    deliveries: int
+    node: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An item that was given up on.
+
+    Attributes:
+        item_id: the broker's id for the item.
+        payload: the bytes that were pushed.
+        reason: why it was given up on, such as ``'worker died'`` or ``'max retries'``.
+        error: the last error text seen for it (may be empty).
+        deliveries: how many times it had been handed out.
+        dead_at: Unix seconds when it was dead-lettered.
+        node: for connectors spread over independent nodes, which node holds it.
+    """
+
+    item_id: str
+    payload: bytes
+    reason: str
+    error: str
+    deliveries: int
+    dead_at: float
+    node: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReclaimResult:
+    """What :meth:`Connector.reclaim_expired` did.
+
+    Attributes:
+        requeued: items whose lease had expired and that went back to ready.
+        dead_lettered: items whose lease had expired and that had used up their
+            delivery budget, so went to the dead letters with reason ``'worker died'``.
+    """
+
+    requeued: int = 0
+    dead_lettered: int = 0
