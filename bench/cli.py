@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench import environments, markdown
-from bench.cluster import RedisCluster
 from bench.libraries import (
     BENCH_DIR,
     OWN_ENV,
@@ -27,6 +26,7 @@ from bench.libraries import (
 )
 from bench.report import summarize
 from bench.runner import Brokers, Run, measure
+from tests.redis_servers import RedisClusterServers
 from tests.servers import MongoWireServer, RedisServer
 
 PROJECT_DIR = BENCH_DIR.parent
@@ -92,7 +92,7 @@ def brokers(
     redis_server = RedisServer()
     redis_server.start()
     mongo = MongoWireServer() if need_mongo else None
-    cluster = RedisCluster() if need_cluster else None
+    cluster = RedisClusterServers() if need_cluster else None
     try:
         if mongo is not None:
             mongo.start()

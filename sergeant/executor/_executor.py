@@ -31,6 +31,7 @@ __all__ = [
     "HookTarget",
     "Outcome",
     "TaskSource",
+    "execute_one",
     "noop_hook",
     "noop_hooks",
     "run_task",
@@ -227,3 +228,18 @@ def run_task_with_value(target: HookTarget, task: Task) -> tuple[Outcome, typing
         return handle_failure(target, task, exc), exc
     _call_hook(target, "post_work", task, True, None)
     return handle_success(target, task, returned_value), returned_value
+
+
+def execute_one(tasks: TaskSource, target: HookTarget, task: Task) -> None:
+    """Run one task from ``tasks`` and settle it there, whatever its outcome.
+
+    Raises:
+        WorkerInterrupt: as :func:`run_task`, after settling the task as interrupted.
+    """
+    tasks.started(task)
+    try:
+        outcome, value = run_task_with_value(target, task)
+    except WorkerInterrupt:
+        tasks.settle(task, Outcome.INTERRUPTED)
+        raise
+    tasks.settle(task, outcome, value)

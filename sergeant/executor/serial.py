@@ -16,9 +16,9 @@ import threading
 import types
 import typing
 
-from sergeant._control import WorkerInterrupt, WorkerTimedout
+from sergeant._control import WorkerTimedout
 from sergeant.config import Timeouts, WorkerConfig
-from sergeant.executor._executor import HookTarget, Outcome, TaskSource, run_task_with_value
+from sergeant.executor._executor import HookTarget, TaskSource, execute_one
 from sergeant.killer import ShutdownRequested
 from sergeant.killer.thread import ThreadKiller
 from sergeant.objects import Task
@@ -95,13 +95,7 @@ class SerialExecutor:
                 return  # the task stays leased as unstarted; closing the consumer releases it
             self._busy = True
             try:
-                tasks.started(task)
-                try:
-                    outcome, value = run_task_with_value(target, task)
-                except WorkerInterrupt:
-                    tasks.settle(task, Outcome.INTERRUPTED)
-                    raise
-                tasks.settle(task, outcome, value)
+                execute_one(tasks, target, task)
             finally:
                 self._busy = False  # only now may a stop request raise: the task is settled
             if self._stopping:

@@ -13,8 +13,8 @@ import contextlib
 import threading
 import typing
 
-from sergeant._control import WorkerInterrupt, WorkerTimedout
-from sergeant.executor._executor import HookTarget, Outcome, TaskSource, run_task_with_value
+from sergeant._control import WorkerTimedout
+from sergeant.executor._executor import HookTarget, TaskSource, execute_one
 from sergeant.executor.serial import TimedTarget, make_process_killer, thread_guard
 from sergeant.killer import ShutdownRequested
 from sergeant.killer.thread import ThreadKiller, clear_async_exception, raise_in_thread
@@ -114,13 +114,7 @@ class ThreadedExecutor:
     def _run(self, tasks: TaskSource, iterator: typing.Iterator[Task], target: HookTarget) -> None:
         try:
             while (task := self._next(iterator)) is not None:
-                tasks.started(task)
-                try:
-                    outcome, value = run_task_with_value(target, task)
-                except WorkerInterrupt:
-                    tasks.settle(task, Outcome.INTERRUPTED)
-                    raise
-                tasks.settle(task, outcome, value)
+                execute_one(tasks, target, task)
         except BaseException as exc:  # handed to the main thread, which re-raises it
             with self._state_lock:
                 if self._interrupt is None:
