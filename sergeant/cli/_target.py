@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import types
 
 import click
 
@@ -34,6 +35,20 @@ class Target:
     def __init__(self, broker: Broker, default_queue: str | None) -> None:
         self.broker = broker
         self.default_queue = default_queue
+
+    def __enter__(self) -> Target:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        """Close the connector; a broker error becomes one clear CLI error, not a traceback."""
+        self.broker.connector.close()
+        if isinstance(exc, SergeantError):
+            raise click.ClickException(str(exc)) from exc
 
     def queues(self, given: tuple[str, ...]) -> list[str]:
         """The queues named on the command line, else the worker class's own queue."""

@@ -13,7 +13,6 @@ from rich.table import Table
 
 from sergeant.cli._target import broker_option, resolve
 from sergeant.connector import DeadLetter
-from sergeant.errors import SergeantError
 from sergeant.objects import Task
 
 __all__ = ["dead"]
@@ -51,13 +50,8 @@ def list_dead(broker: str, queue: str, limit: int, as_json: bool) -> None:
 
     Example: sergeant dead list -b redis://localhost:6379/0 emails --limit 20
     """
-    target = resolve(broker)
-    try:
+    with resolve(broker) as target:
         rows = [_describe(task, letter) for task, letter in target.broker.dead_tasks(queue, limit)]
-    except SergeantError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        target.broker.connector.close()
     if as_json:
         click.echo(json.dumps(rows))
         return
@@ -80,17 +74,12 @@ def show_dead(broker: str, queue: str, item_id: str) -> None:
 
     Example: sergeant dead show -b redis://localhost:6379/0 emails N000000000042
     """
-    target = resolve(broker)
-    try:
+    with resolve(broker) as target:
         found = [
             _describe(task, letter)
             for task, letter in target.broker.dead_tasks(queue, 1_000_000)
             if letter.item_id == item_id
         ]
-    except SergeantError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        target.broker.connector.close()
     if not found:
         raise click.ClickException(
             f"no dead task {item_id!r} in {queue!r}; see `sergeant dead list`"
@@ -107,12 +96,11 @@ def requeue_dead(broker: str, queue: str, limit: int) -> None:
 
     Example: sergeant dead requeue -b redis://localhost:6379/0 emails
     """
-    target = resolve(broker)
-    connector = target.broker.connector
-    try:
-        total = (
-            connector.dead_count(queue) if limit == 0 else min(limit, connector.dead_count(queue))
-        )
+    with resolve(broker) as target:
+        connector = target.broker.connector
+        total = connector.dead_count(queue)
+        if limit:
+            total = min(limit, total)
         moved = 0
         with Progress(console=Console(stderr=True), transient=True) as progress:
             bar = progress.add_task("requeueing", total=total)
@@ -122,10 +110,6 @@ def requeue_dead(broker: str, queue: str, limit: int) -> None:
                     break
                 moved += step
                 progress.update(bar, completed=moved)
-    except SergeantError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        connector.close()
     click.echo(f"requeued {moved} dead tasks of {queue!r}")
 
 
@@ -138,14 +122,9 @@ def purge_dead(broker: str, queue: str, yes: bool) -> None:
 
     Example: sergeant dead purge -b redis://localhost:6379/0 emails --yes
     """
-    target = resolve(broker)
-    try:
+    with resolve(broker) as target:
         if not yes:
             count = target.broker.connector.dead_count(queue)
             click.confirm(f"Delete {count} dead tasks of {queue!r}?", abort=True)
         deleted = target.broker.connector.purge_dead(queue)
-    except SergeantError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        target.broker.connector.close()
     click.echo(f"purged {deleted} dead tasks of {queue!r}")

@@ -13,7 +13,6 @@ from rich.table import Table
 
 from sergeant import _stats
 from sergeant.cli._target import Target, broker_option, resolve
-from sergeant.errors import SergeantError
 from sergeant.objects import Task
 
 __all__ = ["purge", "push", "queue_stats", "stats"]
@@ -81,9 +80,8 @@ def stats(broker: str, queues: tuple[str, ...], as_json: bool, watch: float | No
 
     Example: sergeant stats -b redis://localhost:6379/0 emails thumbnails --watch 2
     """
-    target = resolve(broker)
-    names = target.queues(queues)
-    try:
+    with resolve(broker) as target:
+        names = target.queues(queues)
         if as_json:
             click.echo(json.dumps({"queues": [queue_stats(target, q) for q in names]}))
             return
@@ -95,10 +93,6 @@ def stats(broker: str, queues: tuple[str, ...], as_json: bool, watch: float | No
             while True:
                 time.sleep(watch)
                 live.update(_tables([queue_stats(target, q) for q in names]))
-    except SergeantError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        target.broker.connector.close()
 
 
 @click.command()
@@ -110,18 +104,13 @@ def purge(broker: str, queue: str, yes: bool) -> None:
 
     Example: sergeant purge -b sqlite:///tmp/broker.sqlite3 emails --yes
     """
-    target = resolve(broker)
-    try:
+    with resolve(broker) as target:
         waiting = target.broker.number_of_enqueued_tasks(queue, include_delayed=True)
         if not yes:
             click.confirm(f"Delete {waiting} tasks from queue {queue!r}?", abort=True)
         with Console(stderr=True).status(f"purging {queue!r}"):
             deleted = target.broker.purge_tasks(queue)
         click.echo(f"purged {deleted} tasks from {queue!r}")
-    except SergeantError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        target.broker.connector.close()
 
 
 @click.command()
@@ -146,14 +135,9 @@ def push(
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--kwargs") from exc
     if not isinstance(kwargs, dict):
         raise click.BadParameter('use a JSON object, such as {"id": 7}', param_hint="--kwargs")
-    target = resolve(broker)
     tasks = [Task(kwargs=kwargs) for _ in range(count)]
     consumable_from = time.time() + delay if delay > 0 else 0.0
-    try:
+    with resolve(broker) as target:
         target.broker.push_tasks(queue, tasks, priority, consumable_from)  # type: ignore[arg-type]
-    except SergeantError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        target.broker.connector.close()
     for task in tasks:
         click.echo(task.id)
