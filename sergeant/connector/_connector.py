@@ -32,11 +32,11 @@ does nothing and is not counted in the return value.
 from __future__ import annotations
 
 import abc
-import time
 import types
 import typing
 
 from sergeant.connector._lock import Lock
+from sergeant.connector._polling import poll
 from sergeant.connector._records import DeadLetter, Delivery, ReclaimResult
 
 __all__ = [
@@ -130,16 +130,13 @@ class Connector(abc.ABC):
         Returns:
             True when an item is (or just was) ready; False when the time ran out.
         """
-        give_up = time.monotonic() + block_seconds
-        pause = WAIT_POLL_FIRST_SECONDS
-        while True:
-            if self.length(queue) > 0:
-                return True
-            remaining = give_up - time.monotonic()
-            if remaining <= 0:
-                return False
-            time.sleep(min(pause, remaining))
-            pause = min(pause * 2, WAIT_POLL_MAX_SECONDS)
+        ready = poll(
+            lambda: True if self.length(queue) > 0 else None,
+            block_seconds,
+            WAIT_POLL_FIRST_SECONDS,
+            WAIT_POLL_MAX_SECONDS,
+        )
+        return ready is not None
 
     def pop(self, queue: str) -> bytes | None:
         """Remove and return one ready item, or None; see :meth:`pop_many`."""
@@ -311,17 +308,12 @@ class Connector(abc.ABC):
         Returns:
             The value, or None if it was not there when the time ran out.
         """
-        give_up = None if timeout_seconds is None else time.monotonic() + timeout_seconds
-        pause = WAIT_POLL_FIRST_SECONDS
-        while True:
-            value = self.key_get(key)
-            if value is not None:
-                return value
-            remaining = None if give_up is None else give_up - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return None
-            time.sleep(pause if remaining is None else min(pause, remaining))
-            pause = min(pause * 2, KEY_POLL_MAX_SECONDS)
+        return poll(
+            lambda: self.key_get(key),
+            timeout_seconds,
+            WAIT_POLL_FIRST_SECONDS,
+            KEY_POLL_MAX_SECONDS,
+        )
 
     @abc.abstractmethod
     def lock(self, name: str) -> Lock:

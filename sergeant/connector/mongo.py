@@ -59,6 +59,7 @@ from pymongo.database import Database
 
 from sergeant.connector import _connector, mongo_registry
 from sergeant.connector._connector import DeadLetter, Delivery, Priority, ReclaimResult
+from sergeant.connector._polling import poll
 from sergeant.connector.mongo_dead import finish_moves, requeue, start_moves
 from sergeant.connector.mongo_lock import Lock
 from sergeant.connector.mongo_support import (
@@ -254,15 +255,15 @@ class Connector(_connector.Connector):
         """
         if count <= 0:
             return []
-        give_up = time.monotonic() + block_seconds
-        pause = POLL_FIRST_SECONDS
-        while True:
-            claimed = self._claim(queue, count, owner, lease_seconds)
-            remaining = give_up - time.monotonic()
-            if claimed or remaining <= 0:
-                break
-            time.sleep(min(pause, remaining))
-            pause = min(pause * 2, POLL_MAX_SECONDS)
+        claimed = (
+            poll(
+                lambda: self._claim(queue, count, owner, lease_seconds) or None,
+                block_seconds,
+                POLL_FIRST_SECONDS,
+                POLL_MAX_SECONDS,
+            )
+            or []
+        )
         return [
             Delivery(d["payload"], str(d["_id"]), int(d["claim"], 16), d["deliveries"])
             for d in claimed
