@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import types
@@ -14,6 +13,7 @@ from sergeant.config import Connector, Encoder
 from sergeant.connector import create
 from sergeant.encoder import Encoder as TaskEncoder
 from sergeant.errors import SergeantError
+from sergeant.slave import load_worker_class
 from sergeant.worker import Worker
 
 __all__ = ["BROKER_HELP", "Target", "broker_option", "resolve"]
@@ -61,15 +61,9 @@ class Target:
 
 def _worker_class(spec: str) -> type[Worker]:
     module_name, _, class_name = spec.partition(":")
-    sys.path.insert(0, os.getcwd())  # like `python -m`, find modules in the current directory
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise click.BadParameter(f"cannot import module {module_name!r}: {exc}") from exc
-    worker_class = getattr(module, class_name, None)
-    if not (isinstance(worker_class, type) and issubclass(worker_class, Worker)):
-        raise click.BadParameter(f"{spec!r} is not a sergeant.worker.Worker subclass")
-    return worker_class
+    if os.getcwd() not in sys.path:  # like `python -m`, find modules in the current directory
+        sys.path.insert(0, os.getcwd())
+    return load_worker_class(module_name, class_name)
 
 
 def resolve(spec: str, serializer: str = "pickle", compressor: str | None = None) -> Target:
@@ -84,7 +78,7 @@ def resolve(spec: str, serializer: str = "pickle", compressor: str | None = None
             encoder_config = Encoder(serializer=serializer, compressor=compressor)  # type: ignore[arg-type]
             queue = None
         elif ":" in spec:
-            config = _worker_class(spec)().generate_config()
+            config = _worker_class(spec)().config
             connector_config, encoder_config, queue = config.connector, config.encoder, config.name
         else:
             raise click.BadParameter(f"{spec!r} is neither a broker URL nor module:Class")

@@ -209,3 +209,13 @@ def test_unreachable_broker_is_one_clear_error() -> None:
     assert result.exit_code == 1
     assert "127.0.0.1:1" in result.output
     assert "Traceback" not in result.output
+
+
+def test_unimportable_worker_spec_is_one_clear_sentence() -> None:
+    """-b module:Class naming a missing module or class says which, without a traceback."""
+    missing_module = sergeant("stats", "-b", "no_such_module_xyz:Worker")
+    assert missing_module.exit_code == 2
+    assert "Cannot import worker module 'no_such_module_xyz'" in missing_module.output
+    missing_class = sergeant("stats", "-b", "tests.workers.cli_target:NoSuchWorker")
+    assert "has no class 'NoSuchWorker'" in missing_class.output
+    assert "Traceback" not in missing_module.output + missing_class.output
