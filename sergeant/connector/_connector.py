@@ -194,6 +194,29 @@ class Connector(abc.ABC):
                 before returning ``[]``; 0 returns at once.
         """
 
+    def ack_and_lease(
+        self,
+        queue: str,
+        acks: typing.Sequence[Delivery],
+        count: int,
+        owner: str,
+        lease_seconds: float,
+        block_seconds: float = 0.0,
+    ) -> tuple[int, list[Delivery]]:
+        """Acknowledge ``acks``, then lease as :meth:`lease_many`: one round trip where
+        the broker can (Redis folds both into one script), else two calls.
+
+        The acknowledgements take effect before the lease (and before any wait for
+        items). Retrying after a lost reply is safe: acknowledging twice is harmless,
+        and a lease whose reply was lost simply expires and is handed out again.
+
+        Returns:
+            ``(acknowledged, deliveries)``: how many of ``acks`` were still held, and
+            the newly leased items.
+        """
+        acked = self.ack_many(queue, acks) if acks else 0
+        return acked, self.lease_many(queue, count, owner, lease_seconds, block_seconds)
+
     @abc.abstractmethod
     def ack_many(self, queue: str, deliveries: typing.Sequence[Delivery]) -> int:
         """Forget leased items for good (their outcome is settled).
