@@ -244,6 +244,10 @@ class Connector(abc.ABC):
     ) -> int:
         """Push the deadline of these leases to ``lease_seconds`` from now, in one step.
 
+        A connector may keep one deadline per batch (the items of one leasing call;
+        Redis does): extending any item of a batch then extends every item of it
+        still held, which is what a worker renewing all its leases wants anyway.
+
         Returns:
             How many leases are still held (stale ones are skipped).
         """

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 __all__ = ["DeadLetter", "Delivery", "ReclaimResult"]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Delivery:
+class Delivery(typing.NamedTuple):
     """One leased item, as handed out by :meth:`Connector.lease_many`.
+
+    A named tuple, not a dataclass: a worker builds one per task on the hot path.
 
     Attributes:
         payload: the bytes that were pushed.
@@ -17,6 +19,8 @@ class Delivery:
         token: the fencing token of this lease; no other lease of this item has it.
         deliveries: how many times the item has been handed out, this time included.
         node: for connectors spread over independent nodes, which node holds it.
+        slot: for connectors that lease in batches (Redis), the item's place (from 1)
+            in the batch of ``token``; 0 elsewhere.
     """
 
     payload: bytes
@@ -24,6 +28,7 @@ class Delivery:
     token: int
     deliveries: int
     node: int = 0
+    slot: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

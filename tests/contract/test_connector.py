@@ -260,9 +260,13 @@ def test_stale_token_rejected_while_item_waits_in_ready(connector: Connector, qu
 
 
 def test_extended_lease_is_not_reclaimed(connector: Connector, queue: str) -> None:
-    """A lease kept alive by extend_leases survives past its first deadline."""
+    """A lease kept alive by extend_leases survives past its first deadline.
+
+    Two leasing calls: a connector may keep one deadline per leased batch.
+    """
     connector.push_many(queue, [b"kept", b"lost"])
-    kept, _lost = connector.lease_many(queue, 2, OWNER, 0.5)
+    [kept] = connector.lease_many(queue, 1, OWNER, 0.5)
+    [_lost] = connector.lease_many(queue, 1, OWNER, 0.5)
 
     def extend_and_reclaim() -> bool:
         assert connector.extend_leases(queue, [kept], 0.5) == 1
@@ -472,3 +476,35 @@ def test_pop_and_lease_mix(connector: Connector, queue: str, count: int) -> None
     leased = connector.lease_many(queue, count, OWNER, LEASE)
     popped = connector.pop_many(queue, 100)
     assert_order(connector, [d.payload for d in leased] + popped, payloads(20))
+
+
+def test_ack_and_lease_acknowledges_first_then_leases(connector: Connector, queue: str) -> None:
+    """One call settles the last batch and takes the next; stale acks are not counted."""
+    connector.push_many(queue, [b"a", b"b", b"c"])
+    first = connector.lease_many(queue, 2, OWNER, LEASE)
+    acked, second = connector.ack_and_lease(queue, first, 5, OWNER, LEASE)
+    assert acked == 2
+    assert sorted(d.payload for d in first + second) == [b"a", b"b", b"c"]
+    assert connector.leased_count(queue) == 1
+    acked, nothing = connector.ack_and_lease(queue, first + second, 5, OWNER, LEASE)
+    assert (acked, nothing) == (1, [])
+    assert connector.leased_count(queue) == 0
+
+
+def test_settling_part_of_a_batch_leaves_the_rest_held(connector: Connector, queue: str) -> None:
+    """Items leased together are settled one by one: each outcome applies to that item only."""
+    connector.push_many(queue, [b"a", b"b", b"c", b"d"])
+    batch = connector.lease_many(queue, 4, OWNER, LEASE)
+    by_payload = {d.payload: d for d in batch}
+    a, b, c, d = (by_payload[p] for p in (b"a", b"b", b"c", b"d"))
+    assert connector.ack_many(queue, [b]) == 1
+    assert connector.release_many(queue, [c]) == 1
+    assert connector.dead_letter_many(queue, [a], "max retries") == 1
+    assert connector.leased_count(queue) == 1
+    assert connector.ack_many(queue, [a, b, c]) == 0  # already settled elsewhere
+    assert connector.extend_leases(queue, [d], LEASE) == 1
+    [again] = connector.lease_many(queue, 5, OWNER, LEASE)
+    assert (again.payload, again.item_id, again.deliveries) == (b"c", c.item_id, 1)
+    assert connector.ack_many(queue, [d, again]) == 2
+    assert connector.leased_count(queue) == 0
+    assert [dead.payload for dead in connector.dead_letters(queue)] == [b"a"]

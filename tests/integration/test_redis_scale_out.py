@@ -141,7 +141,9 @@ def test_ten_thousand_tasks_spread_evenly_and_all_run(redis_nodes: list[Node]) -
     assert summary.executor_exception is None
     assert sorted(worker.done) == list(range(10_000))
     for client in clients:
-        assert client.hlen(keys.queue_keys("scale").items) == 0
+        scale = keys.queue_keys("scale")
+        assert client.hlen(scale.leases) == 0  # every batch acknowledged
+        assert int(client.get(scale.leased_count) or 0) == 0
         assert client.llen(normal) == 0
         client.close()
     assert worker.broker.connector.leased_count("scale") == 0

@@ -19,7 +19,7 @@ import typing
 
 from sergeant.connector import _connector
 from sergeant.connector._connector import DeadLetter, Delivery, Priority, ReclaimResult
-from sergeant.connector.redis import keys, notify, registry, spread
+from sergeant.connector.redis import entries, keys, notify, registry, spread
 from sergeant.connector.redis.lock import Lock
 from sergeant.connector.redis.nodes import Node
 from sergeant.connector.redis.scripts import Scripts
@@ -40,6 +40,7 @@ DELAYED_POLL_SECONDS = 0.05
 
 _PRIORITIES = ("NORMAL", "HIGH")
 
+#: A settling script run on one node: (scripts, keys, token/slots pairs) -> count.
 _Settle = typing.Callable[[Scripts, keys.QueueKeys, list[str]], int]
 
 
@@ -85,6 +86,7 @@ class Connector(_connector.Connector):
         self.ordered = self._settings.cluster or len(self._settings.nodes) == 1
         self._nodes: list[Node] = []
         self._rotation = spread.Rotation()
+        self._ids = entries.IdMaker()
         self._pid = -1
         self._closed = False
         self._connect_lock = threading.Lock()
@@ -143,9 +145,10 @@ class Connector(_connector.Connector):
             return 0
         k = keys.queue_keys(queue)
         high = priority == "HIGH"
+        items = entries.make_entries(self._ids, b"H" if high else b"N", payloads)
         nodes = self._rotated()
         for node, (begin, end) in zip(nodes, spread.spread(count, len(nodes)), strict=False):
-            spread.push_on(node, k, high, consumable_from, payloads[begin:end])
+            spread.push_on(node, k, high, consumable_from, items[begin:end])
         return count
 
     def pop_many(self, queue: str, count: int) -> list[bytes]:
@@ -159,7 +162,8 @@ class Connector(_connector.Connector):
                 popped += node.scripts.pop(k, count - len(popped))
             if len(popped) >= count:
                 break
-        return popped
+        header = entries.HEADER
+        return [entry[header:] for entry in popped]
 
     @staticmethod
     def _wait_on_wake(node: Node, k: keys.QueueKeys, timeout: float) -> None:
@@ -221,33 +225,54 @@ class Connector(_connector.Connector):
         lease_seconds: float,
         block_seconds: float = 0.0,
     ) -> list[Delivery]:
-        """Lease up to ``count`` ready items; wait server-side (BLPOP) when asked.
+        """Lease up to ``count`` ready items as one batch per node; see :meth:`ack_and_lease`."""
+        return self.ack_and_lease(queue, (), count, owner, lease_seconds, block_seconds)[1]
 
-        Every node is visited, from a rotating start. An idle blocking lease waits on
-        the wake list (fed by push, release and reclaim; on each node in turn when
-        several), never past the earliest delayed eta. ``owner`` is not stored per
-        item, to spare the hot path a hash write (and delete) per leased item.
+    def ack_and_lease(
+        self,
+        queue: str,
+        acks: typing.Sequence[Delivery],
+        count: int,
+        owner: str,
+        lease_seconds: float,
+        block_seconds: float = 0.0,
+    ) -> tuple[int, list[Delivery]]:
+        """Acknowledge ``acks`` and lease up to ``count`` items, in one script on one node.
+
+        Every node is visited, from a rotating start. Items leased on a node form one
+        batch under one fencing token, recorded once (see ``keys``), so the server's
+        work per item is one LPOP. An idle blocking lease waits on the wake list (fed
+        by push, release and reclaim; on each node in turn when several), never past
+        the earliest delayed eta. ``owner`` is not stored, to keep the hot path lean.
+        With several nodes, acknowledgements go first, one script per node.
         """
-        if count <= 0:
-            return []
+        if count <= 0 or (acks and not self.ordered):
+            acked = self.ack_many(queue, acks) if acks else 0
+            if count <= 0:
+                return acked, []
+            acks = ()
+        else:
+            acked = 0
         k = keys.queue_keys(queue)
         nodes = self._rotated()
-        leased, wait_ms = spread.lease_round(nodes, k, count, lease_seconds)
+        pairs = spread.settle_pairs(acks) if acks else []
+        leased, wait_ms, folded = spread.lease_round(nodes, k, count, lease_seconds, pairs)
+        acked += folded
         if leased or block_seconds <= 0:
-            return leased
+            return acked, leased
         deadline = time.monotonic() + block_seconds
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return []
+                return acked, []
             timeout = self._block_slice(remaining)
             if wait_ms >= 0:
                 timeout = min(timeout, wait_ms / 1000)
             nodes = self._rotated()
             self._wait_on_wake(nodes[0], k, timeout)
-            leased, wait_ms = spread.lease_round(nodes, k, count, lease_seconds)
+            leased, wait_ms, _ = spread.lease_round(nodes, k, count, lease_seconds)
             if leased:
-                return leased
+                return acked, leased
 
     def _settle(self, queue: str, deliveries: typing.Sequence[Delivery], call: _Settle) -> int:
         """Run ``call`` once per node holding some of ``deliveries``; sum its counts."""
@@ -261,9 +286,7 @@ class Connector(_connector.Connector):
                 continue  # a node no longer configured: its leases cannot be held
             node = nodes[index]
             with node:
-                # A lease is named by its member in the leased zset (see keys).
-                members = [f"{d.item_id}:{d.deliveries}:{d.token}" for d in group]
-                total += call(node.scripts, k, members)
+                total += call(node.scripts, k, spread.settle_pairs(group))
         return total
 
     def ack_many(self, queue: str, deliveries: typing.Sequence[Delivery]) -> int:
@@ -279,7 +302,7 @@ class Connector(_connector.Connector):
     ) -> int:
         """Move held leases' deadlines to ``lease_seconds`` from now (server clock)."""
         return self._settle(
-            queue, deliveries, lambda s, k, members: s.extend(k, members, lease_seconds)
+            queue, deliveries, lambda s, k, pairs: s.extend(k, pairs, lease_seconds)
         )
 
     def reclaim_expired(self, queue: str, max_deliveries: int) -> ReclaimResult:
@@ -290,9 +313,8 @@ class Connector(_connector.Connector):
 
     def leased_count(self, queue: str) -> int:
         """Number of leased items, expired but unreclaimed ones included."""
-        leased = keys.queue_keys(queue).leased
-        # '-inf (+inf' leaves out the permanent '-' member (see keys).
-        return self._sum(lambda node: int(node.client.zcount(leased, "-inf", "(+inf")))
+        counter = keys.queue_keys(queue).leased_count
+        return self._sum(lambda node: int(node.client.get(counter) or 0))
 
     # -- dead letters -----------------------------------------------------------
 
@@ -307,7 +329,7 @@ class Connector(_connector.Connector):
         return self._settle(
             queue,
             deliveries,
-            lambda s, k, members: s.dead_letter(k, members, reason, error),
+            lambda s, k, pairs: s.dead_letter(k, pairs, reason, error),
         )
 
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:

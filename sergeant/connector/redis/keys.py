@@ -5,26 +5,28 @@ Redis Cluster slot and every Lua script touches keys of one slot only. With seve
 independent nodes, every node holds its own copy of these keys, as each holds part
 of the queue (see ``spread``); keys and locks live on one node (:func:`node_index`).
 
-Layout of queue ``emails``. An item id is ``H`` or ``N`` (the priority it was pushed
-with, which release and reclaim return it to) then a zero-padded counter, so ids
-sort in push order: ``N000000000042``. ::
+Layout of queue ``emails``. Every queued, leased or dead item is one *entry*: a
+25-byte header then the pushed payload (see :mod:`sergeant.connector.redis.entries`).
+The header holds the priority the item was pushed with (``H``/``N``: release and
+reclaim return it there), its id (20 characters, made by the pushing client) and
+the number of its earlier deliveries that ended without an acknowledgement. Entries
+move whole between the structures below, so the hot path never touches a per-item
+key: a push is one RPUSH, a lease one LPOP plus one record per batch. ::
 
-    sergeant:{emails}:seq             string  last item id allocated (INCRBY per push)
-    sergeant:{emails}:items           hash    id -> payload (ready, delayed, leased and dead)
-    sergeant:{emails}:high            list    ready HIGH ids, head handed out first
-    sergeant:{emails}:normal          list    ready NORMAL ids, head handed out first
-    sergeant:{emails}:delayed:high    zset    id -> eta (Unix seconds, server clock), HIGH
-    sergeant:{emails}:delayed:normal  zset    id -> eta (Unix seconds, server clock), NORMAL
-    sergeant:{emails}:leased          zset    '<id>:<deliveries>:<token>' -> lease deadline
-                                              (Unix s, server clock), plus '-' -> +inf, kept
-                                              so the key stays alive
-    sergeant:{emails}:leases          string  last fencing token (INCR per leasing call;
+    sergeant:{emails}:ready:high      list    ready HIGH entries, head handed out first
+    sergeant:{emails}:ready:normal    list    ready NORMAL entries, head handed out first
+    sergeant:{emails}:delayed:high    zset    entry -> eta (Unix seconds, server clock), HIGH
+    sergeant:{emails}:delayed:normal  zset    entry -> eta, NORMAL
+    sergeant:{emails}:leases          hash    per leased batch (fencing token T):
+                                              'T' -> msgpack array of its entries,
+                                              'T:f' -> one '1'/'0' per entry (still held?),
+                                              'T:n' -> how many are still held
+    sergeant:{emails}:leased          zset    token -> lease deadline (Unix s, server clock)
+    sergeant:{emails}:leased:count    string  items under lease, all batches together
+    sergeant:{emails}:leases:seq      string  last fencing token (INCR per leasing call;
                                               never reset, so tokens never repeat)
-    sergeant:{emails}:deliveries      hash    id -> delivery count, for items not under lease
-                                              (absent means 0; while leased the count is
-                                              in the leased member)
-    sergeant:{emails}:dead            list    dead ids, oldest first
-    sergeant:{emails}:dead:info       hash    id -> JSON {reason, error, deliveries, dead_at}
+    sergeant:{emails}:dead            list    dead entries, oldest first
+    sergeant:{emails}:dead:info       hash    item id -> JSON {reason, error, deliveries, dead_at}
     sergeant:{emails}:wake            list    tokens pushed on new ready items; idle leases BLPOP it
 
 Outside queues::
@@ -49,17 +51,20 @@ PREFIX = "sergeant"
 
 
 class QueueKeys(typing.NamedTuple):
-    """The keys of one queue; see the module docstring for their types."""
+    """The keys of one queue; see the module docstring for their types.
 
-    seq: str
-    items: str
+    Every queue script gets all of them, in this order (``lua/_lib.lua`` names
+    the positions), so the tuple itself is the script's KEYS.
+    """
+
     high: str
     normal: str
     delayed_high: str
     delayed_normal: str
-    leased: str
     leases: str
-    deliveries: str
+    leased: str
+    leased_count: str
+    lease_seq: str
     dead: str
     dead_info: str
     wake: str
@@ -70,15 +75,14 @@ def queue_keys(queue: str) -> QueueKeys:
     """The keys of ``queue``, all under the hash tag ``{queue}``."""
     base = f"{PREFIX}:{{{queue}}}:"
     return QueueKeys(
-        seq=base + "seq",
-        items=base + "items",
-        high=base + "high",
-        normal=base + "normal",
+        high=base + "ready:high",
+        normal=base + "ready:normal",
         delayed_high=base + "delayed:high",
         delayed_normal=base + "delayed:normal",
-        leased=base + "leased",
         leases=base + "leases",
-        deliveries=base + "deliveries",
+        leased=base + "leased",
+        leased_count=base + "leased:count",
+        lease_seq=base + "leases:seq",
         dead=base + "dead",
         dead_info=base + "dead:info",
         wake=base + "wake",

@@ -1,11 +1,12 @@
 """The Lua scripts of the Redis connector, one typed wrapper per script.
 
-Each ``lua/<name>.lua`` file is one atomic operation; its header documents KEYS,
-ARGV, the return value and the invariants. The sources are read once at import
-(``importlib.resources``) and registered per client with ``register_script``, which
-calls EVALSHA and loads the script again on NOSCRIPT (after a restart or a SCRIPT
-FLUSH). Wrappers take the queue's :class:`~sergeant.connector.redis.keys.QueueKeys`
-and pass each script only the keys its header lists.
+Each ``lua/<name>.lua`` file is one atomic operation; its header documents ARGV,
+the return value and the invariants. Queue scripts are loaded with ``lua/_lib.lua``
+in front (the key positions and shared steps) and get all of the queue's keys
+(:class:`~sergeant.connector.redis.keys.QueueKeys` is their KEYS). On one server a
+script is sent as a bare EVALSHA (redis-py's ``Script`` wrapper costs a tenth of a
+one-by-one round trip); on NOSCRIPT (after a restart or a SCRIPT FLUSH), and on a
+cluster, ``register_script``'s object loads and routes it.
 """
 
 from __future__ import annotations
@@ -17,17 +18,18 @@ import redis
 import redis.client
 import redis.cluster
 import redis.commands.core
+import redis.exceptions
 
 from sergeant.connector.redis.keys import QueueKeys
 
-__all__ = ["WAKE_TOKENS", "Scripts"]
+__all__ = ["RECLAIM_BATCH", "WAKE_TOKENS", "Scripts"]
 
 #: Most wake tokens kept per queue: how many blocked leases one push can wake.
 WAKE_TOKENS = 16
 #: Most expired leases one reclaim script call handles, so it never blocks Redis long.
 RECLAIM_BATCH = 1000
 
-_NAMES = (
+_QUEUE_SCRIPTS = (
     "push",
     "pop",
     "lease",
@@ -41,14 +43,36 @@ _NAMES = (
     "dead_letters",
     "requeue_dead",
     "purge_dead",
-    "lock_release",
-    "lock_set_ttl",
 )
+_LOCK_SCRIPTS = ("lock_release", "lock_set_ttl")
 _LUA = importlib.resources.files("sergeant.connector.redis") / "lua"
-SOURCES: dict[str, str] = {name: (_LUA / f"{name}.lua").read_text("utf-8") for name in _NAMES}
+_LIB = (_LUA / "_lib.lua").read_text("utf-8")
+SOURCES: dict[str, str] = {
+    **{name: _LIB + (_LUA / f"{name}.lua").read_text("utf-8") for name in _QUEUE_SCRIPTS},
+    **{name: (_LUA / f"{name}.lua").read_text("utf-8") for name in _LOCK_SCRIPTS},
+}
 
 #: What redis-py accepts as a script argument.
 Arg = bytes | str | int | float
+
+
+class _Script:
+    """One script on one client: a bare EVALSHA on a single server, else redis-py's."""
+
+    def __init__(self, client: redis.Redis | redis.cluster.RedisCluster, source: str) -> None:
+        self.registered = client.register_script(source)
+        # redis-py leaves execute_command untyped: name its type here.
+        self._execute: typing.Callable[..., typing.Any] | None = (
+            client.execute_command if isinstance(client, redis.Redis) else None
+        )
+
+    def __call__(self, keys: typing.Sequence[str], args: typing.Sequence[Arg]) -> typing.Any:
+        if self._execute is not None:
+            try:
+                return self._execute("EVALSHA", self.registered.sha, len(keys), *keys, *args)
+            except redis.exceptions.NoScriptError:
+                pass  # the registered script loads it and runs it
+        return self.registered(keys, args)
 
 
 class Scripts:
@@ -61,134 +85,95 @@ class Scripts:
     """
 
     def __init__(self, client: redis.Redis | redis.cluster.RedisCluster) -> None:
-        register = client.register_script
-        self._push = register(SOURCES["push"])
-        self._pop = register(SOURCES["pop"])
-        self._lease = register(SOURCES["lease"])
-        self._ack = register(SOURCES["ack"])
-        self._release = register(SOURCES["release"])
-        self._extend = register(SOURCES["extend"])
-        self._dead_letter = register(SOURCES["dead_letter"])
-        self._reclaim = register(SOURCES["reclaim"])
-        self._length = register(SOURCES["length"])
-        self._purge = register(SOURCES["purge"])
-        self._dead_letters = register(SOURCES["dead_letters"])
-        self._requeue_dead = register(SOURCES["requeue_dead"])
-        self._purge_dead = register(SOURCES["purge_dead"])
-        self._lock_release = register(SOURCES["lock_release"])
-        self._lock_set_ttl = register(SOURCES["lock_set_ttl"])
+        s = {name: _Script(client, source) for name, source in SOURCES.items()}
+        self._push, self._pop, self._lease = s["push"], s["pop"], s["lease"]
+        self._ack, self._release, self._extend = s["ack"], s["release"], s["extend"]
+        self._dead_letter, self._reclaim = s["dead_letter"], s["reclaim"]
+        self._length, self._purge = s["length"], s["purge"]
+        self._dead_letters, self._requeue_dead = s["dead_letters"], s["requeue_dead"]
+        self._purge_dead = s["purge_dead"]
+        self._lock_release, self._lock_set_ttl = s["lock_release"], s["lock_set_ttl"]
 
     def push(
         self,
         k: QueueKeys,
         high: bool,
         eta: float,
-        payloads: typing.Sequence[bytes],
+        entries: typing.Sequence[bytes],
         pipe: redis.client.Pipeline | None = None,
     ) -> int:
-        """Append ``payloads`` to one priority; queued on ``pipe`` when given (returns 0)."""
-        keys = (
-            k.seq,
-            k.items,
-            k.high if high else k.normal,
-            k.delayed_high if high else k.delayed_normal,
-            k.wake,
-        )
+        """Append ``entries`` to one priority; queued on ``pipe`` when given (returns 0)."""
         args: list[Arg] = [repr(float(eta)) if eta > 0 else "0", WAKE_TOKENS, "H" if high else "N"]
-        args += payloads
+        args += entries
         if pipe is not None:
-            self._push(keys, args, client=pipe)
+            self._push.registered(k, args, client=pipe)
             return 0
-        return int(self._push(keys, args))
+        return int(self._push(k, args))
 
     def pop(self, k: QueueKeys, count: int) -> list[bytes]:
-        """Remove and return up to ``count`` ready payloads."""
-        keys = (k.high, k.normal, k.delayed_high, k.delayed_normal, k.items, k.deliveries)
-        result: list[bytes] = self._pop(keys, (count,))
+        """Remove and return up to ``count`` ready entries."""
+        result: list[bytes] = self._pop(k, (count,))
         return result
 
-    def lease(self, k: QueueKeys, count: int, lease_seconds: float) -> list[typing.Any]:
-        """Lease up to ``count`` items: ``[-1, token, id, payload, deliveries, ...]``.
+    def lease(
+        self, k: QueueKeys, count: int, lease_seconds: float, acks: typing.Sequence[Arg] = ()
+    ) -> list[typing.Any]:
+        """Acknowledge ``acks`` (token, slots pairs), then lease up to ``count`` entries.
 
-        With nothing to hand out: ``[wait_ms]`` (see ``lua/lease.lua``).
+        Returns ``[-1, acknowledged, token, [entry, ...]]``, or ``[wait_ms,
+        acknowledged]`` with nothing to hand out (see ``lua/lease.lua``).
         """
-        keys = (
-            k.high,
-            k.normal,
-            k.delayed_high,
-            k.delayed_normal,
-            k.items,
-            k.deliveries,
-            k.leased,
-            k.wake,
-            k.leases,
-        )
-        result: list[typing.Any] = self._lease(keys, (count, repr(float(lease_seconds))))
+        result: list[typing.Any] = self._lease(k, (count, repr(float(lease_seconds)), *acks))
         return result
 
-    def ack(self, k: QueueKeys, members: list[str]) -> int:
-        """Acknowledge the held leases among ``members`` (lease members); count them."""
-        return int(self._ack((k.leased, k.items), members))
+    def ack(self, k: QueueKeys, pairs: typing.Sequence[Arg]) -> int:
+        """Acknowledge the held entries among ``pairs`` (token, slots); count them."""
+        return int(self._ack(k, pairs))
 
-    def release(self, k: QueueKeys, members: list[str]) -> int:
-        """Release the held leases among ``members`` (lease members); count them."""
-        keys = (k.leased, k.deliveries, k.high, k.normal, k.wake)
-        args: list[Arg] = [WAKE_TOKENS, *members]
-        return int(self._release(keys, args))
+    def release(self, k: QueueKeys, pairs: typing.Sequence[Arg]) -> int:
+        """Release the held entries among ``pairs`` (token, slots); count them."""
+        return int(self._release(k, (WAKE_TOKENS, *pairs)))
 
-    def extend(self, k: QueueKeys, members: list[str], lease_seconds: float) -> int:
-        """Extend the held leases among ``members`` (lease members); count them."""
-        args: list[Arg] = [repr(float(lease_seconds)), *members]
-        return int(self._extend((k.leased,), args))
+    def extend(self, k: QueueKeys, pairs: typing.Sequence[Arg], lease_seconds: float) -> int:
+        """Extend the batches holding entries among ``pairs``; count the held entries."""
+        return int(self._extend(k, (repr(float(lease_seconds)), *pairs)))
 
-    def dead_letter(self, k: QueueKeys, members: list[str], reason: str, error: str) -> int:
-        """Dead-letter the held leases among ``members`` (lease members); count them."""
-        keys = (k.leased, k.dead, k.dead_info)
-        return int(self._dead_letter(keys, [reason, error, *members]))
+    def dead_letter(
+        self, k: QueueKeys, pairs: typing.Sequence[Arg], reason: str, error: str
+    ) -> int:
+        """Dead-letter the held entries among ``pairs`` (token, slots); count them."""
+        return int(self._dead_letter(k, (reason, error, *pairs)))
 
     def reclaim(self, k: QueueKeys, max_deliveries: int) -> tuple[int, int, bool]:
-        """Reclaim up to :data:`RECLAIM_BATCH` expired leases.
+        """Reclaim expired batches, about :data:`RECLAIM_BATCH` entries at most.
 
         Returns:
-            ``(requeued, dead_lettered, more)``; ``more`` is True when the batch was
-            full, so more expired leases may remain.
+            ``(requeued, dead_lettered, more)``; ``more`` is True when expired
+            batches may remain.
         """
-        keys = (k.leased, k.deliveries, k.high, k.normal, k.dead, k.dead_info, k.wake)
-        requeued, dead, seen = self._reclaim(keys, (max_deliveries, RECLAIM_BATCH, WAKE_TOKENS))
-        return int(requeued), int(dead), int(seen) >= RECLAIM_BATCH
+        requeued, dead, more = self._reclaim(k, (max_deliveries, RECLAIM_BATCH, WAKE_TOKENS))
+        return int(requeued), int(dead), bool(more)
 
     def length(self, k: QueueKeys, include_delayed: bool) -> int:
-        """Ready items (due delayed included), plus not-yet-due ones when asked."""
-        keys = (k.high, k.normal, k.delayed_high, k.delayed_normal)
-        return int(self._length(keys, ("1" if include_delayed else "0",)))
+        """Ready entries (due delayed included), plus not-yet-due ones when asked."""
+        return int(self._length(k, ("1" if include_delayed else "0",)))
 
     def purge(self, k: QueueKeys) -> int:
-        """Delete ready and delayed items; returns how many."""
-        keys = (
-            k.high,
-            k.normal,
-            k.delayed_high,
-            k.delayed_normal,
-            k.items,
-            k.deliveries,
-            k.leased,
-            k.dead,
-        )
-        return int(self._purge(keys, ()))
+        """Delete ready and delayed entries; returns how many."""
+        return int(self._purge(k, ()))
 
     def dead_letters(self, k: QueueKeys, limit: int) -> list[bytes]:
-        """Up to ``limit`` dead items as ``[id, payload, json_info, ...]``."""
-        result: list[bytes] = self._dead_letters((k.dead, k.dead_info, k.items), (limit,))
+        """Up to ``limit`` dead entries as ``[entry, json_info, ...]``."""
+        result: list[bytes] = self._dead_letters(k, (limit,))
         return result
 
     def requeue_dead(self, k: QueueKeys, limit: int) -> int:
-        """Move up to ``limit`` (0 = all) dead items to the tail of NORMAL."""
-        keys = (k.dead, k.dead_info, k.deliveries, k.normal, k.wake)
-        return int(self._requeue_dead(keys, (limit, WAKE_TOKENS)))
+        """Move up to ``limit`` (0 = all) dead entries to the tail of NORMAL."""
+        return int(self._requeue_dead(k, (limit, WAKE_TOKENS)))
 
     def purge_dead(self, k: QueueKeys) -> int:
-        """Delete every dead item; returns how many."""
-        return int(self._purge_dead((k.dead, k.dead_info, k.items, k.deliveries), ()))
+        """Delete every dead entry; returns how many."""
+        return int(self._purge_dead(k, ()))
 
     def lock_release(self, key: str, token: str) -> bool:
         """Delete lock ``key`` if ``token`` owns it."""

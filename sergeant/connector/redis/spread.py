@@ -21,7 +21,7 @@ import typing
 import redis.cluster
 
 from sergeant.connector._connector import DeadLetter, Delivery
-from sergeant.connector.redis import keys
+from sergeant.connector.redis import entries, keys
 from sergeant.connector.redis.nodes import Node
 from sergeant.connector.redis.settings import RedisSettings
 
@@ -35,12 +35,13 @@ __all__ = [
     "lease_round",
     "push_on",
     "reclaim_on",
+    "settle_pairs",
     "spread",
 ]
 
-#: Most payloads per push script call; a bigger push runs several in one MULTI/EXEC.
+#: Most entries per push script call; a bigger push runs several in one MULTI/EXEC.
 PUSH_CHUNK = 2000
-#: Fewest payloads worth a round trip of their own: a smaller push goes to one node.
+#: Fewest entries worth a round trip of their own: a smaller push goes to one node.
 MIN_SPREAD_CHUNK = 100
 
 
@@ -70,7 +71,7 @@ class Rotation:
 
 
 def spread(count: int, node_count: int) -> list[tuple[int, int]]:
-    """Cut ``count`` payloads into contiguous ``(begin, end)`` parts, one per node at most.
+    """Cut ``count`` entries into contiguous ``(begin, end)`` parts, one per node at most.
 
     Parts differ in size by one at most, and none is smaller than
     :data:`MIN_SPREAD_CHUNK` unless the whole push is.
@@ -91,48 +92,63 @@ def push_on(
     k: keys.QueueKeys,
     high: bool,
     eta: float,
-    payloads: typing.Sequence[bytes],
+    items: typing.Sequence[bytes],
 ) -> int:
-    """Push ``payloads`` on one node (or cluster) atomically: one script, or one MULTI/EXEC.
+    """Push entries on one node (or cluster) atomically: one script, or one MULTI/EXEC.
 
     A cluster pipeline refuses EVALSHA, so a cluster gets one script call however big
     the push (``push.lua`` writes in bounded chunks itself).
     """
-    count = len(payloads)
+    count = len(items)
     with node:
         if count <= PUSH_CHUNK or isinstance(node.client, redis.cluster.RedisCluster):
-            return node.scripts.push(k, high, eta, payloads)
+            return node.scripts.push(k, high, eta, items)
         pipe = node.client.pipeline(transaction=True)
         for start in range(0, count, PUSH_CHUNK):
-            node.scripts.push(k, high, eta, payloads[start : start + PUSH_CHUNK], pipe)
+            node.scripts.push(k, high, eta, items[start : start + PUSH_CHUNK], pipe)
         pipe.execute()
     return count
 
 
 def lease_round(
-    nodes: list[Node], k: keys.QueueKeys, count: int, lease_seconds: float
-) -> tuple[list[Delivery], int]:
-    """One non-blocking lease over ``nodes`` in their order: ``(deliveries, wait_ms)``.
+    nodes: list[Node],
+    k: keys.QueueKeys,
+    count: int,
+    lease_seconds: float,
+    acks: typing.Sequence[str] = (),
+) -> tuple[list[Delivery], int, int]:
+    """One non-blocking lease over ``nodes`` in their order: ``(deliveries, wait_ms, acked)``.
 
-    ``wait_ms`` is -1 when nothing is delayed, else the milliseconds until the
-    earliest delayed item (on any node visited) is due.
+    ``acks`` (token, slots pairs) are acknowledged on the first node, in the same
+    script. ``wait_ms`` is -1 when nothing is delayed, else the milliseconds until
+    the earliest delayed item (on any node visited) is due.
     """
     leased: list[Delivery] = []
     wait_ms = -1
+    acked = 0
     for node in nodes:
         with node:
-            r = node.scripts.lease(k, count - len(leased), lease_seconds)
-        if len(r) > 1:
-            index, token = node.index, int(r[1])
-            leased += [
-                Delivery(payload, item_id.decode(), token, times, index)
-                for item_id, payload, times in zip(r[2::3], r[3::3], r[4::3], strict=True)
-            ]
+            r = node.scripts.lease(k, count - len(leased), lease_seconds, acks)
+        acked += int(r[1])
+        acks = ()
+        if len(r) > 2:
+            leased += entries.leased(r[3], int(r[2]), node.index)
             if len(leased) >= count:
                 break
-        elif r[0] >= 0 and (wait_ms < 0 or r[0] < wait_ms):
+        elif wait_ms < 0 or r[0] < wait_ms:
             wait_ms = r[0]
-    return leased, wait_ms
+    return leased, wait_ms, acked
+
+
+def settle_pairs(deliveries: typing.Iterable[Delivery]) -> list[str]:
+    """Deliveries of one node as the scripts take them: token, slots, token, slots..."""
+    by_token: dict[int, list[int]] = {}
+    for delivery in deliveries:
+        by_token.setdefault(delivery.token, []).append(delivery.slot)
+    pairs: list[str] = []
+    for token, slots in by_token.items():
+        pairs += (str(token), entries.slot_ranges(slots))
+    return pairs
 
 
 def reclaim_on(node: Node, k: keys.QueueKeys, max_deliveries: int) -> tuple[int, int]:
@@ -168,12 +184,13 @@ def dead_letters_of(node: Node, k: keys.QueueKeys, limit: int) -> list[DeadLette
     with node:
         r = node.scripts.dead_letters(k, limit)
     found = []
-    for i in range(0, len(r), 3):
-        info = json.loads(r[i + 2])
+    for entry, raw_info in zip(r[0::2], r[1::2], strict=True):
+        info = json.loads(raw_info)
+        item_id, payload = entries.split_entry(entry)
         found.append(
             DeadLetter(
-                item_id=r[i].decode(),
-                payload=r[i + 1],
+                item_id=item_id,
+                payload=payload,
                 reason=str(info.get("reason", "")),
                 error=str(info.get("error", "")),
                 deliveries=int(info.get("deliveries", 0)),

@@ -1,33 +1,25 @@
--- requeue_dead.lua: move up to ARGV[1] dead items (0 = all), oldest first, back to ready.
+-- requeue_dead.lua: move up to ARGV[1] dead entries (0 = all), oldest first, back to ready.
 --
--- KEYS[1] dead        list  dead ids, oldest first
--- KEYS[2] dead:info   hash  id -> JSON record
--- KEYS[3] deliveries  hash  id -> delivery count of items not under lease
--- KEYS[4] normal      list  ready NORMAL ids
--- KEYS[5] wake        list  wake tokens for blocked leases
+-- KEYS: the queue's keys (see _lib.lua)
 -- ARGV[1] limit (0 = all)
--- ARGV[2] most wake tokens to keep in KEYS[5]
+-- ARGV[2] most wake tokens to keep
 --
--- Returns: how many items were requeued.
--- Invariants: their delivery count starts again from 0; they go to the tail of NORMAL.
-local CHUNK = 4000
+-- Returns: how many entries were requeued.
+-- Invariants: they go to the tail of NORMAL as NORMAL entries, their delivery count
+-- starting again from 0.
 local limit = tonumber(ARGV[1])
-local ids = redis.call('LRANGE', KEYS[1], 0, limit - 1)
-if #ids == 0 then
+local entries = redis.call('LRANGE', DEAD, 0, limit - 1)
+if #entries == 0 then
   return 0
 end
-redis.call('LTRIM', KEYS[1], #ids, -1)
-for i = 1, #ids, CHUNK do
-  local j = math.min(i + CHUNK - 1, #ids)
-  redis.call('HDEL', KEYS[2], unpack(ids, i, j))
-  redis.call('HDEL', KEYS[3], unpack(ids, i, j))
-  redis.call('RPUSH', KEYS[4], unpack(ids, i, j))
+redis.call('LTRIM', DEAD, #entries, -1)
+local again = {}
+for k, e in ipairs(entries) do
+  redis.call('HDEL', DEAD_INFO, item_id(e))
+  again[k] = 'N' .. item_id(e) .. '0000' .. sub(e, 26)
 end
-local cap = tonumber(ARGV[2])
-local tokens = {}
-for k = 1, math.min(#ids, cap) do
-  tokens[k] = '1'
+for i = 1, #again, CHUNK do
+  redis.call('RPUSH', NORMAL, unpack(again, i, math.min(i + CHUNK - 1, #again)))
 end
-redis.call('RPUSH', KEYS[5], unpack(tokens))
-redis.call('LTRIM', KEYS[5], -cap, -1)
-return #ids
+wake(#again, tonumber(ARGV[2]))
+return #again

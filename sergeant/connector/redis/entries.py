@@ -1,0 +1,101 @@
+"""Entries: how an item travels through a queue's Redis structures.
+
+An entry is a fixed 25-byte header then the payload::
+
+    b"N" + item id (20 chars) + earlier deliveries (4 digits) + payload
+
+The first byte is the priority the item was pushed with (``H`` or ``N``; release
+and reclaim return it there). The id is made here, by the pushing client: 12 hex
+characters random per process (and per fork) then an 8-hex-digit counter, so ids
+are unique without a round trip. The last four digits count the item's earlier
+deliveries that ended without an acknowledgement (reclaim adds one; a release does
+not), so a delivery's count is that number plus one. Lua reads and rewrites headers
+only off the hot path (reclaim, dead letters); see ``lua/_lib.lua``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import typing
+
+from sergeant.connector._records import Delivery
+
+__all__ = [
+    "HEADER",
+    "IdMaker",
+    "deliveries_of",
+    "leased",
+    "make_entries",
+    "slot_ranges",
+    "split_entry",
+]
+
+#: Bytes before the payload in every entry.
+HEADER = 25
+_FRESH = b"0000"
+_new_delivery = tuple.__new__
+
+
+class IdMaker:
+    """Unique item ids for this process: a random prefix and a counter, fork-aware."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._prefix = b""
+        self._next = 0
+
+    def headers(self, priority: bytes, count: int) -> list[bytes]:
+        """``count`` fresh headers (new ids, no earlier deliveries) for ``priority``."""
+        with self._lock:
+            if self._pid != os.getpid() or self._next + count >= 1 << 32:
+                # A forked child must not repeat its parent's ids; nor may the
+                # counter outgrow its 8 hex digits.
+                self._pid, self._prefix, self._next = os.getpid(), os.urandom(6).hex().encode(), 0
+            first = self._next
+            self._next += count
+        start = priority + self._prefix
+        return [b"%s%08x0000" % (start, n) for n in range(first, first + count)]
+
+
+def make_entries(ids: IdMaker, priority: bytes, payloads: typing.Sequence[bytes]) -> list[bytes]:
+    """Entries for ``payloads``, pushed with ``priority`` (``b'H'`` or ``b'N'``)."""
+    return [h + p for h, p in zip(ids.headers(priority, len(payloads)), payloads, strict=True)]
+
+
+def deliveries_of(entry: bytes) -> int:
+    """The delivery count of a leased entry: its earlier deliveries plus this one."""
+    earlier = entry[21:HEADER]
+    return 1 if earlier == _FRESH else int(earlier) + 1
+
+
+def split_entry(entry: bytes) -> tuple[str, bytes]:
+    """``(item id, payload)`` of an entry."""
+    return entry[1:21].decode(), entry[HEADER:]
+
+
+def leased(entries: list[bytes], token: int, node: int) -> list[Delivery]:
+    """The deliveries of one leased batch: slot ``k`` (1-based) is ``entries[k - 1]``."""
+    return [
+        _new_delivery(Delivery, (e[HEADER:], e[1:21].decode(), token, deliveries_of(e), node, slot))
+        for slot, e in enumerate(entries, 1)
+    ]
+
+
+def slot_ranges(slots: typing.Iterable[int]) -> str:
+    """Slots as the scripts read them: ``'1-3,7'`` for 1, 2, 3, 7."""
+    ordered = sorted(set(slots))
+    if not ordered:
+        return ""
+    if ordered[-1] - ordered[0] + 1 == len(ordered):  # one run: the usual case
+        return f"{ordered[0]}-{ordered[-1]}"
+    parts = []
+    start = previous = ordered[0]
+    for slot in ordered[1:]:
+        if slot != previous + 1:
+            parts.append(f"{start}-{previous}")
+            start = slot
+        previous = slot
+    parts.append(f"{start}-{previous}")
+    return ",".join(parts)
