@@ -217,6 +217,24 @@ class Connector(abc.ABC):
         acked = self.ack_many(queue, acks) if acks else 0
         return acked, self.lease_many(queue, count, owner, lease_seconds, block_seconds)
 
+    def start_ack_and_lease(
+        self,
+        queue: str,
+        acks: typing.Sequence[Delivery],
+        count: int,
+        owner: str,
+        lease_seconds: float,
+    ) -> typing.Callable[[], tuple[int, list[Delivery]]]:
+        """Begin :meth:`ack_and_lease` (not blocking); the function returned finishes it.
+
+        For prefetching: a worker sends the next lease before it runs its last task
+        and reads the reply after, so the round trip overlaps the task. Call the
+        function once; it raises what :meth:`ack_and_lease` would. By default the
+        work is done at once (Redis on one server sends the request and returns).
+        """
+        result = self.ack_and_lease(queue, acks, count, owner, lease_seconds)
+        return lambda: result
+
     @abc.abstractmethod
     def ack_many(self, queue: str, deliveries: typing.Sequence[Delivery]) -> int:
         """Forget leased items for good (their outcome is settled).

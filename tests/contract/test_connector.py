@@ -508,3 +508,17 @@ def test_settling_part_of_a_batch_leaves_the_rest_held(connector: Connector, que
     assert connector.ack_many(queue, [d, again]) == 2
     assert connector.leased_count(queue) == 0
     assert [dead.payload for dead in connector.dead_letters(queue)] == [b"a"]
+
+
+def test_a_started_lease_finishes_later(connector: Connector, queue: str) -> None:
+    """start_ack_and_lease: other calls may run before its reply is read."""
+    connector.push_many(queue, [b"a", b"b", b"c"])
+    first = connector.lease_many(queue, 1, OWNER, LEASE)
+    finish = connector.start_ack_and_lease(queue, first, 1, OWNER, LEASE)
+    assert connector.length(queue) in (1, 2)  # 2 until the started lease has run
+    acked, second = finish()
+    assert acked == 1
+    assert len(second) == 1
+    assert connector.leased_count(queue) == 1
+    assert connector.length(queue) == 1
+    assert connector.ack_many(queue, second) == 1

@@ -274,6 +274,34 @@ class Connector(_connector.Connector):
             if leased:
                 return acked, leased
 
+    def start_ack_and_lease(
+        self,
+        queue: str,
+        acks: typing.Sequence[Delivery],
+        count: int,
+        owner: str,
+        lease_seconds: float,
+    ) -> typing.Callable[[], tuple[int, list[Delivery]]]:
+        """Send :meth:`ack_and_lease` now on one server; the function returned reads it.
+
+        With several nodes (or a cluster) it runs at once, as the contract's default.
+        """
+        nodes = self._all()
+        if len(nodes) > 1 or self._settings.cluster or count <= 0:
+            return super().start_ack_and_lease(queue, acks, count, owner, lease_seconds)
+        node = nodes[0]
+        pairs = spread.settle_pairs(acks) if acks else []
+        with node:
+            finish = node.scripts.start_lease(keys.queue_keys(queue), count, lease_seconds, pairs)
+
+        def read() -> tuple[int, list[Delivery]]:
+            with node:
+                r = finish()
+            leased = entries.leased(r[3], int(r[2]), node.index) if len(r) > 2 else []
+            return int(r[1]), leased
+
+        return read
+
     def _settle(self, queue: str, deliveries: typing.Sequence[Delivery], call: _Settle) -> int:
         """Run ``call`` once per node holding some of ``deliveries``; sum its counts."""
         if not deliveries:

@@ -62,9 +62,10 @@ class _Script:
     def __init__(self, client: redis.Redis | redis.cluster.RedisCluster, source: str) -> None:
         self.registered = client.register_script(source)
         # redis-py leaves execute_command untyped: name its type here.
-        self._execute: typing.Callable[..., typing.Any] | None = (
-            client.execute_command if isinstance(client, redis.Redis) else None
-        )
+        self._execute: typing.Callable[..., typing.Any] | None = None
+        self._pool: redis.ConnectionPool | None = None
+        if isinstance(client, redis.Redis):
+            self._execute, self._pool = client.execute_command, client.connection_pool
 
     def __call__(self, keys: typing.Sequence[str], args: typing.Sequence[Arg]) -> typing.Any:
         if self._execute is not None:
@@ -73,6 +74,40 @@ class _Script:
             except redis.exceptions.NoScriptError:
                 pass  # the registered script loads it and runs it
         return self.registered(keys, args)
+
+    def start(
+        self, keys: typing.Sequence[str], args: typing.Sequence[Arg]
+    ) -> typing.Callable[[], typing.Any]:
+        """Send the script now; the function returned reads its reply (call it once).
+
+        On a single server the request is in flight while the caller does other
+        work; on a cluster the script simply runs now.
+        """
+        pool = self._pool
+        if pool is None:
+            reply = self(keys, args)
+            return lambda: reply
+        connection = pool.get_connection()
+        try:
+            connection.send_command("EVALSHA", self.registered.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+        except BaseException:
+            connection.disconnect()  # type: ignore[no-untyped-call]
+            pool.release(connection)
+            raise
+
+        def finish() -> typing.Any:
+            try:
+                return connection.read_response()
+            except redis.exceptions.NoScriptError:
+                pass  # an error reply: the connection is fine
+            except BaseException:
+                connection.disconnect()  # type: ignore[no-untyped-call]  # reply in flight
+                raise
+            finally:
+                pool.release(connection)
+            return self.registered(keys, args)
+
+        return finish
 
 
 class Scripts:
@@ -125,6 +160,12 @@ class Scripts:
         """
         result: list[typing.Any] = self._lease(k, (count, repr(float(lease_seconds)), *acks))
         return result
+
+    def start_lease(
+        self, k: QueueKeys, count: int, lease_seconds: float, acks: typing.Sequence[Arg] = ()
+    ) -> typing.Callable[[], list[typing.Any]]:
+        """:meth:`lease`, sent now; the function returned reads its reply."""
+        return self._lease.start(k, (count, repr(float(lease_seconds)), *acks))
 
     def ack(self, k: QueueKeys, pairs: typing.Sequence[Arg]) -> int:
         """Acknowledge the held entries among ``pairs`` (token, slots); count them."""
