@@ -43,6 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--sqlite-n", type=int, default=defaults.sqlite_n, help="cap for the SQLite broker")
     add("--mongo-n", type=int, default=defaults.mongo_n, help="cap for the Mongo broker")
     add("--latency-n", type=int, default=defaults.latency_n, help="tasks in the latency run")
+    add("--memory-n", type=int, default=defaults.memory_n, help="tasks in the memory run")
     add("--rounds", type=int, default=3, help="interleaved rounds (default %(default)s)")
     add("--libraries", help="comma-separated subset, e.g. sergeant,sergeant-0.27,redis-py")
     add("--workloads", help="comma-separated subset of: " + ", ".join(w.name for w in WORKLOADS))
@@ -63,6 +64,7 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
         args.sqlite_n,
         args.mongo_n,
         args.latency_n,
+        args.memory_n,
     )
 
 

@@ -46,6 +46,7 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("consume_procs_4", "batched consume, 4 processes"),
     Workload("latency", "pickup latency, idle worker", Metric.LATENCY),
     Workload("idle_rss", "idle worker RSS", Metric.RSS),
+    Workload("memory_flat", "RSS growth over N tasks, one worker (ours only)", Metric.RSS),
 )
 WORKLOADS_BY_NAME = {workload.name: workload for workload in WORKLOADS}
 
@@ -64,6 +65,7 @@ class Sizes:
     sqlite_n: int = 20_000
     mongo_n: int = 2_000
     latency_n: int = 1_000
+    memory_n: int = 1_000_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +96,8 @@ class Library:
             return 0
         if workload == "latency":
             return min(sizes.latency_n, sizes.n)
+        if workload == "memory_flat":
+            return sizes.memory_n
         n = sizes.push_one_n if workload == "push_one" else sizes.n
         if self.broker == "local":
             n = min(n, sizes.sqlite_n)
@@ -157,8 +161,15 @@ def all_libraries(our_python: Path) -> list[Library]:
     original = _sergeant_workloads(full=True)
     for name in ("consume_batched_amo", "consume_procs_1", "consume_procs_2", "consume_procs_4"):
         del original[name]
+    ours = _sergeant_workloads(full=True)
+    # Memory over a million tasks: this project's target, measured on single-node Redis only.
+    ours["memory_flat"] = {
+        "workload": "memory_flat",
+        "tasks_per_transaction": BATCH,
+        "delivery": "at_least_once",
+    }
     return [
-        Library("sergeant", our_python, "sergeant_driver.py", "ours", _sergeant_workloads(True)),
+        Library("sergeant", our_python, "sergeant_driver.py", "ours", ours),
         Library(
             "sergeant-cluster",
             our_python,

@@ -144,6 +144,31 @@ def latency_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
     return _table(head, rows)
 
 
+def memory_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
+    """Sergeant's RSS while one worker runs N tasks: one row per round."""
+    cell = cells.get("sergeant", {}).get("memory_flat")
+    if cell is None or not cell.memory:
+        return []
+    rows = []
+    for run in cell.memory:
+        samples = ", ".join(f"{sample:.2f}" for sample in run.samples_mib)
+        rows.append(
+            [
+                str(run.round),
+                f"{run.n:,} / {run.executions:,}",
+                f"{run.samples_mib[0]:.2f}",
+                f"{run.samples_mib[-1]:.2f}",
+                f"{run.growth_mib:+.2f}",
+                f"{run.growth_bytes_per_task:+.2f}",
+                samples,
+            ]
+        )
+    every = cell.memory[0].sample_every
+    head = ["round", "tasks / executions", f"RSS after {every:,} (MiB)", "RSS at end (MiB)"]
+    head += ["growth (MiB)", "growth (bytes/task)", f"RSS every {every:,} tasks (MiB)"]
+    return _table(head, rows)
+
+
 def targets_table(found: list[Target]) -> list[str]:
     rows = []
     for target in found:
@@ -174,6 +199,10 @@ CLUSTER_NOTE = """`sergeant-cluster` is the same worker on a private three-node 
 lives in one hash slot, so on one primary: the cluster gives a single queue one
 node's capacity, plus the cluster client's routing; it spreads *many* queues."""
 
+MEMORY_NOTE = """Sergeant's memory over N tasks: one worker process (batched 1,000, at-least-once)
+runs a queue of N tasks; its RSS after every N/10 tasks (growth is from the first sample
+to the end; bytes per task over the last 9N/10 tasks):"""
+
 NOTES = """## How each workload is measured
 
 - **push one-by-one**: one call per task (`push_task`, `enqueue`, `apply_async`, `send`,
@@ -199,6 +228,14 @@ NOTES = """## How each workload is measured
   records `time.time()` when `work` starts.
 - **idle RSS**: psutil RSS of a worker process after `init_worker()`, blocked in
   `work_loop()` on an empty queue, 1.5 s after start.
+- **memory over N tasks** (Sergeant on Redis only; N = 1,000,000 unless `--memory-n`):
+  the queue is filled first (chunks of 10,000 with `push_tasks`), then one worker in the
+  same process (`tasks_per_transaction` 1,000, at-least-once) runs all N with
+  `max_tasks_per_run=N`. Its `work` marks the task's `i` in a bytearray allocated up
+  front (no set of ids that would itself grow) and counts executions; every N/10 tasks
+  it reads the process's RSS (psutil). Growth is the last sample minus the first (taken
+  after N/10 tasks, so start-up and the first batches are warm); the target is under
+  2 MiB. The run is valid when all N distinct tasks ran.
 - **raw ceiling (redis-py)**: the very bytes Sergeant pushes (this project's pickle
   encoder), moved with RPUSH one per round trip, pipelined RPUSH one item per command,
   RPUSH 1,000 items per command, LPOP one per round trip, LPOP with count 1,000.
@@ -226,6 +263,9 @@ def render(cells: dict[str, dict[str, Cell]], meta: dict[str, typing.Any], chart
     if scaling:
         lines += ["## Worker processes (Sergeant, batched, at-least-once)", "", *scaling, ""]
     lines += ["## Latency and memory", "", *latency_table(cells), ""]
+    memory = memory_table(cells)
+    if memory:
+        lines += [MEMORY_NOTE, "", *memory, ""]
     failed = [
         f"- {library} / {workload}: {error}"
         for library, by_workload in cells.items()

@@ -29,6 +29,32 @@ THROUGHPUT = [w.name for w in WORKLOADS if w.metric is Metric.RATE and "procs" n
 
 
 @dataclasses.dataclass
+class MemoryRun:
+    """One ``memory_flat`` run: this worker's RSS every ``sample_every`` tasks and at the end."""
+
+    round: int
+    n: int
+    executions: int
+    sample_every: int
+    samples_mib: list[float]
+    growth_mib: float
+    growth_bytes_per_task: float
+
+    @classmethod
+    def of(cls, run: Run) -> MemoryRun:
+        extra = run.extra
+        return cls(
+            run.round,
+            run.n,
+            int(extra["executions"]),
+            int(extra["sample_every"]),
+            [float(sample) for sample in extra["rss_samples_mib"]],
+            float(extra["growth_mib"]),
+            float(extra["growth_bytes_per_task"]),
+        )
+
+
+@dataclasses.dataclass
 class Cell:
     """The runs of one library on one workload, summarised."""
 
@@ -40,6 +66,7 @@ class Cell:
     runs: int
     p99: tuple[float, float, float] | None = None
     errors: list[str] = dataclasses.field(default_factory=list)
+    memory: list[MemoryRun] = dataclasses.field(default_factory=list)
 
     def as_json(self) -> dict[str, typing.Any]:
         return dataclasses.asdict(self)
@@ -64,6 +91,8 @@ def summarize(runs: list[Run]) -> dict[str, dict[str, Cell]]:
         p99s = [v for v in (run.value("p99_ms") for run in good) if v is not None]
         if workload == "latency" and p99s:
             cell.p99 = _stats(p99s)
+        if workload == "memory_flat":
+            cell.memory = [MemoryRun.of(run) for run in good]
         cells.setdefault(library, {})[workload] = cell
     return cells
 
@@ -142,6 +171,7 @@ def targets(cells: dict[str, dict[str, Cell]]) -> list[Target]:
             "ms",
         ),
         Target("idle worker RSS", _median(cells, ours, "idle_rss"), 40.0, False, "MiB"),
+        _memory_target(cells.get(ours, {}).get("memory_flat")),
         Target(
             "2 processes vs 1",
             ratio(cells, (ours, "consume_procs_2"), (ours, "consume_procs_1")),
@@ -149,3 +179,10 @@ def targets(cells: dict[str, dict[str, Cell]]) -> list[Target]:
         ),
     ]
     return result
+
+
+def _memory_target(cell: Cell | None) -> Target:
+    """RSS growth from the first sample (after N/10 tasks, warm) to the end; median of rounds."""
+    n = cell.n if cell else 1_000_000
+    name = f"memory growth over {n:,} tasks (RSS after {max(1, n // 10):,} to the end)"
+    return Target(name, cell.median if cell else None, 2.0, False, "MiB")

@@ -59,7 +59,7 @@ class Run:
     extra: dict[str, typing.Any] = dataclasses.field(default_factory=dict)
 
     def value(self, field: str = "") -> float | None:
-        """The primary figure (rate, p50 latency or RSS), or ``extra[field]``."""
+        """The primary figure (rate, p50 latency, RSS or RSS growth), or ``extra[field]``."""
         if field:
             found = self.extra.get(field)
             return float(found) if found is not None else None
@@ -67,6 +67,8 @@ class Run:
             return self.value("p50_ms")
         if self.workload == "idle_rss":
             return self.value("rss_mb")
+        if self.workload == "memory_flat":
+            return self.value("growth_mib")
         return self.rate
 
 
@@ -128,6 +130,8 @@ def measure(library: Library, workload: str, n: int, brokers: Brokers, round_num
         run.ok = run.distinct == n
         if not run.ok:
             run.error = f"distinct {run.distinct} != n {n}"
+        elif workload == "memory_flat" and "growth_mib" not in result:
+            run.ok, run.error = False, "no RSS samples"
     if workload != "latency" and workload != "idle_rss" and run.seconds > 0:
         run.rate = n / run.seconds
     return run

@@ -6,7 +6,8 @@ project has (``delivery``) are passed only when the installed ``WorkerConfig`` h
 
 Workloads (``args["workload"]``): ``push_one``, ``push_bulk``, ``consume`` (one
 process, ``tasks_per_transaction`` per pull), ``consume_procs`` (``procs`` worker
-processes), ``latency`` (idle worker, push-to-start delays) and ``idle_rss``.
+processes), ``latency`` (idle worker, push-to-start delays), ``idle_rss`` and
+``memory_flat`` (this process's RSS while one worker runs N tasks).
 """
 
 from __future__ import annotations
@@ -27,12 +28,23 @@ from sergeant.worker import Worker
 FILL_CHUNK = 10_000
 
 
-def make_worker(args: dict[str, typing.Any], max_tasks: int = 0) -> typing.Any:
-    """A Worker on the benchmark queue that records each task's ``i`` (and delay)."""
+def worker_config(args: dict[str, typing.Any], max_tasks: int) -> typing.Any:
+    """The WorkerConfig of a benchmark worker on the benchmark queue."""
     extra: dict[str, typing.Any] = {}
     fields = {field.name for field in dataclasses.fields(WorkerConfig)}
     if "delivery" in fields and args.get("delivery"):
         extra["delivery"] = args["delivery"]
+    return WorkerConfig(
+        name=args["queue"],
+        connector=Connector(type=args["connector"]["type"], params=args["connector"]["params"]),
+        max_tasks_per_run=max_tasks,
+        tasks_per_transaction=args.get("tasks_per_transaction", 1),
+        **extra,
+    )
+
+
+def make_worker(args: dict[str, typing.Any], max_tasks: int = 0) -> typing.Any:
+    """A Worker on the benchmark queue that records each task's ``i`` (and delay)."""
 
     class BenchWorker(Worker):  # type: ignore[misc]
         seen: typing.ClassVar[set[int]] = set()
@@ -40,15 +52,7 @@ def make_worker(args: dict[str, typing.Any], max_tasks: int = 0) -> typing.Any:
         delays: typing.ClassVar[list[float]] = []
 
         def generate_config(self) -> typing.Any:
-            return WorkerConfig(
-                name=args["queue"],
-                connector=Connector(
-                    type=args["connector"]["type"], params=args["connector"]["params"]
-                ),
-                max_tasks_per_run=max_tasks,
-                tasks_per_transaction=args.get("tasks_per_transaction", 1),
-                **extra,
-            )
+            return worker_config(args, max_tasks)
 
         def work(self, task: typing.Any) -> None:
             kwargs = task.kwargs
@@ -213,6 +217,58 @@ def idle_worker(args: dict[str, typing.Any]) -> None:
     worker.work_loop()
 
 
+class FlatWorker(Worker):  # type: ignore[misc]
+    """Runs ``n`` tasks without growing itself: each task's ``i`` is marked in a bitmap
+    allocated up front (a set of ids would grow per task), and the process's RSS is read
+    every ``every`` tasks and after the last one."""
+
+    def __init__(self, args: dict[str, typing.Any], n: int) -> None:
+        import psutil  # only this workload needs it (0.27's venv may not have it)
+
+        self.args, self.n, self.every = args, n, max(1, n // 10)
+        # bytearray(n) zero-fills, so its pages are resident before the first sample.
+        self.bitmap = bytearray(n)
+        self.executions = 0
+        self.samples: list[int] = []  # bytes; about ten of them
+        self.process = psutil.Process()
+        super().__init__()
+
+    def generate_config(self) -> typing.Any:
+        return worker_config(self.args, self.n)
+
+    def work(self, task: typing.Any) -> None:
+        self.bitmap[task.kwargs["i"]] = 1
+        self.executions += 1
+        if self.executions % self.every == 0 or self.executions == self.n:
+            self.samples.append(self.process.memory_info().rss)
+
+
+def memory_flat(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
+    """One worker runs N queued tasks; RSS from the first sample (warm) to the end."""
+    n = args["n"]
+    worker = FlatWorker(args, n)
+    worker.init_worker()
+    worker.purge_tasks()
+    fill(worker, 0, n)
+    started = time.perf_counter()
+    worker.work_loop()
+    seconds = time.perf_counter() - started
+    mib = 1024 * 1024
+    samples = worker.samples
+    growth = samples[-1] - samples[0] if samples else 0
+    return _common.result(
+        seconds,
+        n,
+        n - worker.bitmap.count(0),
+        executions=worker.executions,
+        left_in_queue=worker.number_of_enqueued_tasks(),
+        sample_every=worker.every,
+        rss_samples_mib=[sample / mib for sample in samples],
+        growth_mib=growth / mib,
+        growth_bytes_per_task=growth / max(1, n - worker.every),
+    )
+
+
 WORKLOADS: dict[str, typing.Callable[[dict[str, typing.Any]], dict[str, typing.Any]]] = {
     "push_one": push_one,
     "push_bulk": push_bulk,
@@ -220,6 +276,7 @@ WORKLOADS: dict[str, typing.Callable[[dict[str, typing.Any]], dict[str, typing.A
     "consume_procs": consume_procs,
     "latency": latency,
     "idle_rss": idle_rss,
+    "memory_flat": memory_flat,
 }
 
 ROLES: dict[str, typing.Callable[[dict[str, typing.Any]], None]] = {
