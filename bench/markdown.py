@@ -200,8 +200,8 @@ lives in one hash slot, so on one primary: the cluster gives a single queue one
 node's capacity, plus the cluster client's routing; it spreads *many* queues."""
 
 MEMORY_NOTE = """Sergeant's memory over N tasks: one worker process (batched 1,000, at-least-once)
-runs a queue of N tasks; its RSS after every N/10 tasks (growth is from the first sample
-to the end; bytes per task over the last 9N/10 tasks):"""
+runs a queue of N tasks; its RSS after every N/10 tasks. Growth is the last sample minus
+the lowest one (the first, unless RSS fell after it); bytes per task over the last 9N/10:"""
 
 NOTES = """## How each workload is measured
 
@@ -233,9 +233,10 @@ NOTES = """## How each workload is measured
   same process (`tasks_per_transaction` 1,000, at-least-once) runs all N with
   `max_tasks_per_run=N`. Its `work` marks the task's `i` in a bytearray allocated up
   front (no set of ids that would itself grow) and counts executions; every N/10 tasks
-  it reads the process's RSS (psutil). Growth is the last sample minus the first (taken
-  after N/10 tasks, so start-up and the first batches are warm); the target is under
-  2 MiB. The run is valid when all N distinct tasks ran.
+  it reads the process's RSS (psutil). Growth is the last sample minus the lowest (the
+  first sample, taken after N/10 tasks so start-up and the first batches are warm, unless
+  memory left from the fill was returned later); the target is under 2 MiB. The run is
+  valid when all N distinct tasks ran.
 - **raw ceiling (redis-py)**: the very bytes Sergeant pushes (this project's pickle
   encoder), moved with RPUSH one per round trip, pipelined RPUSH one item per command,
   RPUSH 1,000 items per command, LPOP one per round trip, LPOP with count 1,000.

@@ -182,7 +182,7 @@ def targets(cells: dict[str, dict[str, Cell]]) -> list[Target]:
 
 
 def _memory_target(cell: Cell | None) -> Target:
-    """RSS growth from the first sample (after N/10 tasks, warm) to the end; median of rounds."""
+    """RSS growth over the samples (from N/10 tasks, warm, to the end); median of rounds."""
     n = cell.n if cell else 1_000_000
     name = f"memory growth over {n:,} tasks (RSS after {max(1, n // 10):,} to the end)"
     return Target(name, cell.median if cell else None, 2.0, False, "MiB")
