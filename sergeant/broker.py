@@ -26,6 +26,7 @@ __all__ = [
     "UNDECODABLE",
     "WORKER_DIED",
     "Broker",
+    "LeasedBatch",
     "LeasedTask",
     "kill_note_key",
 ]
@@ -55,6 +56,14 @@ class LeasedTask(typing.NamedTuple):
 
     task: Task
     delivery: Delivery
+
+
+class LeasedBatch(typing.NamedTuple):
+    """Leased tasks and, in the same order, the leases that must settle them
+    (two lists: no object per task)."""
+
+    tasks: list[Task]
+    deliveries: list[Delivery]
 
 
 class Broker:
@@ -121,7 +130,47 @@ class Broker:
         ``'killed after timeout'`` or ``'worker died'``.
         """
         deliveries = self.connector.lease_many(queue, count, owner, lease_seconds, block_seconds)
-        leased: list[LeasedTask] = []
+        tasks, kept = self._admit(queue, deliveries, max_deliveries)
+        return [LeasedTask(task, delivery) for task, delivery in zip(tasks, kept, strict=True)]
+
+    def ack_and_lease_tasks(
+        self,
+        queue: str,
+        acks: typing.Sequence[Delivery],
+        count: int,
+        owner: str,
+        lease_seconds: float,
+        block_seconds: float = 0.0,
+        max_deliveries: int = 0,
+    ) -> tuple[int, LeasedBatch]:
+        """Acknowledge ``acks``, then lease as :meth:`lease_tasks`, in one round trip
+        where the connector can (``Connector.ack_and_lease``).
+
+        Returns:
+            How many of ``acks`` were still held, and the leased tasks.
+        """
+        acked, deliveries = self.connector.ack_and_lease(
+            queue, acks, count, owner, lease_seconds, block_seconds
+        )
+        return acked, self._admit(queue, deliveries, max_deliveries)
+
+    def _admit(self, queue: str, deliveries: list[Delivery], max_deliveries: int) -> LeasedBatch:
+        """Decode leased deliveries; dead-letter those that must not run (see lease_tasks)."""
+        decode = self.encoder.decode
+        try:  # the usual case: every payload decodes
+            tasks = [decode(delivery.payload) for delivery in deliveries]
+        except DecodeError:
+            return self._admit_one_by_one(queue, deliveries, max_deliveries)
+        for task, delivery in zip(tasks, deliveries, strict=True):
+            task.deliveries = delivery.deliveries
+        if max_deliveries and any(d.deliveries > max_deliveries for d in deliveries):
+            return self._admit_one_by_one(queue, deliveries, max_deliveries)
+        return LeasedBatch(tasks, deliveries)
+
+    def _admit_one_by_one(
+        self, queue: str, deliveries: list[Delivery], max_deliveries: int
+    ) -> LeasedBatch:
+        batch = LeasedBatch([], [])
         decode = self.encoder.decode
         for delivery in deliveries:
             try:
@@ -140,8 +189,9 @@ class Broker:
                 self._bury_over_budget(queue, task, delivery, max_deliveries)
                 continue
             task.deliveries = delivery.deliveries
-            leased.append(LeasedTask(task, delivery))
-        return leased
+            batch.tasks.append(task)
+            batch.deliveries.append(delivery)
+        return batch
 
     def _bury_over_budget(
         self, queue: str, task: Task, delivery: Delivery, max_deliveries: int

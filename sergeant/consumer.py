@@ -1,12 +1,13 @@
 """The work loop's source of tasks: pulls batches, keeps leases alive, settles outcomes.
 
-At-least-once (the default): each batch is leased in one round trip; a heartbeat
-thread renews every lease this worker holds in one round trip per interval and
-reclaims the expired leases of dead workers; outcomes are acknowledged in one
-round trip before the next pull; on exit, tasks not yet started are released to
-the head of the queue. At-most-once: 0.27's pop-and-forget, with unstarted tasks
-pushed back (HIGH priority) on exit; an idle worker waits on the broker
-(``wait_for_items``) instead of sleeping.
+At-least-once (the default): a heartbeat thread renews every lease this worker
+holds in one round trip per interval and reclaims the expired leases of dead
+workers; the outcomes of a batch are acknowledged together with the lease of the
+next batch, in one round trip (``Connector.ack_and_lease``); on exit, settled tasks
+are acknowledged and tasks not yet started are released to the head of the queue.
+At-most-once: 0.27's pop-and-forget, with unstarted tasks pushed back (HIGH
+priority) on exit; an idle worker waits on the broker (``wait_for_items``)
+instead of sleeping.
 
 Broker faults: once the loop runs, a lost connection or an unreachable broker
 (``ConnectionLost``, ``BrokerUnavailable``) during a pull, an acknowledgement or a
@@ -129,7 +130,6 @@ class Consumer:
             yield from self._drain()
 
     def _pull(self, count: int) -> int:
-        self.flush_acks()
         queue, config = self.queue, self.config
         if not self.at_least_once:
             popped = retry_call("pop", lambda: self.broker.pop_tasks(queue, count), queue)
@@ -139,23 +139,32 @@ class Consumer:
                     "wait", lambda: self.broker.wait_for_tasks(queue, config.block_seconds), queue
                 )
             return len(popped)
-        batch = retry_call(
-            "lease",
-            lambda: self.broker.lease_tasks(
+        with self._flush_lock:
+            with self._lock:
+                to_ack = list(self._to_ack)
+            if to_ack and _faults.FAULT is not None:
+                _faults.crash_if("before_ack")
+            # The settled tasks' acknowledgements go with the next lease: one round trip.
+            # Until it is accepted they stay in _to_ack, held and renewed (also when retried).
+            accepted, batch = retry_call(
+                "lease",
+                lambda: self.broker.ack_and_lease_tasks(
+                    queue,
+                    to_ack,
+                    count,
+                    self.owner,
+                    config.lease_seconds,
+                    config.block_seconds,
+                    config.max_deliveries,
+                ),
                 queue,
-                count,
-                self.owner,
-                config.lease_seconds,
-                config.block_seconds,
-                config.max_deliveries,
-            ),
-            queue,
-        )
-        if batch and _faults.FAULT is not None:
+            )
+            self._acknowledged(to_ack, accepted)
+        if batch.tasks and _faults.FAULT is not None:
             _faults.crash_if("after_lease")
         with self._lock:
-            self._unstarted = collections.deque(batch)
-        return len(batch)
+            self._unstarted = collections.deque(map(LeasedTask, batch.tasks, batch.deliveries))
+        return len(batch.tasks)
 
     def _drain(self) -> typing.Iterator[Task]:
         if not self.at_least_once:
@@ -229,16 +238,22 @@ class Consumer:
             accepted = retry_call(
                 "ack", lambda: self.broker.ack(queue, to_ack), queue, give_up_after_seconds
             )
-            with self._lock:  # settle() only appends, so the sent ones are still first
-                del self._to_ack[: len(to_ack)]
-            if _faults.FAULT is not None:
-                _faults.crash_if("after_ack")
-        if accepted < len(to_ack):
+            self._acknowledged(to_ack, accepted)
+
+    def _acknowledged(self, sent: list[Delivery], accepted: int) -> None:
+        """The broker took the acknowledgement of ``sent``: they are no longer held."""
+        if not sent:
+            return
+        with self._lock:  # settle() only appends, so the sent ones are still first
+            del self._to_ack[: len(sent)]
+        if _faults.FAULT is not None:
+            _faults.crash_if("after_ack")
+        if accepted < len(sent):
             logger.warning(
                 "%d of %d acknowledgements were rejected: their leases had expired and the "
                 "tasks were handed out again (this worker was paused or cut off too long)",
-                len(to_ack) - accepted,
-                len(to_ack),
+                len(sent) - accepted,
+                len(sent),
                 extra={"event": "stale_ack", "queue": self.queue},
             )
 
