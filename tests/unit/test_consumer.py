@@ -1,0 +1,130 @@
+"""The consumer's lease bookkeeping on a real (SQLite) broker: what it holds, acks, gives back."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import types
+import typing
+from pathlib import Path
+
+import pytest
+
+from sergeant import config
+from sergeant import consumer as consumer_module
+from sergeant.broker import Broker
+from sergeant.connector import create
+from sergeant.consumer import Consumer
+from sergeant.encoder import Encoder
+from sergeant.executor import Outcome
+from sergeant.objects import Task
+
+QUEUE = "q"
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> typing.Iterator[Broker]:
+    broker = Broker(create("local", {"file_path": str(tmp_path / "b.sqlite3")}), Encoder())
+    yield broker
+    broker.connector.close()
+
+
+def make_consumer(broker: Broker, **settings: typing.Any) -> Consumer:
+    worker_config = config.WorkerConfig(name=QUEUE, block_seconds=0, **settings)
+    return Consumer(broker, worker_config)
+
+
+def test_a_batch_is_held_until_acknowledged_with_the_next_lease(broker: Broker) -> None:
+    """Unstarted, running and settled tasks stay held; the next pull acknowledges them."""
+    broker.push_tasks(QUEUE, [Task(kwargs={"i": i}) for i in range(5)])
+    consumer = make_consumer(broker, tasks_per_transaction=3, max_tasks_per_run=5)
+    tasks = iter(consumer)
+    try:
+        first = next(tasks)
+        assert len(consumer.held_deliveries()) == 3
+        consumer.started(first)
+        consumer.settle(first, Outcome.SUCCESS)
+        assert len(consumer.held_deliveries()) == 3
+        for _ in range(2):
+            task = next(tasks)
+            consumer.started(task)
+            consumer.settle(task, Outcome.SUCCESS)
+        next(tasks)  # the second pull acknowledges the first batch
+        assert len(consumer.held_deliveries()) == 2
+        assert broker.connector.leased_count(QUEUE) == 2
+        assert consumer.tasks_done == 3
+    finally:
+        consumer.close()
+    assert broker.connector.leased_count(QUEUE) == 0
+    assert broker.number_of_enqueued_tasks(QUEUE) == 2  # released: the started one too
+
+
+def test_a_snapshot_between_any_two_bytecodes_holds_every_lease(broker: Broker) -> None:
+    """The heartbeat thread may run between any two bytecodes of the loop: a snapshot taken
+    there (here, from a trace function at every opcode of the consumer) misses no lease."""
+    size = 20
+    broker.push_tasks(QUEUE, [Task(kwargs={"i": i}) for i in range(size)])
+    consumer = make_consumer(broker, tasks_per_transaction=size, max_tasks_per_run=size)
+    sizes: list[int] = []
+
+    def trace(frame: types.FrameType, event: str, arg: object) -> typing.Any:
+        if frame.f_code.co_filename != consumer_module.__file__:
+            return None
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            sizes.append(len(consumer.held_deliveries()))
+        return trace
+
+    sys.settrace(trace)
+    try:
+        for task in consumer:
+            consumer.started(task)
+            consumer.settle(task, Outcome.SUCCESS)
+    finally:
+        sys.settrace(None)
+        consumer.close()
+    held = sizes[sizes.index(size) :]  # from when the batch arrived
+    assert len(held) > 10 * size
+    assert set(held) == {size}
+
+
+def test_max_retries_dead_letters_and_is_not_acknowledged(
+    broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A task settled with max retries goes to the dead letters, without a stale ack."""
+    broker.push_tasks(QUEUE, [Task(kwargs={"i": i}) for i in range(2)])
+    consumer = make_consumer(broker, tasks_per_transaction=2, max_tasks_per_run=2)
+    try:
+        with caplog.at_level(logging.WARNING):
+            for task, outcome in zip(consumer, [Outcome.MAX_RETRIES, Outcome.SUCCESS], strict=True):
+                consumer.started(task)
+                consumer.settle(task, outcome)
+    finally:
+        consumer.close()
+    [(_, dead)] = broker.dead_tasks(QUEUE)
+    assert dead.reason == "max retries"
+    assert broker.connector.leased_count(QUEUE) == 0
+    assert "stale_ack" not in [getattr(record, "event", None) for record in caplog.records]
+
+
+def test_acknowledgements_of_expired_leases_are_reported_stale(
+    broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Leases that expired and were reclaimed before the ack: logged as stale_ack."""
+    broker.push_tasks(QUEUE, [Task(kwargs={"i": i}) for i in range(2)])
+    consumer = make_consumer(broker, tasks_per_transaction=2, max_tasks_per_run=4)
+    tasks = iter(consumer)
+    try:
+        for _ in range(2):
+            task = next(tasks)
+            consumer.started(task)
+            consumer.settle(task, Outcome.SUCCESS)
+        broker.extend(QUEUE, consumer.held_deliveries(), -1.0)
+        assert broker.reclaim(QUEUE, 0).requeued == 2
+        with caplog.at_level(logging.WARNING):
+            again = next(tasks)
+        assert again.deliveries == 2
+    finally:
+        consumer.close()
+    [stale] = [record for record in caplog.records if getattr(record, "event", None) == "stale_ack"]
+    assert "2 of 2 acknowledgements were rejected" in stale.getMessage()
