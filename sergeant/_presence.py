@@ -55,20 +55,15 @@ class Presence:
         # (monotonic seconds, tasks_done) per heartbeat, the last minute's and one older.
         self._samples: collections.deque[tuple[float, int]] = collections.deque()
         self._samples.append((time.monotonic(), 0))
-        # No lock: one dict store or pop per task, and info() reads a copy (GIL-atomic).
-        self._running: dict[int, tuple[str, float]] = {}
 
-    def task_started(self, task_key: int, task_id: str) -> None:
-        """A task began running; ``task_key`` names it until :meth:`task_ended`."""
-        self._running[task_key] = (task_id, time.time())
+    def info(self, tasks_done: int, running: typing.Iterable[tuple[str, float]]) -> bytes:
+        """The heartbeat's JSON (see the module docstring); samples ``tasks_done``.
 
-    def task_ended(self, task_key: int) -> None:
-        """A task was settled."""
-        self._running.pop(task_key, None)
-
-    def info(self, tasks_done: int) -> bytes:
-        """The heartbeat's JSON (see the module docstring); samples ``tasks_done``."""
-        running = sorted(self._running.copy().values(), key=lambda item: item[1])
+        Args:
+            tasks_done: tasks settled since the worker started.
+            running: the tasks running now: ``(task id, Unix seconds it started)``.
+        """
+        running = sorted(running, key=lambda item: item[1])
         current = running[0] if running else (None, None)
         document: dict[str, typing.Any] = {
             **self._fixed,

@@ -106,6 +106,8 @@ class Consumer:
         self._running: dict[int, Delivery] = {}
         self._to_ack: list[Delivery] = []
         self._flush_lock = threading.Lock()
+        # The heartbeat's running tasks: (task id, Unix start), by id(task) (GIL-atomic).
+        self._current: dict[int, tuple[str, float]] = {}
         self._popped: collections.deque[Task] = collections.deque()  # at-most-once: unstarted
         self._heartbeat: _Heartbeat | None = None
         self.presence = _presence.Presence(self.queue)
@@ -190,13 +192,13 @@ class Consumer:
 
     def started(self, task: Task) -> None:
         """The executor began running ``task``: its heartbeat shows it as current."""
-        self.presence.task_started(id(task), task.id)
+        self._current[id(task)] = (task.id, time.time())
 
     def settle(self, task: Task, outcome: Outcome) -> None:
         """Record how ``task`` ended; its lease is acknowledged (or dead-lettered) in a batch."""
         self.tasks_done += 1
         key = id(task)
-        self.presence.task_ended(key)
+        self._current.pop(key, None)
         if not self.at_least_once:
             return
         running = self._running
@@ -292,7 +294,7 @@ class Consumer:
     def publish_presence(self) -> None:
         """Publish this worker's heartbeat, alive for a few heartbeat intervals."""
         ttl = heartbeat_interval(self.config) * _presence.HEARTBEAT_TTL_FACTOR
-        info = self.presence.info(self.tasks_done)
+        info = self.presence.info(self.tasks_done, self._current.copy().values())
         self.broker.connector.register_worker(self.presence.worker_id, info, ttl)
 
     def _publish_first_presence(self) -> None:

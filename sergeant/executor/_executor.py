@@ -188,7 +188,7 @@ def run_task(target: HookTarget, task: Task) -> Outcome:
         WorkerInterrupt: the task (or a hook) asked to stop or respawn the worker;
             ``on_stop`` has been called for a stop.
     """
-    return Runner(target).run(task)[0]
+    return run_task_with_value(target, task)[0]
 
 
 def run_task_with_value(target: HookTarget, task: Task) -> tuple[Outcome, typing.Any]:
@@ -198,7 +198,9 @@ def run_task_with_value(target: HookTarget, task: Task) -> tuple[Outcome, typing
     Raises:
         WorkerInterrupt: as :func:`run_task`.
     """
-    return Runner(target).run(task)
+    ended = _Ended()
+    Runner(target).execute(ended, task)
+    return ended.outcome, ended.value
 
 
 def execute_one(tasks: TaskSource, target: HookTarget, task: Task) -> None:
@@ -208,6 +210,22 @@ def execute_one(tasks: TaskSource, target: HookTarget, task: Task) -> None:
         WorkerInterrupt: as :func:`run_task`, after settling the task as interrupted.
     """
     Runner(target).execute(tasks, task)
+
+
+class _Ended:
+    """A task source for one task that keeps how it was settled."""
+
+    outcome = Outcome.INTERRUPTED
+    value: typing.Any = None
+
+    def __iter__(self) -> typing.Iterator[Task]:
+        return iter(())
+
+    def started(self, task: Task) -> None:
+        pass
+
+    def settle(self, task: Task, outcome: Outcome, value: typing.Any = None) -> None:
+        self.outcome, self.value = outcome, value
 
 
 #: What ``work`` may raise that is routed to hooks (anything else propagates untouched).
@@ -252,26 +270,25 @@ class Runner:
     def execute(self, tasks: TaskSource, task: Task) -> None:
         """Run ``task`` and settle it in ``tasks`` (see :func:`execute_one`)."""
         tasks.started(task)
+        target = self.target
         try:
-            outcome, value = self.run(task)
+            if self._pre_work:
+                _guarded(target, "pre_work", task)
+            try:
+                value = target.work(task)
+            except _ROUTED as exc:
+                outcome, value = _after_raise(target, task, exc)
+            else:
+                if self._post_work:
+                    _guarded(target, "post_work", task, True, None)
+                if self._log_success:
+                    _log_event(
+                        target, "on_success", logging.INFO, "task has finished successfully", task
+                    )
+                if self._on_success:
+                    _guarded(target, "on_success", task, value)
+                outcome = Outcome.SUCCESS
         except WorkerInterrupt:
             tasks.settle(task, Outcome.INTERRUPTED)
             raise
         tasks.settle(task, outcome, value)
-
-    def run(self, task: Task) -> tuple[Outcome, typing.Any]:
-        """Run ``task`` and route its outcome (see :func:`run_task_with_value`)."""
-        target = self.target
-        if self._pre_work:
-            _guarded(target, "pre_work", task)
-        try:
-            returned_value = target.work(task)
-        except _ROUTED as exc:
-            return _after_raise(target, task, exc)
-        if self._post_work:
-            _guarded(target, "post_work", task, True, None)
-        if self._log_success:
-            _log_event(target, "on_success", logging.INFO, "task has finished successfully", task)
-        if self._on_success:
-            _guarded(target, "on_success", task, returned_value)
-        return Outcome.SUCCESS, returned_value

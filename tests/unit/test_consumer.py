@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sergeant import config
+from sergeant import _presence, config
 from sergeant import consumer as consumer_module
 from sergeant.broker import Broker
 from sergeant.connector import create
@@ -34,6 +34,13 @@ def make_consumer(broker: Broker, **settings: typing.Any) -> Consumer:
     return Consumer(broker, worker_config)
 
 
+def heartbeat(consumer: Consumer) -> tuple[int, str | None, int]:
+    """What the consumer's heartbeat says now: running tasks, current task, tasks done."""
+    consumer.publish_presence()
+    [info] = _presence.decode(consumer.broker.connector.workers(), QUEUE)
+    return info["running"], info["current_task_id"], info["tasks_done"]
+
+
 def test_a_batch_is_held_until_acknowledged_with_the_next_lease(broker: Broker) -> None:
     """Unstarted, running and settled tasks stay held; the next pull acknowledges them."""
     broker.push_tasks(QUEUE, [Task(kwargs={"i": i}) for i in range(5)])
@@ -43,8 +50,10 @@ def test_a_batch_is_held_until_acknowledged_with_the_next_lease(broker: Broker) 
         first = next(tasks)
         assert len(consumer.held_deliveries()) == 3
         consumer.started(first)
+        assert heartbeat(consumer)[:2] == (1, first.id)
         consumer.settle(first, Outcome.SUCCESS)
         assert len(consumer.held_deliveries()) == 3
+        assert heartbeat(consumer) == (0, None, 1)
         for _ in range(2):
             task = next(tasks)
             consumer.started(task)

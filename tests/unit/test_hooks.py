@@ -202,7 +202,7 @@ def test_hooks_left_as_the_base_class_no_ops_are_skipped_and_instance_hooks_run(
     assert (runner._pre_work, runner._post_work, runner._on_success) == (False, False, False)
     seen: list[typing.Any] = []
     worker.on_success = lambda task, returned_value: seen.append(returned_value)  # type: ignore[method-assign]
-    assert Runner(worker).run(Task())[0] is Outcome.SUCCESS
+    assert run_task_with_value(worker, Task())[0] is Outcome.SUCCESS
     assert seen == [None]
 
 

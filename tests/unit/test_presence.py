@@ -8,16 +8,17 @@ from sergeant._presence import Presence
 
 
 def test_running_tasks_and_the_current_one() -> None:
-    """The oldest running task is the current one; a settled task no longer counts."""
+    """The task running the longest is the current one."""
     presence = Presence("q")
-    presence.task_started(1, "first")
-    presence.task_started(2, "second")
-    info = orjson.loads(presence.info(0))
-    assert (info["running"], info["current_task_id"], info["queue"]) == (2, "first", "q")
-    presence.task_ended(1)
-    presence.task_ended(1)  # twice is harmless
-    info = orjson.loads(presence.info(1))
-    assert (info["running"], info["current_task_id"], info["tasks_done"]) == (1, "second", 1)
+    info = orjson.loads(presence.info(3, [("second", 20.0), ("first", 10.0)]))
+    assert (info["running"], info["current_task_id"], info["current_task_since"]) == (
+        2,
+        "first",
+        10.0,
+    )
+    assert (info["queue"], info["tasks_done"]) == ("q", 3)
+    info = orjson.loads(presence.info(3, []))
+    assert (info["running"], info["current_task_id"], info["current_task_since"]) == (0, None, None)
 
 
 def test_done_last_minute_from_the_heartbeats_samples() -> None:
