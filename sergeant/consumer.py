@@ -199,18 +199,16 @@ class Consumer:
         self.tasks_done += 1
         key = id(task)
         self._current.pop(key, None)
-        if not self.at_least_once:
+        running = self._running  # empty at-most-once: nothing more to do then
+        if outcome is not Outcome.MAX_RETRIES:
+            delivery = running.get(key)
+            if delivery is not None:
+                self._to_ack.append(delivery)  # see __init__: enter settled, then leave running
+                del running[key]
             return
-        running = self._running
-        if outcome is Outcome.MAX_RETRIES:
-            dead = running.pop(key, None)
-            if dead is not None:
-                self._dead_letter(dead)
-            return
-        delivery = running.get(key)
-        if delivery is not None:
-            self._to_ack.append(delivery)  # see __init__: enter settled, then leave running
-            del running[key]
+        dead = running.pop(key, None)
+        if dead is not None:
+            self._dead_letter(dead)
 
     def _dead_letter(self, delivery: Delivery) -> None:
         queue = self.queue
