@@ -13,6 +13,7 @@ watchdog left a kill note for it (see :func:`kill_note_key`), else ``'worker die
 from __future__ import annotations
 
 import logging
+import sys
 import typing
 
 from sergeant.connector import Connector, DeadLetter, Delivery, Lock, Priority, ReclaimResult
@@ -161,9 +162,12 @@ class Broker:
             tasks = [decode(delivery.payload) for delivery in deliveries]
         except DecodeError:
             return self._admit_one_by_one(queue, deliveries, max_deliveries)
+        bound, over = max_deliveries or sys.maxsize, False
         for task, delivery in zip(tasks, deliveries, strict=True):
-            task.deliveries = delivery.deliveries
-        if max_deliveries and any(d.deliveries > max_deliveries for d in deliveries):
+            times = task.deliveries = delivery.deliveries
+            if times > bound:
+                over = True
+        if over:
             return self._admit_one_by_one(queue, deliveries, max_deliveries)
         return LeasedBatch(tasks, deliveries)
 
