@@ -102,10 +102,16 @@ class Broker:
         A payload that cannot be decoded is logged with its decoder error and
         dropped: popped bytes have no lease to dead-letter them with.
         """
+        payloads = self.connector.pop_many(queue, count)
+        decode = self.encoder.decode
+        try:  # the usual case: every payload decodes
+            return [decode(payload) for payload in payloads]
+        except DecodeError:
+            pass
         tasks = []
-        for payload in self.connector.pop_many(queue, count):
+        for payload in payloads:
             try:
-                tasks.append(self.encoder.decode(payload))
+                tasks.append(decode(payload))
             except DecodeError as exc:
                 logger.error(
                     "dropped an undecodable task from queue %r: %s",

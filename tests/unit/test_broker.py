@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import typing
 from pathlib import Path
 
@@ -50,3 +51,18 @@ def test_ack_and_lease_dead_letters_undecodable_payloads(broker: Broker) -> None
     [(task, dead)] = broker.dead_tasks("q")
     assert task is None
     assert "undecodable" in dead.reason
+
+
+def test_pop_drops_undecodable_payloads_and_logs_them(
+    broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At-most-once: an undecodable payload is logged and dropped; the rest come in order."""
+    good = [Task(kwargs={"i": i}) for i in range(2)]
+    broker.push_tasks("q", good[:1])
+    broker.connector.push("q", b"not a task")
+    broker.push_tasks("q", good[1:])
+    with caplog.at_level(logging.ERROR):
+        popped = broker.pop_tasks("q", 10)
+    assert [task.id for task in popped] == [task.id for task in good]
+    assert [getattr(r, "event", None) for r in caplog.records] == ["task_undecodable"]
+    assert broker.number_of_enqueued_tasks("q") == 0
