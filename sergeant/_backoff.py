@@ -87,12 +87,14 @@ def retry_call(
     Raises:
         ConnectionLost, BrokerUnavailable: only when giving up (see above).
     """
-    backoff = Backoff()
+    backoff: Backoff | None = None  # built at the first failure: its Random seeds from urandom
     started = time.monotonic()
     while True:
         try:
             return call()
         except RETRYABLE as exc:
+            if backoff is None:
+                backoff = Backoff()
             delay = backoff.next_delay()
             elapsed = time.monotonic() - started
             if give_up_after_seconds is not None and elapsed + delay > give_up_after_seconds:

@@ -9,24 +9,26 @@ vanishes from ``sergeant stats`` within that time. The info is JSON (orjson)::
      "heartbeat_at": <Unix s>, "tasks_done": n, "done_last_minute": m, "running": k,
      "current_task_id": "..." | null, "current_task_since": <Unix s> | null}
 
-``done_last_minute`` counts tasks settled in the last 60 s (one-second buckets), so
-summing it over live workers gives a queue's rate without a write per task. It lags
-by up to one heartbeat interval, and a worker that exited in the last minute no
-longer counts.
+``done_last_minute`` counts tasks settled in the last 60 s, so summing it over live
+workers gives a queue's rate without a write per task. Nothing is counted per task:
+each heartbeat samples ``tasks_done``, and the count is the growth since a minute
+ago, interpolated between the two samples around then (exact until the worker is a
+minute old). It lags by up to one heartbeat interval, and a worker that exited in
+the last minute no longer counts.
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import socket
-import threading
 import time
 import typing
 import uuid
 
 import orjson
 
-__all__ = ["HEARTBEAT_SECONDS", "HEARTBEAT_TTL_FACTOR", "MinuteCounter", "Presence", "decode"]
+__all__ = ["HEARTBEAT_SECONDS", "HEARTBEAT_TTL_FACTOR", "Presence", "decode"]
 
 #: Longest pause, in seconds, between two heartbeats of a worker.
 HEARTBEAT_SECONDS = 5.0
@@ -34,31 +36,6 @@ HEARTBEAT_SECONDS = 5.0
 HEARTBEAT_TTL_FACTOR = 3.0
 
 _WINDOW_SECONDS = 60
-
-
-class MinuteCounter:
-    """Events over the last 60 seconds, in one-second buckets (O(1) per event)."""
-
-    def __init__(self) -> None:
-        self._counts = [0] * _WINDOW_SECONDS
-        self._seconds = [-1] * _WINDOW_SECONDS
-
-    def add(self, count: int = 1) -> None:
-        """Count ``count`` events now."""
-        second = int(time.monotonic())
-        slot = second % _WINDOW_SECONDS
-        if self._seconds[slot] != second:
-            self._seconds[slot], self._counts[slot] = second, 0
-        self._counts[slot] += count
-
-    def total(self) -> int:
-        """Events counted in the last 60 seconds."""
-        now = int(time.monotonic())
-        return sum(
-            count
-            for count, second in zip(self._counts, self._seconds, strict=True)
-            if now - second < _WINDOW_SECONDS
-        )
 
 
 class Presence:
@@ -75,38 +52,42 @@ class Presence:
         self.queue = queue
         self._fixed = {"id": self.worker_id, "host": host, "pid": pid, "queue": queue}
         self.started = time.time()
-        self.done = MinuteCounter()
-        self._running: dict[int, tuple[str, float]] = {}
-        self._lock = threading.Lock()
+        # (monotonic seconds, tasks_done) per heartbeat, the last minute's and one older.
+        self._samples: collections.deque[tuple[float, int]] = collections.deque()
+        self._samples.append((time.monotonic(), 0))
 
-    def task_started(self, task_key: int, task_id: str) -> None:
-        """A task began running; ``task_key`` names it until :meth:`task_ended`."""
-        with self._lock:
-            self._running[task_key] = (task_id, time.time())
+    def info(self, tasks_done: int, running: typing.Iterable[tuple[str, float]]) -> bytes:
+        """The heartbeat's JSON (see the module docstring); samples ``tasks_done``.
 
-    def task_ended(self, task_key: int) -> None:
-        """A task was settled."""
-        with self._lock:
-            self._running.pop(task_key, None)
-            self.done.add()
-
-    def info(self, tasks_done: int) -> bytes:
-        """The heartbeat's JSON (see the module docstring)."""
-        with self._lock:
-            running = sorted(self._running.values(), key=lambda item: item[1])
-            done_last_minute = self.done.total()
+        Args:
+            tasks_done: tasks settled since the worker started.
+            running: the tasks running now: ``(task id, Unix seconds it started)``.
+        """
+        running = sorted(running, key=lambda item: item[1])
         current = running[0] if running else (None, None)
         document: dict[str, typing.Any] = {
             **self._fixed,
             "started": self.started,
             "heartbeat_at": time.time(),
             "tasks_done": tasks_done,
-            "done_last_minute": done_last_minute,
+            "done_last_minute": self._done_last_minute(time.monotonic(), tasks_done),
             "running": len(running),
             "current_task_id": current[0],
             "current_task_since": current[1],
         }
         return orjson.dumps(document)
+
+    def _done_last_minute(self, now: float, tasks_done: int) -> int:
+        samples, since = self._samples, now - _WINDOW_SECONDS
+        samples.append((now, tasks_done))
+        while samples[1][0] <= since:  # keep one sample at or before the window's start
+            samples.popleft()
+        (old_at, old_done), (new_at, new_done) = samples[0], samples[1]
+        if old_at >= since:
+            return tasks_done - old_done  # the worker is younger than a minute
+        # Tasks done at the window's start, at a steady pace between the two samples.
+        done_then = old_done + (new_done - old_done) * (since - old_at) / (new_at - old_at)
+        return tasks_done - round(done_then)
 
 
 def decode(infos: typing.Iterable[bytes], queue: str | None = None) -> list[dict[str, typing.Any]]:

@@ -13,6 +13,7 @@ watchdog left a kill note for it (see :func:`kill_note_key`), else ``'worker die
 from __future__ import annotations
 
 import logging
+import sys
 import typing
 
 from sergeant.connector import Connector, DeadLetter, Delivery, Lock, Priority, ReclaimResult
@@ -26,6 +27,7 @@ __all__ = [
     "UNDECODABLE",
     "WORKER_DIED",
     "Broker",
+    "LeasedBatch",
     "LeasedTask",
     "kill_note_key",
 ]
@@ -55,6 +57,14 @@ class LeasedTask(typing.NamedTuple):
 
     task: Task
     delivery: Delivery
+
+
+class LeasedBatch(typing.NamedTuple):
+    """Leased tasks and, in the same order, the leases that must settle them
+    (two lists: no object per task)."""
+
+    tasks: list[Task]
+    deliveries: list[Delivery]
 
 
 class Broker:
@@ -92,10 +102,16 @@ class Broker:
         A payload that cannot be decoded is logged with its decoder error and
         dropped: popped bytes have no lease to dead-letter them with.
         """
+        payloads = self.connector.pop_many(queue, count)
+        decode = self.encoder.decode
+        try:  # the usual case: every payload decodes
+            return [decode(payload) for payload in payloads]
+        except DecodeError:
+            pass
         tasks = []
-        for payload in self.connector.pop_many(queue, count):
+        for payload in payloads:
             try:
-                tasks.append(self.encoder.decode(payload))
+                tasks.append(decode(payload))
             except DecodeError as exc:
                 logger.error(
                     "dropped an undecodable task from queue %r: %s",
@@ -121,7 +137,50 @@ class Broker:
         ``'killed after timeout'`` or ``'worker died'``.
         """
         deliveries = self.connector.lease_many(queue, count, owner, lease_seconds, block_seconds)
-        leased: list[LeasedTask] = []
+        tasks, kept = self._admit(queue, deliveries, max_deliveries)
+        return [LeasedTask(task, delivery) for task, delivery in zip(tasks, kept, strict=True)]
+
+    def ack_and_lease_tasks(
+        self,
+        queue: str,
+        acks: typing.Sequence[Delivery],
+        count: int,
+        owner: str,
+        lease_seconds: float,
+        block_seconds: float = 0.0,
+        max_deliveries: int = 0,
+    ) -> tuple[int, LeasedBatch]:
+        """Acknowledge ``acks``, then lease as :meth:`lease_tasks`, in one round trip
+        where the connector can (``Connector.ack_and_lease``).
+
+        Returns:
+            How many of ``acks`` were still held, and the leased tasks.
+        """
+        acked, deliveries = self.connector.ack_and_lease(
+            queue, acks, count, owner, lease_seconds, block_seconds
+        )
+        return acked, self._admit(queue, deliveries, max_deliveries)
+
+    def _admit(self, queue: str, deliveries: list[Delivery], max_deliveries: int) -> LeasedBatch:
+        """Decode leased deliveries; dead-letter those that must not run (see lease_tasks)."""
+        decode = self.encoder.decode
+        try:  # the usual case: every payload decodes
+            tasks = [decode(delivery.payload) for delivery in deliveries]
+        except DecodeError:
+            return self._admit_one_by_one(queue, deliveries, max_deliveries)
+        bound, over = max_deliveries or sys.maxsize, False
+        for task, delivery in zip(tasks, deliveries, strict=True):
+            times = task.deliveries = delivery.deliveries
+            if times > bound:
+                over = True
+        if over:
+            return self._admit_one_by_one(queue, deliveries, max_deliveries)
+        return LeasedBatch(tasks, deliveries)
+
+    def _admit_one_by_one(
+        self, queue: str, deliveries: list[Delivery], max_deliveries: int
+    ) -> LeasedBatch:
+        batch = LeasedBatch([], [])
         decode = self.encoder.decode
         for delivery in deliveries:
             try:
@@ -140,8 +199,9 @@ class Broker:
                 self._bury_over_budget(queue, task, delivery, max_deliveries)
                 continue
             task.deliveries = delivery.deliveries
-            leased.append(LeasedTask(task, delivery))
-        return leased
+            batch.tasks.append(task)
+            batch.deliveries.append(delivery)
+        return batch
 
     def _bury_over_budget(
         self, queue: str, task: Task, delivery: Delivery, max_deliveries: int

@@ -1,12 +1,13 @@
 """The work loop's source of tasks: pulls batches, keeps leases alive, settles outcomes.
 
-At-least-once (the default): each batch is leased in one round trip; a heartbeat
-thread renews every lease this worker holds in one round trip per interval and
-reclaims the expired leases of dead workers; outcomes are acknowledged in one
-round trip before the next pull; on exit, tasks not yet started are released to
-the head of the queue. At-most-once: 0.27's pop-and-forget, with unstarted tasks
-pushed back (HIGH priority) on exit; an idle worker waits on the broker
-(``wait_for_items``) instead of sleeping.
+At-least-once (the default): a heartbeat thread renews every lease this worker
+holds in one round trip per interval and reclaims the expired leases of dead
+workers; the outcomes of a batch are acknowledged together with the lease of the
+next batch, in one round trip (``Connector.ack_and_lease``); on exit, settled tasks
+are acknowledged and tasks not yet started are released to the head of the queue.
+At-most-once: 0.27's pop-and-forget, with unstarted tasks pushed back (HIGH
+priority) on exit; an idle worker waits on the broker (``wait_for_items``)
+instead of sleeping.
 
 Broker faults: once the loop runs, a lost connection or an unreachable broker
 (``ConnectionLost``, ``BrokerUnavailable``) during a pull, an acknowledgement or a
@@ -29,7 +30,7 @@ import typing
 
 from sergeant import _faults, _presence
 from sergeant._backoff import RETRYABLE, retry_call
-from sergeant.broker import Broker, LeasedTask
+from sergeant.broker import Broker
 from sergeant.config import WorkerConfig
 from sergeant.connector import Delivery
 from sergeant.executor import Outcome
@@ -95,12 +96,18 @@ class Consumer:
         self.owner = worker_owner_id()
         self.on_starvation = on_starvation
         self.tasks_done = 0
-        self._lock = threading.Lock()
-        # Leases held: unstarted, running, or settled but not yet acknowledged.
-        self._unstarted: collections.deque[LeasedTask] = collections.deque()
-        self._running: dict[int, LeasedTask] = {}
-        self._to_ack: list[Delivery] = []  # settled; kept (and renewed) until accepted
+        # The leases held move through three stages, one GIL-atomic container each:
+        # unstarted (in batch order) -> running (by id(task)) -> settled, kept (and
+        # renewed) until the broker accepts their acknowledgement. A lease enters its
+        # next stage before it leaves the last one, and held_deliveries() reads the
+        # stages in that order, so a snapshot from any thread misses none: no lock
+        # per task.
+        self._unstarted: collections.deque[Delivery] = collections.deque()
+        self._running: dict[int, Delivery] = {}
+        self._to_ack: list[Delivery] = []
         self._flush_lock = threading.Lock()
+        # The heartbeat's running tasks: (task id, Unix start), by id(task) (GIL-atomic).
+        self._current: dict[int, tuple[str, float]] = {}
         self._popped: collections.deque[Task] = collections.deque()  # at-most-once: unstarted
         self._heartbeat: _Heartbeat | None = None
         self.presence = _presence.Presence(self.queue)
@@ -120,16 +127,25 @@ class Consumer:
             want = self.config.tasks_per_transaction
             if limit:
                 want = min(want, limit - pulled)
-            count = self._pull(want)
-            if count == 0:
+            tasks = self._pull(want)
+            if not tasks:
                 self._starving(idle_since)
                 continue
-            pulled += count
+            pulled += len(tasks)
             idle_since = time.monotonic()
-            yield from self._drain()
+            if not self.at_least_once:
+                popped = self._popped
+                while popped:
+                    yield popped.popleft()
+                continue
+            unstarted, running = self._unstarted, self._running
+            for task in tasks:
+                running[id(task)] = unstarted[0]  # see __init__: enter running, then leave
+                unstarted.popleft()
+                yield task
 
-    def _pull(self, count: int) -> int:
-        self.flush_acks()
+    def _pull(self, count: int) -> list[Task]:
+        """The next batch: leased (its deliveries in ``_unstarted``) or, at-most-once, popped."""
         queue, config = self.queue, self.config
         if not self.at_least_once:
             popped = retry_call("pop", lambda: self.broker.pop_tasks(queue, count), queue)
@@ -138,37 +154,31 @@ class Consumer:
                 retry_call(
                     "wait", lambda: self.broker.wait_for_tasks(queue, config.block_seconds), queue
                 )
-            return len(popped)
-        batch = retry_call(
-            "lease",
-            lambda: self.broker.lease_tasks(
+            return popped
+        with self._flush_lock:
+            to_ack = list(self._to_ack)
+            if to_ack and _faults.FAULT is not None:
+                _faults.crash_if("before_ack")
+            # The settled tasks' acknowledgements go with the next lease: one round trip.
+            # Until it is accepted they stay in _to_ack, held and renewed (also when retried).
+            accepted, batch = retry_call(
+                "lease",
+                lambda: self.broker.ack_and_lease_tasks(
+                    queue,
+                    to_ack,
+                    count,
+                    self.owner,
+                    config.lease_seconds,
+                    config.block_seconds,
+                    config.max_deliveries,
+                ),
                 queue,
-                count,
-                self.owner,
-                config.lease_seconds,
-                config.block_seconds,
-                config.max_deliveries,
-            ),
-            queue,
-        )
-        if batch and _faults.FAULT is not None:
+            )
+            self._acknowledged(to_ack, accepted)
+        if batch.tasks and _faults.FAULT is not None:
             _faults.crash_if("after_lease")
-        with self._lock:
-            self._unstarted = collections.deque(batch)
-        return len(batch)
-
-    def _drain(self) -> typing.Iterator[Task]:
-        if not self.at_least_once:
-            while self._popped:
-                yield self._popped.popleft()
-            return
-        while True:
-            with self._lock:
-                if not self._unstarted:
-                    return
-                leased = self._unstarted.popleft()
-                self._running[id(leased.task)] = leased
-            yield leased.task
+        self._unstarted = collections.deque(batch.deliveries)
+        return batch.tasks
 
     def _starving(self, idle_since: float) -> None:
         starvation = self.config.starvation
@@ -182,28 +192,31 @@ class Consumer:
 
     def started(self, task: Task) -> None:
         """The executor began running ``task``: its heartbeat shows it as current."""
-        self.presence.task_started(id(task), task.id)
+        self._current[id(task)] = (task.id, time.time())
 
     def settle(self, task: Task, outcome: Outcome) -> None:
         """Record how ``task`` ended; its lease is acknowledged (or dead-lettered) in a batch."""
         self.tasks_done += 1
-        self.presence.task_ended(id(task))
-        if not self.at_least_once:
+        key = id(task)
+        self._current.pop(key, None)
+        running = self._running  # empty at-most-once: nothing more to do then
+        if outcome is not Outcome.MAX_RETRIES:
+            delivery = running.get(key)
+            if delivery is not None:
+                self._to_ack.append(delivery)  # see __init__: enter settled, then leave running
+                del running[key]
             return
-        with self._lock:  # one lock round per task: this is on the hot path
-            leased = self._running.pop(id(task), None)
-            if leased is not None and outcome is not Outcome.MAX_RETRIES:
-                self._to_ack.append(leased.delivery)
-                return
-        if leased is None:
-            return
-        if outcome is Outcome.MAX_RETRIES:
-            delivery = leased.delivery
-            retry_call(
-                "dead_letter",
-                lambda: self.broker.dead_letter(self.queue, delivery, "max retries", ""),
-                self.queue,
-            )
+        dead = running.pop(key, None)
+        if dead is not None:
+            self._dead_letter(dead)
+
+    def _dead_letter(self, delivery: Delivery) -> None:
+        queue = self.queue
+        retry_call(
+            "dead_letter",
+            lambda: self.broker.dead_letter(queue, delivery, "max retries", ""),
+            queue,
+        )
 
     def flush_acks(self, give_up_after_seconds: float | None = None) -> None:
         """Acknowledge every settled task in one round trip, retrying on broker faults.
@@ -219,8 +232,7 @@ class Consumer:
             ConnectionLost, BrokerUnavailable: only when giving up.
         """
         with self._flush_lock:
-            with self._lock:
-                to_ack = list(self._to_ack)
+            to_ack = list(self._to_ack)
             if not to_ack:
                 return
             if _faults.FAULT is not None:
@@ -229,29 +241,30 @@ class Consumer:
             accepted = retry_call(
                 "ack", lambda: self.broker.ack(queue, to_ack), queue, give_up_after_seconds
             )
-            with self._lock:  # settle() only appends, so the sent ones are still first
-                del self._to_ack[: len(to_ack)]
-            if _faults.FAULT is not None:
-                _faults.crash_if("after_ack")
-        if accepted < len(to_ack):
+            self._acknowledged(to_ack, accepted)
+
+    def _acknowledged(self, sent: list[Delivery], accepted: int) -> None:
+        """The broker took the acknowledgement of ``sent``: they are no longer held."""
+        if not sent:
+            return
+        del self._to_ack[: len(sent)]  # settle() only appends: the sent ones are still first
+        if _faults.FAULT is not None:
+            _faults.crash_if("after_ack")
+        if accepted < len(sent):
             logger.warning(
                 "%d of %d acknowledgements were rejected: their leases had expired and the "
                 "tasks were handed out again (this worker was paused or cut off too long)",
-                len(to_ack) - accepted,
-                len(to_ack),
+                len(sent) - accepted,
+                len(sent),
                 extra={"event": "stale_ack", "queue": self.queue},
             )
 
     # -- leases ---------------------------------------------------------------------
 
     def held_deliveries(self) -> list[Delivery]:
-        """Every lease this worker still holds."""
-        with self._lock:
-            return (
-                [leased.delivery for leased in self._unstarted]
-                + [leased.delivery for leased in self._running.values()]
-                + list(self._to_ack)
-            )
+        """Every lease this worker still holds (safe from any thread, see ``__init__``)."""
+        held = [*self._unstarted, *self._running.copy().values(), *self._to_ack]
+        return list({id(delivery): delivery for delivery in held}.values())  # once each
 
     def renew_leases(self) -> None:
         """Extend every held lease in one round trip."""
@@ -279,7 +292,7 @@ class Consumer:
     def publish_presence(self) -> None:
         """Publish this worker's heartbeat, alive for a few heartbeat intervals."""
         ttl = heartbeat_interval(self.config) * _presence.HEARTBEAT_TTL_FACTOR
-        info = self.presence.info(self.tasks_done)
+        info = self.presence.info(self.tasks_done, self._current.copy().values())
         self.broker.connector.register_worker(self.presence.worker_id, info, ttl)
 
     def _publish_first_presence(self) -> None:
@@ -325,10 +338,8 @@ class Consumer:
                 )
             return
         self._on_close("ack", lambda: self.flush_acks(CLOSE_RETRY_SECONDS))
-        with self._lock:
-            give_back = [leased.delivery for leased in self._unstarted]
-            give_back += [leased.delivery for leased in self._running.values()]
-            self._unstarted, self._running = collections.deque(), {}
+        give_back = [*self._unstarted, *self._running.values()]
+        self._unstarted, self._running = collections.deque(), {}
         if give_back:
             self._on_close("release", lambda: self.broker.release(self.queue, give_back))
 

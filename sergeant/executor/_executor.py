@@ -10,8 +10,6 @@ end the loop.
 from __future__ import annotations
 
 import enum
-import functools
-import inspect
 import logging
 import typing
 
@@ -30,10 +28,11 @@ __all__ = [
     "Executor",
     "HookTarget",
     "Outcome",
+    "Runner",
     "TaskSource",
     "execute_one",
+    "is_noop",
     "noop_hook",
-    "noop_hooks",
     "run_task",
     "run_task_with_value",
 ]
@@ -98,18 +97,20 @@ def noop_hook(function: _F) -> _F:
     return function
 
 
-@functools.lru_cache(maxsize=256)
-def noop_hooks(cls: type) -> frozenset[str]:
-    """The hooks ``cls`` leaves as the base class's no-ops (decided once per class)."""
-    return frozenset(
-        name for name, value in inspect.getmembers(cls) if getattr(value, _NOOP_MARK, False)
-    )
+def is_noop(target: HookTarget, name: str) -> bool:
+    """True when ``target``'s hook ``name`` is still the base class's no-op (a wrapper that
+    delegates its hooks, such as the timed target, answers for the target it wraps)."""
+    return bool(getattr(getattr(target, name), _NOOP_MARK, False))
 
 
 def _call_hook(target: HookTarget, name: str, task: Task, *args: typing.Any) -> None:
+    """Call a hook that may not change the course, unless it is a no-op."""
+    if not is_noop(target, name):
+        _guarded(target, name, task, *args)
+
+
+def _guarded(target: HookTarget, name: str, task: Task, *args: typing.Any) -> None:
     """Call a hook that may not change the course: log and swallow anything but interrupts."""
-    if name in noop_hooks(type(target)):
-        return  # three skipped calls per task are measurable at 100k tasks/s
     try:
         getattr(target, name)(task, *args)
     except WorkerInterrupt:
@@ -175,12 +176,6 @@ def handle_timeout(target: HookTarget, task: Task) -> Outcome:
     return _route(target, "on_timeout", task) or Outcome.TIMEOUT
 
 
-def handle_success(target: HookTarget, task: Task, returned_value: typing.Any) -> Outcome:
-    _log_event(target, "on_success", logging.INFO, "task has finished successfully", task)
-    _call_hook(target, "on_success", task, returned_value)
-    return Outcome.SUCCESS
-
-
 def handle_stop(target: HookTarget, task: Task) -> None:
     _log_event(target, "on_stop", logging.INFO, "worker was stopped by a task", task)
     _call_hook(target, "on_stop", task)
@@ -203,31 +198,9 @@ def run_task_with_value(target: HookTarget, task: Task) -> tuple[Outcome, typing
     Raises:
         WorkerInterrupt: as :func:`run_task`.
     """
-    _call_hook(target, "pre_work", task)
-    try:
-        returned_value = target.work(task)
-    except WorkerTimedout as exc:
-        _call_hook(target, "post_work", task, False, exc)
-        return handle_timeout(target, task), exc
-    except WorkerRetry as exc:
-        _call_hook(target, "post_work", task, False, exc)
-        return handle_retry(target, task), exc
-    except WorkerMaxRetries as exc:
-        _call_hook(target, "post_work", task, False, exc)
-        return handle_max_retries(target, task), exc
-    except WorkerRequeue as exc:
-        _call_hook(target, "post_work", task, False, exc)
-        return handle_requeue(target, task), exc
-    except WorkerInterrupt as exc:
-        _call_hook(target, "post_work", task, False, exc)
-        if isinstance(exc, WorkerStop):
-            handle_stop(target, task)
-        raise
-    except Exception as exc:
-        _call_hook(target, "post_work", task, False, exc)
-        return handle_failure(target, task, exc), exc
-    _call_hook(target, "post_work", task, True, None)
-    return handle_success(target, task, returned_value), returned_value
+    ended = _Ended()
+    Runner(target).execute(ended, task)
+    return ended.outcome, ended.value
 
 
 def execute_one(tasks: TaskSource, target: HookTarget, task: Task) -> None:
@@ -236,10 +209,86 @@ def execute_one(tasks: TaskSource, target: HookTarget, task: Task) -> None:
     Raises:
         WorkerInterrupt: as :func:`run_task`, after settling the task as interrupted.
     """
-    tasks.started(task)
-    try:
-        outcome, value = run_task_with_value(target, task)
-    except WorkerInterrupt:
-        tasks.settle(task, Outcome.INTERRUPTED)
-        raise
-    tasks.settle(task, outcome, value)
+    Runner(target).execute(tasks, task)
+
+
+class _Ended:
+    """A task source for one task that keeps how it was settled."""
+
+    outcome = Outcome.INTERRUPTED
+    value: typing.Any = None
+
+    def __iter__(self) -> typing.Iterator[Task]:
+        return iter(())
+
+    def started(self, task: Task) -> None:
+        pass
+
+    def settle(self, task: Task, outcome: Outcome, value: typing.Any = None) -> None:
+        self.outcome, self.value = outcome, value
+
+
+#: What ``work`` may raise that is routed to hooks (anything else propagates untouched).
+_ROUTED = (WorkerTimedout, WorkerRetry, WorkerMaxRetries, WorkerRequeue, WorkerInterrupt, Exception)
+
+
+def _after_raise(target: HookTarget, task: Task, exc: BaseException) -> tuple[Outcome, typing.Any]:
+    """The outcome, and ``exc`` as the value, when ``work`` raised one of :data:`_ROUTED`.
+
+    Raises:
+        WorkerInterrupt: ``exc`` itself, after ``post_work`` (and ``on_stop`` for a stop).
+    """
+    _call_hook(target, "post_work", task, False, exc)
+    if isinstance(exc, WorkerTimedout):
+        return handle_timeout(target, task), exc
+    if isinstance(exc, WorkerRetry):
+        return handle_retry(target, task), exc
+    if isinstance(exc, WorkerMaxRetries):
+        return handle_max_retries(target, task), exc
+    if isinstance(exc, WorkerRequeue):
+        return handle_requeue(target, task), exc
+    if isinstance(exc, WorkerInterrupt):
+        if isinstance(exc, WorkerStop):
+            handle_stop(target, task)
+        raise exc
+    return handle_failure(target, task, typing.cast(Exception, exc)), exc
+
+
+class Runner:
+    """Runs tasks on one target, as :func:`execute_one`, with what every task would ask
+    decided once: which hooks on the success path are no-ops, and whether a success is
+    logged. Executors build one per ``execute_tasks`` (hooks are not replaced mid-run).
+    """
+
+    def __init__(self, target: HookTarget) -> None:
+        self.target = target
+        self._pre_work = not is_noop(target, "pre_work")
+        self._post_work = not is_noop(target, "post_work")
+        self._on_success = not is_noop(target, "on_success")
+        self._log_success = bool(target.config.logging.events.on_success)
+
+    def execute(self, tasks: TaskSource, task: Task) -> None:
+        """Run ``task`` and settle it in ``tasks`` (see :func:`execute_one`)."""
+        tasks.started(task)
+        target = self.target
+        try:
+            if self._pre_work:
+                _guarded(target, "pre_work", task)
+            try:
+                value = target.work(task)
+            except _ROUTED as exc:
+                outcome, value = _after_raise(target, task, exc)
+            else:
+                if self._post_work:
+                    _guarded(target, "post_work", task, True, None)
+                if self._log_success:
+                    _log_event(
+                        target, "on_success", logging.INFO, "task has finished successfully", task
+                    )
+                if self._on_success:
+                    _guarded(target, "on_success", task, value)
+                outcome = Outcome.SUCCESS
+        except WorkerInterrupt:
+            tasks.settle(task, Outcome.INTERRUPTED)
+            raise
+        tasks.settle(task, outcome, value)

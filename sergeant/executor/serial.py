@@ -18,7 +18,7 @@ import typing
 
 from sergeant._control import WorkerTimedout
 from sergeant.config import Timeouts, WorkerConfig
-from sergeant.executor._executor import HookTarget, TaskSource, execute_one
+from sergeant.executor._executor import HookTarget, Runner, TaskSource
 from sergeant.killer import ShutdownRequested
 from sergeant.killer.thread import ThreadKiller
 from sergeant.objects import Task
@@ -90,12 +90,13 @@ class SerialExecutor:
             self._loop(tasks, typing.cast(HookTarget, TimedTarget(self.target, guard)))
 
     def _loop(self, tasks: TaskSource, target: HookTarget) -> None:
+        execute = Runner(target).execute
         for task in tasks:
             if self._stopping:
                 return  # the task stays leased as unstarted; closing the consumer releases it
             self._busy = True
             try:
-                execute_one(tasks, target, task)
+                execute(tasks, task)
             finally:
                 self._busy = False  # only now may a stop request raise: the task is settled
             if self._stopping:

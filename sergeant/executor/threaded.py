@@ -14,7 +14,7 @@ import threading
 import typing
 
 from sergeant._control import WorkerTimedout
-from sergeant.executor._executor import HookTarget, TaskSource, execute_one
+from sergeant.executor._executor import HookTarget, Runner, TaskSource
 from sergeant.executor.serial import TimedTarget, make_process_killer, thread_guard
 from sergeant.killer import ShutdownRequested
 from sergeant.killer.thread import ThreadKiller, clear_async_exception, raise_in_thread
@@ -112,9 +112,10 @@ class ThreadedExecutor:
             return None if self._stopping else task
 
     def _run(self, tasks: TaskSource, iterator: typing.Iterator[Task], target: HookTarget) -> None:
+        execute = Runner(target).execute
         try:
             while (task := self._next(iterator)) is not None:
-                execute_one(tasks, target, task)
+                execute(tasks, task)
         except BaseException as exc:  # handed to the main thread, which re-raises it
             with self._state_lock:
                 if self._interrupt is None:

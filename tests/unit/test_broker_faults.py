@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from sergeant import _backoff
 from sergeant._backoff import Backoff, retry_call
 from sergeant.broker import KILLED_AFTER_TIMEOUT, WORKER_DIED, Broker, kill_note_key
 from sergeant.connector import create
@@ -39,6 +40,18 @@ def test_retry_call_retries_connection_errors_until_success(
     assert retry_call("lease", flaky, "q") == "ok"
     events = [getattr(record, "event", None) for record in caplog.records]
     assert events == ["broker_retry", "broker_retry"]
+
+
+def test_retry_call_builds_no_backoff_when_the_first_attempt_succeeds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The backoff (a Random seeded from urandom) is built only once a call has failed."""
+
+    def no_backoff() -> None:
+        raise AssertionError("a Backoff was built for a call that succeeded")
+
+    monkeypatch.setattr(_backoff, "Backoff", no_backoff)
+    assert retry_call("lease", lambda: "ok", "q") == "ok"
 
 
 def test_retry_call_gives_up_after_its_bound_and_never_retries_other_errors() -> None:
