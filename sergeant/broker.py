@@ -161,6 +161,25 @@ class Broker:
         )
         return acked, self._admit(queue, deliveries, max_deliveries)
 
+    def start_ack_and_lease_tasks(
+        self,
+        queue: str,
+        acks: typing.Sequence[Delivery],
+        count: int,
+        owner: str,
+        lease_seconds: float,
+        max_deliveries: int = 0,
+    ) -> typing.Callable[[], tuple[int, LeasedBatch]]:
+        """Begin :meth:`ack_and_lease_tasks` (not blocking); the function returned
+        finishes it (``Connector.start_ack_and_lease``)."""
+        finish = self.connector.start_ack_and_lease(queue, acks, count, owner, lease_seconds)
+
+        def admit() -> tuple[int, LeasedBatch]:
+            acked, deliveries = finish()
+            return acked, self._admit(queue, deliveries, max_deliveries)
+
+        return admit
+
     def _admit(self, queue: str, deliveries: list[Delivery], max_deliveries: int) -> LeasedBatch:
         """Decode leased deliveries; dead-letter those that must not run (see lease_tasks)."""
         decode = self.encoder.decode

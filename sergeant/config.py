@@ -253,6 +253,11 @@ class WorkerConfig:
         result_ttl_seconds: keep each task's outcome (the value ``work`` returned,
             or its failure) this long under the task id, for ``get_result``
             (0 = keep nothing).
+        prefetch: at-least-once only: send the next pull (with the acknowledgements)
+            while the last task of the current batch runs, so the round trip overlaps
+            it; the worker then holds up to two batches. Off by default: with slow
+            tasks and several workers, a prefetched task waits for its worker instead
+            of going to an idle one.
     """
 
     name: str
@@ -274,6 +279,7 @@ class WorkerConfig:
     max_deliveries: int = DEFAULT_MAX_DELIVERIES
     block_seconds: float = DEFAULT_BLOCK_SECONDS
     result_ttl_seconds: float = 0.0
+    prefetch: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -297,6 +303,7 @@ class WorkerConfig:
         _check_number("WorkerConfig.max_deliveries", self.max_deliveries, 0, integer=True)
         _check_number("WorkerConfig.block_seconds", self.block_seconds, 0)
         _check_number("WorkerConfig.result_ttl_seconds", self.result_ttl_seconds, 0)
+        _check_type("WorkerConfig.prefetch", self.prefetch, bool, "True or False")
 
     def replace(self, **changes: typing.Any) -> WorkerConfig:
         """A copy with some fields changed (validated like the original)."""

@@ -30,7 +30,7 @@ import typing
 
 from sergeant import _faults, _presence
 from sergeant._backoff import RETRYABLE, retry_call
-from sergeant.broker import Broker
+from sergeant.broker import Broker, LeasedBatch
 from sergeant.config import WorkerConfig
 from sergeant.connector import Delivery
 from sergeant.executor import Outcome
@@ -80,6 +80,40 @@ class _Heartbeat(threading.Thread):
                 )
 
 
+class _Prefetch:
+    """A pull sent ahead (``WorkerConfig.prefetch``), with the acknowledgements it carries.
+
+    The loop reads it when it needs the next batch; the heartbeat reads it first when
+    a task runs long, so the prefetched leases are renewed like the others.
+    """
+
+    def __init__(
+        self, sent: list[Delivery], finish: typing.Callable[[], tuple[int, LeasedBatch]]
+    ) -> None:
+        self.sent = sent
+        self._finish: typing.Callable[[], tuple[int, LeasedBatch]] | None = finish
+        self._lock = threading.Lock()
+        self.accepted = 0
+        self.batch: LeasedBatch | None = None
+        self.error: Exception | None = None
+
+    def resolve(self) -> None:
+        """Read the reply (once, from whichever thread comes first)."""
+        with self._lock:
+            finish, self._finish = self._finish, None
+            if finish is None:
+                return
+            try:
+                self.accepted, self.batch = finish()
+            except Exception as exc:  # reported by the loop, which retries the usual way
+                self.error = exc
+
+    def held(self) -> list[Delivery]:
+        """The leases it brought, once read."""
+        batch = self.batch
+        return batch.deliveries if batch is not None else []
+
+
 class Consumer:
     """Iterates the tasks of one queue for the executor, within ``max_tasks_per_run``."""
 
@@ -109,6 +143,8 @@ class Consumer:
         # The heartbeat's running tasks: (task id, Unix start), by id(task) (GIL-atomic).
         self._current: dict[int, tuple[str, float]] = {}
         self._popped: collections.deque[Task] = collections.deque()  # at-most-once: unstarted
+        self._prefetch: _Prefetch | None = None
+        self.prefetching = self.at_least_once and config.prefetch
         self._heartbeat: _Heartbeat | None = None
         self.presence = _presence.Presence(self.queue)
 
@@ -142,6 +178,9 @@ class Consumer:
             for task in tasks:
                 running[id(task)] = unstarted[0]  # see __init__: enter running, then leave
                 unstarted.popleft()
+                if self.prefetching and not unstarted and (limit == 0 or pulled < limit):
+                    tpt = self.config.tasks_per_transaction
+                    self._start_prefetch(min(tpt, limit - pulled) if limit else tpt)
                 yield task
 
     def _pull(self, count: int) -> list[Task]:
@@ -155,6 +194,9 @@ class Consumer:
                     "wait", lambda: self.broker.wait_for_tasks(queue, config.block_seconds), queue
                 )
             return popped
+        prefetched = self._take_prefetch()
+        if prefetched:
+            return prefetched
         with self._flush_lock:
             to_ack = list(self._to_ack)
             if to_ack and _faults.FAULT is not None:
@@ -179,6 +221,49 @@ class Consumer:
             _faults.crash_if("after_lease")
         self._unstarted = collections.deque(batch.deliveries)
         return batch.tasks
+
+    def _start_prefetch(self, count: int) -> None:
+        """Send the next pull, with the acknowledgements settled so far, without waiting."""
+        queue, config = self.queue, self.config
+        with self._flush_lock:
+            to_ack = list(self._to_ack)
+            if to_ack and _faults.FAULT is not None:
+                _faults.crash_if("before_ack")
+            try:
+                finish = self.broker.start_ack_and_lease_tasks(
+                    queue, to_ack, count, self.owner, config.lease_seconds, config.max_deliveries
+                )
+            except RETRYABLE as exc:  # the next pull goes the usual way, with retries
+                logger.warning(
+                    "could not prefetch: %s", exc, extra={"event": "broker_retry", "queue": queue}
+                )
+                return
+            self._prefetch = _Prefetch(to_ack, finish)
+
+    def _take_prefetch(self) -> list[Task]:
+        """The prefetched batch's tasks, now unstarted; [] when there is none (or it failed)."""
+        pending = self._prefetch
+        if pending is None:
+            return []
+        pending.resolve()
+        with self._flush_lock:
+            if pending.batch is not None:
+                self._acknowledged(pending.sent, pending.accepted)
+                self._unstarted = collections.deque(pending.batch.deliveries)
+            self._prefetch = None  # its leases are in _unstarted now (see held_deliveries)
+        if pending.error is not None:
+            logger.warning(
+                "prefetch failed: %s",
+                pending.error,
+                extra={"event": "broker_retry", "queue": self.queue},
+            )
+            if not isinstance(pending.error, RETRYABLE):
+                raise pending.error
+            return []
+        assert pending.batch is not None
+        if pending.batch.tasks and _faults.FAULT is not None:
+            _faults.crash_if("after_lease")
+        return pending.batch.tasks
 
     def _starving(self, idle_since: float) -> None:
         starvation = self.config.starvation
@@ -263,11 +348,17 @@ class Consumer:
 
     def held_deliveries(self) -> list[Delivery]:
         """Every lease this worker still holds (safe from any thread, see ``__init__``)."""
-        held = [*self._unstarted, *self._running.copy().values(), *self._to_ack]
+        pending = self._prefetch  # read first: _take_prefetch fills _unstarted, then clears it
+        prefetched = pending.held() if pending is not None else []
+        held = [*prefetched, *self._unstarted, *self._running.copy().values(), *self._to_ack]
         return list({id(delivery): delivery for delivery in held}.values())  # once each
 
     def renew_leases(self) -> None:
-        """Extend every held lease in one round trip."""
+        """Extend every held lease in one round trip (a prefetch is read first, so its
+        leases are renewed too)."""
+        pending = self._prefetch
+        if pending is not None:
+            pending.resolve()
         held = self.held_deliveries()
         if held:
             self.broker.extend(self.queue, held, self.config.lease_seconds)
@@ -337,6 +428,8 @@ class Consumer:
                     retry_seconds=0.0,
                 )
             return
+        if self._prefetch is not None:
+            self._on_close("prefetch", self._take_prefetch)  # its tasks join _unstarted
         self._on_close("ack", lambda: self.flush_acks(CLOSE_RETRY_SECONDS))
         give_back = [*self._unstarted, *self._running.values()]
         self._unstarted, self._running = collections.deque(), {}

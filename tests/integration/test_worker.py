@@ -42,6 +42,8 @@ class Recorder(Worker):
             self.stop()
         if action == "push_child":
             self.push_task({"i": "child"})
+        if action == "sleep":
+            time.sleep(task.kwargs["seconds"])
         return task.kwargs.get("i")
 
     def on_success(self, task: Task, returned_value: typing.Any) -> None:
@@ -266,3 +268,40 @@ def test_worker_lock(make_worker: typing.Callable[..., Recorder]) -> None:
     assert lock.acquire(timeout=1)
     assert worker.lock("resource").acquire(timeout=0.1, check_interval=0.05) is False
     assert lock.release()
+
+
+def test_prefetch_runs_every_task_once(make_worker: typing.Callable[..., Recorder]) -> None:
+    """With prefetch, each pull is sent during the last task of the batch before."""
+    worker = make_worker(tasks_per_transaction=4, prefetch=True, max_tasks_per_run=50)
+    worker.push_tasks([{"i": i} for i in range(50)])
+    run(worker)
+    done = [i for name, i in worker.calls if name == "work"]
+    assert sorted(done) == list(range(50))
+    if worker.broker.connector.ordered:
+        assert done == list(range(50))
+    assert worker.number_of_enqueued_tasks() == 0
+    assert worker.broker.connector.leased_count("jobs") == 0
+
+
+def test_prefetched_tasks_go_back_on_stop(make_worker: typing.Callable[..., Recorder]) -> None:
+    """A stop during the last task of a batch gives the prefetched batch back, unstarted."""
+    worker = make_worker(tasks_per_transaction=2, prefetch=True)
+    worker.push_tasks([{"i": i, "action": "stop" if i == 3 else None} for i in range(10)])
+    assert run(worker).stop
+    assert sorted(i for name, i in worker.calls if name == "work") == [0, 1, 2, 3]
+    assert worker.broker.connector.leased_count("jobs") == 0
+    assert worker.number_of_enqueued_tasks() == 6
+    again = worker.get_next_tasks(10)
+    assert sorted(task.kwargs["i"] for task in again) == list(range(4, 10))
+
+
+def test_prefetched_lease_is_renewed_while_a_long_task_runs(
+    make_worker: typing.Callable[..., Recorder],
+) -> None:
+    """The heartbeat reads a pending prefetch, so its lease is renewed like the others."""
+    worker = make_worker(prefetch=True, lease_seconds=1, max_tasks_per_run=2)
+    worker.push_tasks([{"i": "long", "action": "sleep", "seconds": 3.5}, {"i": "quick"}])
+    run(worker)
+    assert sorted(str(i) for name, i in worker.calls if name == "work") == ["long", "quick"]
+    assert worker.broker.connector.leased_count("jobs") == 0
+    assert worker.number_of_enqueued_tasks() == 0  # "quick" was never reclaimed
