@@ -39,6 +39,7 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("push_pipelined", "push, pipelined 1 item/command (raw only)"),
     Workload("push_bulk", "push bulk"),
     Workload("consume_one", "consume one-by-one"),
+    Workload("consume_one_prefetch", "consume one-by-one, prefetch on (ours)"),
     Workload("consume_batched", "consume batched (ours: at-least-once)"),
     Workload("consume_batched_amo", "consume batched, at-most-once"),
     Workload("consume_procs_1", "batched consume, 1 process"),
@@ -114,6 +115,11 @@ def _sergeant_workloads(full: bool) -> dict[str, dict[str, typing.Any]]:
         "push_one": {"workload": "push_one"},
         "push_bulk": {"workload": "push_bulk"},
         "consume_one": {"workload": "consume", "tasks_per_transaction": 1},
+        "consume_one_prefetch": {
+            "workload": "consume",
+            "tasks_per_transaction": 1,
+            "prefetch": True,
+        },
         "consume_batched": {**batched, "delivery": "at_least_once"},
         "consume_batched_amo": {**batched, "delivery": "at_most_once"},
     }
@@ -159,8 +165,10 @@ def all_libraries(our_python: Path) -> list[Library]:
     raw["consume_one"] = {"workload": "consume_one"}
     raw["consume_batched"] = {"workload": "consume_batched", "batch": BATCH}
     original = _sergeant_workloads(full=True)
-    for name in ("consume_batched_amo", "consume_procs_1", "consume_procs_2", "consume_procs_4"):
+    for name in ("consume_batched_amo", "consume_one_prefetch"):
         del original[name]
+    for procs in (1, 2, 4):
+        del original[f"consume_procs_{procs}"]
     ours = _sergeant_workloads(full=True)
     # Memory over a million tasks: this project's target, measured on single-node Redis only.
     ours["memory_flat"] = {

@@ -14,6 +14,7 @@ CEILING_OF = {
     "push_one": "push_one",
     "push_bulk": "push_bulk",
     "consume_one": "consume_one",
+    "consume_one_prefetch": "consume_one",
     "consume_batched": "consume_batched",
     "consume_batched_amo": "consume_batched",
 }
@@ -22,6 +23,7 @@ ORIGINAL_OF = {
     "push_one": "push_one",
     "push_bulk": "push_bulk",
     "consume_one": "consume_one",
+    "consume_one_prefetch": "consume_one",
     "consume_batched": "consume_batched",
     "consume_batched_amo": "consume_batched",
 }
@@ -154,8 +156,12 @@ def targets(cells: dict[str, dict[str, Cell]]) -> list[Target]:
             1.5,
         ),
     ]
-    for workload, title in (("consume_one", "one-by-one consume"), ("push_one", "one-by-one push")):
-        best = _best_peer(cells, workload)
+    for workload, title in (
+        ("consume_one", "one-by-one consume"),
+        ("consume_one_prefetch", "one-by-one consume, prefetch on"),
+        ("push_one", "one-by-one push"),
+    ):
+        best = _best_peer(cells, ORIGINAL_OF.get(workload, workload))
         mine = _median(cells, ours, workload)
         measured = mine / best[1] if best and mine is not None else None
         name = f"{title} vs best of 0.27 and peers ({best[0] if best else 'n/a'})"

@@ -34,6 +34,8 @@ def worker_config(args: dict[str, typing.Any], max_tasks: int) -> typing.Any:
     fields = {field.name for field in dataclasses.fields(WorkerConfig)}
     if "delivery" in fields and args.get("delivery"):
         extra["delivery"] = args["delivery"]
+    if "prefetch" in fields and args.get("prefetch"):
+        extra["prefetch"] = True
     return WorkerConfig(
         name=args["queue"],
         connector=Connector(type=args["connector"]["type"], params=args["connector"]["params"]),
