@@ -46,8 +46,8 @@ class IdMaker:
         self._prefix = b""
         self._next = 0
 
-    def headers(self, priority: bytes, count: int) -> list[bytes]:
-        """``count`` fresh headers (new ids, no earlier deliveries) for ``priority``."""
+    def reserve(self, count: int) -> tuple[bytes, int]:
+        """Room for ``count`` new ids: ``(prefix, first counter value)``."""
         with self._lock:
             if self._pid != os.getpid() or self._next + count >= 1 << 32:
                 # A forked child must not repeat its parent's ids; nor may the
@@ -55,13 +55,15 @@ class IdMaker:
                 self._pid, self._prefix, self._next = os.getpid(), os.urandom(6).hex().encode(), 0
             first = self._next
             self._next += count
-        start = priority + self._prefix
-        return [b"%s%08x0000" % (start, n) for n in range(first, first + count)]
+        return self._prefix, first
 
 
 def make_entries(ids: IdMaker, priority: bytes, payloads: typing.Sequence[bytes]) -> list[bytes]:
     """Entries for ``payloads``, pushed with ``priority`` (``b'H'`` or ``b'N'``)."""
-    return [h + p for h, p in zip(ids.headers(priority, len(payloads)), payloads, strict=True)]
+    prefix, first = ids.reserve(len(payloads))
+    start = priority + prefix
+    # One formatting per entry: header and payload together.
+    return [b"%s%08x0000%s" % (start, n, p) for n, p in enumerate(payloads, first)]
 
 
 def deliveries_of(entry: bytes) -> int:

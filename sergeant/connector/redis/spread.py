@@ -23,6 +23,7 @@ import redis.cluster
 from sergeant.connector._connector import DeadLetter, Delivery
 from sergeant.connector.redis import entries, keys
 from sergeant.connector.redis.nodes import Node
+from sergeant.connector.redis.scripts import WAKE_TOKENS
 from sergeant.connector.redis.settings import RedisSettings
 
 __all__ = [
@@ -41,6 +42,10 @@ __all__ = [
 
 #: Most entries per push script call; a bigger push runs several in one MULTI/EXEC.
 PUSH_CHUNK = 2000
+#: Fewest ready entries pushed with plain RPUSH (below, one script call is cheaper).
+MIN_PLAIN_PUSH = 100
+#: Entries per RPUSH of a plain push.
+PLAIN_PUSH_CHUNK = 10_000
 #: Fewest entries worth a round trip of their own: a smaller push goes to one node.
 MIN_SPREAD_CHUNK = 100
 
@@ -101,13 +106,32 @@ def push_on(
     """
     count = len(items)
     with node:
-        if count <= PUSH_CHUNK or isinstance(node.client, redis.cluster.RedisCluster):
+        if isinstance(node.client, redis.cluster.RedisCluster):
+            return node.scripts.push(k, high, eta, items)
+        if eta <= 0 and count >= MIN_PLAIN_PUSH:
+            return _plain_push(node.client, k, high, items)
+        if count <= PUSH_CHUNK:
             return node.scripts.push(k, high, eta, items)
         pipe = node.client.pipeline(transaction=True)
         for start in range(0, count, PUSH_CHUNK):
             node.scripts.push(k, high, eta, items[start : start + PUSH_CHUNK], pipe)
         pipe.execute()
     return count
+
+
+def _plain_push(
+    client: redis.Redis, k: keys.QueueKeys, high: bool, items: typing.Sequence[bytes]
+) -> int:
+    """A big ready push as plain RPUSHes in one MULTI/EXEC: what ``push.lua`` does for a
+    ready push (entries, then wake tokens), without copying every entry into Lua."""
+    pipe = client.pipeline(transaction=True)
+    ready = k.high if high else k.normal
+    for start in range(0, len(items), PLAIN_PUSH_CHUNK):
+        pipe.rpush(ready, *items[start : start + PLAIN_PUSH_CHUNK])
+    pipe.rpush(k.wake, *["1"] * min(len(items), WAKE_TOKENS))
+    pipe.ltrim(k.wake, -WAKE_TOKENS, -1)
+    pipe.execute()
+    return len(items)
 
 
 def lease_round(
