@@ -17,6 +17,7 @@ CEILING_OF = {
     "consume_one_prefetch": "consume_one",
     "consume_batched": "consume_batched",
     "consume_batched_amo": "consume_batched",
+    "consume_batched_prefetch": "consume_batched",
 }
 #: Which of 0.27's workloads each of ours is compared with (0.27 is at-most-once).
 ORIGINAL_OF = {
@@ -26,6 +27,7 @@ ORIGINAL_OF = {
     "consume_one_prefetch": "consume_one",
     "consume_batched": "consume_batched",
     "consume_batched_amo": "consume_batched",
+    "consume_batched_prefetch": "consume_batched",
 }
 THROUGHPUT = [w.name for w in WORKLOADS if w.metric is Metric.RATE and "procs" not in w.name]
 
@@ -148,6 +150,11 @@ def targets(cells: dict[str, dict[str, Cell]]) -> list[Target]:
         Target(
             "batched consume, at-least-once, vs 0.27",
             ratio(cells, (ours, "consume_batched"), (old, "consume_batched")),
+            1.0,
+        ),
+        Target(
+            "batched consume, at-least-once with prefetch on, vs 0.27",
+            ratio(cells, (ours, "consume_batched_prefetch"), (old, "consume_batched")),
             1.0,
         ),
         Target(

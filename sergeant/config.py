@@ -253,11 +253,11 @@ class WorkerConfig:
         result_ttl_seconds: keep each task's outcome (the value ``work`` returned,
             or its failure) this long under the task id, for ``get_result``
             (0 = keep nothing).
-        prefetch: at-least-once only: send the next pull (with the acknowledgements)
-            while the last task of the current batch runs, so the round trip overlaps
-            it; the worker then holds up to two batches. Off by default: with slow
-            tasks and several workers, a prefetched task waits for its worker instead
-            of going to an idle one.
+        prefetch: at-least-once only: send the next pull (with the last batch's
+            acknowledgements) as a batch starts, so the broker's work and the round
+            trip overlap the batch; the worker then holds up to two batches. Off by
+            default: with slow tasks and several workers, a prefetched task waits for
+            its worker instead of going to an idle one.
     """
 
     name: str

@@ -174,13 +174,15 @@ class Consumer:
                 while popped:
                     yield popped.popleft()
                 continue
+            if self.prefetching and (limit == 0 or pulled < limit):
+                # The next batch's pull goes now, so the broker's work and the round trip
+                # overlap this batch; it carries the last batch's acknowledgements.
+                tpt = self.config.tasks_per_transaction
+                self._start_prefetch(min(tpt, limit - pulled) if limit else tpt)
             unstarted, running = self._unstarted, self._running
             for task in tasks:
                 running[id(task)] = unstarted[0]  # see __init__: enter running, then leave
                 unstarted.popleft()
-                if self.prefetching and not unstarted and (limit == 0 or pulled < limit):
-                    tpt = self.config.tasks_per_transaction
-                    self._start_prefetch(min(tpt, limit - pulled) if limit else tpt)
                 yield task
 
     def _pull(self, count: int) -> list[Task]:

@@ -71,9 +71,21 @@ class Storm:
 @pytest.mark.parametrize("chaos", ["redis", "redis-cluster", "local", "mongo"], indirect=True)
 def test_sigkill_storm_loses_nothing(chaos: Chaos) -> None:
     """Every pushed task completes at least once; duplicates stay within kills x batch size."""
+    run_storm(chaos, prefetch=False)
+
+
+@pytest.mark.parametrize("chaos", ["redis"], indirect=True)
+def test_sigkill_storm_with_prefetch_loses_nothing(chaos: Chaos) -> None:
+    """With prefetch a worker holds two batches (one maybe in flight): still nothing lost."""
+    run_storm(chaos, prefetch=True)
+
+
+def run_storm(chaos: Chaos, prefetch: bool) -> None:
+    """Push, start the supervisor, kill busy workers, then check the ledger."""
     _seed, rng = seeded_random()
     size = SIZES[chaos.connector_config[0]]
-    chaos.configure(lease=1, per_transaction=BATCH)
+    held = 2 * BATCH if prefetch else BATCH  # leases a worker may hold when it dies
+    chaos.configure(lease=1, per_transaction=BATCH, prefetch=prefetch)
     pushed = chaos.push([{"ms": rng.randint(5, 50)} for _ in range(size)])
     supervisor = chaos.start_supervisor(WORKERS)
     storm = Storm(chaos, supervisor.pid, every=size // (KILLS + 3))
@@ -88,13 +100,14 @@ def test_sigkill_storm_loses_nothing(chaos: Chaos) -> None:
     storm.note_redeliveries()
     lost, duplicated = chaos.check(pushed)
     print(
-        f"storm on {chaos.connector_config[0]}: {size} tasks, {len(storm.kills)} kills, "
+        f"storm on {chaos.connector_config[0]} (prefetch {prefetch}): {size} tasks, "
+        f"{len(storm.kills)} kills, "
         f"lost {len(lost)}, duplicated {sum(n - 1 for n in duplicated.values())} "
         f"({sorted(duplicated)}), dead-lettered {chaos.connector.dead_count(QUEUE)}, "
         f"kill-to-redelivery seconds {[round(s, 2) for s in storm.redelivery_seconds]}"
     )
     assert lost == []
     assert len(storm.kills) >= KILLS
-    assert sum(n - 1 for n in duplicated.values()) <= len(storm.kills) * BATCH
+    assert sum(n - 1 for n in duplicated.values()) <= len(storm.kills) * held
     assert chaos.connector.dead_count(QUEUE) == 0
     assert supervisor.poll() is None  # the supervisor kept respawning

@@ -82,6 +82,7 @@ class FaultWorker(Worker):
             lease_seconds=float(_setting("LEASE", "1")),
             max_deliveries=int(_setting("MAX_DELIVERIES", "5")),
             block_seconds=0.2,
+            prefetch=_setting("PREFETCH", "False") == "True",
         )
 
     def work(self, task: Task) -> None:
