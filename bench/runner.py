@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import subprocess
@@ -39,7 +40,9 @@ class Brokers:
             return {"type": "local", "params": {"file_path": str(self.scratch / f"{run_id}.db")}}
         if broker == "mongo":
             node = {"host": "127.0.0.1", "port": self.mongo_port, "replica_set": None}
-            return {"type": "mongo", "params": {"nodes": [node], "database": f"bench_{run_id}"}}
+            # MongoDB database names stop at 63 bytes: a digest of the run id fits.
+            database = "bench_" + hashlib.sha1(run_id.encode()).hexdigest()[:20]
+            return {"type": "mongo", "params": {"nodes": [node], "database": database}}
         raise ValueError(f"unknown broker {broker!r}")
 
 
