@@ -60,6 +60,9 @@ end
 
 -- Make up to `limit` due delayed entries of each priority ready (FIFO by eta).
 local function promote(now, limit)
+  if redis.call('EXISTS', DELAYED_HIGH, DELAYED_NORMAL) == 0 then
+    return -- the usual case: nothing delayed, one cheap check
+  end
   for _, pair in ipairs({{DELAYED_HIGH, HIGH}, {DELAYED_NORMAL, NORMAL}}) do
     local due = redis.call('ZRANGEBYSCORE', pair[1], '-inf', now, 'LIMIT', 0, limit)
     for i = 1, #due, CHUNK do
