@@ -246,16 +246,14 @@ class Connector(_connector.Connector):
         the earliest delayed eta. ``owner`` is not stored, to keep the hot path lean.
         With several nodes, acknowledgements go first, one script per node.
         """
-        if count <= 0 or (acks and not self.ordered):
-            acked = self.ack_many(queue, acks) if acks else 0
-            if count <= 0:
-                return acked, []
-            acks = ()
-        else:
-            acked = 0
+        acked = 0
+        if acks and (count <= 0 or not self.ordered):
+            acked, acks = self.ack_many(queue, acks), ()
+        if count <= 0:
+            return acked, []
         k = keys.queue_keys(queue)
         nodes = self._rotated()
-        pairs = spread.settle_pairs(acks) if acks else []
+        pairs = spread.settle_pairs(acks)
         leased, wait_ms, folded = spread.lease_round(nodes, k, count, lease_seconds, pairs)
         acked += folded
         if leased or block_seconds <= 0:
@@ -284,21 +282,20 @@ class Connector(_connector.Connector):
     ) -> typing.Callable[[], tuple[int, list[Delivery]]]:
         """Send :meth:`ack_and_lease` now on one server; the function returned reads it.
 
-        With several nodes (or a cluster) it runs at once, as the contract's default.
+        With several nodes it runs at once, as the contract's default (and on a
+        cluster the script itself runs at once: see ``Scripts.start_lease``).
         """
         nodes = self._all()
-        if len(nodes) > 1 or self._settings.cluster or count <= 0:
+        if len(nodes) > 1 or count <= 0:
             return super().start_ack_and_lease(queue, acks, count, owner, lease_seconds)
         node = nodes[0]
-        pairs = spread.settle_pairs(acks) if acks else []
+        pairs = spread.settle_pairs(acks)
         with node:
             finish = node.scripts.start_lease(keys.queue_keys(queue), count, lease_seconds, pairs)
 
         def read() -> tuple[int, list[Delivery]]:
             with node:
-                r = finish()
-            leased = entries.leased(r[3], int(r[2]), node.index) if len(r) > 2 else []
-            return int(r[1]), leased
+                return spread.lease_reply(finish(), node.index)
 
         return read
 

@@ -33,6 +33,7 @@ __all__ = [
     "connect",
     "dead_letters_of",
     "group_by_node",
+    "lease_reply",
     "lease_round",
     "push_on",
     "reclaim_on",
@@ -134,6 +135,12 @@ def _plain_push(
     return len(items)
 
 
+def lease_reply(r: list[typing.Any], node: int) -> tuple[int, list[Delivery]]:
+    """``(acknowledged, deliveries)`` from a ``lease.lua`` reply of node ``node``."""
+    leased = entries.leased(r[3], int(r[2]), node) if len(r) > 2 else []
+    return int(r[1]), leased
+
+
 def lease_round(
     nodes: list[Node],
     k: keys.QueueKeys,
@@ -153,10 +160,11 @@ def lease_round(
     for node in nodes:
         with node:
             r = node.scripts.lease(k, count - len(leased), lease_seconds, acks)
-        acked += int(r[1])
         acks = ()
-        if len(r) > 2:
-            leased += entries.leased(r[3], int(r[2]), node.index)
+        folded, got = lease_reply(r, node.index)
+        acked += folded
+        if got:
+            leased += got
             if len(leased) >= count:
                 break
         elif wait_ms < 0 or r[0] < wait_ms:

@@ -31,6 +31,15 @@ local function is_high(entry)
   return byte(entry, 1) == 72 -- 'H'
 end
 
+-- Move a leased entry to the dead letters: its header counts `deliveries` (this one
+-- included); the record under its id says why.
+local function bury(entry, deliveries, reason, error, dead_at)
+  redis.call('RPUSH', DEAD, with_deliveries(entry, deliveries))
+  redis.call('HSET', DEAD_INFO, item_id(entry), cjson.encode({
+    reason = reason, error = error, deliveries = deliveries, dead_at = dead_at,
+  }))
+end
+
 -- Wake up to n blocked leases (at most cap tokens are kept).
 local function wake(n, cap)
   local tokens = {}

@@ -11,10 +11,6 @@
 local moved, entries = settle_args(3, true)
 local now = tonumber(now_text())
 for _, e in ipairs(entries) do
-  local deliveries = earlier_deliveries(e) + 1
-  redis.call('RPUSH', DEAD, with_deliveries(e, deliveries))
-  redis.call('HSET', DEAD_INFO, item_id(e), cjson.encode({
-    reason = ARGV[1], error = ARGV[2], deliveries = deliveries, dead_at = now,
-  }))
+  bury(e, earlier_deliveries(e) + 1, ARGV[1], ARGV[2], now)
 end
 return moved

@@ -27,15 +27,11 @@ for _, token in ipairs(expired) do
   handled = handled + #entries
   for _, e in ipairs(entries) do
     local deliveries = earlier_deliveries(e) + 1
-    local again = with_deliveries(e, deliveries)
     if max_deliveries > 0 and deliveries >= max_deliveries then
-      redis.call('RPUSH', DEAD, again)
-      redis.call('HSET', DEAD_INFO, item_id(e), cjson.encode({
-        reason = 'worker died', error = '', deliveries = deliveries, dead_at = tonumber(now),
-      }))
+      bury(e, deliveries, 'worker died', '', tonumber(now))
       dead = dead + 1
     else
-      requeued[#requeued + 1] = again
+      requeued[#requeued + 1] = with_deliveries(e, deliveries)
     end
   end
 end
