@@ -200,9 +200,7 @@ class Consumer:
         if prefetched:
             return prefetched
         with self._flush_lock:
-            to_ack = list(self._to_ack)
-            if to_ack and _faults.FAULT is not None:
-                _faults.crash_if("before_ack")
+            to_ack = self._acks_to_send()
             # The settled tasks' acknowledgements go with the next lease: one round trip.
             # Until it is accepted they stay in _to_ack, held and renewed (also when retried).
             accepted, batch = retry_call(
@@ -219,6 +217,17 @@ class Consumer:
                 queue,
             )
             self._acknowledged(to_ack, accepted)
+        return self._arrived(batch)
+
+    def _acks_to_send(self) -> list[Delivery]:
+        """The settled leases to acknowledge now (call it under ``_flush_lock``)."""
+        to_ack = list(self._to_ack)
+        if to_ack and _faults.FAULT is not None:
+            _faults.crash_if("before_ack")
+        return to_ack
+
+    def _arrived(self, batch: LeasedBatch) -> list[Task]:
+        """A leased batch came: its leases become the unstarted ones; its tasks are next."""
         if batch.tasks and _faults.FAULT is not None:
             _faults.crash_if("after_lease")
         self._unstarted = collections.deque(batch.deliveries)
@@ -228,9 +237,7 @@ class Consumer:
         """Send the next pull, with the acknowledgements settled so far, without waiting."""
         queue, config = self.queue, self.config
         with self._flush_lock:
-            to_ack = list(self._to_ack)
-            if to_ack and _faults.FAULT is not None:
-                _faults.crash_if("before_ack")
+            to_ack = self._acks_to_send()
             try:
                 finish = self.broker.start_ack_and_lease_tasks(
                     queue, to_ack, count, self.owner, config.lease_seconds, config.max_deliveries
@@ -248,10 +255,11 @@ class Consumer:
         if pending is None:
             return []
         pending.resolve()
+        tasks: list[Task] = []
         with self._flush_lock:
             if pending.batch is not None:
                 self._acknowledged(pending.sent, pending.accepted)
-                self._unstarted = collections.deque(pending.batch.deliveries)
+                tasks = self._arrived(pending.batch)
             self._prefetch = None  # its leases are in _unstarted now (see held_deliveries)
         if pending.error is not None:
             logger.warning(
@@ -261,11 +269,7 @@ class Consumer:
             )
             if not isinstance(pending.error, RETRYABLE):
                 raise pending.error
-            return []
-        assert pending.batch is not None
-        if pending.batch.tasks and _faults.FAULT is not None:
-            _faults.crash_if("after_lease")
-        return pending.batch.tasks
+        return tasks
 
     def _starving(self, idle_since: float) -> None:
         starvation = self.config.starvation
@@ -319,11 +323,9 @@ class Consumer:
             ConnectionLost, BrokerUnavailable: only when giving up.
         """
         with self._flush_lock:
-            to_ack = list(self._to_ack)
+            to_ack = self._acks_to_send()
             if not to_ack:
                 return
-            if _faults.FAULT is not None:
-                _faults.crash_if("before_ack")
             queue = self.queue
             accepted = retry_call(
                 "ack", lambda: self.broker.ack(queue, to_ack), queue, give_up_after_seconds
