@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing
 
 from bench.libraries import WORKLOADS_BY_NAME
-from bench.report import CEILING_OF, ORIGINAL_OF, THROUGHPUT, Cell, Target, ratio, targets
+from bench.report import COMPARED_AT, THROUGHPUT, Cell, Target, ratio, targets
 
 HEADER = """# Benchmarks
 
@@ -77,16 +77,13 @@ def throughput_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
         default_n = ours.n if ours else None
         row = [WORKLOADS_BY_NAME[workload].title]
         row += [_cell(cells[c].get(workload), default_n) for c in columns]
-        original = ORIGINAL_OF.get(workload)
-        ceiling = CEILING_OF.get(workload)
-        row.append(
-            _ratio(ratio(cells, ("sergeant", workload), ("sergeant-0.27", original)))
-            if original
-            else ""
-        )
-        row.append(
-            _ratio(ratio(cells, ("sergeant", workload), ("redis-py", ceiling))) if ceiling else ""
-        )
+        compared = COMPARED_AT.get(workload)
+        for reference in ("sergeant-0.27", "redis-py"):  # the two ratio columns
+            row.append(
+                _ratio(ratio(cells, ("sergeant", workload), (reference, compared)))
+                if compared
+                else ""
+            )
         rows.append(row)
     head = ["workload (tasks/s)", *columns, "ours ÷ 0.27", "ours ÷ ceiling"]
     return _table(head, rows)

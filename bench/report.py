@@ -9,18 +9,9 @@ import typing
 from bench.libraries import WORKLOADS, Metric
 from bench.runner import Run
 
-#: Which of the ceiling's workloads bounds each of ours (same bytes, plain commands).
-CEILING_OF = {
-    "push_one": "push_one",
-    "push_bulk": "push_bulk",
-    "consume_one": "consume_one",
-    "consume_one_prefetch": "consume_one",
-    "consume_batched": "consume_batched",
-    "consume_batched_amo": "consume_batched",
-    "consume_batched_prefetch": "consume_batched",
-}
-#: Which of 0.27's workloads each of ours is compared with (0.27 is at-most-once).
-ORIGINAL_OF = {
+#: The plain workload each of ours is compared at: 0.27's (at-most-once, no prefetch)
+#: and the raw ceiling's (same bytes, plain commands) have the same names.
+COMPARED_AT = {
     "push_one": "push_one",
     "push_bulk": "push_bulk",
     "consume_one": "consume_one",
@@ -168,7 +159,7 @@ def targets(cells: dict[str, dict[str, Cell]]) -> list[Target]:
         ("consume_one_prefetch", "one-by-one consume, prefetch on"),
         ("push_one", "one-by-one push"),
     ):
-        best = _best_peer(cells, ORIGINAL_OF.get(workload, workload))
+        best = _best_peer(cells, COMPARED_AT.get(workload, workload))
         mine = _median(cells, ours, workload)
         measured = mine / best[1] if best and mine is not None else None
         name = f"{title} vs best of 0.27 and peers ({best[0] if best else 'n/a'})"

@@ -72,6 +72,16 @@ def fill(worker: typing.Any, start: int, stop: int) -> None:
         worker.push_tasks([{"i": i} for i in range(low, min(stop, low + FILL_CHUNK))])
 
 
+def fill_and_run(worker: typing.Any, n: int) -> float:
+    """Fill an empty queue with ``n`` tasks (not timed); seconds the work loop takes for them."""
+    worker.init_worker()
+    worker.purge_tasks()
+    fill(worker, 0, n)
+    started = time.perf_counter()
+    worker.work_loop()
+    return time.perf_counter() - started
+
+
 def push_one(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
     worker = make_worker(args)
     worker.init_broker()
@@ -100,12 +110,7 @@ def push_bulk(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
 def consume(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
     n = args["n"]
     worker = make_worker(args, max_tasks=n)
-    worker.init_worker()
-    worker.purge_tasks()
-    fill(worker, 0, n)
-    started = time.perf_counter()
-    worker.work_loop()
-    seconds = time.perf_counter() - started
+    seconds = fill_and_run(worker, n)
     left = worker.number_of_enqueued_tasks()
     return _common.result(
         seconds, n, len(worker.seen), executions=worker.executions[0], left_in_queue=left
@@ -249,12 +254,7 @@ def memory_flat(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
     """One worker runs N queued tasks; RSS growth from the first sample (warm) to the end."""
     n = args["n"]
     worker = FlatWorker(args, n)
-    worker.init_worker()
-    worker.purge_tasks()
-    fill(worker, 0, n)
-    started = time.perf_counter()
-    worker.work_loop()
-    seconds = time.perf_counter() - started
+    seconds = fill_and_run(worker, n)
     mib = 1024 * 1024
     samples = worker.samples
     # From the lowest sample, not the first: memory the fill left behind and the allocator
