@@ -19,6 +19,7 @@ import redis.cluster
 import redis.exceptions
 import redis.retry
 
+from sergeant.connector.redis.lane import Lane
 from sergeant.connector.redis.scripts import Scripts
 from sergeant.connector.redis.settings import NodeConfig
 from sergeant.errors import BrokerUnavailable, ConnectionLost, ConnectorError
@@ -120,7 +121,7 @@ class Node:
         BrokerUnavailable: a cluster none of whose seeds answered.
     """
 
-    __slots__ = ("address", "client", "index", "scripts", "username")
+    __slots__ = ("address", "client", "index", "lane", "scripts", "username")
 
     def __init__(self, configs: typing.Sequence[NodeConfig], index: int, cluster: bool) -> None:
         self.index = index
@@ -128,7 +129,11 @@ class Node:
         self.username = configs[0].username
         with self:
             self.client: Client = _build_client(configs, cluster)
-        self.scripts = Scripts(self.client)
+        #: A single server's dedicated connection for the hot path (None on a cluster).
+        self.lane: Lane | None = None
+        if isinstance(self.client, redis.Redis):
+            self.lane = Lane(self.client.connection_pool)
+        self.scripts = Scripts(self.client, self.lane)
 
     def __enter__(self) -> Node:
         return self
@@ -143,5 +148,7 @@ class Node:
             raise translate_error(exc, self.address, self.username) from exc
 
     def close(self) -> None:
-        """Close the client's pooled connections."""
+        """Close the client's pooled connections and its lane."""
+        if self.lane is not None:
+            self.lane.close()
         self.client.close()

@@ -5,7 +5,8 @@ the return value and the invariants. Queue scripts are loaded with ``lua/_lib.lu
 in front (the key positions and shared steps) and get all of the queue's keys
 (:class:`~sergeant.connector.redis.keys.QueueKeys` is their KEYS). On one server a
 script is sent as a bare EVALSHA (redis-py's ``Script`` wrapper costs a tenth of a
-one-by-one round trip); on NOSCRIPT (after a restart or a SCRIPT FLUSH), and on a
+one-by-one round trip), on the node's :class:`~sergeant.connector.redis.lane.Lane`
+when it is free; on NOSCRIPT (after a restart or a SCRIPT FLUSH), and on a
 cluster, ``register_script``'s object loads and routes it.
 """
 
@@ -21,6 +22,7 @@ import redis.commands.core
 import redis.exceptions
 
 from sergeant.connector.redis.keys import QueueKeys
+from sergeant.connector.redis.lane import Lane, bulk
 
 __all__ = ["RECLAIM_BATCH", "WAKE_TOKENS", "Scripts"]
 
@@ -52,6 +54,9 @@ SOURCES: dict[str, str] = {
     **{name: (_LUA / f"{name}.lua").read_text("utf-8") for name in _LOCK_SCRIPTS},
 }
 
+#: Most packed EVALSHA heads (command, sha, keys) a script keeps, one per queue.
+_HEADS_KEPT = 256
+
 #: What redis-py accepts as a script argument.
 Arg = bytes | str | int | float
 
@@ -59,21 +64,41 @@ Arg = bytes | str | int | float
 class _Script:
     """One script on one client: a bare EVALSHA on a single server, else redis-py's."""
 
-    def __init__(self, client: redis.Redis | redis.cluster.RedisCluster, source: str) -> None:
+    def __init__(
+        self, client: redis.Redis | redis.cluster.RedisCluster, source: str, lane: Lane | None
+    ) -> None:
         self.registered = client.register_script(source)
         # redis-py leaves execute_command untyped: name its type here.
         self._execute: typing.Callable[..., typing.Any] | None = None
         self._pool: redis.ConnectionPool | None = None
+        self._lane = lane
+        self._heads: dict[tuple[str, ...], bytes] = {}
         if isinstance(client, redis.Redis):
             self._execute, self._pool = client.execute_command, client.connection_pool
 
     def __call__(self, keys: typing.Sequence[str], args: typing.Sequence[Arg]) -> typing.Any:
         if self._execute is not None:
             try:
+                if self._lane is not None:
+                    replies = self._lane.try_send(self._packed(keys, args))
+                    if replies is not None:
+                        return replies[0]
                 return self._execute("EVALSHA", self.registered.sha, len(keys), *keys, *args)
             except redis.exceptions.NoScriptError:
                 pass  # the registered script loads it and runs it
         return self.registered(keys, args)
+
+    def _packed(self, keys: typing.Sequence[str], args: typing.Sequence[Arg]) -> bytes:
+        """The EVALSHA command; its head (sha and keys) is packed once per queue."""
+        keys = tuple(keys)
+        head = self._heads.get(keys)
+        if head is None:
+            if len(self._heads) >= _HEADS_KEPT:
+                self._heads.clear()
+            parts: list[Arg] = ["EVALSHA", self.registered.sha, len(keys), *keys]
+            head = b"".join(map(bulk, parts))
+            self._heads[keys] = head
+        return b"*%d\r\n%s%s" % (3 + len(keys) + len(args), head, b"".join(map(bulk, args)))
 
     def start(
         self, keys: typing.Sequence[str], args: typing.Sequence[Arg]
@@ -117,10 +142,13 @@ class Scripts:
         client: the client of one node, or the ``RedisCluster`` client of a cluster
             (which sends each EVALSHA to the node owning its first key's slot, and
             SCRIPT LOAD to every primary).
+        lane: the dedicated connection of a single server, tried first.
     """
 
-    def __init__(self, client: redis.Redis | redis.cluster.RedisCluster) -> None:
-        s = {name: _Script(client, source) for name, source in SOURCES.items()}
+    def __init__(
+        self, client: redis.Redis | redis.cluster.RedisCluster, lane: Lane | None = None
+    ) -> None:
+        s = {name: _Script(client, source, lane) for name, source in SOURCES.items()}
         self._push, self._pop, self._lease = s["push"], s["pop"], s["lease"]
         self._ack, self._release, self._extend = s["ack"], s["release"], s["extend"]
         self._dead_letter, self._reclaim = s["dead_letter"], s["reclaim"]

@@ -13,6 +13,7 @@ it holds, but there is no order across nodes: the connector reports
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import random
@@ -22,6 +23,7 @@ import redis.cluster
 
 from sergeant.connector._connector import DeadLetter, Delivery
 from sergeant.connector.redis import entries, keys
+from sergeant.connector.redis.lane import bulk, command
 from sergeant.connector.redis.nodes import Node
 from sergeant.connector.redis.scripts import WAKE_TOKENS
 from sergeant.connector.redis.settings import RedisSettings
@@ -111,6 +113,14 @@ def push_on(
             return node.scripts.push(k, high, eta, items)
         if eta <= 0 and count >= MIN_PLAIN_PUSH:
             return _plain_push(node.client, k, high, items)
+        if eta <= 0 and node.lane is not None:
+            # A small ready push: RPUSH and the wake tokens in one write, no script.
+            # Not one transaction; a wake token lost with a broken connection only
+            # leaves a blocked lease to its next poll.
+            head, wake = _small_push_parts(k.high if high else k.normal, k.wake, count)
+            packed = b"*%d\r\n%s%s%s" % (2 + count, head, b"".join(map(bulk, items)), wake)
+            if node.lane.try_send(packed, 3) is not None:
+                return count
         if count <= PUSH_CHUNK:
             return node.scripts.push(k, high, eta, items)
         pipe = node.client.pipeline(transaction=True)
@@ -118,6 +128,15 @@ def push_on(
             node.scripts.push(k, high, eta, items[start : start + PUSH_CHUNK], pipe)
         pipe.execute()
     return count
+
+
+@functools.lru_cache(maxsize=1024)
+def _small_push_parts(ready: str, wake: str, count: int) -> tuple[bytes, bytes]:
+    """The fixed parts of a small ready push of ``count`` entries: the RPUSH head
+    (without its length) and the two wake-token commands."""
+    tokens = ["1"] * min(count, WAKE_TOKENS)
+    tail = command("RPUSH", wake, *tokens) + command("LTRIM", wake, -WAKE_TOKENS, -1)
+    return bulk("RPUSH") + bulk(ready), tail
 
 
 def _plain_push(

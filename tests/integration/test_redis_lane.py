@@ -1,0 +1,79 @@
+"""The Redis connector's dedicated hot-path connection (``sergeant.connector.redis.lane``):
+replies never cross from one command to the next, and callers that find it busy
+still get through (on the pool)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from sergeant.connector.redis import Connector
+from sergeant.connector.redis.lane import Lane, command
+
+Node = dict[str, object]
+
+
+@pytest.fixture
+def conn(redis_node: Node) -> Iterator[Connector]:
+    connector = Connector([redis_node])
+    yield connector
+    connector.close()
+
+
+def test_a_reply_cut_off_by_a_timeout_is_never_read_as_the_next_ones(redis_node: Node) -> None:
+    client = redis.Redis(host=str(redis_node["host"]), port=int(str(redis_node["port"])))
+    # The pool's socket timeout (0.2 s) cuts the wait for BLPOP's reply (due in 2 s).
+    impatient = redis.Redis(
+        host=str(redis_node["host"]), port=int(str(redis_node["port"])), socket_timeout=0.2
+    )
+    lane = Lane(impatient.connection_pool)
+    try:
+        with pytest.raises(redis.exceptions.TimeoutError):
+            lane.try_send(command("BLPOP", "lane-test-never-pushed", 2))
+        client.rpush("lane-test-list", b"x")
+        # Had the connection been kept, this would read BLPOP's late nil.
+        assert lane.try_send(command("LLEN", "lane-test-list")) == [1]
+    finally:
+        lane.close()
+        client.delete("lane-test-list")
+
+
+def test_every_reply_of_one_write_is_read_in_order(redis_node: Node) -> None:
+    impatient = redis.Redis(host=str(redis_node["host"]), port=int(str(redis_node["port"])))
+    lane = Lane(impatient.connection_pool)
+    try:
+        packed = command("DEL", "lane-test-n") + command("INCR", "lane-test-n")
+        packed += command("INCRBY", "lane-test-n", 5)
+        assert lane.try_send(packed, 3) == [0, 1, 6]
+        assert lane.try_send(command("GET", "lane-test-n")) == [b"6"]
+    finally:
+        lane.close()
+
+
+def test_an_error_reply_leaves_the_next_command_its_own_reply(conn: Connector, queue: str) -> None:
+    node = conn._all()[0]
+    assert node.lane is not None
+    node.client.set("lane-test-string", "not a list")
+    with pytest.raises(redis.exceptions.ResponseError):
+        node.lane.try_send(
+            command("LPUSH", "lane-test-string", "x") + command("GET", "lane-test-string"), 2
+        )
+    assert node.lane.try_send(command("PING")) == [b"PONG"]
+    node.client.delete("lane-test-string")
+
+
+def test_pushes_from_many_threads_all_land_once(conn: Connector, queue: str) -> None:
+    def push(thread: int) -> None:
+        for i in range(200):
+            conn.push_many(queue, [b"%d-%d" % (thread, i)])
+
+    threads = [threading.Thread(target=push, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    popped = conn.pop_many(queue, 10_000)
+    assert sorted(popped) == sorted(b"%d-%d" % (t, i) for t in range(8) for i in range(200))
