@@ -44,6 +44,8 @@ DEFAULT_LEASE_SECONDS = 60.0
 DEFAULT_MAX_DELIVERIES = 5
 #: Seconds an idle worker waits on the broker for a task before looping again.
 DEFAULT_BLOCK_SECONDS = 1.0
+#: Most pulls ``WorkerConfig.prefetch`` may keep in flight.
+MAX_PREFETCH = 64
 
 
 def default_local_file_path() -> str:
@@ -253,11 +255,12 @@ class WorkerConfig:
         result_ttl_seconds: keep each task's outcome (the value ``work`` returned,
             or its failure) this long under the task id, for ``get_result``
             (0 = keep nothing).
-        prefetch: at-least-once only: send the next pull (with the last batch's
-            acknowledgements) as a batch starts, so the broker's work and the round
-            trip overlap the batch; the worker then holds up to two batches. Off by
-            default: with slow tasks and several workers, a prefetched task waits for
-            its worker instead of going to an idle one.
+        prefetch: at-least-once only: how many pulls to keep in flight ahead of the
+            running batch (``True`` is 1). They go out as a batch starts (with the
+            settled tasks' acknowledgements), so the broker's work and the round trips
+            overlap the batch; the worker then holds up to ``1 + prefetch`` batches.
+            Off (0) by default: with slow tasks and several workers, a prefetched task
+            waits for its worker instead of going to an idle one.
     """
 
     name: str
@@ -279,7 +282,7 @@ class WorkerConfig:
     max_deliveries: int = DEFAULT_MAX_DELIVERIES
     block_seconds: float = DEFAULT_BLOCK_SECONDS
     result_ttl_seconds: float = 0.0
-    prefetch: bool = False
+    prefetch: bool | int = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -303,7 +306,13 @@ class WorkerConfig:
         _check_number("WorkerConfig.max_deliveries", self.max_deliveries, 0, integer=True)
         _check_number("WorkerConfig.block_seconds", self.block_seconds, 0)
         _check_number("WorkerConfig.result_ttl_seconds", self.result_ttl_seconds, 0)
-        _check_type("WorkerConfig.prefetch", self.prefetch, bool, "True or False")
+        prefetch = self.prefetch
+        if not isinstance(prefetch, int) or not 0 <= prefetch <= MAX_PREFETCH:
+            _fail(
+                "WorkerConfig.prefetch",
+                prefetch,
+                f"use True, False or a number of pulls from 0 to {MAX_PREFETCH}",
+            )
 
     def replace(self, **changes: typing.Any) -> WorkerConfig:
         """A copy with some fields changed (validated like the original)."""

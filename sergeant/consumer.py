@@ -81,16 +81,21 @@ class _Heartbeat(threading.Thread):
 
 
 class _Prefetch:
-    """A pull sent ahead (``WorkerConfig.prefetch``), with the acknowledgements it carries.
+    """A pull sent ahead (``WorkerConfig.prefetch``), with the acknowledgements it carries
+    (at most one pull in flight carries any: see ``Consumer._start_prefetch``).
 
     The loop reads it when it needs the next batch; the heartbeat reads it first when
     a task runs long, so the prefetched leases are renewed like the others.
     """
 
     def __init__(
-        self, sent: list[Delivery], finish: typing.Callable[[], tuple[int, LeasedBatch]]
+        self,
+        sent: list[Delivery],
+        count: int,
+        finish: typing.Callable[[], tuple[int, LeasedBatch]],
     ) -> None:
         self.sent = sent
+        self.count = count
         self._finish: typing.Callable[[], tuple[int, LeasedBatch]] | None = finish
         self._lock = threading.Lock()
         self.accepted = 0
@@ -143,8 +148,9 @@ class Consumer:
         # The heartbeat's running tasks: (task id, Unix start), by id(task) (GIL-atomic).
         self._current: dict[int, tuple[str, float]] = {}
         self._popped: collections.deque[Task] = collections.deque()  # at-most-once: unstarted
-        self._prefetch: _Prefetch | None = None
-        self.prefetching = self.at_least_once and config.prefetch
+        # Pulls in flight, oldest first; read in that order.
+        self._prefetched: collections.deque[_Prefetch] = collections.deque()
+        self._prefetch_depth = int(config.prefetch) if self.at_least_once else 0
         self._heartbeat: _Heartbeat | None = None
         self.presence = _presence.Presence(self.queue)
 
@@ -174,11 +180,10 @@ class Consumer:
                 while popped:
                     yield popped.popleft()
                 continue
-            if self.prefetching and (limit == 0 or pulled < limit):
-                # The next batch's pull goes now, so the broker's work and the round trip
-                # overlap this batch; it carries the last batch's acknowledgements.
-                tpt = self.config.tasks_per_transaction
-                self._start_prefetch(min(tpt, limit - pulled) if limit else tpt)
+            if self._prefetch_depth:
+                # The next batches' pulls go now, so the broker's work and the round
+                # trips overlap this batch; they carry the last batches' acknowledgements.
+                self._top_up_prefetch(pulled)
             unstarted, running = self._unstarted, self._running
             for task in tasks:
                 running[id(task)] = unstarted[0]  # see __init__: enter running, then leave
@@ -233,11 +238,30 @@ class Consumer:
         self._unstarted = collections.deque(batch.deliveries)
         return batch.tasks
 
-    def _start_prefetch(self, count: int) -> None:
-        """Send the next pull, with the acknowledgements settled so far, without waiting."""
+    def _top_up_prefetch(self, pulled: int) -> None:
+        """Send pulls until ``prefetch`` are in flight (within ``max_tasks_per_run``)."""
+        limit, per_pull = self.config.max_tasks_per_run, self.config.tasks_per_transaction
+        in_flight = self._prefetched
+        while len(in_flight) < self._prefetch_depth:
+            count = per_pull
+            if limit:
+                count = min(count, limit - pulled - sum(p.count for p in in_flight))
+                if count <= 0:
+                    return
+            if not self._start_prefetch(count):
+                return
+
+    def _start_prefetch(self, count: int) -> bool:
+        """Send a pull without waiting: False if it could not be sent.
+
+        It carries the acknowledgements settled so far, unless an earlier pull in
+        flight carries some: those are the first of ``_to_ack``, removed when it is
+        read, so only one pull at a time may carry any.
+        """
         queue, config = self.queue, self.config
         with self._flush_lock:
-            to_ack = self._acks_to_send()
+            carrying = any(pending.sent for pending in self._prefetched)
+            to_ack = [] if carrying else self._acks_to_send()
             try:
                 finish = self.broker.start_ack_and_lease_tasks(
                     queue, to_ack, count, self.owner, config.lease_seconds, config.max_deliveries
@@ -246,21 +270,24 @@ class Consumer:
                 logger.warning(
                     "could not prefetch: %s", exc, extra={"event": "broker_retry", "queue": queue}
                 )
-                return
-            self._prefetch = _Prefetch(to_ack, finish)
+                return False
+            self._prefetched.append(_Prefetch(to_ack, count, finish))
+            return True
 
     def _take_prefetch(self) -> list[Task]:
-        """The prefetched batch's tasks, now unstarted; [] when there is none (or it failed)."""
-        pending = self._prefetch
-        if pending is None:
+        """The oldest prefetched batch's tasks, now unstarted; [] when there is none (or
+        it failed)."""
+        if not self._prefetched:
             return []
+        pending = self._prefetched[0]
         pending.resolve()
         tasks: list[Task] = []
         with self._flush_lock:
             if pending.batch is not None:
                 self._acknowledged(pending.sent, pending.accepted)
                 tasks = self._arrived(pending.batch)
-            self._prefetch = None  # its leases are in _unstarted now (see held_deliveries)
+            # Its leases are in _unstarted now (see held_deliveries).
+            self._prefetched.popleft()
         if pending.error is not None:
             logger.warning(
                 "prefetch failed: %s",
@@ -352,16 +379,15 @@ class Consumer:
 
     def held_deliveries(self) -> list[Delivery]:
         """Every lease this worker still holds (safe from any thread, see ``__init__``)."""
-        pending = self._prefetch  # read first: _take_prefetch fills _unstarted, then clears it
-        prefetched = pending.held() if pending is not None else []
+        # Read first: _take_prefetch fills _unstarted, then drops the pull.
+        prefetched = [delivery for pending in list(self._prefetched) for delivery in pending.held()]
         held = [*prefetched, *self._unstarted, *self._running.copy().values(), *self._to_ack]
         return list({id(delivery): delivery for delivery in held}.values())  # once each
 
     def renew_leases(self) -> None:
         """Extend every held lease in one round trip (a prefetch is read first, so its
         leases are renewed too)."""
-        pending = self._prefetch
-        if pending is not None:
+        for pending in list(self._prefetched):
             pending.resolve()
         held = self.held_deliveries()
         if held:
@@ -432,10 +458,12 @@ class Consumer:
                     retry_seconds=0.0,
                 )
             return
-        if self._prefetch is not None:
-            self._on_close("prefetch", self._take_prefetch)  # its tasks join _unstarted
-        self._on_close("ack", lambda: self.flush_acks(CLOSE_RETRY_SECONDS))
         give_back = [*self._unstarted, *self._running.values()]
+        while self._prefetched:  # each pull's leases become the unstarted ones in turn
+            self._unstarted = collections.deque()
+            self._on_close("prefetch", self._take_prefetch)
+            give_back += self._unstarted
+        self._on_close("ack", lambda: self.flush_acks(CLOSE_RETRY_SECONDS))
         self._unstarted, self._running = collections.deque(), {}
         if give_back:
             self._on_close("release", lambda: self.broker.release(self.queue, give_back))

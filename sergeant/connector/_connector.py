@@ -227,10 +227,11 @@ class Connector(abc.ABC):
     ) -> typing.Callable[[], tuple[int, list[Delivery]]]:
         """Begin :meth:`ack_and_lease` (not blocking); the function returned finishes it.
 
-        For prefetching: a worker sends the next lease before it runs its last task
-        and reads the reply after, so the round trip overlaps the task. Call the
-        function once; it raises what :meth:`ack_and_lease` would. By default the
-        work is done at once (Redis on one server sends the request and returns).
+        For prefetching: a worker sends the next leases before it runs its batch
+        and reads the replies after, so the round trips overlap the tasks. Several
+        may be in flight; the worker finishes them in the order it began them. Call
+        each function once; it raises what :meth:`ack_and_lease` would. By default
+        the work is done at once (Redis on one server sends the request and returns).
         """
         result = self.ack_and_lease(queue, acks, count, owner, lease_seconds)
         return lambda: result

@@ -71,20 +71,20 @@ class Storm:
 @pytest.mark.parametrize("chaos", ["redis", "redis-cluster", "local", "mongo"], indirect=True)
 def test_sigkill_storm_loses_nothing(chaos: Chaos) -> None:
     """Every pushed task completes at least once; duplicates stay within kills x batch size."""
-    run_storm(chaos, prefetch=False)
+    run_storm(chaos, prefetch=0)
 
 
 @pytest.mark.parametrize("chaos", ["redis"], indirect=True)
 def test_sigkill_storm_with_prefetch_loses_nothing(chaos: Chaos) -> None:
-    """With prefetch a worker holds two batches (one maybe in flight): still nothing lost."""
-    run_storm(chaos, prefetch=True)
+    """With prefetch 2 a worker holds three batches (two maybe in flight): still nothing lost."""
+    run_storm(chaos, prefetch=2)
 
 
-def run_storm(chaos: Chaos, prefetch: bool) -> None:
+def run_storm(chaos: Chaos, prefetch: int) -> None:
     """Push, start the supervisor, kill busy workers, then check the ledger."""
     _seed, rng = seeded_random()
     size = SIZES[chaos.connector_config[0]]
-    held = 2 * BATCH if prefetch else BATCH  # leases a worker may hold when it dies
+    held = (1 + prefetch) * BATCH  # leases a worker may hold when it dies
     chaos.configure(lease=1, per_transaction=BATCH, prefetch=prefetch)
     pushed = chaos.push([{"ms": rng.randint(5, 50)} for _ in range(size)])
     supervisor = chaos.start_supervisor(WORKERS)

@@ -270,9 +270,12 @@ def test_worker_lock(make_worker: typing.Callable[..., Recorder]) -> None:
     assert lock.release()
 
 
-def test_prefetch_runs_every_task_once(make_worker: typing.Callable[..., Recorder]) -> None:
-    """With prefetch, each pull is sent during the last task of the batch before."""
-    worker = make_worker(tasks_per_transaction=4, prefetch=True, max_tasks_per_run=50)
+@pytest.mark.parametrize("prefetch", [True, 3])
+def test_prefetch_runs_every_task_once(
+    make_worker: typing.Callable[..., Recorder], prefetch: bool | int
+) -> None:
+    """With prefetch, each pull is sent while the batches before it run."""
+    worker = make_worker(tasks_per_transaction=4, prefetch=prefetch, max_tasks_per_run=50)
     worker.push_tasks([{"i": i} for i in range(50)])
     run(worker)
     done = [i for name, i in worker.calls if name == "work"]
@@ -283,25 +286,31 @@ def test_prefetch_runs_every_task_once(make_worker: typing.Callable[..., Recorde
     assert worker.broker.connector.leased_count("jobs") == 0
 
 
-def test_prefetched_tasks_go_back_on_stop(make_worker: typing.Callable[..., Recorder]) -> None:
-    """A stop during the last task of a batch gives the prefetched batch back, unstarted."""
-    worker = make_worker(tasks_per_transaction=2, prefetch=True)
-    worker.push_tasks([{"i": i, "action": "stop" if i == 3 else None} for i in range(10)])
-    assert run(worker).stop
-    assert sorted(i for name, i in worker.calls if name == "work") == [0, 1, 2, 3]
-    assert worker.broker.connector.leased_count("jobs") == 0
-    assert worker.number_of_enqueued_tasks() == 6
-    again = worker.get_next_tasks(10)
-    assert sorted(task.kwargs["i"] for task in again) == list(range(4, 10))
-
-
-def test_prefetched_lease_is_renewed_while_a_long_task_runs(
-    make_worker: typing.Callable[..., Recorder],
+@pytest.mark.parametrize(("prefetch", "stop_at"), [(True, 3), (True, 0), (3, 0), (3, 5)])
+def test_prefetched_tasks_go_back_on_stop(
+    make_worker: typing.Callable[..., Recorder], prefetch: bool | int, stop_at: int
 ) -> None:
-    """The heartbeat reads a pending prefetch, so its lease is renewed like the others."""
-    worker = make_worker(prefetch=True, lease_seconds=1, max_tasks_per_run=2)
-    worker.push_tasks([{"i": "long", "action": "sleep", "seconds": 3.5}, {"i": "quick"}])
+    """A stop gives back the rest of the running batch and every prefetched one, unstarted."""
+    worker = make_worker(tasks_per_transaction=2, prefetch=prefetch)
+    worker.push_tasks([{"i": i, "action": "stop" if i == stop_at else None} for i in range(12)])
+    assert run(worker).stop
+    assert sorted(i for name, i in worker.calls if name == "work") == list(range(stop_at + 1))
+    assert worker.broker.connector.leased_count("jobs") == 0
+    assert worker.number_of_enqueued_tasks() == 11 - stop_at
+    again = worker.get_next_tasks(12)
+    assert sorted(task.kwargs["i"] for task in again) == list(range(stop_at + 1, 12))
+
+
+@pytest.mark.parametrize(("prefetch", "quick"), [(True, 1), (3, 3)])
+def test_prefetched_lease_is_renewed_while_a_long_task_runs(
+    make_worker: typing.Callable[..., Recorder], prefetch: bool | int, quick: int
+) -> None:
+    """The heartbeat reads the pending prefetches, so their leases are renewed like the others."""
+    worker = make_worker(prefetch=prefetch, lease_seconds=1, max_tasks_per_run=1 + quick)
+    long_task = {"i": "long", "action": "sleep", "seconds": 3.5}
+    worker.push_tasks([long_task, *({"i": f"quick{q}"} for q in range(quick))])
     run(worker)
-    assert sorted(str(i) for name, i in worker.calls if name == "work") == ["long", "quick"]
+    expected = sorted(["long", *(f"quick{q}" for q in range(quick))])
+    assert sorted(str(i) for name, i in worker.calls if name == "work") == expected
     assert worker.broker.connector.leased_count("jobs") == 0
     assert worker.number_of_enqueued_tasks() == 0  # "quick" was never reclaimed

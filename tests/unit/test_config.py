@@ -50,6 +50,11 @@ def bad(value: object) -> typing.Any:
             lambda: config.WorkerConfig(name="w").replace(max_tasks_per_run=-3),
             "max_tasks_per_run is -3",
         ),
+        (
+            lambda: config.WorkerConfig(name="w", prefetch=bad("yes")),
+            "WorkerConfig.prefetch is 'yes'; use True, False or a number of pulls from 0 to 64",
+        ),
+        (lambda: config.WorkerConfig(name="w", prefetch=65), "WorkerConfig.prefetch is 65"),
     ],
 )
 def test_bad_values_raise_config_error_naming_the_field(

@@ -82,7 +82,7 @@ class FaultWorker(Worker):
             lease_seconds=float(_setting("LEASE", "1")),
             max_deliveries=int(_setting("MAX_DELIVERIES", "5")),
             block_seconds=0.2,
-            prefetch=_setting("PREFETCH", "False") == "True",
+            prefetch=int(_setting("PREFETCH", "0")),
         )
 
     def work(self, task: Task) -> None:

@@ -70,11 +70,10 @@ class _Script:
         self.registered = client.register_script(source)
         # redis-py leaves execute_command untyped: name its type here.
         self._execute: typing.Callable[..., typing.Any] | None = None
-        self._pool: redis.ConnectionPool | None = None
         self._lane = lane
         self._heads: dict[tuple[str, ...], bytes] = {}
         if isinstance(client, redis.Redis):
-            self._execute, self._pool = client.execute_command, client.connection_pool
+            self._execute = client.execute_command
 
     def __call__(self, keys: typing.Sequence[str], args: typing.Sequence[Arg]) -> typing.Any:
         if self._execute is not None:
@@ -105,32 +104,19 @@ class _Script:
     ) -> typing.Callable[[], typing.Any]:
         """Send the script now; the function returned reads its reply (call it once).
 
-        On a single server the request is in flight while the caller does other
-        work; on a cluster the script simply runs now.
+        On a single server the request is in flight on the lane (several may be, in
+        order) while the caller does other work; on a cluster the script runs now.
         """
-        pool = self._pool
-        if pool is None:
+        if self._lane is None:
             reply = self(keys, args)
             return lambda: reply
-        connection = pool.get_connection()
-        try:
-            connection.send_command("EVALSHA", self.registered.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
-        except BaseException:
-            connection.disconnect()  # type: ignore[no-untyped-call]
-            pool.release(connection)
-            raise
+        pending = self._lane.start(self._packed(keys, args))
 
         def finish() -> typing.Any:
             try:
-                return connection.read_response()
+                return pending.result()
             except redis.exceptions.NoScriptError:
-                pass  # an error reply: the connection is fine
-            except BaseException:
-                connection.disconnect()  # type: ignore[no-untyped-call]  # reply in flight
-                raise
-            finally:
-                pool.release(connection)
-            return self.registered(keys, args)
+                return self.registered(keys, args)  # loads it and runs it
 
         return finish
 
