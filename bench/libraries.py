@@ -39,7 +39,7 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("push_pipelined", "push, pipelined 1 item/command (raw only)"),
     Workload("push_bulk", "push bulk"),
     Workload("consume_one", "consume one-by-one"),
-    Workload("consume_one_prefetch", "consume one-by-one, prefetch on (ours)"),
+    Workload("consume_one_prefetch", "consume one-by-one, prefetch 3 pulls (ours)"),
     Workload("consume_batched", "consume batched (ours: at-least-once)"),
     Workload("consume_batched_amo", "consume batched, at-most-once"),
     Workload("consume_batched_prefetch", "consume batched, at-least-once, prefetch on (ours)"),
@@ -54,6 +54,8 @@ WORKLOADS_BY_NAME = {workload.name: workload for workload in WORKLOADS}
 
 #: Tasks pulled per round trip in the batched workloads (Sergeant's tasks_per_transaction).
 BATCH = 1000
+#: Pulls in flight in our one-by-one prefetch row (``WorkerConfig.prefetch``).
+ONE_BY_ONE_PREFETCH = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +121,7 @@ def _sergeant_workloads(full: bool) -> dict[str, dict[str, typing.Any]]:
         "consume_one_prefetch": {
             "workload": "consume",
             "tasks_per_transaction": 1,
-            "prefetch": True,
+            "prefetch": ONE_BY_ONE_PREFETCH,
         },
         "consume_batched": {**batched, "delivery": "at_least_once"},
         "consume_batched_amo": {**batched, "delivery": "at_most_once"},

@@ -156,7 +156,7 @@ def targets(cells: dict[str, dict[str, Cell]]) -> list[Target]:
     ]
     for workload, title in (
         ("consume_one", "one-by-one consume"),
-        ("consume_one_prefetch", "one-by-one consume, prefetch on"),
+        ("consume_one_prefetch", "one-by-one consume, prefetch 3 pulls"),
         ("push_one", "one-by-one push"),
     ):
         best = _best_peer(cells, COMPARED_AT.get(workload, workload))

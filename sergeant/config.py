@@ -259,8 +259,10 @@ class WorkerConfig:
             running batch (``True`` is 1). They go out as a batch starts (with the
             settled tasks' acknowledgements), so the broker's work and the round trips
             overlap the batch; the worker then holds up to ``1 + prefetch`` batches.
-            Off (0) by default: with slow tasks and several workers, a prefetched task
-            waits for its worker instead of going to an idle one.
+            None (the default) is 1 when ``tasks_per_transaction`` > 1 and the
+            broker can overlap a pull with the running batch (Redis on one server),
+            else 0: with tasks pulled one at a time, slow tasks and several workers,
+            a prefetched task waits for its worker instead of going to an idle one.
     """
 
     name: str
@@ -282,7 +284,7 @@ class WorkerConfig:
     max_deliveries: int = DEFAULT_MAX_DELIVERIES
     block_seconds: float = DEFAULT_BLOCK_SECONDS
     result_ttl_seconds: float = 0.0
-    prefetch: bool | int = False
+    prefetch: bool | int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -307,11 +309,13 @@ class WorkerConfig:
         _check_number("WorkerConfig.block_seconds", self.block_seconds, 0)
         _check_number("WorkerConfig.result_ttl_seconds", self.result_ttl_seconds, 0)
         prefetch = self.prefetch
-        if not isinstance(prefetch, int) or not 0 <= prefetch <= MAX_PREFETCH:
+        if prefetch is not None and (
+            not isinstance(prefetch, int) or not 0 <= prefetch <= MAX_PREFETCH
+        ):
             _fail(
                 "WorkerConfig.prefetch",
                 prefetch,
-                f"use True, False or a number of pulls from 0 to {MAX_PREFETCH}",
+                f"use None, True, False or a number of pulls from 0 to {MAX_PREFETCH}",
             )
 
     def replace(self, **changes: typing.Any) -> WorkerConfig:

@@ -150,9 +150,19 @@ class Consumer:
         self._popped: collections.deque[Task] = collections.deque()  # at-most-once: unstarted
         # Pulls in flight, oldest first; read in that order.
         self._prefetched: collections.deque[_Prefetch] = collections.deque()
-        self._prefetch_depth = int(config.prefetch) if self.at_least_once else 0
+        self._prefetch_depth = self._pulls_ahead(broker, config)
         self._heartbeat: _Heartbeat | None = None
         self.presence = _presence.Presence(self.queue)
+
+    @staticmethod
+    def _pulls_ahead(broker: Broker, config: WorkerConfig) -> int:
+        """``config.prefetch``, with None resolved (see ``WorkerConfig``)."""
+        if config.delivery != "at_least_once":
+            return 0
+        if config.prefetch is None:
+            batched = config.tasks_per_transaction > 1
+            return 1 if batched and broker.connector.overlaps_pulls else 0
+        return int(config.prefetch)
 
     # -- iteration ------------------------------------------------------------------
 

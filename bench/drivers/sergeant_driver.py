@@ -35,7 +35,7 @@ def worker_config(args: dict[str, typing.Any], max_tasks: int) -> typing.Any:
     if "delivery" in fields and args.get("delivery"):
         extra["delivery"] = args["delivery"]
     if "prefetch" in fields and args.get("prefetch"):
-        extra["prefetch"] = True
+        extra["prefetch"] = args["prefetch"]
     return WorkerConfig(
         name=args["queue"],
         connector=Connector(type=args["connector"]["type"], params=args["connector"]["params"]),

@@ -76,6 +76,10 @@ class Connector(abc.ABC):
     #: per node only, and every item is still handed out exactly as the contract says.
     #: Set per instance where it depends on the set-up.
     ordered: bool = True
+    #: True when :meth:`start_ack_and_lease` really sends the request and returns
+    #: (Redis on one server), so a pull can overlap the running batch; a worker's
+    #: default ``prefetch`` is on for batches only then. Set per instance.
+    overlaps_pulls: bool = False
 
     # -- ready and delayed items ------------------------------------------------
 

@@ -9,6 +9,7 @@ import typing
 import pytest
 
 from sergeant import config
+from sergeant.consumer import Consumer
 from sergeant.objects import Task
 from sergeant.worker import Worker, WorkerSummary
 
@@ -314,3 +315,27 @@ def test_prefetched_lease_is_renewed_while_a_long_task_runs(
     assert sorted(str(i) for name, i in worker.calls if name == "work") == expected
     assert worker.broker.connector.leased_count("jobs") == 0
     assert worker.number_of_enqueued_tasks() == 0  # "quick" was never reclaimed
+
+
+@pytest.mark.parametrize("per_pull", [1, 3])
+def test_batches_are_prefetched_by_default_where_a_pull_can_overlap(
+    make_worker: typing.Callable[..., Recorder],
+    connector_config: tuple[str, dict[str, typing.Any]],
+    per_pull: int,
+) -> None:
+    """prefetch=None: one pull ahead for batches on one Redis server; none for one-task
+    pulls, nor where a pull sent ahead would simply run at once."""
+    worker = make_worker(tasks_per_transaction=per_pull, max_tasks_per_run=20)
+    worker.push_tasks([{"i": i} for i in range(20)])
+    consumer = Consumer(worker.broker, worker.config)
+    tasks = iter(consumer)
+    try:
+        next(tasks)
+        consumer.renew_leases()  # reads the pull in flight, if any
+        kind, params = connector_config
+        one_redis_server = kind == "redis" and len(params.get("nodes", [])) == 1
+        ahead = per_pull > 1 and one_redis_server
+        assert worker.broker.connector.leased_count("jobs") == per_pull * (2 if ahead else 1)
+    finally:
+        consumer.close()
+    assert worker.broker.connector.leased_count("jobs") == 0

@@ -52,7 +52,7 @@ def bad(value: object) -> typing.Any:
         ),
         (
             lambda: config.WorkerConfig(name="w", prefetch=bad("yes")),
-            "WorkerConfig.prefetch is 'yes'; use True, False or a number of pulls from 0 to 64",
+            "prefetch is 'yes'; use None, True, False or a number of pulls from 0 to 64",
         ),
         (lambda: config.WorkerConfig(name="w", prefetch=65), "WorkerConfig.prefetch is 65"),
     ],

@@ -84,6 +84,7 @@ class Connector(_connector.Connector):
         self._settings: RedisSettings = parse_params(nodes, url, urls, cluster, tls)
         #: False with several independent nodes: order holds per node only.
         self.ordered = self._settings.cluster or len(self._settings.nodes) == 1
+        self.overlaps_pulls = not self._settings.cluster and len(self._settings.nodes) == 1
         self._nodes: list[Node] = []
         self._rotation = spread.Rotation()
         self._ids = entries.IdMaker()
