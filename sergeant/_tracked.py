@@ -1,12 +1,12 @@
 """``TrackedTasks``: the consumer as the executor's task source, plus what the worker
-records on the way: the running task per thread (``get_trace_id``), stored results
-(``result_ttl_seconds``) and Prometheus metrics (under a supervisor with metrics on).
+records on the way when asked: stored results (``result_ttl_seconds``) and
+Prometheus metrics (under a supervisor with metrics on). Without either, the worker
+hands the consumer itself to the executor.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import typing
 
 from sergeant.consumer import Consumer
@@ -22,11 +22,10 @@ __all__ = ["TrackedTasks"]
 
 
 class TrackedTasks:
-    """The consumer, wrapped to record each task's start and outcome.
+    """The consumer, wrapped to record each task's outcome.
 
     Args:
         consumer: where the tasks come from and are settled.
-        current: the worker's per-thread state (``current.task``).
         results: where results are stored, or None when they are not kept.
         metrics: this process's metrics, or None when they are off.
         logger: the worker's logger.
@@ -35,13 +34,11 @@ class TrackedTasks:
     def __init__(
         self,
         consumer: Consumer,
-        current: threading.local,
         results: ResultStore | None,
         metrics: TaskMetrics | None,
         logger: logging.Logger,
     ) -> None:
         self.consumer = consumer
-        self.current = current
         self.results = results
         self.metrics = metrics
         self.logger = logger
@@ -51,22 +48,17 @@ class TrackedTasks:
 
     def started(self, task: Task) -> None:
         """The executor is about to run ``task``."""
-        if task.trace_id is None:
-            task.trace_id = task.id  # a task pushed from outside roots its own trace
-        self.current.task = task
         if self.metrics is not None:
             self.metrics.started(id(task))
         self.consumer.started(task)
 
     def settle(self, task: Task, outcome: Outcome, value: typing.Any = None) -> None:
         """``task`` ended with ``outcome``; ``value`` is what ``work`` returned or raised."""
-        self.current.task = None
         if self.results is not None:
             self._store_result(task, outcome, value)
         if self.metrics is not None:
             self.metrics.settled(id(task), self.consumer.queue, outcome.value)
         self.consumer.settle(task, outcome)
-
     def _store_result(self, task: Task, outcome: Outcome, value: typing.Any) -> None:
         """Store the result before the acknowledgement; a broker fault loses only the result."""
         assert self.results is not None

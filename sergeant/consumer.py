@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 StarvationCallback = typing.Callable[[int], None]
 
+_MAX_RETRIES = Outcome.MAX_RETRIES  # looked up once: settle() runs per task
+
 #: Seconds ``close()`` keeps retrying acknowledgements and releases while the broker is
 #: unreachable; after that their leases simply expire and the tasks run again.
 CLOSE_RETRY_SECONDS = 5.0
@@ -120,13 +122,22 @@ class _Prefetch:
 
 
 class Consumer:
-    """Iterates the tasks of one queue for the executor, within ``max_tasks_per_run``."""
+    """Iterates the tasks of one queue for the executor, within ``max_tasks_per_run``.
+
+    Args:
+        broker: where the tasks come from and are settled.
+        config: the worker's configuration.
+        on_starvation: called with the idle seconds while no task comes.
+        thread_state: where the task running in each thread is kept
+            (``thread_state.task``, for ``Worker.get_trace_id``).
+    """
 
     def __init__(
         self,
         broker: Broker,
         config: WorkerConfig,
         on_starvation: StarvationCallback | None = None,
+        thread_state: threading.local | None = None,
     ) -> None:
         self.broker = broker
         self.config = config
@@ -134,6 +145,7 @@ class Consumer:
         self.at_least_once = config.delivery == "at_least_once"
         self.owner = worker_owner_id()
         self.on_starvation = on_starvation
+        self.thread_state = thread_state if thread_state is not None else threading.local()
         self.tasks_done = 0
         # The leases held move through three stages, one GIL-atomic container each:
         # unstarted (in batch order) -> running (by id(task)) -> settled, kept (and
@@ -319,16 +331,24 @@ class Consumer:
     # -- outcomes -------------------------------------------------------------------
 
     def started(self, task: Task) -> None:
-        """The executor began running ``task``: its heartbeat shows it as current."""
+        """The executor began running ``task``: it is this thread's current task, and
+        the heartbeat shows it."""
+        if task.trace_id is None:
+            task.trace_id = task.id  # a task pushed from outside roots its own trace
+        self.thread_state.task = task
         self._current[id(task)] = (task.id, time.time())
 
-    def settle(self, task: Task, outcome: Outcome) -> None:
-        """Record how ``task`` ended; its lease is acknowledged (or dead-lettered) in a batch."""
+    def settle(self, task: Task, outcome: Outcome, value: typing.Any = None) -> None:
+        """Record how ``task`` ended; its lease is acknowledged (or dead-lettered) in a batch.
+
+        ``value`` (what ``work`` returned or raised) is not kept here.
+        """
+        self.thread_state.task = None
         self.tasks_done += 1
         key = id(task)
         self._current.pop(key, None)
         running = self._running  # empty at-most-once: nothing more to do then
-        if outcome is not Outcome.MAX_RETRIES:
+        if outcome is not _MAX_RETRIES:
             delivery = running.get(key)
             if delivery is not None:
                 self._to_ack.append(delivery)  # see __init__: enter settled, then leave running

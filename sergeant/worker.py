@@ -34,7 +34,7 @@ from sergeant.consumer import Consumer
 from sergeant.encoder import Encoder
 from sergeant.errors import ConfigError, SergeantError
 from sergeant.executor import Executor, SerialExecutor
-from sergeant.executor._executor import noop_hook
+from sergeant.executor._executor import TaskSource, noop_hook
 from sergeant.logging import JsonFormatter
 from sergeant.objects import Task, new_task_ids
 from sergeant.results import ResultStore
@@ -319,7 +319,9 @@ class Worker:
             summary.end_time = _utcnow()
             return summary
         started, started_cpu = time.perf_counter(), time.process_time()
-        self._consumer = Consumer(self.broker, self.config, self._handle_starvation)
+        self._consumer = Consumer(
+            self.broker, self.config, self._handle_starvation, self._current
+        )
         try:
             self._run_phase(summary, "executor", lambda: self.executor.execute_tasks(self._tasks()))
         finally:
@@ -342,13 +344,16 @@ class Worker:
         summary.end_time = _utcnow()
         return summary
 
-    def _tasks(self) -> TrackedTasks:
+    def _tasks(self) -> TaskSource:
+        """The consumer, wrapped only when results or metrics are recorded."""
         assert self._consumer is not None
         recorder = metrics.task_metrics()
         if recorder is not None:
             self.broker.on_dead_letter = recorder.dead_letter
         results = self._result_store if self.config.result_ttl_seconds > 0 else None
-        return TrackedTasks(self._consumer, self._current, results, recorder, self.logger)
+        if results is None and recorder is None:
+            return self._consumer
+        return TrackedTasks(self._consumer, results, recorder, self.logger)
 
     def _run_phase(
         self, summary: WorkerSummary, phase: str, body: typing.Callable[[], None]
