@@ -59,6 +59,7 @@ class TrackedTasks:
         if self.metrics is not None:
             self.metrics.settled(id(task), self.consumer.queue, outcome.value)
         self.consumer.settle(task, outcome)
+
     def _store_result(self, task: Task, outcome: Outcome, value: typing.Any) -> None:
         """Store the result before the acknowledgement; a broker fault loses only the result."""
         assert self.results is not None

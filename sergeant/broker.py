@@ -102,7 +102,16 @@ class Broker:
         A payload that cannot be decoded is logged with its decoder error and
         dropped: popped bytes have no lease to dead-letter them with.
         """
-        payloads = self.connector.pop_many(queue, count)
+        return self._decode_popped(queue, self.connector.pop_many(queue, count))
+
+    def start_pop_tasks(self, queue: str, count: int) -> typing.Callable[[], list[Task]]:
+        """Begin :meth:`pop_tasks` (not blocking); the function returned finishes it
+        (``Connector.start_pop``)."""
+        finish = self.connector.start_pop(queue, count)
+        return lambda: self._decode_popped(queue, finish())
+
+    def _decode_popped(self, queue: str, payloads: list[bytes]) -> list[Task]:
+        """Popped payloads decoded; an undecodable one is logged and dropped."""
         decode = self.encoder.decode
         try:  # the usual case: every payload decodes
             return [decode(payload) for payload in payloads]

@@ -255,10 +255,11 @@ class WorkerConfig:
         result_ttl_seconds: keep each task's outcome (the value ``work`` returned,
             or its failure) this long under the task id, for ``get_result``
             (0 = keep nothing).
-        prefetch: at-least-once only: how many pulls to keep in flight ahead of the
-            running batch (``True`` is 1). They go out as a batch starts (with the
-            settled tasks' acknowledgements), so the broker's work and the round trips
-            overlap the batch; the worker then holds up to ``1 + prefetch`` batches.
+        prefetch: how many pulls to keep in flight ahead of the running batch
+            (``True`` is 1). They go out as a batch starts (with the settled tasks'
+            acknowledgements), so the broker's work and the round trips overlap the
+            batch; the worker then holds up to ``1 + prefetch`` batches (at-most-once,
+            a worker that dies loses them all).
             None (the default) is 1 when ``tasks_per_transaction`` > 1 and the
             broker can overlap a pull with the running batch (Redis on one server),
             else 0: with tasks pulled one at a time, slow tasks and several workers,

@@ -160,6 +160,8 @@ class Consumer:
         # The heartbeat's running tasks: (task id, Unix start), by id(task) (GIL-atomic).
         self._current: dict[int, tuple[str, float]] = {}
         self._popped: collections.deque[Task] = collections.deque()  # at-most-once: unstarted
+        # At-most-once: pops in flight (prefetch), oldest first.
+        self._popping: collections.deque[typing.Callable[[], list[Task]]] = collections.deque()
         # Pulls in flight, oldest first; read in that order.
         self._prefetched: collections.deque[_Prefetch] = collections.deque()
         self._prefetch_depth = self._pulls_ahead(broker, config)
@@ -169,8 +171,6 @@ class Consumer:
     @staticmethod
     def _pulls_ahead(broker: Broker, config: WorkerConfig) -> int:
         """``config.prefetch``, with None resolved (see ``WorkerConfig``)."""
-        if config.delivery != "at_least_once":
-            return 0
         if config.prefetch is None:
             batched = config.tasks_per_transaction > 1
             return 1 if batched and broker.connector.overlaps_pulls else 0
@@ -198,6 +198,8 @@ class Consumer:
             pulled += len(tasks)
             idle_since = time.monotonic()
             if not self.at_least_once:
+                if self._prefetch_depth:
+                    self._top_up_pops(pulled)
                 popped = self._popped
                 while popped:
                     yield popped.popleft()
@@ -216,7 +218,9 @@ class Consumer:
         """The next batch: leased (its deliveries in ``_unstarted``) or, at-most-once, popped."""
         queue, config = self.queue, self.config
         if not self.at_least_once:
-            popped = retry_call("pop", lambda: self.broker.pop_tasks(queue, count), queue)
+            popped = self._take_pop()
+            if not popped:
+                popped = retry_call("pop", lambda: self.broker.pop_tasks(queue, count), queue)
             self._popped = collections.deque(popped)
             if not popped:
                 retry_call(
@@ -295,6 +299,40 @@ class Consumer:
                 return False
             self._prefetched.append(_Prefetch(to_ack, count, finish))
             return True
+
+    def _top_up_pops(self, pulled: int) -> None:
+        """At-most-once: send pops until ``prefetch`` are in flight (within
+        ``max_tasks_per_run``; every pop asks for a full batch)."""
+        limit, per_pull = self.config.max_tasks_per_run, self.config.tasks_per_transaction
+        while len(self._popping) < self._prefetch_depth:
+            count = per_pull
+            if limit:
+                count = min(count, limit - pulled - per_pull * len(self._popping))
+                if count <= 0:
+                    return
+            try:
+                self._popping.append(self.broker.start_pop_tasks(self.queue, count))
+            except RETRYABLE as exc:  # the next pop goes the usual way, with retries
+                logger.warning(
+                    "could not prefetch: %s",
+                    exc,
+                    extra={"event": "broker_retry", "queue": self.queue},
+                )
+                return
+
+    def _take_pop(self) -> list[Task]:
+        """At-most-once: the oldest prefetched pop's tasks; [] when none (or it failed:
+        its tasks, popped or not, are lost, as with any pop whose reply is lost)."""
+        if not self._popping:
+            return []
+        finish = self._popping.popleft()
+        try:
+            return finish()
+        except RETRYABLE as exc:
+            logger.warning(
+                "prefetch failed: %s", exc, extra={"event": "broker_retry", "queue": self.queue}
+            )
+            return []
 
     def _take_prefetch(self) -> list[Task]:
         """The oldest prefetched batch's tasks, now unstarted; [] when there is none (or
@@ -480,6 +518,8 @@ class Consumer:
             )
         if not self.at_least_once:
             unstarted, self._popped = list(self._popped), collections.deque()
+            while self._popping:
+                unstarted += self._take_pop()
             if unstarted:
                 # One attempt: a push retried after a lost reply could run twice.
                 self._on_close(

@@ -319,9 +319,7 @@ class Worker:
             summary.end_time = _utcnow()
             return summary
         started, started_cpu = time.perf_counter(), time.process_time()
-        self._consumer = Consumer(
-            self.broker, self.config, self._handle_starvation, self._current
-        )
+        self._consumer = Consumer(self.broker, self.config, self._handle_starvation, self._current)
         try:
             self._run_phase(summary, "executor", lambda: self.executor.execute_tasks(self._tasks()))
         finally:

@@ -122,6 +122,15 @@ class Connector(abc.ABC):
         first, in the same atomic step. Never blocks. Returns ``[]`` when empty.
         """
 
+    def start_pop(self, queue: str, count: int) -> typing.Callable[[], list[bytes]]:
+        """Begin :meth:`pop_many` (not blocking); the function returned finishes it.
+
+        For prefetching at-most-once, as :meth:`start_ack_and_lease`. By default the
+        items are popped at once.
+        """
+        items = self.pop_many(queue, count)
+        return lambda: items
+
     def wait_for_items(self, queue: str, block_seconds: float) -> bool:
         """Wait until ``queue`` has a ready item, at most ``block_seconds``.
 

@@ -522,3 +522,16 @@ def test_a_started_lease_finishes_later(connector: Connector, queue: str) -> Non
     assert connector.leased_count(queue) == 1
     assert connector.length(queue) == 1
     assert connector.ack_many(queue, second) == 1
+
+
+def test_started_pops_finish_later_in_order(connector: Connector, queue: str) -> None:
+    """start_pop: several may be in flight; each gets its own items, none twice."""
+    connector.push_many(queue, [b"a", b"b", b"c", b"d", b"e"])
+    first, second = connector.start_pop(queue, 2), connector.start_pop(queue, 2)
+    assert connector.leased_count(queue) == 0  # pops lease nothing
+    popped = first() + second()
+    assert len(popped) == 4
+    if connector.ordered:
+        assert popped == [b"a", b"b", b"c", b"d"]
+    assert sorted(popped + connector.pop_many(queue, 5)) == [b"a", b"b", b"c", b"d", b"e"]
+    assert connector.start_pop(queue, 3)() == []

@@ -271,12 +271,15 @@ def test_worker_lock(make_worker: typing.Callable[..., Recorder]) -> None:
     assert lock.release()
 
 
+@pytest.mark.parametrize("delivery", ["at_least_once", "at_most_once"])
 @pytest.mark.parametrize("prefetch", [True, 3])
 def test_prefetch_runs_every_task_once(
-    make_worker: typing.Callable[..., Recorder], prefetch: bool | int
+    make_worker: typing.Callable[..., Recorder], prefetch: bool | int, delivery: str
 ) -> None:
-    """With prefetch, each pull is sent while the batches before it run."""
-    worker = make_worker(tasks_per_transaction=4, prefetch=prefetch, max_tasks_per_run=50)
+    """With prefetch, each pull (a pop at-most-once) is sent while the batches before it run."""
+    worker = make_worker(
+        tasks_per_transaction=4, prefetch=prefetch, max_tasks_per_run=50, delivery=delivery
+    )
     worker.push_tasks([{"i": i} for i in range(50)])
     run(worker)
     done = [i for name, i in worker.calls if name == "work"]
@@ -287,12 +290,14 @@ def test_prefetch_runs_every_task_once(
     assert worker.broker.connector.leased_count("jobs") == 0
 
 
+@pytest.mark.parametrize("delivery", ["at_least_once", "at_most_once"])
 @pytest.mark.parametrize(("prefetch", "stop_at"), [(True, 3), (True, 0), (3, 0), (3, 5)])
 def test_prefetched_tasks_go_back_on_stop(
-    make_worker: typing.Callable[..., Recorder], prefetch: bool | int, stop_at: int
+    make_worker: typing.Callable[..., Recorder], prefetch: bool | int, stop_at: int, delivery: str
 ) -> None:
-    """A stop gives back the rest of the running batch and every prefetched one, unstarted."""
-    worker = make_worker(tasks_per_transaction=2, prefetch=prefetch)
+    """A stop gives back the rest of the running batch and every prefetched one, unstarted
+    (at-most-once: pushed back)."""
+    worker = make_worker(tasks_per_transaction=2, prefetch=prefetch, delivery=delivery)
     worker.push_tasks([{"i": i, "action": "stop" if i == stop_at else None} for i in range(12)])
     assert run(worker).stop
     assert sorted(i for name, i in worker.calls if name == "work") == list(range(stop_at + 1))

@@ -166,6 +166,23 @@ class Connector(_connector.Connector):
         header = entries.HEADER
         return [entry[header:] for entry in popped]
 
+    def start_pop(self, queue: str, count: int) -> typing.Callable[[], list[bytes]]:
+        """Send :meth:`pop_many` now on one server; the function returned reads it."""
+        nodes = self._all()
+        if len(nodes) > 1 or count <= 0:
+            return super().start_pop(queue, count)
+        node = nodes[0]
+        with node:
+            finish = node.scripts.start_pop(keys.queue_keys(queue), count)
+
+        def read() -> list[bytes]:
+            with node:
+                popped = finish()
+            header = entries.HEADER
+            return [entry[header:] for entry in popped]
+
+        return read
+
     @staticmethod
     def _wait_on_wake(node: Node, k: keys.QueueKeys, timeout: float) -> None:
         with node:

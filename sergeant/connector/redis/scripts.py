@@ -175,6 +175,10 @@ class Scripts:
         result: list[typing.Any] = self._lease(k, (count, repr(float(lease_seconds)), *acks))
         return result
 
+    def start_pop(self, k: QueueKeys, count: int) -> typing.Callable[[], list[bytes]]:
+        """:meth:`pop`, sent now; the function returned reads its reply."""
+        return self._pop.start(k, (count,))
+
     def start_lease(
         self, k: QueueKeys, count: int, lease_seconds: float, acks: typing.Sequence[Arg] = ()
     ) -> typing.Callable[[], list[typing.Any]]:
