@@ -30,6 +30,8 @@ import typing
 
 from sergeant import _faults, _presence
 from sergeant._backoff import RETRYABLE, retry_call
+from sergeant._heartbeat import Heartbeat, heartbeat_interval
+from sergeant._prefetch import PendingPull, pulls_ahead
 from sergeant.broker import Broker, LeasedBatch
 from sergeant.config import WorkerConfig
 from sergeant.connector import Delivery
@@ -52,73 +54,6 @@ CLOSE_RETRY_SECONDS = 5.0
 def worker_owner_id() -> str:
     """An id for this worker process, recorded with its leases: ``host:pid``."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def heartbeat_interval(config: WorkerConfig) -> float:
-    """Seconds between heartbeats: a third of a lease, at most ``HEARTBEAT_SECONDS``."""
-    return min(config.lease_seconds / 3, _presence.HEARTBEAT_SECONDS)
-
-
-class _Heartbeat(threading.Thread):
-    """Publishes the worker's heartbeat and, at-least-once, renews its leases and
-    reclaims expired ones, every :func:`heartbeat_interval`."""
-
-    def __init__(self, consumer: Consumer) -> None:
-        super().__init__(name="sergeant-heartbeat", daemon=True)
-        self.consumer = consumer
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        interval = heartbeat_interval(self.consumer.config)
-        while not self.stopped.wait(interval):
-            try:
-                if self.consumer.at_least_once:
-                    self.consumer.renew_leases()
-                    self.consumer.reclaim_expired()
-                self.consumer.publish_presence()
-            except Exception as exc:  # a broker hiccup must not kill the heartbeat
-                logger.warning(
-                    "lease heartbeat failed: %r", exc, extra={"event": "heartbeat_failed"}
-                )
-
-
-class _Prefetch:
-    """A pull sent ahead (``WorkerConfig.prefetch``), with the acknowledgements it carries
-    (at most one pull in flight carries any: see ``Consumer._start_prefetch``).
-
-    The loop reads it when it needs the next batch; the heartbeat reads it first when
-    a task runs long, so the prefetched leases are renewed like the others.
-    """
-
-    def __init__(
-        self,
-        sent: list[Delivery],
-        count: int,
-        finish: typing.Callable[[], tuple[int, LeasedBatch]],
-    ) -> None:
-        self.sent = sent
-        self.count = count
-        self._finish: typing.Callable[[], tuple[int, LeasedBatch]] | None = finish
-        self._lock = threading.Lock()
-        self.accepted = 0
-        self.batch: LeasedBatch | None = None
-        self.error: Exception | None = None
-
-    def resolve(self) -> None:
-        """Read the reply (once, from whichever thread comes first)."""
-        with self._lock:
-            finish, self._finish = self._finish, None
-            if finish is None:
-                return
-            try:
-                self.accepted, self.batch = finish()
-            except Exception as exc:  # reported by the loop, which retries the usual way
-                self.error = exc
-
-    def held(self) -> list[Delivery]:
-        """The leases it brought, once read."""
-        batch = self.batch
-        return batch.deliveries if batch is not None else []
 
 
 class Consumer:
@@ -163,18 +98,10 @@ class Consumer:
         # At-most-once: pops in flight (prefetch), oldest first.
         self._popping: collections.deque[typing.Callable[[], list[Task]]] = collections.deque()
         # Pulls in flight, oldest first; read in that order.
-        self._prefetched: collections.deque[_Prefetch] = collections.deque()
-        self._prefetch_depth = self._pulls_ahead(broker, config)
-        self._heartbeat: _Heartbeat | None = None
+        self._prefetched: collections.deque[PendingPull] = collections.deque()
+        self._prefetch_depth = pulls_ahead(broker.connector, config)
+        self._heartbeat: Heartbeat | None = None
         self.presence = _presence.Presence(self.queue)
-
-    @staticmethod
-    def _pulls_ahead(broker: Broker, config: WorkerConfig) -> int:
-        """``config.prefetch``, with None resolved (see ``WorkerConfig``)."""
-        if config.prefetch is None:
-            batched = config.tasks_per_transaction > 1
-            return 1 if batched and broker.connector.overlaps_pulls else 0
-        return int(config.prefetch)
 
     # -- iteration ------------------------------------------------------------------
 
@@ -182,7 +109,7 @@ class Consumer:
         if self.at_least_once:
             self.reclaim_expired()
         self._publish_first_presence()
-        self._heartbeat = _Heartbeat(self)
+        self._heartbeat = Heartbeat(self)
         self._heartbeat.start()
         limit = self.config.max_tasks_per_run
         pulled = 0
@@ -297,7 +224,7 @@ class Consumer:
                     "could not prefetch: %s", exc, extra={"event": "broker_retry", "queue": queue}
                 )
                 return False
-            self._prefetched.append(_Prefetch(to_ack, count, finish))
+            self._prefetched.append(PendingPull(to_ack, count, finish))
             return True
 
     def _top_up_pops(self, pulled: int) -> None:
