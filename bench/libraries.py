@@ -40,9 +40,9 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("push_bulk", "push bulk"),
     Workload("consume_one", "consume one-by-one"),
     Workload("consume_one_prefetch", "consume one-by-one, prefetch 3 pulls (ours)"),
-    Workload("consume_batched", "consume batched (ours: at-least-once)"),
+    Workload("consume_batched", "consume batched (ours: at-least-once, defaults)"),
     Workload("consume_batched_amo", "consume batched, at-most-once"),
-    Workload("consume_batched_prefetch", "consume batched, at-least-once, prefetch on (ours)"),
+    Workload("consume_batched_no_prefetch", "consume batched, at-least-once, prefetch off (ours)"),
     Workload("consume_procs_1", "batched consume, 1 process"),
     Workload("consume_procs_2", "batched consume, 2 processes"),
     Workload("consume_procs_4", "batched consume, 4 processes"),
@@ -125,7 +125,11 @@ def _sergeant_workloads(full: bool) -> dict[str, dict[str, typing.Any]]:
         },
         "consume_batched": {**batched, "delivery": "at_least_once"},
         "consume_batched_amo": {**batched, "delivery": "at_most_once"},
-        "consume_batched_prefetch": {**batched, "delivery": "at_least_once", "prefetch": True},
+        "consume_batched_no_prefetch": {
+            **batched,
+            "delivery": "at_least_once",
+            "prefetch": False,
+        },
     }
     if full:
         workloads["latency"] = {"workload": "latency"}
@@ -169,7 +173,7 @@ def all_libraries(our_python: Path) -> list[Library]:
     raw["consume_one"] = {"workload": "consume_one"}
     raw["consume_batched"] = {"workload": "consume_batched", "batch": BATCH}
     original = _sergeant_workloads(full=True)
-    for name in ("consume_batched_amo", "consume_batched_prefetch", "consume_one_prefetch"):
+    for name in ("consume_batched_amo", "consume_batched_no_prefetch", "consume_one_prefetch"):
         del original[name]
     for procs in (1, 2, 4):
         del original[f"consume_procs_{procs}"]

@@ -34,7 +34,7 @@ def worker_config(args: dict[str, typing.Any], max_tasks: int) -> typing.Any:
     fields = {field.name for field in dataclasses.fields(WorkerConfig)}
     if "delivery" in fields and args.get("delivery"):
         extra["delivery"] = args["delivery"]
-    if "prefetch" in fields and args.get("prefetch"):
+    if "prefetch" in fields and "prefetch" in args:
         extra["prefetch"] = args["prefetch"]
     return WorkerConfig(
         name=args["queue"],
