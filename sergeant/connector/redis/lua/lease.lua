@@ -22,7 +22,9 @@ local now = now_text()
 promote(now, math.max(count, 1000))
 local entries = redis.call('LPOP', HIGH, count) or {}
 local high = #entries
-if high < count then
+if high == 0 then
+  entries = redis.call('LPOP', NORMAL, count) or {} -- the usual case: no copy
+elseif high < count then
   local more = redis.call('LPOP', NORMAL, count - high) or {}
   for k = 1, #more do
     entries[high + k] = more[k]

@@ -9,6 +9,9 @@
 local count = tonumber(ARGV[1])
 promote(now_text(), math.max(count, 1000))
 local entries = redis.call('LPOP', HIGH, count) or {}
+if #entries == 0 then
+  return redis.call('LPOP', NORMAL, count) or {} -- the usual case: no copy
+end
 if #entries < count then
   local more = redis.call('LPOP', NORMAL, count - #entries) or {}
   for k = 1, #more do
