@@ -95,8 +95,10 @@ class Consumer:
         # The heartbeat's running tasks: (task id, Unix start), by id(task) (GIL-atomic).
         self._current: dict[int, tuple[str, float]] = {}
         self._popped: collections.deque[Task] = collections.deque()  # at-most-once: unstarted
-        # At-most-once: pops in flight (prefetch), oldest first.
-        self._popping: collections.deque[typing.Callable[[], list[Task]]] = collections.deque()
+        # At-most-once: pops in flight (prefetch), oldest first: (count asked, finish).
+        self._popping: collections.deque[tuple[int, typing.Callable[[], list[Task]]]] = (
+            collections.deque()
+        )
         # Pulls in flight, oldest first; read in that order.
         self._prefetched: collections.deque[PendingPull] = collections.deque()
         self._prefetch_depth = pulls_ahead(broker.connector, config)
@@ -126,7 +128,7 @@ class Consumer:
             idle_since = time.monotonic()
             if not self.at_least_once:
                 if self._prefetch_depth:
-                    self._top_up_pops(pulled)
+                    self._top_up(pulled, [count for count, _ in self._popping], self._start_pop)
                 popped = self._popped
                 while popped:
                     yield popped.popleft()
@@ -134,7 +136,9 @@ class Consumer:
             if self._prefetch_depth:
                 # The next batches' pulls go now, so the broker's work and the round
                 # trips overlap this batch; they carry the last batches' acknowledgements.
-                self._top_up_prefetch(pulled)
+                self._top_up(
+                    pulled, [pending.count for pending in self._prefetched], self._start_prefetch
+                )
             unstarted, running = self._unstarted, self._running
             for task in tasks:
                 running[id(task)] = unstarted[0]  # see __init__: enter running, then leave
@@ -191,18 +195,24 @@ class Consumer:
         self._unstarted = collections.deque(batch.deliveries)
         return batch.tasks
 
-    def _top_up_prefetch(self, pulled: int) -> None:
-        """Send pulls until ``prefetch`` are in flight (within ``max_tasks_per_run``)."""
+    def _top_up(self, pulled: int, asked: list[int], send: typing.Callable[[int], bool]) -> None:
+        """Send pulls ahead until ``prefetch`` are in flight, within ``max_tasks_per_run``.
+
+        Args:
+            pulled: tasks received so far.
+            asked: how many tasks each pull in flight asked for.
+            send: sends one pull for that many tasks; False if it could not.
+        """
         limit, per_pull = self.config.max_tasks_per_run, self.config.tasks_per_transaction
-        in_flight = self._prefetched
-        while len(in_flight) < self._prefetch_depth:
-            count = per_pull
-            if limit:
-                count = min(count, limit - pulled - sum(p.count for p in in_flight))
-                if count <= 0:
-                    return
-            if not self._start_prefetch(count):
+        while len(asked) < self._prefetch_depth:
+            count = min(per_pull, limit - pulled - sum(asked)) if limit else per_pull
+            if count <= 0 or not send(count):
                 return
+            asked.append(count)
+
+    def _prefetch_failed(self, message: str, exc: BaseException) -> None:
+        """Log a pull sent ahead that could not be sent or read (the loop goes on)."""
+        logger.warning(message, exc, extra={"event": "broker_retry", "queue": self.queue})
 
     def _start_prefetch(self, count: int) -> bool:
         """Send a pull without waiting: False if it could not be sent.
@@ -220,45 +230,30 @@ class Consumer:
                     queue, to_ack, count, self.owner, config.lease_seconds, config.max_deliveries
                 )
             except RETRYABLE as exc:  # the next pull goes the usual way, with retries
-                logger.warning(
-                    "could not prefetch: %s", exc, extra={"event": "broker_retry", "queue": queue}
-                )
+                self._prefetch_failed("could not prefetch: %s", exc)
                 return False
             self._prefetched.append(PendingPull(to_ack, count, finish))
             return True
 
-    def _top_up_pops(self, pulled: int) -> None:
-        """At-most-once: send pops until ``prefetch`` are in flight (within
-        ``max_tasks_per_run``; every pop asks for a full batch)."""
-        limit, per_pull = self.config.max_tasks_per_run, self.config.tasks_per_transaction
-        while len(self._popping) < self._prefetch_depth:
-            count = per_pull
-            if limit:
-                count = min(count, limit - pulled - per_pull * len(self._popping))
-                if count <= 0:
-                    return
-            try:
-                self._popping.append(self.broker.start_pop_tasks(self.queue, count))
-            except RETRYABLE as exc:  # the next pop goes the usual way, with retries
-                logger.warning(
-                    "could not prefetch: %s",
-                    exc,
-                    extra={"event": "broker_retry", "queue": self.queue},
-                )
-                return
+    def _start_pop(self, count: int) -> bool:
+        """At-most-once: send a pop without waiting; False if it could not be sent."""
+        try:
+            self._popping.append((count, self.broker.start_pop_tasks(self.queue, count)))
+        except RETRYABLE as exc:  # the next pop goes the usual way, with retries
+            self._prefetch_failed("could not prefetch: %s", exc)
+            return False
+        return True
 
     def _take_pop(self) -> list[Task]:
         """At-most-once: the oldest prefetched pop's tasks; [] when none (or it failed:
         its tasks, popped or not, are lost, as with any pop whose reply is lost)."""
         if not self._popping:
             return []
-        finish = self._popping.popleft()
+        _, finish = self._popping.popleft()
         try:
             return finish()
         except RETRYABLE as exc:
-            logger.warning(
-                "prefetch failed: %s", exc, extra={"event": "broker_retry", "queue": self.queue}
-            )
+            self._prefetch_failed("prefetch failed: %s", exc)
             return []
 
     def _take_prefetch(self) -> list[Task]:
@@ -276,11 +271,7 @@ class Consumer:
             # Its leases are in _unstarted now (see held_deliveries).
             self._prefetched.popleft()
         if pending.error is not None:
-            logger.warning(
-                "prefetch failed: %s",
-                pending.error,
-                extra={"event": "broker_retry", "queue": self.queue},
-            )
+            self._prefetch_failed("prefetch failed: %s", pending.error)
             if not isinstance(pending.error, RETRYABLE):
                 raise pending.error
         return tasks

@@ -163,8 +163,7 @@ class Connector(_connector.Connector):
                 popped += node.scripts.pop(k, count - len(popped))
             if len(popped) >= count:
                 break
-        header = entries.HEADER
-        return [entry[header:] for entry in popped]
+        return entries.payloads(popped)
 
     def start_pop(self, queue: str, count: int) -> typing.Callable[[], list[bytes]]:
         """Send :meth:`pop_many` now on one server; the function returned reads it."""
@@ -177,9 +176,7 @@ class Connector(_connector.Connector):
 
         def read() -> list[bytes]:
             with node:
-                popped = finish()
-            header = entries.HEADER
-            return [entry[header:] for entry in popped]
+                return entries.payloads(finish())
 
         return read
 

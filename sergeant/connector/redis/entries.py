@@ -27,6 +27,7 @@ __all__ = [
     "deliveries_of",
     "leased",
     "make_entries",
+    "payloads",
     "slot_ranges",
     "split_entry",
 ]
@@ -70,6 +71,11 @@ def deliveries_of(entry: bytes) -> int:
     """The delivery count of a leased entry: its earlier deliveries plus this one."""
     earlier = entry[21:HEADER]
     return 1 if earlier == _FRESH else int(earlier) + 1
+
+
+def payloads(popped: list[bytes]) -> list[bytes]:
+    """The payloads of popped entries, in order."""
+    return [entry[HEADER:] for entry in popped]
 
 
 def split_entry(entry: bytes) -> tuple[str, bytes]:

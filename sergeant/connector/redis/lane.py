@@ -41,6 +41,14 @@ def command(*args: bytes | str | int | float) -> bytes:
     return b"*%d\r\n%s" % (len(args), b"".join(map(bulk, args)))
 
 
+def with_head(
+    head: bytes, head_args: int, args: typing.Sequence[bytes | str | int | float]
+) -> bytes:
+    """One command whose first ``head_args`` arguments were packed ahead into ``head``
+    (with :func:`bulk`), followed by ``args``."""
+    return b"*%d\r\n%s%s" % (head_args + len(args), head, b"".join(map(bulk, args)))
+
+
 class Pending:
     """The reply of a request sent with :meth:`Lane.start`, read by :meth:`result`."""
 

@@ -22,7 +22,7 @@ import redis.commands.core
 import redis.exceptions
 
 from sergeant.connector.redis.keys import QueueKeys
-from sergeant.connector.redis.lane import Lane, bulk
+from sergeant.connector.redis.lane import Lane, bulk, with_head
 
 __all__ = ["RECLAIM_BATCH", "WAKE_TOKENS", "Scripts"]
 
@@ -97,7 +97,7 @@ class _Script:
             parts: list[Arg] = ["EVALSHA", self.registered.sha, len(keys), *keys]
             head = b"".join(map(bulk, parts))
             self._heads[keys] = head
-        return b"*%d\r\n%s%s" % (3 + len(keys) + len(args), head, b"".join(map(bulk, args)))
+        return with_head(head, 3 + len(keys), args)
 
     def start(
         self, keys: typing.Sequence[str], args: typing.Sequence[Arg]

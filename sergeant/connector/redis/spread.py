@@ -23,7 +23,7 @@ import redis.cluster
 
 from sergeant.connector._connector import DeadLetter, Delivery
 from sergeant.connector.redis import entries, keys
-from sergeant.connector.redis.lane import bulk, command
+from sergeant.connector.redis.lane import bulk, command, with_head
 from sergeant.connector.redis.nodes import Node
 from sergeant.connector.redis.scripts import WAKE_TOKENS
 from sergeant.connector.redis.settings import RedisSettings
@@ -118,8 +118,7 @@ def push_on(
             # Not one transaction; a wake token lost with a broken connection only
             # leaves a blocked lease to its next poll.
             head, wake = _small_push_parts(k.high if high else k.normal, k.wake, count)
-            packed = b"*%d\r\n%s%s%s" % (2 + count, head, b"".join(map(bulk, items)), wake)
-            if node.lane.try_send(packed, 3) is not None:
+            if node.lane.try_send(with_head(head, 2, items) + wake, 3) is not None:
                 return count
         if count <= PUSH_CHUNK:
             return node.scripts.push(k, high, eta, items)
