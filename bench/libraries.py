@@ -39,7 +39,7 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("push_pipelined", "push, pipelined 1 item/command (raw only)"),
     Workload("push_bulk", "push bulk"),
     Workload("consume_one", "consume one-by-one"),
-    Workload("consume_one_prefetch", "consume one-by-one, prefetch 3 pulls (ours)"),
+    Workload("consume_one_no_prefetch", "consume one-by-one, prefetch off (ours)"),
     Workload("consume_batched", "consume batched (ours: at-least-once, defaults)"),
     Workload("consume_batched_amo", "consume batched, at-most-once"),
     Workload("consume_batched_no_prefetch", "consume batched, at-least-once, prefetch off (ours)"),
@@ -54,8 +54,6 @@ WORKLOADS_BY_NAME = {workload.name: workload for workload in WORKLOADS}
 
 #: Tasks pulled per round trip in the batched workloads (Sergeant's tasks_per_transaction).
 BATCH = 1000
-#: Pulls in flight in our one-by-one prefetch row (``WorkerConfig.prefetch``).
-ONE_BY_ONE_PREFETCH = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,10 +116,10 @@ def _sergeant_workloads(full: bool) -> dict[str, dict[str, typing.Any]]:
         "push_one": {"workload": "push_one"},
         "push_bulk": {"workload": "push_bulk"},
         "consume_one": {"workload": "consume", "tasks_per_transaction": 1},
-        "consume_one_prefetch": {
+        "consume_one_no_prefetch": {
             "workload": "consume",
             "tasks_per_transaction": 1,
-            "prefetch": ONE_BY_ONE_PREFETCH,
+            "prefetch": False,
         },
         "consume_batched": {**batched, "delivery": "at_least_once"},
         "consume_batched_amo": {**batched, "delivery": "at_most_once"},
@@ -173,7 +171,7 @@ def all_libraries(our_python: Path) -> list[Library]:
     raw["consume_one"] = {"workload": "consume_one"}
     raw["consume_batched"] = {"workload": "consume_batched", "batch": BATCH}
     original = _sergeant_workloads(full=True)
-    for name in ("consume_batched_amo", "consume_batched_no_prefetch", "consume_one_prefetch"):
+    for name in ("consume_batched_amo", "consume_batched_no_prefetch", "consume_one_no_prefetch"):
         del original[name]
     for procs in (1, 2, 4):
         del original[f"consume_procs_{procs}"]

@@ -211,8 +211,8 @@ NOTES = """## How each workload is measured
 - **consume**: the queue is filled first (not timed). Sergeant and 0.27: `work_loop()`
   with `max_tasks_per_run=N`, timed from loop start to return; one-by-one is
   `tasks_per_transaction=1`, batched is 1,000. Ours runs with its defaults
-  (`prefetch=None`: one pull ahead for batches on one Redis server, none one by
-  one) unless the row says otherwise. RQ: `SimpleWorker.work(burst=True)`
+  (`prefetch=None`: on one Redis server, one pull ahead for batches, three one-task
+  pulls ahead one by one) unless the row says otherwise. RQ: `SimpleWorker.work(burst=True)`
   (no batched pull). arq: burst worker with `poll_delay=0`, `max_jobs` 1 or 1,000.
   Dramatiq: one worker thread, `queue_prefetch` 2 (its default for one thread: with 1
   it backs off between fetches) or 1,000. Huey: one thread worker (no batched pull).

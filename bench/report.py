@@ -15,7 +15,7 @@ COMPARED_AT = {
     "push_one": "push_one",
     "push_bulk": "push_bulk",
     "consume_one": "consume_one",
-    "consume_one_prefetch": "consume_one",
+    "consume_one_no_prefetch": "consume_one",
     "consume_batched": "consume_batched",
     "consume_batched_amo": "consume_batched",
     "consume_batched_no_prefetch": "consume_batched",
@@ -155,8 +155,8 @@ def targets(cells: dict[str, dict[str, Cell]]) -> list[Target]:
         ),
     ]
     for workload, title in (
-        ("consume_one", "one-by-one consume"),
-        ("consume_one_prefetch", "one-by-one consume, prefetch 3 pulls"),
+        ("consume_one", "one-by-one consume (defaults: three pulls ahead)"),
+        ("consume_one_no_prefetch", "one-by-one consume, prefetch off"),
         ("push_one", "one-by-one push"),
     ):
         best = _best_peer(cells, COMPARED_AT.get(workload, workload))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import typing
 
-from sergeant import _presence
+from sergeant import _prefetch, _presence
 from sergeant.config import WorkerConfig
 
 if typing.TYPE_CHECKING:
@@ -24,7 +25,8 @@ def heartbeat_interval(config: WorkerConfig) -> float:
 
 class Heartbeat(threading.Thread):
     """Publishes the worker's heartbeat and, at-least-once, renews its leases and
-    reclaims expired ones, every :func:`heartbeat_interval`."""
+    reclaims expired ones, every :func:`heartbeat_interval`; unblocks a loop stuck in
+    long tasks (prefetched tasks go back, settled ones are acknowledged)."""
 
     def __init__(self, consumer: Consumer) -> None:
         super().__init__(name="sergeant-heartbeat", daemon=True)
@@ -32,13 +34,24 @@ class Heartbeat(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        interval = heartbeat_interval(self.consumer.config)
-        while not self.stopped.wait(interval):
+        consumer = self.consumer
+        interval = heartbeat_interval(consumer.config)
+        # At-least-once it also looks, several times per PATIENCE_SECONDS, for a loop
+        # stuck in long tasks (Consumer.unblock_if_stalled).
+        watch = consumer.at_least_once
+        tick = min(interval, _prefetch.PATIENCE_SECONDS / 4) if watch else interval
+        next_beat = time.monotonic() + interval
+        while not self.stopped.wait(tick):
             try:
-                if self.consumer.at_least_once:
-                    self.consumer.renew_leases()
-                    self.consumer.reclaim_expired()
-                self.consumer.publish_presence()
+                if watch:
+                    consumer.unblock_if_stalled()
+                if time.monotonic() < next_beat:
+                    continue
+                next_beat = time.monotonic() + interval
+                if consumer.at_least_once:
+                    consumer.renew_leases()
+                    consumer.reclaim_expired()
+                consumer.publish_presence()
             except Exception as exc:  # a broker hiccup must not kill the heartbeat
                 logger.warning(
                     "lease heartbeat failed: %r", exc, extra={"event": "heartbeat_failed"}

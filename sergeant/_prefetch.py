@@ -9,15 +9,27 @@ from sergeant.broker import LeasedBatch
 from sergeant.config import WorkerConfig
 from sergeant.connector import Connector, Delivery
 
-__all__ = ["PendingPull", "pulls_ahead"]
+__all__ = ["ONE_BY_ONE_PULLS_AHEAD", "PATIENCE_SECONDS", "PendingPull", "pulls_ahead"]
+
+#: Pulls kept in flight by default when each brings one task: enough to hide the
+#: round trip and the broker's work behind the tasks before them.
+ONE_BY_ONE_PULLS_AHEAD = 3
+#: Seconds the loop may go without finishing a task, while it holds prefetched pulls,
+#: before it gives their tasks back to the queue (at-least-once): a long task must not
+#: keep them from idle workers.
+PATIENCE_SECONDS = 1.0
 
 
 def pulls_ahead(connector: Connector, config: WorkerConfig) -> int:
     """``config.prefetch``, with None resolved (see ``WorkerConfig``)."""
-    if config.prefetch is None:
-        batched = config.tasks_per_transaction > 1
-        return 1 if batched and connector.overlaps_pulls else 0
-    return int(config.prefetch)
+    if config.prefetch is not None:
+        return int(config.prefetch)
+    if not connector.overlaps_pulls:
+        return 0  # a pull "sent ahead" would simply run at once
+    if config.tasks_per_transaction > 1:
+        return 1
+    # One-task pulls: only where prefetched tasks can be given back (see PATIENCE_SECONDS).
+    return ONE_BY_ONE_PULLS_AHEAD if config.delivery == "at_least_once" else 0
 
 
 class PendingPull:

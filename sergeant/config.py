@@ -260,10 +260,11 @@ class WorkerConfig:
             acknowledgements), so the broker's work and the round trips overlap the
             batch; the worker then holds up to ``1 + prefetch`` batches (at-most-once,
             a worker that dies loses them all).
-            None (the default) is 1 when ``tasks_per_transaction`` > 1 and the
-            broker can overlap a pull with the running batch (Redis on one server),
-            else 0: with tasks pulled one at a time, slow tasks and several workers,
-            a prefetched task waits for its worker instead of going to an idle one.
+            None (the default) is, where the broker can overlap a pull with the
+            running batch (Redis on one server): 1 when ``tasks_per_transaction``
+            > 1, 3 for one-task pulls at-least-once; else 0. At-least-once, a worker
+            that finishes no task for a second gives its prefetched tasks back to
+            the queue, so a long task does not keep them from idle workers.
     """
 
     name: str

@@ -28,7 +28,7 @@ import threading
 import time
 import typing
 
-from sergeant import _faults, _presence
+from sergeant import _faults, _prefetch, _presence
 from sergeant._backoff import RETRYABLE, retry_call
 from sergeant._heartbeat import Heartbeat, heartbeat_interval
 from sergeant._prefetch import PendingPull, pulls_ahead
@@ -102,6 +102,7 @@ class Consumer:
         # Pulls in flight, oldest first; read in that order.
         self._prefetched: collections.deque[PendingPull] = collections.deque()
         self._prefetch_depth = pulls_ahead(broker.connector, config)
+        self._progress = (0, time.monotonic())  # (tasks_done, when it last moved)
         self._heartbeat: Heartbeat | None = None
         self.presence = _presence.Presence(self.queue)
 
@@ -136,9 +137,8 @@ class Consumer:
             if self._prefetch_depth:
                 # The next batches' pulls go now, so the broker's work and the round
                 # trips overlap this batch; they carry the last batches' acknowledgements.
-                self._top_up(
-                    pulled, [pending.count for pending in self._prefetched], self._start_prefetch
-                )
+                asked = [pending.count for pending in list(self._prefetched)]  # a copy: see
+                self._top_up(pulled, asked, self._start_prefetch)  # unblock_if_stalled
             unstarted, running = self._unstarted, self._running
             for task in tasks:
                 running[id(task)] = unstarted[0]  # see __init__: enter running, then leave
@@ -259,12 +259,15 @@ class Consumer:
     def _take_prefetch(self) -> list[Task]:
         """The oldest prefetched batch's tasks, now unstarted; [] when there is none (or
         it failed)."""
-        if not self._prefetched:
+        try:
+            pending = self._prefetched[0]
+        except IndexError:
             return []
-        pending = self._prefetched[0]
         pending.resolve()
         tasks: list[Task] = []
         with self._flush_lock:
+            if not self._prefetched or self._prefetched[0] is not pending:
+                return []  # given back meanwhile (see unblock_if_stalled)
             if pending.batch is not None:
                 self._acknowledged(pending.sent, pending.accepted)
                 tasks = self._arrived(pending.batch)
@@ -369,6 +372,54 @@ class Consumer:
         prefetched = [delivery for pending in list(self._prefetched) for delivery in pending.held()]
         held = [*prefetched, *self._unstarted, *self._running.copy().values(), *self._to_ack]
         return list({id(delivery): delivery for delivery in held}.values())  # once each
+
+    def unblock_if_stalled(self) -> None:
+        """When the loop has finished no task for ``_prefetch.PATIENCE_SECONDS`` while
+        tasks run, give the prefetched tasks back to the queue (for idle workers) and
+        acknowledge the settled ones (so a crash now cannot run them again); the
+        heartbeat calls this. The loop pulls again when it is free; on a broker
+        error the leases stay held, as they were."""
+        done, now = self.tasks_done, time.monotonic()
+        if done != self._progress[0] or not self._current:
+            self._progress = (done, now)  # moving, or pulling: not stuck in a task
+            return
+        stuck = now - self._progress[1] >= _prefetch.PATIENCE_SECONDS
+        if not stuck or not (self._prefetched or self._to_ack):
+            return
+        if not self._flush_lock.acquire(blocking=False):
+            return  # the loop is pulling
+        try:
+            given = self._give_back_prefetched()
+            # Acks that a failed pull may or may not have carried go (again) too.
+            to_ack = self._acks_to_send()
+            if to_ack:
+                self._acknowledged(to_ack, self.broker.ack(self.queue, to_ack))
+        finally:
+            self._flush_lock.release()
+        self._progress = (done, now)
+        if given:
+            logger.info(
+                "gave back %d prefetched tasks: no task finished for %.1fs",
+                given,
+                _prefetch.PATIENCE_SECONDS,
+                extra={"event": "prefetch_given_back", "queue": self.queue},
+            )
+
+    def _give_back_prefetched(self) -> int:
+        """Release the tasks of the pulls in flight (call under ``_flush_lock``); how many."""
+        given: list[PendingPull] = []
+        for pending in list(self._prefetched):
+            pending.resolve()
+            if pending.batch is None:
+                break  # it failed: the loop reports it when it gets there
+            given.append(pending)
+        leases = [delivery for pending in given for delivery in pending.held()]
+        if leases:
+            self.broker.release(self.queue, leases)
+        for pending in given:  # released: the loop must not run them
+            self._acknowledged(pending.sent, pending.accepted)
+            self._prefetched.popleft()
+        return len(leases)
 
     def renew_leases(self) -> None:
         """Extend every held lease in one round trip (a prefetch is read first, so its

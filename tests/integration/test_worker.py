@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import typing
 
 import pytest
 
-from sergeant import config
+from sergeant import _prefetch, config
 from sergeant.consumer import Consumer
 from sergeant.objects import Task
 from sergeant.worker import Worker, WorkerSummary
+from tests.servers import wait_until
 
 
 class Recorder(Worker):
@@ -23,6 +25,7 @@ class Recorder(Worker):
         super().__init__()
         self.calls: list[tuple[str, typing.Any]] = []
         self.trace_ids: list[str | None] = []
+        self.holding, self.held = threading.Event(), threading.Event()  # action "hold"
 
     def generate_config(self) -> config.WorkerConfig:
         return self.CONFIG
@@ -45,6 +48,9 @@ class Recorder(Worker):
             self.push_task({"i": "child"})
         if action == "sleep":
             time.sleep(task.kwargs["seconds"])
+        if action == "hold":  # until the test sets held (the outcome is recorded)
+            self.holding.set()
+            self.calls.append(("released", self.held.wait(60)))
         return task.kwargs.get("i")
 
     def on_success(self, task: Task, returned_value: typing.Any) -> None:
@@ -309,9 +315,14 @@ def test_prefetched_tasks_go_back_on_stop(
 
 @pytest.mark.parametrize(("prefetch", "quick"), [(True, 1), (3, 3)])
 def test_prefetched_lease_is_renewed_while_a_long_task_runs(
-    make_worker: typing.Callable[..., Recorder], prefetch: bool | int, quick: int
+    make_worker: typing.Callable[..., Recorder],
+    monkeypatch: pytest.MonkeyPatch,
+    prefetch: bool | int,
+    quick: int,
 ) -> None:
-    """The heartbeat reads the pending prefetches, so their leases are renewed like the others."""
+    """The heartbeat reads the pending prefetches, so their leases are renewed like the others
+    (here they are not given back: see the next test)."""
+    monkeypatch.setattr(_prefetch, "PATIENCE_SECONDS", 60.0)
     worker = make_worker(prefetch=prefetch, lease_seconds=1, max_tasks_per_run=1 + quick)
     long_task = {"i": "long", "action": "sleep", "seconds": 3.5}
     worker.push_tasks([long_task, *({"i": f"quick{q}"} for q in range(quick))])
@@ -328,8 +339,8 @@ def test_batches_are_prefetched_by_default_where_a_pull_can_overlap(
     connector_config: tuple[str, dict[str, typing.Any]],
     per_pull: int,
 ) -> None:
-    """prefetch=None: one pull ahead for batches on one Redis server; none for one-task
-    pulls, nor where a pull sent ahead would simply run at once."""
+    """prefetch=None on one Redis server: one pull ahead for batches, three for one-task
+    pulls; none where a pull sent ahead would simply run at once."""
     worker = make_worker(tasks_per_transaction=per_pull, max_tasks_per_run=20)
     worker.push_tasks([{"i": i} for i in range(20)])
     consumer = Consumer(worker.broker, worker.config)
@@ -339,8 +350,56 @@ def test_batches_are_prefetched_by_default_where_a_pull_can_overlap(
         consumer.renew_leases()  # reads the pull in flight, if any
         kind, params = connector_config
         one_redis_server = kind == "redis" and len(params.get("nodes", [])) == 1
-        ahead = per_pull > 1 and one_redis_server
-        assert worker.broker.connector.leased_count("jobs") == per_pull * (2 if ahead else 1)
+        ahead = (1 if per_pull > 1 else _prefetch.ONE_BY_ONE_PULLS_AHEAD) if one_redis_server else 0
+        assert worker.broker.connector.leased_count("jobs") == per_pull * (1 + ahead)
     finally:
         consumer.close()
+    assert worker.broker.connector.leased_count("jobs") == 0
+
+
+@pytest.mark.parametrize("prefetch", [2, None])
+def test_prefetched_tasks_go_to_an_idle_worker_while_a_long_task_runs(
+    make_worker: typing.Callable[..., Recorder], prefetch: int | None
+) -> None:
+    """A worker stuck in a long task gives its prefetched tasks back to the queue, so an
+    idle worker runs them meanwhile (the long task waits for that, up to 60 s)."""
+    idle = make_worker(max_tasks_per_run=2, starvation=None, prefetch=0)
+    busy = make_worker(prefetch=prefetch, starvation=None)  # (building one purges the queue)
+    busy.push_tasks([{"i": "long", "action": "hold"}, {"i": "quick0"}, {"i": "quick1"}])
+    loop = threading.Thread(target=busy.work_loop)
+    loop.start()
+    try:
+        assert busy.holding.wait(30)
+        run(idle)  # returns once it has run both quick tasks
+        busy.push_task({"i": "end", "action": "stop"})
+    finally:
+        busy.held.set()
+        loop.join(timeout=60)
+    assert sorted(i for name, i in idle.calls if name == "work") == ["quick0", "quick1"]
+    assert calls(busy, "work") == ["long", "end"]
+    assert calls(busy, "released") == [True]
+    assert busy.broker.connector.leased_count("jobs") == 0
+    assert busy.number_of_enqueued_tasks() == 0
+
+
+def test_a_finished_task_is_acknowledged_while_a_long_one_runs(
+    make_worker: typing.Callable[..., Recorder],
+) -> None:
+    """Its acknowledgement does not wait for the next pull, so a crash during the long
+    task would not run it again."""
+    worker = make_worker(tasks_per_transaction=2, max_tasks_per_run=2, starvation=None)
+    worker.push_tasks([{"i": "quick"}, {"i": "long", "action": "hold"}])
+    loop = threading.Thread(target=worker.work_loop)
+    loop.start()
+    try:
+        assert worker.holding.wait(30)
+        wait_until(
+            lambda: worker.broker.connector.leased_count("jobs") == 1,
+            timeout=30,
+            message="the quick task acknowledged while the long one runs",
+        )
+    finally:
+        worker.held.set()
+        loop.join(timeout=60)
+    assert calls(worker, "work") == ["quick", "long"]
     assert worker.broker.connector.leased_count("jobs") == 0
