@@ -77,3 +77,28 @@ def test_pushes_from_many_threads_all_land_once(conn: Connector, queue: str) -> 
         thread.join(timeout=60)
     popped = conn.pop_many(queue, 10_000)
     assert sorted(popped) == sorted(b"%d-%d" % (t, i) for t in range(8) for i in range(200))
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        ("NOSCRIPT No matching script", redis.exceptions.NoScriptError),
+        ("LOADING Redis is loading the dataset in memory", redis.exceptions.BusyLoadingError),
+        ("ERR something else", redis.exceptions.ResponseError),
+    ],
+)
+def test_error_replies_raise_what_redis_py_raises(
+    redis_node: Node, reply: str, error: type[Exception]
+) -> None:
+    """The lane reads replies itself: a Redis restarting (LOADING) must still raise, as a
+    connection error the node retries, and a missing script the error its caller reloads on."""
+    client = redis.Redis(host=str(redis_node["host"]), port=int(str(redis_node["port"])))
+    lane = Lane(client.connection_pool)
+    script = f"return redis.error_reply('{reply}')"
+    try:
+        assert lane.try_send(command("PING")) == [b"PONG"]
+        with pytest.raises(error, match=reply.split(" ", 1)[1]):
+            lane.try_send(command("EVAL", script, 0))
+        assert lane.try_send(command("ECHO", "next")) == [b"next"]
+    finally:
+        lane.close()
