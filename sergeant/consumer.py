@@ -390,8 +390,9 @@ class Consumer:
             return  # the loop is pulling
         try:
             given = self._give_back_prefetched()
-            # Acks that a failed pull may or may not have carried go (again) too.
-            to_ack = self._acks_to_send()
+            # A pull still in flight (one that failed, and those after it) may carry
+            # acknowledgements it removes when read: leave them all to the loop then.
+            to_ack = [] if self._prefetched else self._acks_to_send()
             if to_ack:
                 self._acknowledged(to_ack, self.broker.ack(self.queue, to_ack))
         finally:

@@ -15,7 +15,7 @@ import threading
 import time
 import typing
 
-from sergeant import metrics
+from sergeant import _gc, metrics
 from sergeant._control import (
     WorkerException,
     WorkerInterrupt,
@@ -321,7 +321,9 @@ class Worker:
         started, started_cpu = time.perf_counter(), time.process_time()
         self._consumer = Consumer(self.broker, self.config, self._handle_starvation, self._current)
         try:
-            self._run_phase(summary, "executor", lambda: self.executor.execute_tasks(self._tasks()))
+            with _gc.fewer_collections():
+                execute = self.executor.execute_tasks
+                self._run_phase(summary, "executor", lambda: execute(self._tasks()))
         finally:
             try:
                 self._consumer.close()

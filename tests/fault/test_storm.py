@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from sergeant import _prefetch
 from tests.fault.harness import QUEUE, Chaos, kill, seeded_random
 from tests.servers import wait_until
 
@@ -80,12 +81,23 @@ def test_sigkill_storm_with_prefetch_loses_nothing(chaos: Chaos) -> None:
     run_storm(chaos, prefetch=2)
 
 
-def run_storm(chaos: Chaos, prefetch: int) -> None:
+@pytest.mark.parametrize("chaos", ["redis"], indirect=True)
+def test_sigkill_storm_with_one_task_pulls_and_default_prefetch_loses_nothing(
+    chaos: Chaos,
+) -> None:
+    """One task per pull with the default prefetch (three pulls ahead on one Redis server)."""
+    run_storm(chaos, prefetch=None, batch=1)
+
+
+def run_storm(chaos: Chaos, prefetch: int | None, batch: int = BATCH) -> None:
     """Push, start the supervisor, kill busy workers, then check the ledger."""
     _seed, rng = seeded_random()
     size = SIZES[chaos.connector_config[0]]
-    held = (1 + prefetch) * BATCH  # leases a worker may hold when it dies
-    chaos.configure(lease=1, per_transaction=BATCH, prefetch=prefetch)
+    ahead = _prefetch.ONE_BY_ONE_PULLS_AHEAD if prefetch is None else prefetch
+    held = (1 + ahead) * batch  # leases a worker may hold when it dies
+    chaos.configure(
+        lease=1, per_transaction=batch, prefetch="none" if prefetch is None else prefetch
+    )
     pushed = chaos.push([{"ms": rng.randint(5, 50)} for _ in range(size)])
     supervisor = chaos.start_supervisor(WORKERS)
     storm = Storm(chaos, supervisor.pid, every=size // (KILLS + 3))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -48,6 +49,8 @@ class Recorder(Worker):
             self.push_task({"i": "child"})
         if action == "sleep":
             time.sleep(task.kwargs["seconds"])
+        if action == "gc":
+            self.calls.append(("gc", gc.get_threshold()))
         if action == "hold":  # until the test sets held (the outcome is recorded)
             self.holding.set()
             self.calls.append(("released", self.held.wait(60)))
@@ -403,3 +406,24 @@ def test_a_finished_task_is_acknowledged_while_a_long_one_runs(
         loop.join(timeout=60)
     assert calls(worker, "work") == ["quick", "long"]
     assert worker.broker.connector.leased_count("jobs") == 0
+
+
+def test_the_loop_collects_garbage_less_often_and_restores_the_setting(
+    make_worker: typing.Callable[..., Recorder],
+) -> None:
+    """While the loop runs, gen-0 collections wait for 10,000 allocations (not 700);
+    the process's setting is back afterwards, and a setting of its own is kept."""
+    worker = make_worker(max_tasks_per_run=1)
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        worker.push_task({"i": 1, "action": "gc"})
+        run(worker)
+        assert calls(worker, "gc") == [(10_000, 10, 10)]
+        assert gc.get_threshold() == (700, 10, 10)
+        gc.set_threshold(500, 5, 5)
+        worker.push_task({"i": 2, "action": "gc"})
+        run(worker)
+        assert calls(worker, "gc")[1] == (500, 5, 5)
+    finally:
+        gc.set_threshold(*before)

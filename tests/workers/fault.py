@@ -82,7 +82,9 @@ class FaultWorker(Worker):
             lease_seconds=float(_setting("LEASE", "1")),
             max_deliveries=int(_setting("MAX_DELIVERIES", "5")),
             block_seconds=0.2,
-            prefetch=int(_setting("PREFETCH", "0")),
+            prefetch=None
+            if _setting("PREFETCH", "0") == "none"
+            else int(_setting("PREFETCH", "0")),
         )
 
     def work(self, task: Task) -> None:
