@@ -397,7 +397,7 @@ class Consumer:
                 self._acknowledged(to_ack, self.broker.ack(self.queue, to_ack))
         finally:
             self._flush_lock.release()
-        self._progress = (done, now)
+            self._progress = (done, now)  # next look (or retry) in PATIENCE_SECONDS
         if given:
             logger.info(
                 "gave back %d prefetched tasks: no task finished for %.1fs",
