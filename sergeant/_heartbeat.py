@@ -38,17 +38,17 @@ class Heartbeat(threading.Thread):
         interval = heartbeat_interval(consumer.config)
         # At-least-once it also looks, several times per PATIENCE_SECONDS, for a loop
         # stuck in long tasks (Consumer.unblock_if_stalled).
-        watch = consumer.at_least_once
-        tick = min(interval, _prefetch.PATIENCE_SECONDS / 4) if watch else interval
+        leases = consumer.at_least_once
+        tick = min(interval, _prefetch.PATIENCE_SECONDS / 4) if leases else interval
         next_beat = time.monotonic() + interval
         while not self.stopped.wait(tick):
             try:
-                if watch:
+                if leases:
                     consumer.unblock_if_stalled()
                 if time.monotonic() < next_beat:
                     continue
                 next_beat = time.monotonic() + interval
-                if consumer.at_least_once:
+                if leases:
                     consumer.renew_leases()
                     consumer.reclaim_expired()
                 consumer.publish_presence()
