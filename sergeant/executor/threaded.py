@@ -30,7 +30,10 @@ class ThreadedExecutor:
     """Runs tasks in a pool of threads that share one task source.
 
     The first ``stop()``/``respawn()`` (or unexpected error) from any thread ends
-    the pull for every thread; running tasks finish, then it is re-raised.
+    the pull for every thread; running tasks finish, then it is re-raised. The
+    threads are daemons, joined before ``execute_tasks`` returns; when the join is
+    interrupted (``KeyboardInterrupt``), they are asked to stop, and the process can
+    exit without them.
     """
 
     def __init__(self, target: HookTarget, number_of_threads: int) -> None:
@@ -74,16 +77,24 @@ class ThreadedExecutor:
                 self._thread_killer = stack.enter_context(ThreadKiller(WorkerTimedout))
                 target = typing.cast(HookTarget, TimedTarget(target, self._guard))
             iterator = iter(tasks)
+            # Daemons, so an interrupted join (below) never keeps the interpreter alive.
             threads = [
                 threading.Thread(
-                    target=self._run, args=(tasks, iterator, target), name=f"sergeant-executor-{i}"
+                    target=self._run,
+                    args=(tasks, iterator, target),
+                    name=f"sergeant-executor-{i}",
+                    daemon=True,
                 )
                 for i in range(self.number_of_threads)
             ]
             for thread in threads:
                 thread.start()
-            for thread in threads:
-                thread.join()
+            try:
+                for thread in threads:
+                    thread.join()
+            except BaseException:  # such as KeyboardInterrupt, or a test's timeout
+                self.request_stop()  # the threads stop pulling; running tasks finish
+                raise
         if self._interrupt is not None:
             raise self._interrupt
 
