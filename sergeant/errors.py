@@ -6,6 +6,7 @@ The tree::
      ├── ConfigError            a configuration value is wrong (names the field)
      ├── ConnectorError         the broker failed or could not be reached
      │    ├── BrokerUnavailable  the broker could not be reached (at start or later)
+     │    ├── BrokerFileReplaced the SQLite file was deleted or replaced under its connection
      │    └── ConnectionLost     an established connection broke mid-operation
      ├── EncodingError          a task could not be encoded
      │    └── DecodeError       bytes from the broker could not be decoded
@@ -21,6 +22,7 @@ with ``raise ... from exc`` so callers only ever catch ``SergeantError`` subclas
 from __future__ import annotations
 
 __all__ = [
+    "BrokerFileReplaced",
     "BrokerUnavailable",
     "ConfigError",
     "ConnectionLost",
@@ -52,6 +54,15 @@ class ConnectorError(SergeantError):
 
 class BrokerUnavailable(ConnectorError):
     """The broker could not be reached; check its address and that it is running."""
+
+
+class BrokerFileReplaced(ConnectorError):
+    """The SQLite broker file was deleted, moved or replaced while a connection had it open.
+
+    The connection still reads and writes the old file, which nobody else sees: its
+    connector refuses every later operation (it is not retried). A worker exits, so
+    that its supervisor starts a fresh one on the file now at that path.
+    """
 
 
 class ConnectionLost(ConnectorError):

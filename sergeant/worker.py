@@ -32,7 +32,7 @@ from sergeant.config import WorkerConfig
 from sergeant.connector import DeadLetter, Lock, Priority, create
 from sergeant.consumer import Consumer
 from sergeant.encoder import Encoder
-from sergeant.errors import ConfigError, SergeantError
+from sergeant.errors import BrokerFileReplaced, ConfigError, SergeantError
 from sergeant.executor import Executor, SerialExecutor
 from sergeant.executor._executor import TaskSource, noop_hook
 from sergeant.logging import JsonFormatter
@@ -328,11 +328,13 @@ class Worker:
             try:
                 self._consumer.close()
             except SergeantError as exc:
-                self.logger.error(
-                    "could not give back unstarted tasks: %r",
-                    exc,
-                    extra={"event": "close_step_failed"},
-                )
+                # A replaced file fails every step alike: the loop's failure said so.
+                if not isinstance(exc, BrokerFileReplaced) or summary.executor_exception is None:
+                    self.logger.error(
+                        "could not give back unstarted tasks: %r",
+                        exc,
+                        extra={"event": "close_step_failed"},
+                    )
             summary.tasks_done = self._consumer.tasks_done
         self._run_phase(summary, "finalize", self.finalize)
         wall, cpu = time.perf_counter() - started, time.process_time() - started_cpu

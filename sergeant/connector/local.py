@@ -9,6 +9,12 @@ The schema and every statement live in ``sergeant.connector.local_sql``.
 Each process opens its own connection on first use; connections are closed before a
 ``fork()`` and reopened lazily on either side, because SQLite forbids carrying an open
 connection (or its file locks) across a fork.
+
+A connection keeps the file it opened even when that file is deleted, moved or
+replaced, and nobody else sees what it writes there. So the connector records the
+file's identity (device and inode) when it opens it and compares it with the file
+at its path at most every :data:`IDENTITY_CHECK_SECONDS`; when they differ, it
+raises ``BrokerFileReplaced`` then and on every later call.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from sergeant.connector import _connector, local_registry
 from sergeant.connector import local_sql as sql
 from sergeant.connector._connector import DeadLetter, Delivery, Priority, ReclaimResult
-from sergeant.errors import BrokerUnavailable, ConnectionLost, ConnectorError
+from sergeant.errors import BrokerFileReplaced, BrokerUnavailable, ConnectionLost, ConnectorError
 
 __all__ = ["Connector", "Lock"]
 
@@ -37,6 +43,8 @@ DEFAULT_BUSY_TIMEOUT_SECONDS = 30.0
 POLL_FIRST_SECONDS = 0.001
 #: Longest pause (seconds) between two polls of a blocking lease.
 POLL_MAX_SECONDS = 0.05
+#: Seconds between two checks that the file at ``file_path`` is still the one open.
+IDENTITY_CHECK_SECONDS = 1.0
 
 # Every open connector, so the fork hooks can close their connections.
 _LIVE: weakref.WeakSet[Connector] = weakref.WeakSet()
@@ -65,6 +73,9 @@ class Connector(_connector.Connector):
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
         self._closed = False
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the open file
+        self._next_identity_check = 0.0
+        self._replaced: str | None = None  # why the open file is no longer at the path
         _LIVE.add(self)
 
     # -- connection -------------------------------------------------------------------
@@ -74,12 +85,40 @@ class Connector(_connector.Connector):
             raise ConnectorError(
                 f"the SQLite connector for {self.file_path!r} is closed; create a new one"
             )
+        if self._replaced is not None:
+            raise BrokerFileReplaced(self._replaced)
         if self._conn is not None and self._pid == os.getpid():
+            if time.monotonic() >= self._next_identity_check:
+                self._check_identity()
             return self._conn
         self._drop_connection()
         self._conn = self._open()
         self._pid = os.getpid()
+        self._identity = None  # unknown: not checked
+        with contextlib.suppress(OSError):
+            self._identity = _file_identity(self.file_path)
+        self._next_identity_check = time.monotonic() + IDENTITY_CHECK_SECONDS
         return self._conn
+
+    def _check_identity(self) -> None:
+        """Raise ``BrokerFileReplaced`` (from now on) if the file at the path is another one."""
+        self._next_identity_check = time.monotonic() + IDENTITY_CHECK_SECONDS
+        if self._identity is None:
+            return
+        try:
+            now = _file_identity(self.file_path)
+        except OSError:  # cannot tell now; SQLite reports real trouble itself
+            return
+        if now == self._identity:
+            return
+        what = "deleted or moved away" if now is None else "replaced by another file"
+        self._replaced = (
+            f"SQLite broker file {self.file_path!r} was {what} while this process had it "
+            "open; what this connection reads and writes is no longer at that path, so "
+            "tasks pushed there are not seen: create a new connector (a worker exits, and "
+            "its supervisor starts a fresh one on the file now at that path)"
+        )
+        raise BrokerFileReplaced(self._replaced)
 
     def _drop_connection(self) -> None:
         if self._conn is None:
@@ -394,7 +433,7 @@ class Connector(_connector.Connector):
         """See :meth:`sergeant.connector.Connector.ping`."""
         try:
             self._rows(sql.PING, ())
-        except BrokerUnavailable:
+        except (BrokerUnavailable, BrokerFileReplaced):
             raise
         except ConnectorError as exc:
             raise BrokerUnavailable(
@@ -455,6 +494,19 @@ class Lock(_connector.Lock):
         now = time.time()
         rows = self._connector._rows(sql.GET_LOCK_EXPIRY, (self.name, now))
         return math.ceil(rows[0][0] - now) if rows else None
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)`` of the file at ``path``; None if there is none.
+
+    Raises:
+        OSError: the path cannot be looked at now (permissions, for example).
+    """
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 # -- fork safety --------------------------------------------------------------------------

@@ -66,6 +66,12 @@ class Chaos:
         """The producer's connector (raw bytes, leases, dead letters)."""
         return self.producer.broker.connector
 
+    def reopen(self) -> None:
+        """Close the producer; the next push opens the broker afresh (a replaced file)."""
+        if self._producer is not None:
+            self._producer.close()
+            self._producer = None
+
     def push(self, kwargs_list: list[dict[str, object]]) -> list[str]:
         """Push tasks in one batch; their ids."""
         return self.producer.push_tasks(kwargs_list)

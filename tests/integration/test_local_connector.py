@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import sqlite3
 import time
@@ -13,7 +14,7 @@ import pytest
 
 from sergeant.connector import local, local_sql
 from sergeant.connector.local import Connector
-from sergeant.errors import BrokerUnavailable, ConnectionLost, ConnectorError
+from sergeant.errors import BrokerFileReplaced, BrokerUnavailable, ConnectionLost, ConnectorError
 from tests.servers import wait_until
 
 QUEUE = "jobs"
@@ -256,6 +257,51 @@ def test_closed_connector_refuses_calls(path: str) -> None:
     connector.close()
     with pytest.raises(ConnectorError, match="closed"):
         connector.push(QUEUE, b"x")
+
+
+def _poll_idle(connector: Connector, seconds: float) -> None:
+    """Poll the queue as an idle worker does, for ``seconds``."""
+    give_up = time.monotonic() + seconds
+    while time.monotonic() < give_up:
+        connector.lease_many(QUEUE, 1, "w", LEASE, block_seconds=0.1)
+
+
+def _remove_broker_files(path: str) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        os.remove(path + suffix)
+
+
+@pytest.mark.parametrize("change", ["deleted", "replaced", "moved"])
+def test_file_changed_under_the_connection_is_refused_from_then_on(
+    path: str, tmp_path: Path, change: str
+) -> None:
+    """The file at the path is not the one open: BrokerFileReplaced within a check
+    interval, on every later call; a new connector works on the new file."""
+    connector = Connector(path)
+    connector.push(QUEUE, b"old")
+    if change == "moved":
+        os.rename(path, tmp_path / "elsewhere.sqlite3")
+    else:
+        _remove_broker_files(path)
+    if change == "replaced":
+        with Connector(path) as other:
+            other.push(QUEUE, b"new")
+    with pytest.raises(BrokerFileReplaced, match=r"deleted or moved away|replaced by another"):
+        _poll_idle(connector, 10 * local.IDENTITY_CHECK_SECONDS)
+    with pytest.raises(BrokerFileReplaced):
+        connector.push(QUEUE, b"lost")
+    connector.close()
+    with Connector(path) as fresh:
+        assert fresh.pop_many(QUEUE, 10) == ([b"new"] if change == "replaced" else [])
+
+
+def test_an_unchanged_file_is_never_refused(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checking the file's identity on every call finds nothing to complain about."""
+    monkeypatch.setattr(local, "IDENTITY_CHECK_SECONDS", 0.0)
+    with Connector(path) as connector, Connector(path) as other:
+        for i in range(20):
+            other.push(QUEUE, b"%d" % i)
+            assert connector.pop_many(QUEUE, 1) == [b"%d" % i]
 
 
 def test_unknown_priority_is_refused(path: str) -> None:
