@@ -7,6 +7,9 @@ The first SIGTERM (or SIGINT) stops the loop gracefully: an idle worker stops at
 once, a running task finishes (the supervisor kills it after the grace period);
 tasks pulled but not started go back to the queue. A second signal kills the
 process and its children at once.
+
+Under a supervisor (``--supervisor-pid``) the worker also stops when the
+supervisor is gone, and bounds its own exit (see ``sergeant._parent``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import time
 import types
 import typing
 
+from sergeant import _parent
 from sergeant.errors import ConfigError, ConnectorError, WorkerImportError
 from sergeant.killer import ShutdownRequested
 from sergeant.killer.process import kill_tree
@@ -102,10 +106,17 @@ def stop_leftover_threads(timeout: float = THREAD_STOP_SECONDS) -> list[str]:
 class Slave:
     """Runs one worker in this process and reports to the supervisor."""
 
-    def __init__(self, module_name: str, class_name: str, status_path: str | None) -> None:
+    def __init__(
+        self,
+        module_name: str,
+        class_name: str,
+        status_path: str | None,
+        supervisor_pid: int | None = None,
+    ) -> None:
         self.module_name = module_name
         self.class_name = class_name
         self.status_path = status_path
+        self.supervisor_pid = supervisor_pid
         self.status = SlaveStatus(pid=os.getpid())
         self.worker: Worker | None = None
         self._terminating = False
@@ -132,6 +143,10 @@ class Slave:
         return code
 
     def _run(self) -> ExitCode:
+        if self.supervisor_pid is not None and not _parent.watch(
+            self.supervisor_pid, lambda: self.status.grace_period, lambda: self._terminating
+        ):
+            return ExitCode.TERMINATED
         try:
             worker_class = load_worker_class(self.module_name, self.class_name)
         except WorkerImportError as exc:
@@ -195,9 +210,12 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     parser.add_argument("--worker-module", required=True)
     parser.add_argument("--worker-class", required=True)
     parser.add_argument("--status-file", default=None, help="where to write the JSON status")
+    parser.add_argument(
+        "--supervisor-pid", type=int, default=None, help="stop when this parent process is gone"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(name)s %(process)d %(levelname)s %(message)s")
-    slave = Slave(args.worker_module, args.worker_class, args.status_file)
+    slave = Slave(args.worker_module, args.worker_class, args.status_file, args.supervisor_pid)
     code = slave.run()
     if slave.status.threads_left:
         logging.shutdown()

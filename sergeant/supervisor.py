@@ -238,6 +238,7 @@ class Supervisor:
                 "--worker-module", self.worker_module_name,
                 "--worker-class", self.worker_class_name,
                 "--status-file", slot.status_path,
+                "--supervisor-pid", str(os.getpid()),
             ],
             env=self._metrics.child_environment() if self._metrics is not None else None,
         )  # fmt: skip

@@ -46,6 +46,8 @@ class Chaos:
         self.ledger = str(tmp_path / "ledger")
         self.env: dict[str, str] = environment(connector, self.ledger)
         self.processes: list[subprocess.Popen[bytes]] = []
+        # Processes that may outlive their parent, killed by close() (psutil refuses a reused pid).
+        self.orphans: list[psutil.Process] = []
         self._producer: FaultWorker | None = None
 
     def configure(self, **settings: object) -> None:
@@ -121,11 +123,15 @@ class Chaos:
         return []
 
     def close(self) -> None:
-        """Kill every process this test started (and its children)."""
+        """Kill every process this test started (and its children), and its orphans."""
         for process in self.processes:
             if process.poll() is None:
                 kill_tree(process.pid)
                 process.wait(timeout=30)
+        for orphan in self.orphans:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                for member in [*orphan.children(recursive=True), orphan]:
+                    member.kill()
         if self._producer is not None:
             self._producer.close()
 
