@@ -6,6 +6,7 @@ The tree::
      ├── ConfigError            a configuration value is wrong (names the field)
      ├── ConnectorError         the broker failed or could not be reached
      │    ├── BrokerUnavailable  the broker could not be reached (at start or later)
+     │    ├── BrokerFull         the broker is out of memory or disk: it refuses new tasks
      │    └── ConnectionLost     an established connection broke mid-operation
      ├── EncodingError          a task could not be encoded
      │    └── DecodeError       bytes from the broker could not be decoded
@@ -21,6 +22,7 @@ with ``raise ... from exc`` so callers only ever catch ``SergeantError`` subclas
 from __future__ import annotations
 
 __all__ = [
+    "BrokerFull",
     "BrokerUnavailable",
     "ConfigError",
     "ConnectionLost",
@@ -52,6 +54,16 @@ class ConnectorError(SergeantError):
 
 class BrokerUnavailable(ConnectorError):
     """The broker could not be reached; check its address and that it is running."""
+
+
+class BrokerFull(ConnectorError):
+    """The broker is out of memory or disk and refused to store new data.
+
+    Nothing of the refused operation was stored. A full broker still hands out,
+    acknowledges and dead-letters the tasks it holds, so running workers drain it,
+    which frees the room; pushes are refused until then. Give the broker more room
+    (Redis ``maxmemory``, disk space) or more workers.
+    """
 
 
 class ConnectionLost(ConnectorError):
