@@ -11,12 +11,14 @@ described in :mod:`sergeant.connector.redis.settings`.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
 import time
 import typing
 
+from sergeant import _full
 from sergeant.connector import _connector
 from sergeant.connector._connector import DeadLetter, Delivery, Priority, ReclaimResult
 from sergeant.connector.redis import entries, keys, notify, registry, spread
@@ -24,7 +26,7 @@ from sergeant.connector.redis.lock import Lock
 from sergeant.connector.redis.nodes import Node
 from sergeant.connector.redis.scripts import Scripts
 from sergeant.connector.redis.settings import RedisSettings, parse_params
-from sergeant.errors import ConfigError, ConnectorError
+from sergeant.errors import BrokerFull, ConfigError, ConnectorError
 
 __all__ = ["Connector", "Lock"]
 
@@ -39,6 +41,8 @@ MIN_BLOCK_SECONDS = 0.01
 DELAYED_POLL_SECONDS = 0.05
 
 _PRIORITIES = ("NORMAL", "HIGH")
+
+logger = logging.getLogger(__name__)
 
 #: A settling script run on one node: (scripts, keys, token/slots pairs) -> count.
 _Settle = typing.Callable[[Scripts, keys.QueueKeys, list[str]], int]
@@ -91,6 +95,8 @@ class Connector(_connector.Connector):
         self._pid = -1
         self._closed = False
         self._connect_lock = threading.Lock()
+        addresses = ",".join(node.address for node in self._settings.nodes)
+        self._refusals = _full.Refusals(logger, f"Redis at {addresses}")
 
     # -- nodes ------------------------------------------------------------------
 
@@ -137,7 +143,8 @@ class Connector(_connector.Connector):
         Never retried inside (a retried push could land twice): it returns, or raises
         ``BrokerUnavailable`` (no connection in 2 s) or ``ConnectionLost`` (no reply in
         5 s; that node's part may or may not be stored), so it ends within about 7 s
-        per node (see ``nodes.DEFAULT_SOCKET_*``).
+        per node (see ``nodes.DEFAULT_SOCKET_*``). A node out of memory refuses its
+        part with ``BrokerFull`` (logged once a minute, not per push).
         """
         if priority not in _PRIORITIES:
             raise ConfigError(f"priority is {priority!r}; use 'NORMAL' or 'HIGH'")
@@ -148,8 +155,14 @@ class Connector(_connector.Connector):
         high = priority == "HIGH"
         items = entries.make_entries(self._ids, b"H" if high else b"N", payloads)
         nodes = self._rotated()
-        for node, (begin, end) in zip(nodes, spread.spread(count, len(nodes)), strict=False):
-            spread.push_on(node, k, high, consumable_from, items[begin:end])
+        try:
+            for node, (begin, end) in zip(nodes, spread.spread(count, len(nodes)), strict=False):
+                spread.push_on(node, k, high, consumable_from, items[begin:end])
+        except BrokerFull as exc:
+            self._refusals.refused(exc)
+            raise
+        if self._refusals.count:
+            self._refusals.accepted()
         return count
 
     def pop_many(self, queue: str, count: int) -> list[bytes]:

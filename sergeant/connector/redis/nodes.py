@@ -22,7 +22,7 @@ import redis.retry
 from sergeant.connector.redis.lane import Lane
 from sergeant.connector.redis.scripts import Scripts
 from sergeant.connector.redis.settings import NodeConfig
-from sergeant.errors import BrokerUnavailable, ConnectionLost, ConnectorError
+from sergeant.errors import BrokerFull, BrokerUnavailable, ConnectionLost, ConnectorError
 
 __all__ = ["Client", "Node", "translate_error"]
 
@@ -46,6 +46,15 @@ def translate_error(exc: Exception, address: str, username: str | None = None) -
         return BrokerUnavailable(
             f"Redis at {address} refused the credentials of user {username or 'default'!r} "
             f"({exc}); check the 'username' and 'password' (or the URL's user:password@)"
+        )
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+        # Refused before it wrote anything (Redis checks memory before a command, and a
+        # script's first write): nothing of this operation is stored on this node.
+        return BrokerFull(
+            f"Redis at {address} is out of memory (used memory is above 'maxmemory' and "
+            "nothing may be evicted): nothing of this operation was stored there; it "
+            "refuses pushes and results until workers drain its queues, which frees "
+            "memory; raise 'maxmemory' or add workers"
         )
     if isinstance(exc, redis.exceptions.BusyLoadingError):
         return BrokerUnavailable(f"Redis at {address} is loading its data set; retry shortly")

@@ -8,6 +8,17 @@ script is sent as a bare EVALSHA (redis-py's ``Script`` wrapper costs a tenth of
 one-by-one round trip), on the node's :class:`~sergeant.connector.redis.lane.Lane`
 when it is free; on NOSCRIPT (after a restart or a SCRIPT FLUSH), and on a
 cluster, ``register_script``'s object loads and routes it.
+
+A full Redis drains: the scripts that hand out, settle, move or delete what the
+queues hold (pop, lease, ack, release, extend, dead_letter, reclaim, purge,
+purge_dead, requeue_dead, the lock and worker-registry ones) begin with
+:data:`ALLOW_OOM`, so Redis 7+ runs them above ``maxmemory``; what they write
+(a lease record, a heartbeat) is small beside what they free. ``requeue_dead``
+is among them: it moves dead entries back and drops their records, adding
+nothing. Push is not, so a full Redis refuses new tasks (``BrokerFull``), and
+so are the read-only scripts, which never need it. A server older than 7 reads
+the flag line as Lua and refuses to load it: the script then falls back to its
+source without that line, once per script and client.
 """
 
 from __future__ import annotations
@@ -24,7 +35,14 @@ import redis.exceptions
 from sergeant.connector.redis.keys import QueueKeys
 from sergeant.connector.redis.lane import Lane, bulk, with_head
 
-__all__ = ["RECLAIM_BATCH", "WAKE_TOKENS", "Scripts"]
+__all__ = [
+    "ALLOW_OOM",
+    "RECLAIM_BATCH",
+    "WAKE_TOKENS",
+    "Scripts",
+    "shebang_refused",
+    "without_shebang",
+]
 
 #: Most wake tokens kept per queue: how many blocked leases one push can wake.
 WAKE_TOKENS = 16
@@ -47,10 +65,41 @@ _QUEUE_SCRIPTS = (
     "purge_dead",
 )
 _LOCK_SCRIPTS = ("lock_release", "lock_set_ttl")
+#: The first line of a script that Redis 7+ runs even when it is out of memory.
+ALLOW_OOM = "#!lua flags=allow-oom"
+
+
+def _split_shebang(source: str) -> tuple[str, str]:
+    """``(shebang line with its newline, or '', the rest)``."""
+    if not source.startswith("#!"):
+        return "", source
+    line, _, rest = source.partition("\n")
+    return line + "\n", rest
+
+
+def without_shebang(source: str) -> str:
+    """``source`` without its flags line: what a Redis older than 7 can load."""
+    return _split_shebang(source)[1]
+
+
+def shebang_refused(exc: Exception) -> bool:
+    """Whether a Redis older than 7 refused a script for its flags line (it reads it
+    as Lua: ``user_script:1: unexpected symbol near '#'``)."""
+    text = str(exc)
+    return "user_script:1:" in text and "near '#'" in text
+
+
+def _with_lib(source: str) -> str:
+    """The shared prelude in front of a queue script, after its flags line (which
+    Redis reads only as the very first line)."""
+    shebang, body = _split_shebang(source)
+    return shebang + _LIB + body
+
+
 _LUA = importlib.resources.files("sergeant.connector.redis") / "lua"
 _LIB = (_LUA / "_lib.lua").read_text("utf-8")
 SOURCES: dict[str, str] = {
-    **{name: _LIB + (_LUA / f"{name}.lua").read_text("utf-8") for name in _QUEUE_SCRIPTS},
+    **{name: _with_lib((_LUA / f"{name}.lua").read_text("utf-8")) for name in _QUEUE_SCRIPTS},
     **{name: (_LUA / f"{name}.lua").read_text("utf-8") for name in _LOCK_SCRIPTS},
 }
 
@@ -67,7 +116,10 @@ class _Script:
     def __init__(
         self, client: redis.Redis | redis.cluster.RedisCluster, source: str, lane: Lane | None
     ) -> None:
+        self._client = client
         self.registered = client.register_script(source)
+        # The source to fall back to on a Redis older than 7 (None: no flags line).
+        self._plain: str | None = without_shebang(source) if source.startswith("#!") else None
         # redis-py leaves execute_command untyped: name its type here.
         self._execute: typing.Callable[..., typing.Any] | None = None
         self._lane = lane
@@ -85,6 +137,20 @@ class _Script:
                 return self._execute("EVALSHA", self.registered.sha, len(keys), *keys, *args)
             except redis.exceptions.NoScriptError:
                 pass  # the registered script loads it and runs it
+        return self._load_and_run(keys, args)
+
+    def _load_and_run(self, keys: typing.Sequence[str], args: typing.Sequence[Arg]) -> typing.Any:
+        """Run through redis-py's object, which loads the script when the server lacks
+        it; a server that refuses the flags line gets the plain source (it never ran)."""
+        try:
+            return self.registered(keys, args)
+        except redis.exceptions.ResponseError as exc:
+            plain = self._plain
+            if plain is None or not shebang_refused(exc):
+                raise
+        self.registered = self._client.register_script(plain)
+        self._plain = None
+        self._heads.clear()  # they carry the old sha
         return self.registered(keys, args)
 
     def _packed(self, keys: typing.Sequence[str], args: typing.Sequence[Arg]) -> bytes:
@@ -116,7 +182,7 @@ class _Script:
             try:
                 return pending.result()
             except redis.exceptions.NoScriptError:
-                return self.registered(keys, args)  # loads it and runs it
+                return self._load_and_run(keys, args)
 
         return finish
 

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- lease.lua: acknowledge settled leases, then hand out up to ARGV[1] ready entries
 -- under one new lease.
 --

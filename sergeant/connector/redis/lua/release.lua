@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- release.lua: give leased entries back unstarted, at the head of their priority.
 --
 -- KEYS: the queue's keys (see _lib.lua)
