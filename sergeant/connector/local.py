@@ -9,11 +9,16 @@ The schema and every statement live in ``sergeant.connector.local_sql``.
 Each process opens its own connection on first use; connections are closed before a
 ``fork()`` and reopened lazily on either side, because SQLite forbids carrying an open
 connection (or its file locks) across a fork.
+
+A full disk drains: pushes are refused with ``BrokerFull``, and leases,
+acknowledgements and dead-lettering go on, with room kept for them by a reserve file
+beside the broker file (see ``sergeant.connector.local_reserve``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import sqlite3
@@ -24,10 +29,11 @@ import uuid
 import weakref
 from collections.abc import Iterator, Sequence
 
-from sergeant.connector import _connector, local_registry
+from sergeant import _full
+from sergeant.connector import _connector, local_registry, local_reserve
 from sergeant.connector import local_sql as sql
 from sergeant.connector._connector import DeadLetter, Delivery, Priority, ReclaimResult
-from sergeant.errors import BrokerUnavailable, ConnectionLost, ConnectorError
+from sergeant.errors import BrokerFull, BrokerUnavailable, ConnectionLost, ConnectorError
 
 __all__ = ["Connector", "Lock"]
 
@@ -37,6 +43,10 @@ DEFAULT_BUSY_TIMEOUT_SECONDS = 30.0
 POLL_FIRST_SECONDS = 0.001
 #: Longest pause (seconds) between two polls of a blocking lease.
 POLL_MAX_SECONDS = 0.05
+
+logger = logging.getLogger(__name__)
+
+T = typing.TypeVar("T")
 
 # Every open connector, so the fork hooks can close their connections.
 _LIVE: weakref.WeakSet[Connector] = weakref.WeakSet()
@@ -65,6 +75,8 @@ class Connector(_connector.Connector):
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
         self._closed = False
+        self._reserve = local_reserve.Reserve(self.file_path)
+        self._refusals = _full.Refusals(logger, f"SQLite broker file {self.file_path!r}")
         _LIVE.add(self)
 
     # -- connection -------------------------------------------------------------------
@@ -93,13 +105,15 @@ class Connector(_connector.Connector):
 
     def _open(self) -> sqlite3.Connection:
         try:
-            return sql.connect(self.file_path, DEFAULT_BUSY_TIMEOUT_SECONDS)
+            conn = sql.connect(self.file_path, DEFAULT_BUSY_TIMEOUT_SECONDS)
         except sqlite3.Error as exc:
             if sql.is_busy(exc):
                 raise  # becomes ConnectionLost in _errors
             raise self._unavailable(exc) from exc
         except OSError as exc:
             raise self._unavailable(exc) from exc
+        self._reserve.make()  # best effort: a push asks again while it is missing
+        return conn
 
     def _unavailable(self, exc: BaseException) -> BrokerUnavailable:
         return BrokerUnavailable(
@@ -118,6 +132,8 @@ class Connector(_connector.Connector):
                     f"{DEFAULT_BUSY_TIMEOUT_SECONDS:g} s by another process; retry, "
                     "or look for a process stuck in a write"
                 ) from exc
+            if sql.is_full(exc):
+                raise self._full(f"its disk is full ({exc})") from exc
             raise ConnectorError(f"SQLite broker file {self.file_path!r}: {exc}") from exc
 
     @contextlib.contextmanager
@@ -137,6 +153,47 @@ class Connector(_connector.Connector):
             except BaseException:
                 sql.rollback(conn)
                 raise
+
+    def _full(self, why: str) -> BrokerFull:
+        return BrokerFull(
+            f"SQLite broker file {self.file_path!r}: {why}: nothing of this operation was "
+            "stored; pushes are refused until workers drain the queues (which frees room "
+            "in the file) or space is freed on that disk"
+        )
+
+    def _draining(self, step: typing.Callable[[], T]) -> T:
+        """Run a step that hands out, settles or deletes what the file holds; when the
+        disk is full, spend the reserve once and run it again (it never committed)."""
+        try:
+            return step()
+        except BrokerFull:
+            if not self._reserve.release():
+                raise
+        logger.warning(
+            "the disk of SQLite broker file %r is full: its %d MiB reserve was released so "
+            "that leases and acknowledgements go on; pushes are refused until there is "
+            "room again",
+            self.file_path,
+            self._reserve.size >> 20,
+            extra={"event": "broker_reserve_released"},
+        )
+        return step()
+
+    def _check_room(self) -> None:
+        """Refuse a push that would take the room kept for draining (see
+        ``local_reserve``): the reserve is spent, the disk has no room to make it
+        again, and the file's free pages hold less than it."""
+        if self._reserve.present():
+            return
+        if self._reserve.make():
+            return
+        with self._session() as conn:
+            free = sql.free_bytes(conn)
+        if free < self._reserve.size:
+            raise self._full(
+                f"its disk is nearly full (the {self._reserve.size >> 20} MiB reserve "
+                "kept for draining is spent)"
+            )
 
     def _rows(self, statement: str, params: Sequence[object]) -> list[typing.Any]:
         """The rows of one autocommit statement."""
@@ -162,22 +219,32 @@ class Connector(_connector.Connector):
         rank = sql.priority_rank(priority)
         if count == 0:
             return 0
-        with self._transaction() as conn:
-            eta = consumable_from if consumable_from > time.time() else 0.0
-            first = sql.advance(conn, sql.ADVANCE_TAIL, count) - count + 1
-            rows = ((queue, rank, first + i, eta, p) for i, p in enumerate(payloads))
-            conn.executemany(sql.INSERT_TASK, rows)
+        try:
+            self._check_room()
+            with self._transaction() as conn:
+                eta = consumable_from if consumable_from > time.time() else 0.0
+                first = sql.advance(conn, sql.ADVANCE_TAIL, count) - count + 1
+                rows = ((queue, rank, first + i, eta, p) for i, p in enumerate(payloads))
+                conn.executemany(sql.INSERT_TASK, rows)
+        except BrokerFull as exc:
+            self._refusals.refused(exc)
+            raise
+        if self._refusals.count:
+            self._refusals.accepted()
         return count
 
     def pop_many(self, queue: str, count: int) -> list[bytes]:
         """See :meth:`sergeant.connector.Connector.pop_many`."""
         if count <= 0 or self._seconds_until_ready(queue) != 0.0:
             return []
-        with self._transaction() as conn:
-            sql.make_due_ready(conn, queue, time.time())
-            rows = conn.execute(sql.POP_READY, (queue, count)).fetchall()
+        rows = self._draining(lambda: self._pop_now(queue, count))
         rows.sort(key=sql.pop_order)
         return [row[2] for row in rows]
+
+    def _pop_now(self, queue: str, count: int) -> list[typing.Any]:
+        with self._transaction() as conn:
+            sql.make_due_ready(conn, queue, time.time())
+            return conn.execute(sql.POP_READY, (queue, count)).fetchall()
 
     def _seconds_until_ready(self, queue: str) -> float | None:
         """0 if an item is ready, seconds until the next delayed one, None if empty.
@@ -206,7 +273,7 @@ class Connector(_connector.Connector):
 
     def purge(self, queue: str) -> int:
         """See :meth:`sergeant.connector.Connector.purge`."""
-        return self._changed(sql.PURGE_WAITING, (queue, queue))
+        return self._draining(lambda: self._changed(sql.PURGE_WAITING, (queue, queue)))
 
     # -- leases -----------------------------------------------------------------------
 
@@ -231,7 +298,7 @@ class Connector(_connector.Connector):
         while True:
             wait = self._seconds_until_ready(queue)
             if wait == 0.0:
-                leased = self._lease_now(queue, count, owner, lease_seconds)
+                leased = self._draining(lambda: self._lease_now(queue, count, owner, lease_seconds))
                 if leased:
                     return leased
             remaining = give_up - time.monotonic()
@@ -259,6 +326,9 @@ class Connector(_connector.Connector):
         held = sql.held_params(queue, deliveries)
         if not held:
             return 0
+        return self._draining(lambda: self._ack_now(held))
+
+    def _ack_now(self, held: list[tuple[int, str, int]]) -> int:
         with self._transaction() as conn:
             return conn.executemany(sql.ACK, held).rowcount
 
@@ -267,6 +337,9 @@ class Connector(_connector.Connector):
         held = sql.held_params(queue, deliveries)
         if not held:
             return 0
+        return self._draining(lambda: self._release_now(held))
+
+    def _release_now(self, held: list[tuple[int, str, int]]) -> int:
         with self._transaction() as conn:
             head = sql.advance(conn, sql.ADVANCE_HEAD, len(held))
             rows = ((head + i, *row) for i, row in enumerate(held))
@@ -279,6 +352,9 @@ class Connector(_connector.Connector):
         held = sql.held_params(queue, deliveries)
         if not held:
             return 0
+        return self._draining(lambda: self._extend_now(held, lease_seconds))
+
+    def _extend_now(self, held: list[tuple[int, str, int]], lease_seconds: float) -> int:
         with self._transaction() as conn:
             deadline = time.time() + lease_seconds
             return conn.executemany(sql.EXTEND, ((deadline, *row) for row in held)).rowcount
@@ -289,6 +365,9 @@ class Connector(_connector.Connector):
             0
         ]:  # the common case, answered without the write lock
             return ReclaimResult()
+        return self._draining(lambda: self._reclaim_now(queue, max_deliveries))
+
+    def _reclaim_now(self, queue: str, max_deliveries: int) -> ReclaimResult:
         with self._transaction() as conn:
             now = time.time()
             expired = conn.execute(sql.SELECT_EXPIRED, (queue, now)).fetchall()
@@ -316,6 +395,9 @@ class Connector(_connector.Connector):
         held = sql.held_params(queue, deliveries)
         if not held:
             return 0
+        return self._draining(lambda: self._dead_letter_now(held, reason, error))
+
+    def _dead_letter_now(self, held: list[tuple[int, str, int]], reason: str, error: str) -> int:
         with self._transaction() as conn:
             now = time.time()
             rows = ((reason, error, now, *row) for row in held)
@@ -341,7 +423,7 @@ class Connector(_connector.Connector):
 
     def purge_dead(self, queue: str) -> int:
         """See :meth:`sergeant.connector.Connector.purge_dead`."""
-        return self._changed(sql.PURGE_DEAD, (queue,))
+        return self._draining(lambda: self._changed(sql.PURGE_DEAD, (queue,)))
 
     def dead_count(self, queue: str) -> int:
         """See :meth:`sergeant.connector.Connector.dead_count`."""
@@ -380,6 +462,9 @@ class Connector(_connector.Connector):
 
     def unregister_worker(self, worker_id: str) -> bool:
         """See :meth:`sergeant.connector.Connector.unregister_worker`."""
+        return self._draining(lambda: self._unregister_now(worker_id))
+
+    def _unregister_now(self, worker_id: str) -> bool:
         with self._session() as conn:
             return local_registry.unregister(conn, worker_id)
 

@@ -130,6 +130,8 @@ BEGIN_IMMEDIATE = "BEGIN IMMEDIATE"
 COMMIT = "COMMIT"
 ROLLBACK = "ROLLBACK"
 PING = "SELECT 1"
+FREELIST_COUNT = "PRAGMA freelist_count"
+PAGE_SIZE = "PRAGMA page_size"
 
 # -- counters -------------------------------------------------------------------------
 
@@ -253,6 +255,8 @@ GET_LOCK_EXPIRY = "SELECT expires_at FROM locks WHERE name = ? AND expires_at > 
 
 # SQLite result codes (the low byte of an extended code) meaning "someone holds it".
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+# ... and "the disk (or the file's page limit) is full".
+_SQLITE_FULL = 13
 
 
 def is_busy(exc: sqlite3.Error) -> bool:
@@ -261,6 +265,21 @@ def is_busy(exc: sqlite3.Error) -> bool:
     if isinstance(code, int):
         return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
     return "locked" in str(exc) or "busy" in str(exc)
+
+
+def is_full(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` means the disk (or the file's page limit) had no room for a write."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF == _SQLITE_FULL
+    return "database or disk is full" in str(exc)
+
+
+def free_bytes(conn: sqlite3.Connection) -> int:
+    """Bytes of the file's free pages (left by deletions), which writes reuse first."""
+    (pages,) = conn.execute(FREELIST_COUNT).fetchall()[0]
+    (size,) = conn.execute(PAGE_SIZE).fetchall()[0]
+    return int(pages) * int(size)
 
 
 def rollback(conn: sqlite3.Connection) -> None:
