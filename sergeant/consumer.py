@@ -9,10 +9,12 @@ At-most-once: 0.27's pop-and-forget, with unstarted tasks pushed back (HIGH
 priority) on exit; an idle worker waits on the broker (``wait_for_items``)
 instead of sleeping.
 
-Broker faults: once the loop runs, a lost connection or an unreachable broker
-(``ConnectionLost``, ``BrokerUnavailable``) during a pull, an acknowledgement or a
-dead-lettering is retried with bounded, jittered exponential backoff (each attempt
-logged at WARNING as ``broker_retry``), so a worker rides out a broker restart.
+Broker faults: once the loop runs, a lost connection, an unreachable broker or a
+full one (``ConnectionLost``, ``BrokerUnavailable``, ``BrokerFull``) during a pull,
+an acknowledgement or a dead-lettering is retried with bounded, jittered
+exponential backoff (each attempt logged at WARNING as ``broker_retry``, a full
+broker once a minute), so a worker rides out a broker restart. The heartbeat's
+presence is best effort: a broker that refuses it never stops a worker.
 Settled tasks stay held (and renewed) until their acknowledgement is accepted: an
 acknowledgement is never dropped while the worker runs. The first broker call at
 start is not retried, so an unreachable broker fails the start with one clear error.
@@ -28,13 +30,14 @@ import threading
 import time
 import typing
 
-from sergeant import _faults, _prefetch, _presence
+from sergeant import _faults, _full, _prefetch, _presence
 from sergeant._backoff import RETRYABLE, retry_call
 from sergeant._heartbeat import Heartbeat, heartbeat_interval
 from sergeant._prefetch import PendingPull, pulls_ahead
 from sergeant.broker import Broker, LeasedBatch
 from sergeant.config import WorkerConfig
 from sergeant.connector import Delivery
+from sergeant.errors import BrokerFull, ConnectorError
 from sergeant.executor import Outcome
 from sergeant.objects import Task
 
@@ -105,6 +108,7 @@ class Consumer:
         self._progress = (0, time.monotonic())  # (tasks_done, when it last moved)
         self._heartbeat: Heartbeat | None = None
         self.presence = _presence.Presence(self.queue)
+        self._presence_refused = _full.Throttle()
 
     # -- iteration ------------------------------------------------------------------
 
@@ -449,17 +453,27 @@ class Consumer:
     # -- presence -------------------------------------------------------------------
 
     def publish_presence(self) -> None:
-        """Publish this worker's heartbeat, alive for a few heartbeat intervals."""
+        """Publish this worker's heartbeat, alive for a few heartbeat intervals; a full
+        broker's refusal is logged once a minute (the worker goes on, unlisted)."""
         ttl = heartbeat_interval(self.config) * _presence.HEARTBEAT_TTL_FACTOR
         info = self.presence.info(self.tasks_done, self._current.copy().values())
-        self.broker.connector.register_worker(self.presence.worker_id, info, ttl)
+        try:
+            self.broker.connector.register_worker(self.presence.worker_id, info, ttl)
+        except BrokerFull as exc:
+            if self._presence_refused.due():
+                logger.warning(
+                    "could not publish the worker heartbeat, the broker is full: %s",
+                    exc,
+                    extra={"event": "heartbeat_failed", "queue": self.queue},
+                )
 
     def _publish_first_presence(self) -> None:
         """The first heartbeat: best effort, so ``sergeant stats`` lists a worker at once
-        (the first pull reports an unreachable broker, with retries)."""
+        (the first pull reports an unreachable broker, with retries); a refused one
+        never stops the worker."""
         try:
             self.publish_presence()
-        except RETRYABLE as exc:
+        except ConnectorError as exc:
             logger.warning(
                 "could not publish the worker heartbeat: %s",
                 exc,
@@ -519,8 +533,8 @@ class Consumer:
             retry_call(operation, call, self.queue, retry_seconds)
         except RETRYABLE as exc:
             logger.error(
-                "could not %s on exit, the broker is unreachable (%s); leased tasks run "
-                "again once their leases expire",
+                "could not %s on exit, the broker is unreachable or full (%s); leased "
+                "tasks run again once their leases expire",
                 operation,
                 exc,
                 extra={"event": "close_step_failed", "operation": operation, "queue": self.queue},
