@@ -47,7 +47,9 @@ def translate_error(exc: Exception, address: str, username: str | None = None) -
             f"Redis at {address} refused the credentials of user {username or 'default'!r} "
             f"({exc}); check the 'username' and 'password' (or the URL's user:password@)"
         )
-    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+    # Before Redis 7 a script's refused write comes wrapped: "ERR Error running script
+    # ... -OOM command not allowed ...".
+    if isinstance(exc, redis.exceptions.OutOfMemoryError) or "-OOM command not" in str(exc):
         # Refused before it wrote anything (Redis checks memory before a command, and a
         # script's first write): nothing of this operation is stored on this node.
         return BrokerFull(
