@@ -185,9 +185,9 @@ class Connector(_connector.Connector):
         again, and the file's free pages hold less than it."""
         if self._reserve.present():
             return
-        if self._reserve.make():
-            return
-        with self._session() as conn:
+        with self._session() as conn:  # the first use opens the file and makes the reserve
+            if self._reserve.make():
+                return
             free = sql.free_bytes(conn)
         if free < self._reserve.size:
             raise self._full(
