@@ -102,6 +102,11 @@ class Connector(abc.ABC):
 
         Returns:
             The number of items pushed (``len(payloads)``).
+
+        Raises:
+            BrokerFull: the broker is out of memory or disk; nothing of the refused
+                part was stored. A full Redis or SQLite broker still hands out,
+                settles and dead-letters what it holds, so workers drain it.
         """
 
     def push(
