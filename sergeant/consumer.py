@@ -69,6 +69,23 @@ def worker_owner_id() -> str:
     return owner
 
 
+def _warn_if_leases_can_lapse(config: WorkerConfig) -> None:
+    """Without a supervisor only this process renews its leases, and not while a task
+    holds the GIL: a lease shorter than the watchdog's deadline can lapse first."""
+    timeouts = config.timeouts
+    deadline = timeouts.timeout + timeouts.grace_period
+    if timeouts.timeout > 0 and config.lease_seconds < deadline:
+        logger.warning(
+            "lease_seconds (%g) is shorter than timeouts.timeout + timeouts.grace_period "
+            "(%g): run without a supervisor, a task holding the GIL can lose its lease and "
+            "run twice before the watchdog kills it; raise lease_seconds or run the worker "
+            "under the supervisor, which renews its leases",
+            config.lease_seconds,
+            deadline,
+            extra={"event": "lease_can_lapse", "queue": config.name},
+        )
+
+
 class Consumer:
     """Iterates the tasks of one queue for the executor, within ``max_tasks_per_run``.
 
@@ -120,6 +137,8 @@ class Consumer:
         self.presence = _presence.Presence(self.queue)
         # Where the supervisor finds the running task if this process dies.
         self._record = _running.RunningRecord(config.number_of_threads)
+        if self.at_least_once and _running.file_path() is None:
+            _warn_if_leases_can_lapse(config)
 
     # -- iteration ------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 BOUND = 3
 #: The poison tasks and the reason each one's dead letter must give.
-POISONS = {
+POISONS: dict[str, tuple[dict[str, object], str]] = {
     "SystemExit": ({"action": "raise", "name": "SystemExit"}, "raised SystemExit"),
     "KeyboardInterrupt": (
         {"action": "raise", "name": "KeyboardInterrupt"},

@@ -36,7 +36,7 @@ def debug_redis() -> Iterator[RedisServer]:
 def _stall(server: RedisServer) -> None:
     client = redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=STALL_SECONDS + 10)
     try:
-        client.execute_command("DEBUG", "SLEEP", STALL_SECONDS)
+        client.execute_command("DEBUG", "SLEEP", STALL_SECONDS)  # type: ignore[no-untyped-call]
     finally:
         client.close()
 
