@@ -25,12 +25,13 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
 import typing
 
-from sergeant import _faults, _full, _prefetch, _presence
+from sergeant import _faults, _full, _prefetch, _presence, _running
 from sergeant._backoff import RETRYABLE, retry_call
 from sergeant._heartbeat import Heartbeat, heartbeat_interval
 from sergeant._prefetch import PendingPull, pulls_ahead
@@ -48,15 +49,44 @@ logger = logging.getLogger(__name__)
 StarvationCallback = typing.Callable[[int], None]
 
 _MAX_RETRIES = Outcome.MAX_RETRIES  # looked up once: settle() runs per task
+_ABORTED = Outcome.ABORTED
 
 #: Seconds ``close()`` keeps retrying acknowledgements and releases while the broker is
 #: unreachable; after that their leases simply expire and the tasks run again.
 CLOSE_RETRY_SECONDS = 5.0
 
 
+_owner_ids: dict[int, str] = {}
+
+
 def worker_owner_id() -> str:
-    """An id for this worker process, recorded with its leases: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """The id of this worker process recorded with its leases: ``host:pid:nonce``.
+
+    The nonce keeps a later process that reuses the pid from owning (and so renewing)
+    leases a dead one left behind.
+    """
+    pid = os.getpid()
+    owner = _owner_ids.get(pid)
+    if owner is None:
+        owner = _owner_ids[pid] = f"{socket.gethostname()}:{pid}:{secrets.token_hex(3)}"
+    return owner
+
+
+def _warn_if_leases_can_lapse(config: WorkerConfig) -> None:
+    """Without a supervisor only this process renews its leases, and not while a task
+    holds the GIL: a lease shorter than the watchdog's deadline can lapse first."""
+    timeouts = config.timeouts
+    deadline = timeouts.timeout + timeouts.grace_period
+    if timeouts.timeout > 0 and config.lease_seconds < deadline:
+        logger.warning(
+            "lease_seconds (%g) is shorter than timeouts.timeout + timeouts.grace_period "
+            "(%g): run without a supervisor, a task holding the GIL can lose its lease and "
+            "run twice before the watchdog kills it; raise lease_seconds or run the worker "
+            "under the supervisor, which renews its leases",
+            config.lease_seconds,
+            deadline,
+            extra={"event": "lease_can_lapse", "queue": config.name},
+        )
 
 
 class Consumer:
@@ -109,6 +139,10 @@ class Consumer:
         self._heartbeat: Heartbeat | None = None
         self.presence = _presence.Presence(self.queue)
         self._presence_refused = _full.Throttle()
+        # Where the supervisor finds the running task if this process dies.
+        self._record = _running.RunningRecord(config.number_of_threads)
+        if self.at_least_once and _running.file_path() is None:
+            _warn_if_leases_can_lapse(config)
 
     # -- iteration ------------------------------------------------------------------
 
@@ -299,7 +333,12 @@ class Consumer:
         if task.trace_id is None:
             task.trace_id = task.id  # a task pushed from outside roots its own trace
         self.thread_state.task = task
-        self._current[id(task)] = (task.id, time.time())
+        key = id(task)
+        self._current[key] = (task.id, time.time())
+        delivery = self._running.get(key)
+        if delivery is not None:
+            record = self._record
+            record.start(record.cell_of_this_thread(), delivery)
 
     def settle(self, task: Task, outcome: Outcome, value: typing.Any = None) -> None:
         """Record how ``task`` ended; its lease is acknowledged (or dead-lettered) in a batch.
@@ -311,15 +350,59 @@ class Consumer:
         key = id(task)
         self._current.pop(key, None)
         running = self._running  # empty at-most-once: nothing more to do then
-        if outcome is not _MAX_RETRIES:
+        if outcome is not _MAX_RETRIES and outcome is not _ABORTED:
             delivery = running.get(key)
             if delivery is not None:
                 self._to_ack.append(delivery)  # see __init__: enter settled, then leave running
                 del running[key]
+                record = self._record
+                record.clear(record.cell_of_this_thread())
             return
         dead = running.pop(key, None)
-        if dead is not None:
-            self._dead_letter(dead)
+        if dead is None:
+            return
+        if outcome is _ABORTED:
+            self._charge_abort(task, dead, value)
+            return
+        record = self._record
+        record.clear(record.cell_of_this_thread())
+        self._dead_letter(dead)
+
+    def _charge_abort(self, task: Task, delivery: Delivery, exc: BaseException) -> None:
+        """``work`` raised ``exc`` (``SystemExit``, ``KeyboardInterrupt``...), which ends
+        this worker: charge the delivery to the task now, so it cannot block its queue.
+
+        If the broker stays unreachable the cell stays ``RUNNING``: a supervisor charges
+        it when this process has ended; without one the lease expires.
+        """
+        reason = f"raised {type(exc).__name__}"
+        queue, bound = self.queue, self.config.max_deliveries
+        try:
+            retry_call(
+                "charge",
+                lambda: self.broker.charge(queue, [delivery], bound, reason, repr(exc)),
+                queue,
+                CLOSE_RETRY_SECONDS,
+            )
+        except RETRYABLE as error:
+            logger.error(
+                "could not charge task %s, which %s: %s",
+                task.id,
+                reason,
+                error,
+                extra={"event": "close_step_failed", "operation": "charge", "queue": queue},
+            )
+            return
+        record = self._record
+        record.charged(record.cell_of_this_thread())
+        logger.error(
+            "task %s %s, which ends the worker: delivery %d of %s charged to it",
+            task.id,
+            reason,
+            delivery.deliveries,
+            bound or "unbounded",
+            extra={"event": "task_aborted_worker", "queue": queue, "reason": reason},
+        )
 
     def _dead_letter(self, delivery: Delivery) -> None:
         queue = self.queue
@@ -521,6 +604,7 @@ class Consumer:
         self._unstarted, self._running = collections.deque(), {}
         if give_back:
             self._on_close("release", lambda: self.broker.release(self.queue, give_back))
+        self._record.clear_running()
 
     def _on_close(
         self,

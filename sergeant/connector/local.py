@@ -376,11 +376,58 @@ class Connector(_connector.Connector):
             if spent:
                 conn.executemany(sql.BURY_EXPIRED, ((now, i) for i in spent))
                 conn.executemany(sql.DELETE_TASK, ((i,) for i in spent))
-            if requeue:
-                head = sql.advance(conn, sql.ADVANCE_HEAD, len(requeue))
-                seqs = ((head + n, i) for n, i in enumerate(requeue))
-                conn.executemany(sql.REQUEUE_EXPIRED, seqs)
+            self._to_head(conn, requeue)
         return ReclaimResult(requeued=len(requeue), dead_lettered=len(spent))
+
+    def charge_many(
+        self,
+        queue: str,
+        deliveries: Sequence[Delivery],
+        max_deliveries: int,
+        reason: str,
+        error: str = "",
+    ) -> ReclaimResult:
+        """See :meth:`sergeant.connector.Connector.charge_many`.
+
+        The delivery was counted when it was leased: charging keeps that count.
+        """
+        held = sql.held_params(queue, deliveries)
+        if not held:
+            return ReclaimResult()
+        with self._transaction() as conn:
+            found = [conn.execute(sql.SELECT_HELD, row).fetchall() for row in held]
+            counts = [rows[0] for rows in found if rows]
+            spent = [i for i, n in counts if 0 < max_deliveries <= n]
+            requeue = [i for i, n in counts if not 0 < max_deliveries <= n]
+            if spent:
+                now = time.time()
+                conn.executemany(sql.BURY_CHARGED, ((reason, error, now, i) for i in spent))
+                conn.executemany(sql.DELETE_TASK, ((i,) for i in spent))
+            self._to_head(conn, requeue)
+        return ReclaimResult(requeued=len(requeue), dead_lettered=len(spent))
+
+    @staticmethod
+    def _to_head(conn: sqlite3.Connection, ids: list[int]) -> None:
+        """Leased items back to the head of their priority, in this order, as counted."""
+        if ids:
+            head = sql.advance(conn, sql.ADVANCE_HEAD, len(ids))
+            conn.executemany(sql.REQUEUE_EXPIRED, ((head + n, i) for n, i in enumerate(ids)))
+
+    def extend_owned(self, queue: str, owner: str, lease_seconds: float) -> int:
+        """See :meth:`sergeant.connector.Connector.extend_owned`."""
+        with self._transaction() as conn:
+            deadline = time.time() + lease_seconds
+            return conn.execute(sql.EXTEND_OWNED, (deadline, queue, owner)).rowcount
+
+    def release_owned(self, queue: str, owner: str) -> int:
+        """See :meth:`sergeant.connector.Connector.release_owned`."""
+        with self._transaction() as conn:
+            owned = conn.execute(sql.SELECT_OWNED, (queue, owner)).fetchall()
+            if not owned:
+                return 0
+            head = sql.advance(conn, sql.ADVANCE_HEAD, len(owned))
+            rows = ((head + n, i, queue, seq) for n, (i, seq) in enumerate(owned))
+            return conn.executemany(sql.RELEASE, rows).rowcount
 
     def leased_count(self, queue: str) -> int:
         """See :meth:`sergeant.connector.Connector.leased_count`."""

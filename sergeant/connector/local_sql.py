@@ -214,6 +214,19 @@ BURY_EXPIRED = """INSERT INTO dead (queue, task_id, payload, reason, error, deli
 # (id)
 DELETE_TASK = "DELETE FROM tasks WHERE id = ?"
 
+# (queue, now, owner)
+EXTEND_OWNED = """UPDATE tasks SET deadline = ?
+    WHERE queue = ? AND deadline IS NOT NULL AND owner = ?"""
+# (queue, owner): in the order they were leased
+SELECT_OWNED = """SELECT id, seq FROM tasks
+    WHERE queue = ? AND deadline IS NOT NULL AND owner = ?
+    ORDER BY priority, seq"""
+# (id, queue, token): a held lease's delivery count
+SELECT_HELD = f"SELECT id, deliveries FROM tasks WHERE {_HELD}"
+# (reason, error, now, id)
+BURY_CHARGED = """INSERT INTO dead (queue, task_id, payload, reason, error, deliveries, dead_at)
+    SELECT queue, id, payload, ?, ?, deliveries, ? FROM tasks WHERE id = ?"""
+
 # -- dead letters ---------------------------------------------------------------------
 
 # (queue, limit); a negative limit means no limit. Columns in DeadLetter's order, then id.

@@ -22,6 +22,7 @@ import redis.retry
 from sergeant.connector.redis.lane import Lane
 from sergeant.connector.redis.scripts import Scripts
 from sergeant.connector.redis.settings import NodeConfig
+from sergeant.connector.redis.tokens import Tokens
 from sergeant.errors import BrokerFull, BrokerUnavailable, ConnectionLost, ConnectorError
 
 __all__ = ["Client", "Node", "translate_error"]
@@ -132,7 +133,7 @@ class Node:
         BrokerUnavailable: a cluster none of whose seeds answered.
     """
 
-    __slots__ = ("address", "client", "index", "lane", "scripts", "username")
+    __slots__ = ("address", "client", "index", "lane", "scripts", "tokens", "username")
 
     def __init__(self, configs: typing.Sequence[NodeConfig], index: int, cluster: bool) -> None:
         self.index = index
@@ -145,6 +146,8 @@ class Node:
         if isinstance(self.client, redis.Redis):
             self.lane = Lane(self.client.connection_pool)
         self.scripts = Scripts(self.client, self.lane)
+        #: The fencing tokens this client chooses for its leases on this node.
+        self.tokens = Tokens()
 
     def __enter__(self) -> Node:
         return self

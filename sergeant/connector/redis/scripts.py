@@ -38,7 +38,9 @@ from sergeant.connector.redis.lane import Lane, bulk, with_head
 __all__ = [
     "ALLOW_OOM",
     "RECLAIM_BATCH",
+    "TOKEN_BLOCK",
     "WAKE_TOKENS",
+    "LeaseRequest",
     "Scripts",
     "shebang_refused",
     "without_shebang",
@@ -48,6 +50,23 @@ __all__ = [
 WAKE_TOKENS = 16
 #: Most expired leases one reclaim script call handles, so it never blocks Redis long.
 RECLAIM_BATCH = 1000
+#: Fencing tokens a client reserves at once (one INCRBY per this many leasing calls).
+TOKEN_BLOCK = 4096
+
+
+class LeaseRequest(typing.NamedTuple):
+    """The arguments of one ``lease.lua`` call (see its header)."""
+
+    most: int
+    lease_seconds: float
+    owner: str
+    token: int
+    acks: typing.Sequence[Arg] = ()
+
+    def args(self) -> tuple[Arg, ...]:
+        """ARGV, in the script's order."""
+        return (self.most, repr(float(self.lease_seconds)), self.owner, self.token, *self.acks)
+
 
 _QUEUE_SCRIPTS = (
     "push",
@@ -63,6 +82,9 @@ _QUEUE_SCRIPTS = (
     "dead_letters",
     "requeue_dead",
     "purge_dead",
+    "charge",
+    "extend_owned",
+    "release_owned",
 )
 _LOCK_SCRIPTS = ("lock_release", "lock_set_ttl")
 #: The first line of a script that Redis 7+ runs even when it is out of memory.
@@ -207,6 +229,8 @@ class Scripts:
         self._length, self._purge = s["length"], s["purge"]
         self._dead_letters, self._requeue_dead = s["dead_letters"], s["requeue_dead"]
         self._purge_dead = s["purge_dead"]
+        self._charge, self._extend_owned = s["charge"], s["extend_owned"]
+        self._release_owned = s["release_owned"]
         self._lock_release, self._lock_set_ttl = s["lock_release"], s["lock_set_ttl"]
 
     def push(
@@ -230,15 +254,15 @@ class Scripts:
         result: list[bytes] = self._pop(k, (count,))
         return result
 
-    def lease(
-        self, k: QueueKeys, count: int, lease_seconds: float, acks: typing.Sequence[Arg] = ()
-    ) -> list[typing.Any]:
-        """Acknowledge ``acks`` (token, slots pairs), then lease up to ``count`` entries.
+    def lease(self, k: QueueKeys, request: LeaseRequest) -> list[typing.Any]:
+        """Acknowledge ``request.acks`` (token, slots pairs), then lease up to
+        ``request.most`` entries under ``request.token``.
 
-        Returns ``[-1, acknowledged, token, [entry, ...]]``, or ``[wait_ms,
+        Returns ``[-1, acknowledged, token, [entry, ...]]``, ``[-2, acknowledged]``
+        when the server no longer knows the token's block, or ``[wait_ms,
         acknowledged]`` with nothing to hand out (see ``lua/lease.lua``).
         """
-        result: list[typing.Any] = self._lease(k, (count, repr(float(lease_seconds)), *acks))
+        result: list[typing.Any] = self._lease(k, request.args())
         return result
 
     def start_pop(self, k: QueueKeys, count: int) -> typing.Callable[[], list[bytes]]:
@@ -246,10 +270,19 @@ class Scripts:
         return self._pop.start(k, (count,))
 
     def start_lease(
-        self, k: QueueKeys, count: int, lease_seconds: float, acks: typing.Sequence[Arg] = ()
+        self, k: QueueKeys, request: LeaseRequest
     ) -> typing.Callable[[], list[typing.Any]]:
         """:meth:`lease`, sent now; the function returned reads its reply."""
-        return self._lease.start(k, (count, repr(float(lease_seconds)), *acks))
+        return self._lease.start(k, request.args())
+
+    def reserve_tokens(
+        self,
+        k: QueueKeys,
+        client: redis.Redis | redis.cluster.RedisCluster,
+        count: int = TOKEN_BLOCK,
+    ) -> int:
+        """Reserve ``count`` fencing tokens of ``k``; returns the last of them."""
+        return int(client.incrby(k.lease_seq, count))
 
     def ack(self, k: QueueKeys, pairs: typing.Sequence[Arg]) -> int:
         """Acknowledge the held entries among ``pairs`` (token, slots); count them."""
@@ -268,6 +301,26 @@ class Scripts:
     ) -> int:
         """Dead-letter the held entries among ``pairs`` (token, slots); count them."""
         return int(self._dead_letter(k, (reason, error, *pairs)))
+
+    def charge(
+        self,
+        k: QueueKeys,
+        pairs: typing.Sequence[Arg],
+        max_deliveries: int,
+        reason: str,
+        error: str,
+    ) -> tuple[int, int]:
+        """Charge the held entries among ``pairs``: ``(requeued, dead_lettered)``."""
+        requeued, dead = self._charge(k, (max_deliveries, reason, error, WAKE_TOKENS, *pairs))
+        return int(requeued), int(dead)
+
+    def extend_owned(self, k: QueueKeys, owner: str, lease_seconds: float) -> int:
+        """Extend every batch ``owner`` holds; count its held entries."""
+        return int(self._extend_owned(k, (repr(float(lease_seconds)), owner)))
+
+    def release_owned(self, k: QueueKeys, owner: str) -> int:
+        """Release every entry ``owner`` holds; count them."""
+        return int(self._release_owned(k, (WAKE_TOKENS, owner)))
 
     def reclaim(self, k: QueueKeys, max_deliveries: int) -> tuple[int, int, bool]:
         """Reclaim expired batches, about :data:`RECLAIM_BATCH` entries at most.
