@@ -86,7 +86,7 @@ _QUEUE_SCRIPTS = (
     "extend_owned",
     "release_owned",
 )
-_LOCK_SCRIPTS = ("lock_release", "lock_set_ttl")
+_LOCK_SCRIPTS = ("lock_release", "lock_set_ttl", "reserve_tokens")
 #: The first line of a script that Redis 7+ runs even when it is out of memory.
 ALLOW_OOM = "#!lua flags=allow-oom"
 
@@ -232,6 +232,7 @@ class Scripts:
         self._charge, self._extend_owned = s["charge"], s["extend_owned"]
         self._release_owned = s["release_owned"]
         self._lock_release, self._lock_set_ttl = s["lock_release"], s["lock_set_ttl"]
+        self._reserve_tokens = s["reserve_tokens"]
 
     def push(
         self,
@@ -275,14 +276,9 @@ class Scripts:
         """:meth:`lease`, sent now; the function returned reads its reply."""
         return self._lease.start(k, request.args())
 
-    def reserve_tokens(
-        self,
-        k: QueueKeys,
-        client: redis.Redis | redis.cluster.RedisCluster,
-        count: int = TOKEN_BLOCK,
-    ) -> int:
+    def reserve_tokens(self, k: QueueKeys, count: int = TOKEN_BLOCK) -> int:
         """Reserve ``count`` fencing tokens of ``k``; returns the last of them."""
-        return int(client.incrby(k.lease_seq, count))
+        return int(self._reserve_tokens((k.lease_seq,), (count,)))
 
     def ack(self, k: QueueKeys, pairs: typing.Sequence[Arg]) -> int:
         """Acknowledge the held entries among ``pairs`` (token, slots); count them."""

@@ -59,10 +59,10 @@ class Tokens:
                 self._blocks[k.lease_seq] = (following + 1, last)
                 return following
         with node:
-            last = node.scripts.reserve_tokens(k, node.client)
+            last = node.scripts.reserve_tokens(k)
             floor = self._floor.get(k.lease_seq, 0)
             if last - TOKEN_BLOCK < floor:  # never repeat a token this client used
-                last = node.scripts.reserve_tokens(k, node.client, floor + TOKEN_BLOCK - last)
+                last = node.scripts.reserve_tokens(k, floor + TOKEN_BLOCK - last)
         with self._lock:
             self._blocks[k.lease_seq] = (last - TOKEN_BLOCK + 2, last)
         return last - TOKEN_BLOCK + 1
