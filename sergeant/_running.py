@@ -9,10 +9,12 @@ page cache still holds the cells, so the supervisor knows which task was running
 charges that delivery to it (``Connector.charge_many``), while every other lease of the
 dead process goes back uncharged (``Connector.release_owned``).
 
-A cell is :data:`CELL` (little-endian): state, token (low and high 64 bits: a MongoDB
-token is 128 bits), deliveries, node, slot, item id.
-States: :data:`IDLE`, :data:`RUNNING`, and :data:`CHARGED` when the worker charged the
-task itself before ending (it raised ``SystemExit`` or another ``BaseException``).
+A cell is nine 8-byte words. States: :data:`IDLE`; :data:`RUNNING`, the hot path's
+narrow form, where words 1-3 are the token, slot and node (for connectors whose
+``Connector.fenced_by_token`` is True: Redis and SQLite name a lease by those alone);
+:data:`RUNNING_WIDE`, the whole :data:`CELL` (a 128-bit MongoDB token, and the item
+id); and :data:`CHARGED` when the worker charged the task itself before ending (it
+raised ``SystemExit`` or another ``BaseException``).
 Without a file (no supervisor) the cells live in this process's memory only.
 """
 
@@ -30,6 +32,7 @@ __all__ = [
     "CHARGED",
     "IDLE",
     "RUNNING",
+    "RUNNING_WIDE",
     "RunningCell",
     "RunningRecord",
     "file_path",
@@ -37,7 +40,7 @@ __all__ = [
     "use_file",
 ]
 
-IDLE, RUNNING, CHARGED = 0, 1, 2
+IDLE, RUNNING, CHARGED, RUNNING_WIDE = 0, 1, 2, 3
 #: state, token low and high words, deliveries, node, slot, item id (UTF-8, NUL-padded).
 CELL = struct.Struct("<qQQiii36s")
 _LOW = (1 << 64) - 1
@@ -86,7 +89,8 @@ class RunningRecord:
                 self._mmap = self._buffer = mmap.mmap(fd, size)
             finally:
                 os.close(fd)
-        self._words = memoryview(self._buffer).cast("q")
+        #: The cells as 8-byte words: the consumer writes the narrow form itself.
+        self.words = memoryview(self._buffer).cast("q")
         self._pack = CELL.pack_into
         self._threads: dict[int, int] = {}
         self._lock = threading.Lock()
@@ -108,7 +112,7 @@ class RunningRecord:
         self._pack(
             self._buffer,
             cell * CELL.size,
-            RUNNING,
+            RUNNING_WIDE,
             token & _LOW,
             token >> 64 & _LOW,
             deliveries,
@@ -119,22 +123,22 @@ class RunningRecord:
 
     def clear(self, cell: int) -> None:
         """The task of ``cell`` is settled."""
-        self._words[cell * _STATE_WORDS] = IDLE
+        self.words[cell * _STATE_WORDS] = IDLE
 
     def charged(self, cell: int) -> None:
         """The task of ``cell`` was charged by this process (it is ending because of it)."""
-        self._words[cell * _STATE_WORDS] = CHARGED
+        self.words[cell * _STATE_WORDS] = CHARGED
 
     def clear_running(self) -> None:
         """Every running cell is idle again (their tasks were given back)."""
-        words = self._words
+        words = self.words
         for cell in range(self.cells):
-            if words[cell * _STATE_WORDS] == RUNNING:
+            if words[cell * _STATE_WORDS] in (RUNNING, RUNNING_WIDE):
                 words[cell * _STATE_WORDS] = IDLE
 
     def close(self) -> None:
         """Unmap the file (its cells stay there)."""
-        self._words.release()
+        self.words.release()
         if self._mmap is not None:
             self._mmap.close()
 
@@ -149,10 +153,13 @@ def read_running(path: str) -> list[RunningCell]:
     found = []
     for offset in range(0, len(data) - CELL.size + 1, CELL.size):
         state, low, high, deliveries, node, slot, raw_id = CELL.unpack_from(data, offset)
-        if state != IDLE:
+        if state == RUNNING:  # narrow: token, slot, node in words 1-3
+            token, slot, node = struct.unpack_from("<qqq", data, offset + 8)
+            found.append(RunningCell(RUNNING, Delivery(b"", "", token, 0, node, slot)))
+        elif state != IDLE:
             item_id = raw_id.rstrip(b"\0").decode("utf-8", "replace")
             delivery = Delivery(b"", item_id, _token(low, high), deliveries, node, slot)
-            found.append(RunningCell(state, delivery))
+            found.append(RunningCell(RUNNING if state == RUNNING_WIDE else state, delivery))
     return found
 
 

@@ -50,6 +50,7 @@ StarvationCallback = typing.Callable[[int], None]
 
 _MAX_RETRIES = Outcome.MAX_RETRIES  # looked up once: settle() runs per task
 _ABORTED = Outcome.ABORTED
+_RUNNING, _IDLE = _running.RUNNING, _running.IDLE
 
 #: Seconds ``close()`` keeps retrying acknowledgements and releases while the broker is
 #: unreachable; after that their leases simply expire and the tasks run again.
@@ -139,8 +140,11 @@ class Consumer:
         self._heartbeat: Heartbeat | None = None
         self.presence = _presence.Presence(self.queue)
         self._presence_refused = _full.Throttle()
-        # Where the supervisor finds the running task if this process dies.
+        # Where the supervisor finds the running task if this process dies. One thread
+        # on a broker fenced by token: the narrow form, written here (see _running).
         self._record = _running.RunningRecord(config.number_of_threads)
+        self._words = self._record.words
+        self._narrow = config.number_of_threads == 1 and broker.connector.fenced_by_token
         if self.at_least_once and _running.file_path() is None:
             _warn_if_leases_can_lapse(config)
 
@@ -336,7 +340,13 @@ class Consumer:
         key = id(task)
         self._current[key] = (task.id, time.time())
         delivery = self._running.get(key)
-        if delivery is not None:
+        if delivery is None:
+            return
+        if self._narrow:
+            words = self._words
+            words[1], words[2], words[3] = delivery[2], delivery[5], delivery[4]
+            words[0] = _RUNNING  # last: the cell is whole when it says running
+        else:
             record = self._record
             record.start(record.cell_of_this_thread(), delivery)
 
@@ -355,8 +365,10 @@ class Consumer:
             if delivery is not None:
                 self._to_ack.append(delivery)  # see __init__: enter settled, then leave running
                 del running[key]
-                record = self._record
-                record.clear(record.cell_of_this_thread())
+                if self._narrow:
+                    self._words[0] = _IDLE
+                else:
+                    self._record.clear(self._record.cell_of_this_thread())
             return
         dead = running.pop(key, None)
         if dead is None:

@@ -80,6 +80,9 @@ class Connector(abc.ABC):
     #: (Redis on one server), so a pull can overlap the running batch; a worker's
     #: default ``prefetch`` is on for batches only then. Set per instance.
     overlaps_pulls: bool = False
+    #: True when :meth:`charge_many` needs only a delivery's ``token``, ``slot`` and
+    #: ``node`` (an empty ``item_id`` is fine): what a worker records per started task.
+    fenced_by_token: typing.ClassVar[bool] = False
 
     # -- ready and delayed items ------------------------------------------------
 

@@ -66,6 +66,7 @@ class Connector(_connector.Connector):
 
     name: typing.ClassVar[str] = "local"
     supports_blocking: typing.ClassVar[bool] = False
+    fenced_by_token: typing.ClassVar[bool] = True
 
     def __init__(self, file_path: str | os.PathLike[str]) -> None:
         self.file_path = os.fspath(file_path)
@@ -391,10 +392,16 @@ class Connector(_connector.Connector):
 
         The delivery was counted when it was leased: charging keeps that count.
         """
-        held = sql.held_params(queue, deliveries)
-        if not held:
+        named = [d for d in deliveries if d.item_id]
+        by_token = [d.token for d in deliveries if not d.item_id]
+        if not named and not by_token:
             return ReclaimResult()
         with self._transaction() as conn:
+            held = sql.held_params(queue, named)
+            for token in by_token:  # recorded by a worker as token alone
+                held += [
+                    (i, queue, token) for (i,) in conn.execute(sql.SELECT_BY_TOKEN, (queue, token))
+                ]
             found = [conn.execute(sql.SELECT_HELD, row).fetchall() for row in held]
             counts = [rows[0] for rows in found if rows]
             spent = [i for i, n in counts if 0 < max_deliveries <= n]

@@ -221,6 +221,9 @@ EXTEND_OWNED = """UPDATE tasks SET deadline = ?
 SELECT_OWNED = """SELECT id, seq FROM tasks
     WHERE queue = ? AND deadline IS NOT NULL AND owner = ?
     ORDER BY priority, seq"""
+# (queue, token): the item a lease names by its token alone (a leased item's seq is
+# its token, and seqs never repeat)
+SELECT_BY_TOKEN = "SELECT id FROM tasks WHERE queue = ? AND deadline IS NOT NULL AND seq = ?"
 # (id, queue, token): a held lease's delivery count
 SELECT_HELD = f"SELECT id, deliveries FROM tasks WHERE {_HELD}"
 # (reason, error, now, id)

@@ -70,6 +70,7 @@ class Connector(_connector.Connector):
 
     name = "redis"
     supports_blocking = True
+    fenced_by_token: typing.ClassVar[bool] = True
 
     def __init__(
         self,
