@@ -182,9 +182,13 @@ class Consumer:
                 asked = [pending.count for pending in list(self._prefetched)]  # a copy: see
                 self._top_up(pulled, asked, self._start_prefetch)  # unblock_if_stalled
             unstarted, running = self._unstarted, self._running
+            narrow, words = self._narrow, self._words
             for task in tasks:
-                running[id(task)] = unstarted[0]  # see __init__: enter running, then leave
-                unstarted.popleft()
+                delivery = running[id(task)] = unstarted[0]  # see __init__: enter running,
+                unstarted.popleft()  # then leave
+                if narrow:  # the executor starts it now: the supervisor must know
+                    words[1], words[2], words[3] = delivery[2], delivery[5], delivery[4]
+                    words[0] = _RUNNING  # last: the cell is whole when it says running
                 yield task
 
     def _pull(self, count: int) -> list[Task]:
@@ -339,14 +343,10 @@ class Consumer:
         self.thread_state.task = task
         key = id(task)
         self._current[key] = (task.id, time.time())
-        delivery = self._running.get(key)
-        if delivery is None:
-            return
         if self._narrow:
-            words = self._words
-            words[1], words[2], words[3] = delivery[2], delivery[5], delivery[4]
-            words[0] = _RUNNING  # last: the cell is whole when it says running
-        else:
+            return  # recorded as it was handed out (see __iter__)
+        delivery = self._running.get(key)
+        if delivery is not None:
             record = self._record
             record.start(record.cell_of_this_thread(), delivery)
 
