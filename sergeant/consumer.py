@@ -181,15 +181,19 @@ class Consumer:
                 # trips overlap this batch; they carry the last batches' acknowledgements.
                 asked = [pending.count for pending in list(self._prefetched)]  # a copy: see
                 self._top_up(pulled, asked, self._start_prefetch)  # unblock_if_stalled
-            unstarted, running = self._unstarted, self._running
-            narrow, words = self._narrow, self._words
-            for task in tasks:
-                delivery = running[id(task)] = unstarted[0]  # see __init__: enter running,
-                unstarted.popleft()  # then leave
-                if narrow:  # the executor starts it now: the supervisor must know
-                    words[1], words[2], words[3] = delivery[2], delivery[5], delivery[4]
-                    words[0] = _RUNNING  # last: the cell is whole when it says running
-                yield task
+            yield from self._hand_out(tasks)
+
+    def _hand_out(self, tasks: list[Task]) -> typing.Iterator[Task]:
+        """The tasks of a leased batch, each running from now on (see ``__init__``)."""
+        unstarted, running = self._unstarted, self._running
+        narrow, words = self._narrow, self._words
+        for task in tasks:
+            delivery = running[id(task)] = unstarted[0]  # enter running, then leave
+            unstarted.popleft()
+            if narrow:  # the executor starts it now: the supervisor must know
+                words[1], words[2], words[3] = delivery[2], delivery[5], delivery[4]
+                words[0] = _RUNNING  # last: the cell is whole when it says running
+            yield task
 
     def _pull(self, count: int) -> list[Task]:
         """The next batch: leased (its deliveries in ``_unstarted``) or, at-most-once, popped."""
