@@ -1,9 +1,11 @@
 """Bounded exponential backoff with jitter, for retrying broker calls that lost their connection.
 
-Only :class:`~sergeant.errors.ConnectionLost` and
-:class:`~sergeant.errors.BrokerUnavailable` are retried: they mean the broker
-could not be reached or the connection broke, which a restart of the broker
-causes and time cures. Every other error is a bug or a refusal and propagates.
+Only :class:`~sergeant.errors.ConnectionLost`,
+:class:`~sergeant.errors.BrokerUnavailable` and :class:`~sergeant.errors.BrokerFull`
+are retried: the broker could not be reached, the connection broke (a restart of
+the broker causes both), or the broker had no room (draining makes it); time
+cures them. Every other error is a bug or a refusal and propagates. A full broker
+is logged once a minute, not at every attempt.
 """
 
 from __future__ import annotations
@@ -14,20 +16,24 @@ import threading
 import time
 import typing
 
-from sergeant.errors import BrokerUnavailable, ConnectionLost
+from sergeant._full import Throttle
+from sergeant.errors import BrokerFull, BrokerUnavailable, ConnectionLost
 
 __all__ = ["RETRYABLE", "Backoff", "retry_call"]
 
 logger = logging.getLogger(__name__)
 
 #: Errors that a later attempt of the same call may not meet.
-RETRYABLE = (ConnectionLost, BrokerUnavailable)
+RETRYABLE = (ConnectionLost, BrokerUnavailable, BrokerFull)
 #: Delay (seconds) before the first retry; it doubles with every failure in a row.
 DEFAULT_FIRST_DELAY_SECONDS = 0.05
 #: Longest delay (seconds) between two attempts, so a worker notices a broker back soon.
 DEFAULT_MAX_DELAY_SECONDS = 2.0
 
 T = typing.TypeVar("T")
+
+# Retries refused by a full broker, logged at most once a minute in this process.
+_FULL_LOG = Throttle()
 
 
 class Backoff:
@@ -74,7 +80,8 @@ def retry_call(
 ) -> T:
     """Run ``call`` until it does not raise a retryable error, waiting with :class:`Backoff`.
 
-    Each failed attempt is logged at WARNING with ``extra={"event": "broker_retry"}``.
+    Each failed attempt is logged at WARNING with ``extra={"event": "broker_retry"}``
+    (refusals of a full broker at most once a minute).
 
     Args:
         operation: what ``call`` does, for the log (``'lease'``, ``'ack'``, ...).
@@ -85,7 +92,7 @@ def retry_call(
         stop: when set, waiting ends early and the last error is re-raised.
 
     Raises:
-        ConnectionLost, BrokerUnavailable: only when giving up (see above).
+        ConnectionLost, BrokerUnavailable, BrokerFull: only when giving up (see above).
     """
     backoff: Backoff | None = None  # built at the first failure: its Random seeds from urandom
     started = time.monotonic()
@@ -99,16 +106,21 @@ def retry_call(
             elapsed = time.monotonic() - started
             if give_up_after_seconds is not None and elapsed + delay > give_up_after_seconds:
                 raise
-            logger.warning(
-                "broker call %r failed (attempt %d): %s; retrying in %.2fs",
-                operation,
-                backoff.failures,
-                exc,
-                delay,
-                extra={"event": "broker_retry", "operation": operation, "queue": queue},
-            )
+            if not isinstance(exc, BrokerFull) or _FULL_LOG.due():
+                _log_retry(operation, queue, backoff.failures, exc, delay)
             if stop is not None:
                 if stop.wait(delay):
                     raise
             else:
                 time.sleep(delay)
+
+
+def _log_retry(operation: str, queue: str, attempt: int, exc: Exception, delay: float) -> None:
+    logger.warning(
+        "broker call %r failed (attempt %d): %s; retrying in %.2fs",
+        operation,
+        attempt,
+        exc,
+        delay,
+        extra={"event": "broker_retry", "operation": operation, "queue": queue},
+    )

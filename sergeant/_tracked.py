@@ -58,7 +58,7 @@ class TrackedTasks:
             self._store_result(task, outcome, value)
         if self.metrics is not None:
             self.metrics.settled(id(task), self.consumer.queue, outcome.value)
-        self.consumer.settle(task, outcome)
+        self.consumer.settle(task, outcome, value)
 
     def _store_result(self, task: Task, outcome: Outcome, value: typing.Any) -> None:
         """Store the result before the acknowledgement; a broker fault loses only the result."""

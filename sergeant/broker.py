@@ -277,6 +277,31 @@ class Broker:
         """Put tasks of dead workers back (or in the dead letters past the bound)."""
         return self.connector.reclaim_expired(queue, max_deliveries)
 
+    def charge(
+        self,
+        queue: str,
+        deliveries: typing.Sequence[Delivery],
+        max_deliveries: int,
+        reason: str,
+        error: str = "",
+    ) -> ReclaimResult:
+        """Give back tasks whose run ended their worker, their delivery counted; past
+        ``max_deliveries`` they are dead-lettered with ``reason`` (``Connector.charge_many``)."""
+        if not deliveries:
+            return ReclaimResult()
+        result = self.connector.charge_many(queue, deliveries, max_deliveries, reason, error)
+        self._dead_lettered(queue, reason, result.dead_lettered)
+        if result.dead_lettered:
+            logger.error(
+                "dead-lettered %d task(s) of queue %r after %d deliveries: %s",
+                result.dead_lettered,
+                queue,
+                max_deliveries,
+                reason,
+                extra={"event": "task_over_delivery_bound", "queue": queue, "reason": reason},
+            )
+        return result
+
     def dead_letter(self, queue: str, delivery: Delivery, reason: str, error: str = "") -> int:
         """Move one leased task to the dead letters."""
         moved = self.connector.dead_letter_many(queue, [delivery], reason, error)

@@ -9,10 +9,12 @@ At-most-once: 0.27's pop-and-forget, with unstarted tasks pushed back (HIGH
 priority) on exit; an idle worker waits on the broker (``wait_for_items``)
 instead of sleeping.
 
-Broker faults: once the loop runs, a lost connection or an unreachable broker
-(``ConnectionLost``, ``BrokerUnavailable``) during a pull, an acknowledgement or a
-dead-lettering is retried with bounded, jittered exponential backoff (each attempt
-logged at WARNING as ``broker_retry``), so a worker rides out a broker restart.
+Broker faults: once the loop runs, a lost connection, an unreachable broker or a
+full one (``ConnectionLost``, ``BrokerUnavailable``, ``BrokerFull``) during a pull,
+an acknowledgement or a dead-lettering is retried with bounded, jittered
+exponential backoff (each attempt logged at WARNING as ``broker_retry``, a full
+broker once a minute), so a worker rides out a broker restart. The heartbeat's
+presence is best effort: a broker that refuses it never stops a worker.
 Settled tasks stay held (and renewed) until their acknowledgement is accepted: an
 acknowledgement is never dropped while the worker runs. The first broker call at
 start is not retried, so an unreachable broker fails the start with one clear error.
@@ -23,18 +25,20 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
 import typing
 
-from sergeant import _faults, _prefetch, _presence
+from sergeant import _faults, _full, _prefetch, _presence, _running
 from sergeant._backoff import RETRYABLE, retry_call
 from sergeant._heartbeat import Heartbeat, heartbeat_interval
 from sergeant._prefetch import PendingPull, pulls_ahead
 from sergeant.broker import Broker, LeasedBatch
 from sergeant.config import WorkerConfig
 from sergeant.connector import Delivery
+from sergeant.errors import BrokerFull, ConnectorError
 from sergeant.executor import Outcome
 from sergeant.objects import Task
 
@@ -45,15 +49,45 @@ logger = logging.getLogger(__name__)
 StarvationCallback = typing.Callable[[int], None]
 
 _MAX_RETRIES = Outcome.MAX_RETRIES  # looked up once: settle() runs per task
+_ABORTED = Outcome.ABORTED
+_RUNNING, _IDLE = _running.RUNNING, _running.IDLE
 
 #: Seconds ``close()`` keeps retrying acknowledgements and releases while the broker is
 #: unreachable; after that their leases simply expire and the tasks run again.
 CLOSE_RETRY_SECONDS = 5.0
 
 
+_owner_ids: dict[int, str] = {}
+
+
 def worker_owner_id() -> str:
-    """An id for this worker process, recorded with its leases: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """The id of this worker process recorded with its leases: ``host:pid:nonce``.
+
+    The nonce keeps a later process that reuses the pid from owning (and so renewing)
+    leases a dead one left behind.
+    """
+    pid = os.getpid()
+    owner = _owner_ids.get(pid)
+    if owner is None:
+        owner = _owner_ids[pid] = f"{socket.gethostname()}:{pid}:{secrets.token_hex(3)}"
+    return owner
+
+
+def _warn_if_leases_can_lapse(config: WorkerConfig) -> None:
+    """Without a supervisor only this process renews its leases, and not while a task
+    holds the GIL: a lease shorter than the watchdog's deadline can lapse first."""
+    timeouts = config.timeouts
+    deadline = timeouts.timeout + timeouts.grace_period
+    if timeouts.timeout > 0 and config.lease_seconds < deadline:
+        logger.warning(
+            "lease_seconds (%g) is shorter than timeouts.timeout + timeouts.grace_period "
+            "(%g): run without a supervisor, a task holding the GIL can lose its lease and "
+            "run twice before the watchdog kills it; raise lease_seconds or run the worker "
+            "under the supervisor, which renews its leases",
+            config.lease_seconds,
+            deadline,
+            extra={"event": "lease_can_lapse", "queue": config.name},
+        )
 
 
 class Consumer:
@@ -105,6 +139,14 @@ class Consumer:
         self._progress = (0, time.monotonic())  # (tasks_done, when it last moved)
         self._heartbeat: Heartbeat | None = None
         self.presence = _presence.Presence(self.queue)
+        self._presence_refused = _full.Throttle()
+        # Where the supervisor finds the running task if this process dies. One thread
+        # on a broker fenced by token: the narrow form, written here (see _running).
+        self._record = _running.RunningRecord(config.number_of_threads)
+        self._words = self._record.words
+        self._narrow = config.number_of_threads == 1 and broker.connector.fenced_by_token
+        if self.at_least_once and _running.file_path() is None:
+            _warn_if_leases_can_lapse(config)
 
     # -- iteration ------------------------------------------------------------------
 
@@ -139,11 +181,19 @@ class Consumer:
                 # trips overlap this batch; they carry the last batches' acknowledgements.
                 asked = [pending.count for pending in list(self._prefetched)]  # a copy: see
                 self._top_up(pulled, asked, self._start_prefetch)  # unblock_if_stalled
-            unstarted, running = self._unstarted, self._running
-            for task in tasks:
-                running[id(task)] = unstarted[0]  # see __init__: enter running, then leave
-                unstarted.popleft()
-                yield task
+            yield from self._hand_out(tasks)
+
+    def _hand_out(self, tasks: list[Task]) -> typing.Iterator[Task]:
+        """The tasks of a leased batch, each running from now on (see ``__init__``)."""
+        unstarted, running = self._unstarted, self._running
+        narrow, words = self._narrow, self._words
+        for task in tasks:
+            delivery = running[id(task)] = unstarted[0]  # enter running, then leave
+            unstarted.popleft()
+            if narrow:  # the executor starts it now: the supervisor must know
+                words[1], words[2], words[3] = delivery[2], delivery[5], delivery[4]
+                words[0] = _RUNNING  # last: the cell is whole when it says running
+            yield task
 
     def _pull(self, count: int) -> list[Task]:
         """The next batch: leased (its deliveries in ``_unstarted``) or, at-most-once, popped."""
@@ -295,7 +345,14 @@ class Consumer:
         if task.trace_id is None:
             task.trace_id = task.id  # a task pushed from outside roots its own trace
         self.thread_state.task = task
-        self._current[id(task)] = (task.id, time.time())
+        key = id(task)
+        self._current[key] = (task.id, time.time())
+        if self._narrow:
+            return  # recorded as it was handed out (see __iter__)
+        delivery = self._running.get(key)
+        if delivery is not None:
+            record = self._record
+            record.start(record.cell_of_this_thread(), delivery)
 
     def settle(self, task: Task, outcome: Outcome, value: typing.Any = None) -> None:
         """Record how ``task`` ended; its lease is acknowledged (or dead-lettered) in a batch.
@@ -307,15 +364,61 @@ class Consumer:
         key = id(task)
         self._current.pop(key, None)
         running = self._running  # empty at-most-once: nothing more to do then
-        if outcome is not _MAX_RETRIES:
+        if outcome is not _MAX_RETRIES and outcome is not _ABORTED:
             delivery = running.get(key)
             if delivery is not None:
                 self._to_ack.append(delivery)  # see __init__: enter settled, then leave running
                 del running[key]
+                if self._narrow:
+                    self._words[0] = _IDLE
+                else:
+                    self._record.clear(self._record.cell_of_this_thread())
             return
         dead = running.pop(key, None)
-        if dead is not None:
-            self._dead_letter(dead)
+        if dead is None:
+            return
+        if outcome is _ABORTED:
+            self._charge_abort(task, dead, value)
+            return
+        record = self._record
+        record.clear(record.cell_of_this_thread())
+        self._dead_letter(dead)
+
+    def _charge_abort(self, task: Task, delivery: Delivery, exc: BaseException) -> None:
+        """``work`` raised ``exc`` (``SystemExit``, ``KeyboardInterrupt``...), which ends
+        this worker: charge the delivery to the task now, so it cannot block its queue.
+
+        If the broker stays unreachable the cell stays ``RUNNING``: a supervisor charges
+        it when this process has ended; without one the lease expires.
+        """
+        reason = f"raised {type(exc).__name__}"
+        queue, bound = self.queue, self.config.max_deliveries
+        try:
+            retry_call(
+                "charge",
+                lambda: self.broker.charge(queue, [delivery], bound, reason, repr(exc)),
+                queue,
+                CLOSE_RETRY_SECONDS,
+            )
+        except RETRYABLE as error:
+            logger.error(
+                "could not charge task %s, which %s: %s",
+                task.id,
+                reason,
+                error,
+                extra={"event": "close_step_failed", "operation": "charge", "queue": queue},
+            )
+            return
+        record = self._record
+        record.charged(record.cell_of_this_thread())
+        logger.error(
+            "task %s %s, which ends the worker: delivery %d of %s charged to it",
+            task.id,
+            reason,
+            delivery.deliveries,
+            bound or "unbounded",
+            extra={"event": "task_aborted_worker", "queue": queue, "reason": reason},
+        )
 
     def _dead_letter(self, delivery: Delivery) -> None:
         queue = self.queue
@@ -449,17 +552,27 @@ class Consumer:
     # -- presence -------------------------------------------------------------------
 
     def publish_presence(self) -> None:
-        """Publish this worker's heartbeat, alive for a few heartbeat intervals."""
+        """Publish this worker's heartbeat, alive for a few heartbeat intervals; a full
+        broker's refusal is logged once a minute (the worker goes on, unlisted)."""
         ttl = heartbeat_interval(self.config) * _presence.HEARTBEAT_TTL_FACTOR
         info = self.presence.info(self.tasks_done, self._current.copy().values())
-        self.broker.connector.register_worker(self.presence.worker_id, info, ttl)
+        try:
+            self.broker.connector.register_worker(self.presence.worker_id, info, ttl)
+        except BrokerFull as exc:
+            if self._presence_refused.due():
+                logger.warning(
+                    "could not publish the worker heartbeat, the broker is full: %s",
+                    exc,
+                    extra={"event": "heartbeat_failed", "queue": self.queue},
+                )
 
     def _publish_first_presence(self) -> None:
         """The first heartbeat: best effort, so ``sergeant stats`` lists a worker at once
-        (the first pull reports an unreachable broker, with retries)."""
+        (the first pull reports an unreachable broker, with retries); a refused one
+        never stops the worker."""
         try:
             self.publish_presence()
-        except RETRYABLE as exc:
+        except ConnectorError as exc:
             logger.warning(
                 "could not publish the worker heartbeat: %s",
                 exc,
@@ -507,6 +620,7 @@ class Consumer:
         self._unstarted, self._running = collections.deque(), {}
         if give_back:
             self._on_close("release", lambda: self.broker.release(self.queue, give_back))
+        self._record.clear_running()
 
     def _on_close(
         self,
@@ -519,8 +633,8 @@ class Consumer:
             retry_call(operation, call, self.queue, retry_seconds)
         except RETRYABLE as exc:
             logger.error(
-                "could not %s on exit, the broker is unreachable (%s); leased tasks run "
-                "again once their leases expire",
+                "could not %s on exit, the broker is unreachable or full (%s); leased "
+                "tasks run again once their leases expire",
                 operation,
                 exc,
                 extra={"event": "close_step_failed", "operation": operation, "queue": self.queue},

@@ -7,6 +7,7 @@ The tree::
      ├── ConnectorError         the broker failed or could not be reached
      │    ├── BrokerUnavailable  the broker could not be reached (at start or later)
      │    ├── BrokerFileReplaced the SQLite file was deleted or replaced under its connection
+     │    ├── BrokerFull         the broker is out of memory or disk: it refuses new tasks
      │    └── ConnectionLost     an established connection broke mid-operation
      ├── EncodingError          a task could not be encoded
      │    └── DecodeError       bytes from the broker could not be decoded
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 __all__ = [
     "BrokerFileReplaced",
+    "BrokerFull",
     "BrokerUnavailable",
     "ConfigError",
     "ConnectionLost",
@@ -62,6 +64,16 @@ class BrokerFileReplaced(ConnectorError):
     The connection still reads and writes the old file, which nobody else sees: its
     connector refuses every later operation (it is not retried). A worker exits, so
     that its supervisor starts a fresh one on the file now at that path.
+    """
+
+
+class BrokerFull(ConnectorError):
+    """The broker is out of memory or disk and refused to store new data.
+
+    Nothing of the refused operation was stored. A full broker still hands out,
+    acknowledges and dead-letters the tasks it holds, so running workers drain it,
+    which frees the room; pushes are refused until then. Give the broker more room
+    (Redis ``maxmemory``, disk space) or more workers.
     """
 
 

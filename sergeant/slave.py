@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import os
 import signal
@@ -25,7 +26,9 @@ import time
 import types
 import typing
 
-from sergeant import _parent
+from sergeant import _parent, _running
+from sergeant.config import WorkerConfig
+from sergeant.consumer import worker_owner_id
 from sergeant.errors import ConfigError, ConnectorError, WorkerImportError
 from sergeant.killer import ShutdownRequested
 from sergeant.killer.process import kill_tree
@@ -65,6 +68,31 @@ def load_worker_class(module_name: str, class_name: str) -> type[Worker]:
             "sergeant.worker.Worker."
         )
     return worker_class
+
+
+def lease_keeping(config: WorkerConfig) -> dict[str, typing.Any] | None:
+    """What the supervisor needs to keep this process's leases (see ``SlaveStatus.leases``)."""
+    if config.delivery != "at_least_once":
+        return None
+    connector = config.connector
+    try:
+        json.dumps(connector.params)
+    except (TypeError, ValueError) as exc:
+        logger.warning(
+            "the supervisor cannot keep this worker's leases: the connector params are not "
+            "JSON (%s); a dead worker's tasks wait for their leases to expire",
+            exc,
+            extra={"event": "lease_keeping_disabled"},
+        )
+        return None
+    return {
+        "type": connector.type,
+        "params": connector.params,
+        "queue": config.name,
+        "owner": worker_owner_id(),
+        "lease_seconds": config.lease_seconds,
+        "max_deliveries": config.max_deliveries,
+    }
 
 
 def exit_code_for(summary: WorkerSummary, terminated: bool) -> ExitCode:
@@ -154,6 +182,7 @@ class Slave:
         try:
             self.worker = worker_class()
             self.status.grace_period = self.worker.config.timeouts.grace_period
+            self.status.leases = lease_keeping(self.worker.config)
             self._report()
             self.worker.init_worker()
         except ConfigError as exc:
@@ -213,7 +242,11 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--supervisor-pid", type=int, default=None, help="stop when this parent process is gone"
     )
+    parser.add_argument(
+        "--running-file", default=None, help="where the supervisor reads the running tasks"
+    )
     args = parser.parse_args(argv)
+    _running.use_file(args.running_file)
     logging.basicConfig(format="%(asctime)s %(name)s %(process)d %(levelname)s %(message)s")
     slave = Slave(args.worker_module, args.worker_class, args.status_file, args.supervisor_pid)
     code = slave.run()

@@ -42,8 +42,10 @@ import psutil
 if typing.TYPE_CHECKING:
     from sergeant.metrics_server import MetricsServer
 
+from sergeant import _running
 from sergeant.errors import ConfigError, SergeantError, WorkerImportError
-from sergeant.killer.process import WATCHDOG_MODULE, kill_tree
+from sergeant.killer.process import WATCHDOG_MODULE, kill_mark_path, kill_tree
+from sergeant.supervisor_leases import Death, LeaseKeeper, death_reason
 from sergeant.supervisor_policy import ExitCode, SlaveStatus, decide, describe_exit
 
 __all__ = ["Supervisor", "SupervisorState", "main", "tree_rss"]
@@ -58,6 +60,8 @@ STABLE_SECONDS = 60.0
 DEFAULT_GRACE_SECONDS = 10.0
 #: Extra seconds, past the grace period, before a stopping worker is killed.
 SHUTDOWN_MARGIN_SECONDS = 1.0
+#: Longest wait at shutdown for the last dead workers' leases to be settled.
+SETTLE_AT_STOP_SECONDS = 10.0
 
 
 class SupervisorState(enum.Enum):
@@ -80,6 +84,13 @@ class _Slot:
     respawn_at: float | None = 0.0
     failures: int = 0
     killed_for_memory: bool = False
+    #: The process's leases are told to the lease keeper (its status named them).
+    leases_kept: bool = False
+
+    @property
+    def running_path(self) -> str:
+        """The file where the worker process shows the tasks it runs."""
+        return f"{self.status_path}.running"
 
 
 def tree_rss(pid: int) -> int:
@@ -143,6 +154,7 @@ class Supervisor:
         self._stop_requested = False
         self._kill_now = False
         self._fatal: SergeantError | None = None
+        self._keeper = LeaseKeeper(self.logger)
 
     def start(self) -> None:
         """Run the fleet until ``stop()``, a signal, or a task's ``stop()``; then stop it.
@@ -157,6 +169,7 @@ class Supervisor:
         self.state = SupervisorState.RUNNING
         directory = tempfile.mkdtemp(prefix="sergeant-supervisor-")
         restore = self._install_signal_handlers()
+        self._keeper.start()
         try:
             if self.metrics_port is not None:
                 # Imported only here: a supervisor without metrics never loads prometheus-client.
@@ -173,6 +186,8 @@ class Supervisor:
         finally:
             self.state = SupervisorState.STOPPING
             self._stop_fleet()
+            self._keeper.settle_now(SETTLE_AT_STOP_SECONDS)
+            self._keeper.stop()
             restore()
             if self._metrics is not None:
                 self._metrics.close()
@@ -228,10 +243,17 @@ class Supervisor:
         exit_code = slot.process.poll()
         if exit_code is not None:
             self._handle_exit(slot, exit_code, now)
+        elif not slot.leases_kept:
+            status = SlaveStatus.load(slot.status_path)
+            if status is not None and status.leases is not None:
+                self._keeper.alive(slot.process.pid, status.leases)
+                slot.leases_kept = True
 
     def _spawn(self, slot: _Slot) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(slot.status_path)
+        for stale in (slot.status_path, slot.running_path, kill_mark_path(slot.running_path)):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(stale)
+        slot.leases_kept = False
         slot.process = subprocess.Popen(
             [
                 sys.executable, "-m", "sergeant.slave",
@@ -239,6 +261,7 @@ class Supervisor:
                 "--worker-class", self.worker_class_name,
                 "--status-file", slot.status_path,
                 "--supervisor-pid", str(os.getpid()),
+                "--running-file", slot.running_path,
             ],
             env=self._metrics.child_environment() if self._metrics is not None else None,
         )  # fmt: skip
@@ -252,12 +275,16 @@ class Supervisor:
         assert slot.process is not None
         pid, slot.process = slot.process.pid, None
         status = SlaveStatus.load(slot.status_path)
+        killed_for = "over the memory limit" if slot.killed_for_memory else None
+        death = self._death(slot, pid, status, exit_code, killed_for)
         if now - slot.started_at >= STABLE_SECONDS:
             slot.failures = 0
-        decision = decide(exit_code, status, slot.failures)
+        decision = decide(exit_code, status, slot.failures, task_caused=death is not None)
         slot.failures = slot.failures + 1 if decision.failure else 0
         slot.respawn_at = now + decision.delay_seconds if decision.respawn else None
-        reason = "over the memory limit" if slot.killed_for_memory else decision.reason
+        reason = killed_for or decision.reason
+        if death is not None:
+            reason += f", while running a task ({death.reason}): charged to it"
         level = logging.WARNING if decision.failure else logging.INFO
         self.logger.log(
             level,
@@ -279,6 +306,35 @@ class Supervisor:
             self._fatal = error(decision.fatal_message)
         if decision.stop_fleet:
             self._stop_requested = True
+
+    def _death(
+        self,
+        slot: _Slot,
+        pid: int,
+        status: SlaveStatus | None,
+        exit_code: int,
+        killed_for: str | None,
+    ) -> Death | None:
+        """Hand a dead process's leases to the keeper; the Death when a task was running
+        (or the process charged one itself before ending), else None."""
+        running = _running.read_running(slot.running_path)
+        mark = kill_mark_path(slot.running_path)
+        try:
+            with open(mark, encoding="utf-8") as file:
+                note: str | None = file.read()
+        except OSError:
+            note = None
+        for path in (slot.running_path, mark):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+        leases = status.leases if status is not None else None
+        if leases is None:
+            self._keeper.died(pid, None)
+            return None
+        reason = death_reason(exit_code, note is not None, killed_for)
+        death = Death(leases, running, reason, note or "")
+        self._keeper.died(pid, death)
+        return death if running else None
 
     def _check_memory(self, limit: int) -> None:
         for slot in self._slots:
@@ -311,13 +367,17 @@ class Supervisor:
             time.sleep(POLL_SECONDS)
         for slot in live:
             assert slot.process is not None
+            killed_for = None
             if slot.process.poll() is None:
                 self.logger.warning(
                     "worker %d (pid %d) did not stop within its grace period; killing it",
                     slot.index, slot.process.pid, extra={"event": "worker_killed"},
                 )  # fmt: skip
                 kill_tree(slot.process.pid)
+                killed_for = "after its grace period at shutdown"
             slot.process.wait()
+            status = SlaveStatus.load(slot.status_path)
+            self._death(slot, slot.process.pid, status, slot.process.returncode, killed_for)
             self.logger.info(
                 "worker %d (pid %d) stopped: %s",
                 slot.index, slot.process.pid, describe_exit(slot.process.returncode),

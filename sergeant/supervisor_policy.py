@@ -65,6 +65,9 @@ class SlaveStatus:
         stop: a task called ``stop()``.
         error: one sentence on why the process failed, if it did.
         threads_left: names of background threads that refused to stop.
+        leases: where the worker's leases are, so the supervisor can keep them:
+            ``{"type", "params", "queue", "owner", "lease_seconds",
+            "max_deliveries"}`` (None at-most-once, or before it is known).
     """
 
     pid: int
@@ -75,6 +78,7 @@ class SlaveStatus:
     stop: bool = False
     error: str | None = None
     threads_left: list[str] = dataclasses.field(default_factory=list)
+    leases: dict[str, typing.Any] | None = None
 
     def dump(self, path: str) -> None:
         """Write this status to ``path`` atomically (write a temporary file, then rename)."""
@@ -135,18 +139,23 @@ def describe_exit(exit_code: int) -> str:
         return f"exit {exit_code}"
 
 
-def decide(exit_code: int, status: SlaveStatus | None, recent_failures: int) -> Decision:
+def decide(
+    exit_code: int, status: SlaveStatus | None, recent_failures: int, task_caused: bool = False
+) -> Decision:
     """Decide what to do after a worker process ended.
 
     Args:
         exit_code: the process's return code (negative: killed by that signal).
         status: its last status report, or None if it wrote none (killed early).
         recent_failures: consecutive failures of this worker slot before this one.
+        task_caused: it ended while running a task, whose delivery was charged for it
+            (the task's delivery bound, not a backoff, stops a poison task).
 
     Returns:
         Stop the fleet on ``stop()``; exit with a message when the worker cannot be
         imported or configured (respawning cannot help); otherwise respawn, at once
-        after a normal end, with exponential backoff after repeated failures.
+        after a normal end or a death a task caused, with exponential backoff after
+        repeated failures.
     """
     reason = describe_exit(exit_code)
     error = status.error if status is not None else None
@@ -155,7 +164,11 @@ def decide(exit_code: int, status: SlaveStatus | None, recent_failures: int) -> 
     if exit_code in (ExitCode.IMPORT_ERROR, ExitCode.CONFIG_ERROR):
         message = error or f"the worker process failed to start ({reason})"
         return Decision(respawn=False, stop_fleet=True, fatal_message=message, reason=reason)
-    if exit_code in _NORMAL:
+    if task_caused:
+        return Decision(respawn=True, reason=reason)
+    if exit_code in _NORMAL and (
+        exit_code != ExitCode.DONE or status is None or status.phase == "done"
+    ):
         return Decision(respawn=True, reason=reason)
     if error:
         reason = f"{reason}: {error}"

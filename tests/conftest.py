@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sergeant.connector import Connector
+from tests.filesystems import SmallFilesystem
 from tests.redis_servers import RedisClusterServers
 from tests.servers import MongoWireServer, RedisServer
 
@@ -60,6 +61,29 @@ def mongo_server() -> Iterator[MongoWireServer]:
     server.start()
     yield server
     server.close()
+
+
+@pytest.fixture
+def full_redis() -> Iterator[RedisServer]:
+    """A private redis-server of this test's own with 5 MB of ``maxmemory`` and no
+    eviction, to fill."""
+    limits = ["--maxmemory", "5mb", "--maxmemory-policy", "noeviction"]
+    server = RedisServer(["--save", "", "--appendonly", "no", *limits])
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def small_filesystem() -> Iterator[SmallFilesystem]:
+    """A 32 MiB tmpfs of this test's own, to fill; skipped where it cannot be mounted."""
+    filesystem = SmallFilesystem(32 << 20)
+    why = filesystem.mount()
+    if why is not None:
+        filesystem.close()
+        pytest.skip(f"a small file system to fill cannot be mounted here ({why}); needs root")
+    yield filesystem
+    filesystem.close()
 
 
 @pytest.fixture

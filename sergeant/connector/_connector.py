@@ -80,6 +80,9 @@ class Connector(abc.ABC):
     #: (Redis on one server), so a pull can overlap the running batch; a worker's
     #: default ``prefetch`` is on for batches only then. Set per instance.
     overlaps_pulls: bool = False
+    #: True when :meth:`charge_many` needs only a delivery's ``token``, ``slot`` and
+    #: ``node`` (an empty ``item_id`` is fine): what a worker records per started task.
+    fenced_by_token: typing.ClassVar[bool] = False
 
     # -- ready and delayed items ------------------------------------------------
 
@@ -102,6 +105,11 @@ class Connector(abc.ABC):
 
         Returns:
             The number of items pushed (``len(payloads)``).
+
+        Raises:
+            BrokerFull: the broker is out of memory or disk; nothing of the refused
+                part was stored. A full Redis or SQLite broker still hands out,
+                settles and dead-letters what it holds, so workers drain it.
         """
 
     def push(
@@ -201,7 +209,8 @@ class Connector(abc.ABC):
         Args:
             queue: the queue name.
             count: the most items to hand out.
-            owner: an id of the worker taking them (recorded for operators).
+            owner: an id of the worker process taking them; :meth:`extend_owned`
+                and :meth:`release_owned` find its leases by it.
             lease_seconds: how long the lease lasts unless extended.
             block_seconds: when nothing is ready, how long to wait for an item
                 before returning ``[]``; 0 returns at once.
@@ -292,6 +301,52 @@ class Connector(abc.ABC):
         with reason ``'worker died'``; the others go back to the head of their
         priority. Safe to call from many workers at once: each expired item is
         reclaimed exactly once. ``max_deliveries=0`` means no bound.
+        """
+
+    @abc.abstractmethod
+    def charge_many(
+        self,
+        queue: str,
+        deliveries: typing.Sequence[Delivery],
+        max_deliveries: int,
+        reason: str,
+        error: str = "",
+    ) -> ReclaimResult:
+        """Give back leased items whose run ended their worker, charging that delivery.
+
+        For a task that started and then took its worker down (it raised
+        ``SystemExit``, the process was killed, it called ``os._exit``): each held item
+        counts this delivery for good. Once it has been delivered ``max_deliveries``
+        times (0 = no bound) it goes to the dead letters with ``reason`` and
+        ``error``; otherwise back to the head of its priority, in the order given.
+
+        Returns:
+            How many were requeued and how many dead-lettered; stale leases are
+            skipped and not counted.
+        """
+
+    @abc.abstractmethod
+    def extend_owned(self, queue: str, owner: str, lease_seconds: float) -> int:
+        """Extend every lease of ``queue`` held by ``owner`` to ``lease_seconds`` from now.
+
+        The supervisor renews its live children's leases this way, also while a
+        child cannot run Python (a task holding the GIL), and including the leases of
+        pulls whose reply the child has not read yet.
+
+        Returns:
+            How many leased items ``owner`` holds.
+        """
+
+    @abc.abstractmethod
+    def release_owned(self, queue: str, owner: str) -> int:
+        """Give back every item of ``queue`` leased by ``owner``, as :meth:`release_many`.
+
+        For a worker that is known to be dead: its unstarted (and prefetched) items go
+        back to the head of their priority, in the order they were leased, uncharged.
+        Charge the one it was running with :meth:`charge_many` first.
+
+        Returns:
+            How many items were released.
         """
 
     @abc.abstractmethod

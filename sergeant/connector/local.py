@@ -15,11 +15,16 @@ replaced, and nobody else sees what it writes there. So the connector records th
 file's identity (device and inode) when it opens it and compares it with the file
 at its path at most every :data:`IDENTITY_CHECK_SECONDS`; when they differ, it
 raises ``BrokerFileReplaced`` then and on every later call.
+
+A full disk drains: pushes are refused with ``BrokerFull``, and leases,
+acknowledgements and dead-lettering go on, with room kept for them by a reserve file
+beside the broker file (see ``sergeant.connector.local_reserve``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import sqlite3
@@ -30,10 +35,17 @@ import uuid
 import weakref
 from collections.abc import Iterator, Sequence
 
-from sergeant.connector import _connector, local_registry
+from sergeant import _full
+from sergeant.connector import _connector, local_registry, local_reserve
 from sergeant.connector import local_sql as sql
 from sergeant.connector._connector import DeadLetter, Delivery, Priority, ReclaimResult
-from sergeant.errors import BrokerFileReplaced, BrokerUnavailable, ConnectionLost, ConnectorError
+from sergeant.errors import (
+    BrokerFileReplaced,
+    BrokerFull,
+    BrokerUnavailable,
+    ConnectionLost,
+    ConnectorError,
+)
 
 __all__ = ["Connector", "Lock"]
 
@@ -45,6 +57,10 @@ POLL_FIRST_SECONDS = 0.001
 POLL_MAX_SECONDS = 0.05
 #: Seconds between two checks that the file at ``file_path`` is still the one open.
 IDENTITY_CHECK_SECONDS = 1.0
+
+logger = logging.getLogger(__name__)
+
+T = typing.TypeVar("T")
 
 # Every open connector, so the fork hooks can close their connections.
 _LIVE: weakref.WeakSet[Connector] = weakref.WeakSet()
@@ -64,6 +80,7 @@ class Connector(_connector.Connector):
 
     name: typing.ClassVar[str] = "local"
     supports_blocking: typing.ClassVar[bool] = False
+    fenced_by_token: typing.ClassVar[bool] = True
 
     def __init__(self, file_path: str | os.PathLike[str]) -> None:
         self.file_path = os.fspath(file_path)
@@ -76,6 +93,8 @@ class Connector(_connector.Connector):
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the open file
         self._next_identity_check = 0.0
         self._replaced: str | None = None  # why the open file is no longer at the path
+        self._reserve = local_reserve.Reserve(self.file_path)
+        self._refusals = _full.Refusals(logger, f"SQLite broker file {self.file_path!r}")
         _LIVE.add(self)
 
     # -- connection -------------------------------------------------------------------
@@ -132,13 +151,15 @@ class Connector(_connector.Connector):
 
     def _open(self) -> sqlite3.Connection:
         try:
-            return sql.connect(self.file_path, DEFAULT_BUSY_TIMEOUT_SECONDS)
+            conn = sql.connect(self.file_path, DEFAULT_BUSY_TIMEOUT_SECONDS)
         except sqlite3.Error as exc:
             if sql.is_busy(exc):
                 raise  # becomes ConnectionLost in _errors
             raise self._unavailable(exc) from exc
         except OSError as exc:
             raise self._unavailable(exc) from exc
+        self._reserve.make()  # best effort: a push asks again while it is missing
+        return conn
 
     def _unavailable(self, exc: BaseException) -> BrokerUnavailable:
         return BrokerUnavailable(
@@ -157,6 +178,8 @@ class Connector(_connector.Connector):
                     f"{DEFAULT_BUSY_TIMEOUT_SECONDS:g} s by another process; retry, "
                     "or look for a process stuck in a write"
                 ) from exc
+            if sql.is_full(exc):
+                raise self._full(f"its disk is full ({exc})") from exc
             raise ConnectorError(f"SQLite broker file {self.file_path!r}: {exc}") from exc
 
     @contextlib.contextmanager
@@ -176,6 +199,47 @@ class Connector(_connector.Connector):
             except BaseException:
                 sql.rollback(conn)
                 raise
+
+    def _full(self, why: str) -> BrokerFull:
+        return BrokerFull(
+            f"SQLite broker file {self.file_path!r}: {why}: nothing of this operation was "
+            "stored; pushes are refused until workers drain the queues (which frees room "
+            "in the file) or space is freed on that disk"
+        )
+
+    def _draining(self, step: typing.Callable[[], T]) -> T:
+        """Run a step that hands out, settles or deletes what the file holds; when the
+        disk is full, spend the reserve once and run it again (it never committed)."""
+        try:
+            return step()
+        except BrokerFull:
+            if not self._reserve.release():
+                raise
+        logger.warning(
+            "the disk of SQLite broker file %r is full: its %d MiB reserve was released so "
+            "that leases and acknowledgements go on; pushes are refused until there is "
+            "room again",
+            self.file_path,
+            self._reserve.size >> 20,
+            extra={"event": "broker_reserve_released"},
+        )
+        return step()
+
+    def _check_room(self) -> None:
+        """Refuse a push that would take the room kept for draining (see
+        ``local_reserve``): the reserve is spent, the disk has no room to make it
+        again, and the file's free pages hold less than it."""
+        if self._reserve.present():
+            return
+        with self._session() as conn:  # the first use opens the file and makes the reserve
+            if self._reserve.make():
+                return
+            free = sql.free_bytes(conn)
+        if free < self._reserve.size:
+            raise self._full(
+                f"its disk is nearly full (the {self._reserve.size >> 20} MiB reserve "
+                "kept for draining is spent)"
+            )
 
     def _rows(self, statement: str, params: Sequence[object]) -> list[typing.Any]:
         """The rows of one autocommit statement."""
@@ -201,22 +265,32 @@ class Connector(_connector.Connector):
         rank = sql.priority_rank(priority)
         if count == 0:
             return 0
-        with self._transaction() as conn:
-            eta = consumable_from if consumable_from > time.time() else 0.0
-            first = sql.advance(conn, sql.ADVANCE_TAIL, count) - count + 1
-            rows = ((queue, rank, first + i, eta, p) for i, p in enumerate(payloads))
-            conn.executemany(sql.INSERT_TASK, rows)
+        try:
+            self._check_room()
+            with self._transaction() as conn:
+                eta = consumable_from if consumable_from > time.time() else 0.0
+                first = sql.advance(conn, sql.ADVANCE_TAIL, count) - count + 1
+                rows = ((queue, rank, first + i, eta, p) for i, p in enumerate(payloads))
+                conn.executemany(sql.INSERT_TASK, rows)
+        except BrokerFull as exc:
+            self._refusals.refused(exc)
+            raise
+        if self._refusals.count:
+            self._refusals.accepted()
         return count
 
     def pop_many(self, queue: str, count: int) -> list[bytes]:
         """See :meth:`sergeant.connector.Connector.pop_many`."""
         if count <= 0 or self._seconds_until_ready(queue) != 0.0:
             return []
-        with self._transaction() as conn:
-            sql.make_due_ready(conn, queue, time.time())
-            rows = conn.execute(sql.POP_READY, (queue, count)).fetchall()
+        rows = self._draining(lambda: self._pop_now(queue, count))
         rows.sort(key=sql.pop_order)
         return [row[2] for row in rows]
+
+    def _pop_now(self, queue: str, count: int) -> list[typing.Any]:
+        with self._transaction() as conn:
+            sql.make_due_ready(conn, queue, time.time())
+            return conn.execute(sql.POP_READY, (queue, count)).fetchall()
 
     def _seconds_until_ready(self, queue: str) -> float | None:
         """0 if an item is ready, seconds until the next delayed one, None if empty.
@@ -245,7 +319,7 @@ class Connector(_connector.Connector):
 
     def purge(self, queue: str) -> int:
         """See :meth:`sergeant.connector.Connector.purge`."""
-        return self._changed(sql.PURGE_WAITING, (queue, queue))
+        return self._draining(lambda: self._changed(sql.PURGE_WAITING, (queue, queue)))
 
     # -- leases -----------------------------------------------------------------------
 
@@ -270,7 +344,7 @@ class Connector(_connector.Connector):
         while True:
             wait = self._seconds_until_ready(queue)
             if wait == 0.0:
-                leased = self._lease_now(queue, count, owner, lease_seconds)
+                leased = self._draining(lambda: self._lease_now(queue, count, owner, lease_seconds))
                 if leased:
                     return leased
             remaining = give_up - time.monotonic()
@@ -298,6 +372,9 @@ class Connector(_connector.Connector):
         held = sql.held_params(queue, deliveries)
         if not held:
             return 0
+        return self._draining(lambda: self._ack_now(held))
+
+    def _ack_now(self, held: list[tuple[int, str, int]]) -> int:
         with self._transaction() as conn:
             return conn.executemany(sql.ACK, held).rowcount
 
@@ -306,6 +383,9 @@ class Connector(_connector.Connector):
         held = sql.held_params(queue, deliveries)
         if not held:
             return 0
+        return self._draining(lambda: self._release_now(held))
+
+    def _release_now(self, held: list[tuple[int, str, int]]) -> int:
         with self._transaction() as conn:
             head = sql.advance(conn, sql.ADVANCE_HEAD, len(held))
             rows = ((head + i, *row) for i, row in enumerate(held))
@@ -318,6 +398,9 @@ class Connector(_connector.Connector):
         held = sql.held_params(queue, deliveries)
         if not held:
             return 0
+        return self._draining(lambda: self._extend_now(held, lease_seconds))
+
+    def _extend_now(self, held: list[tuple[int, str, int]], lease_seconds: float) -> int:
         with self._transaction() as conn:
             deadline = time.time() + lease_seconds
             return conn.executemany(sql.EXTEND, ((deadline, *row) for row in held)).rowcount
@@ -328,6 +411,9 @@ class Connector(_connector.Connector):
             0
         ]:  # the common case, answered without the write lock
             return ReclaimResult()
+        return self._draining(lambda: self._reclaim_now(queue, max_deliveries))
+
+    def _reclaim_now(self, queue: str, max_deliveries: int) -> ReclaimResult:
         with self._transaction() as conn:
             now = time.time()
             expired = conn.execute(sql.SELECT_EXPIRED, (queue, now)).fetchall()
@@ -336,11 +422,64 @@ class Connector(_connector.Connector):
             if spent:
                 conn.executemany(sql.BURY_EXPIRED, ((now, i) for i in spent))
                 conn.executemany(sql.DELETE_TASK, ((i,) for i in spent))
-            if requeue:
-                head = sql.advance(conn, sql.ADVANCE_HEAD, len(requeue))
-                seqs = ((head + n, i) for n, i in enumerate(requeue))
-                conn.executemany(sql.REQUEUE_EXPIRED, seqs)
+            self._to_head(conn, requeue)
         return ReclaimResult(requeued=len(requeue), dead_lettered=len(spent))
+
+    def charge_many(
+        self,
+        queue: str,
+        deliveries: Sequence[Delivery],
+        max_deliveries: int,
+        reason: str,
+        error: str = "",
+    ) -> ReclaimResult:
+        """See :meth:`sergeant.connector.Connector.charge_many`.
+
+        The delivery was counted when it was leased: charging keeps that count.
+        """
+        named = [d for d in deliveries if d.item_id]
+        by_token = [d.token for d in deliveries if not d.item_id]
+        if not named and not by_token:
+            return ReclaimResult()
+        with self._transaction() as conn:
+            held = sql.held_params(queue, named)
+            for token in by_token:  # recorded by a worker as token alone
+                held += [
+                    (i, queue, token) for (i,) in conn.execute(sql.SELECT_BY_TOKEN, (queue, token))
+                ]
+            found = [conn.execute(sql.SELECT_HELD, row).fetchall() for row in held]
+            counts = [rows[0] for rows in found if rows]
+            spent = [i for i, n in counts if 0 < max_deliveries <= n]
+            requeue = [i for i, n in counts if not 0 < max_deliveries <= n]
+            if spent:
+                now = time.time()
+                conn.executemany(sql.BURY_CHARGED, ((reason, error, now, i) for i in spent))
+                conn.executemany(sql.DELETE_TASK, ((i,) for i in spent))
+            self._to_head(conn, requeue)
+        return ReclaimResult(requeued=len(requeue), dead_lettered=len(spent))
+
+    @staticmethod
+    def _to_head(conn: sqlite3.Connection, ids: list[int]) -> None:
+        """Leased items back to the head of their priority, in this order, as counted."""
+        if ids:
+            head = sql.advance(conn, sql.ADVANCE_HEAD, len(ids))
+            conn.executemany(sql.REQUEUE_EXPIRED, ((head + n, i) for n, i in enumerate(ids)))
+
+    def extend_owned(self, queue: str, owner: str, lease_seconds: float) -> int:
+        """See :meth:`sergeant.connector.Connector.extend_owned`."""
+        with self._transaction() as conn:
+            deadline = time.time() + lease_seconds
+            return conn.execute(sql.EXTEND_OWNED, (deadline, queue, owner)).rowcount
+
+    def release_owned(self, queue: str, owner: str) -> int:
+        """See :meth:`sergeant.connector.Connector.release_owned`."""
+        with self._transaction() as conn:
+            owned = conn.execute(sql.SELECT_OWNED, (queue, owner)).fetchall()
+            if not owned:
+                return 0
+            head = sql.advance(conn, sql.ADVANCE_HEAD, len(owned))
+            rows = ((head + n, i, queue, seq) for n, (i, seq) in enumerate(owned))
+            return conn.executemany(sql.RELEASE, rows).rowcount
 
     def leased_count(self, queue: str) -> int:
         """See :meth:`sergeant.connector.Connector.leased_count`."""
@@ -355,6 +494,9 @@ class Connector(_connector.Connector):
         held = sql.held_params(queue, deliveries)
         if not held:
             return 0
+        return self._draining(lambda: self._dead_letter_now(held, reason, error))
+
+    def _dead_letter_now(self, held: list[tuple[int, str, int]], reason: str, error: str) -> int:
         with self._transaction() as conn:
             now = time.time()
             rows = ((reason, error, now, *row) for row in held)
@@ -380,7 +522,7 @@ class Connector(_connector.Connector):
 
     def purge_dead(self, queue: str) -> int:
         """See :meth:`sergeant.connector.Connector.purge_dead`."""
-        return self._changed(sql.PURGE_DEAD, (queue,))
+        return self._draining(lambda: self._changed(sql.PURGE_DEAD, (queue,)))
 
     def dead_count(self, queue: str) -> int:
         """See :meth:`sergeant.connector.Connector.dead_count`."""
@@ -419,6 +561,9 @@ class Connector(_connector.Connector):
 
     def unregister_worker(self, worker_id: str) -> bool:
         """See :meth:`sergeant.connector.Connector.unregister_worker`."""
+        return self._draining(lambda: self._unregister_now(worker_id))
+
+    def _unregister_now(self, worker_id: str) -> bool:
         with self._session() as conn:
             return local_registry.unregister(conn, worker_id)
 

@@ -130,6 +130,8 @@ BEGIN_IMMEDIATE = "BEGIN IMMEDIATE"
 COMMIT = "COMMIT"
 ROLLBACK = "ROLLBACK"
 PING = "SELECT 1"
+FREELIST_COUNT = "PRAGMA freelist_count"
+PAGE_SIZE = "PRAGMA page_size"
 
 # -- counters -------------------------------------------------------------------------
 
@@ -212,6 +214,22 @@ BURY_EXPIRED = """INSERT INTO dead (queue, task_id, payload, reason, error, deli
 # (id)
 DELETE_TASK = "DELETE FROM tasks WHERE id = ?"
 
+# (queue, now, owner)
+EXTEND_OWNED = """UPDATE tasks SET deadline = ?
+    WHERE queue = ? AND deadline IS NOT NULL AND owner = ?"""
+# (queue, owner): in the order they were leased
+SELECT_OWNED = """SELECT id, seq FROM tasks
+    WHERE queue = ? AND deadline IS NOT NULL AND owner = ?
+    ORDER BY priority, seq"""
+# (queue, token): the item a lease names by its token alone (a leased item's seq is
+# its token, and seqs never repeat)
+SELECT_BY_TOKEN = "SELECT id FROM tasks WHERE queue = ? AND deadline IS NOT NULL AND seq = ?"
+# (id, queue, token): a held lease's delivery count
+SELECT_HELD = f"SELECT id, deliveries FROM tasks WHERE {_HELD}"
+# (reason, error, now, id)
+BURY_CHARGED = """INSERT INTO dead (queue, task_id, payload, reason, error, deliveries, dead_at)
+    SELECT queue, id, payload, ?, ?, deliveries, ? FROM tasks WHERE id = ?"""
+
 # -- dead letters ---------------------------------------------------------------------
 
 # (queue, limit); a negative limit means no limit. Columns in DeadLetter's order, then id.
@@ -253,6 +271,8 @@ GET_LOCK_EXPIRY = "SELECT expires_at FROM locks WHERE name = ? AND expires_at > 
 
 # SQLite result codes (the low byte of an extended code) meaning "someone holds it".
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+# ... and "the disk (or the file's page limit) is full".
+_SQLITE_FULL = 13
 
 
 def is_busy(exc: sqlite3.Error) -> bool:
@@ -261,6 +281,21 @@ def is_busy(exc: sqlite3.Error) -> bool:
     if isinstance(code, int):
         return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
     return "locked" in str(exc) or "busy" in str(exc)
+
+
+def is_full(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` means the disk (or the file's page limit) had no room for a write."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF == _SQLITE_FULL
+    return "database or disk is full" in str(exc)
+
+
+def free_bytes(conn: sqlite3.Connection) -> int:
+    """Bytes of the file's free pages (left by deletions), which writes reuse first."""
+    (pages,) = conn.execute(FREELIST_COUNT).fetchall()[0]
+    (size,) = conn.execute(PAGE_SIZE).fetchall()[0]
+    return int(pages) * int(size)
 
 
 def rollback(conn: sqlite3.Connection) -> None:

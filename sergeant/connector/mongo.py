@@ -346,6 +346,55 @@ class Connector(_connector.Connector):
         return ReclaimResult(requeued=requeued, dead_lettered=dead_lettered)
 
     @wrap_errors
+    def charge_many(
+        self,
+        queue: str,
+        deliveries: Sequence[Delivery],
+        max_deliveries: int,
+        reason: str,
+        error: str = "",
+    ) -> ReclaimResult:
+        """Requeue, or dead-letter past the bound, held items whose run ended their
+        worker; see ``Connector.charge_many`` (the delivery was counted at lease)."""
+        database = self._database()
+        held = [(ObjectId(d.item_id), d.token) for d in deliveries if ObjectId.is_valid(d.item_id)]
+        queries = [self._held(queue, [item_id], token) for item_id, token in held]
+        found = [database.tasks.find_one(query, {"deliveries": 1}) for query in queries]
+        pairs = [(query, doc) for query, doc in zip(queries, found, strict=True) if doc]
+        spent = [q for q, doc in pairs if 0 < max_deliveries <= doc["deliveries"]]
+        back = [q for q, doc in pairs if not 0 < max_deliveries <= doc["deliveries"]]
+        requeued = dead_lettered = 0
+        if back:
+            first = allocate(database, "head", len(back))
+            operations = [
+                pymongo.UpdateOne(query, {"$set": {"state": READY, "seq": first + offset}})
+                for offset, query in enumerate(back)
+            ]
+            requeued = database.tasks.bulk_write(operations, ordered=False).modified_count
+        for query in spent:
+            dead_lettered += start_moves(database, query, reason, error, time.time())
+        return ReclaimResult(requeued=requeued, dead_lettered=dead_lettered)
+
+    @wrap_errors
+    def extend_owned(self, queue: str, owner: str, lease_seconds: float) -> int:
+        """Move the deadline of every lease of ``owner``; see ``Connector.extend_owned``."""
+        update = {"$set": {"deadline": time.time() + lease_seconds}}
+        query = where(queue=queue, state=LEASED, owner=owner)
+        return self._database().tasks.update_many(query, update).matched_count
+
+    @wrap_errors
+    def release_owned(self, queue: str, owner: str) -> int:
+        """Release every lease of ``owner``, in lease order; see ``Connector.release_owned``."""
+        query = where(queue=queue, state=LEASED, owner=owner)
+        owned = list(self._database().tasks.find(query, {"_id": 1, "claim": 1}).sort(ORDER))
+        if not owned:
+            return 0
+        return self.release_many(
+            queue,
+            [Delivery(b"", str(doc["_id"]), int(doc["claim"], 16), 0) for doc in owned],
+        )
+
+    @wrap_errors
     def leased_count(self, queue: str) -> int:
         """Number of leased items, expired ones included; see ``Connector.leased_count``."""
         return count(self._database().tasks, where(queue=queue, state=LEASED))

@@ -48,6 +48,9 @@ class Outcome(enum.Enum):
     MAX_RETRIES = "max_retries"
     REQUEUE = "requeue"
     INTERRUPTED = "interrupted"
+    #: ``work`` raised a ``BaseException`` that ends the worker (``SystemExit``,
+    #: ``KeyboardInterrupt``, ...): the delivery is charged to the task.
+    ABORTED = "aborted"
 
 
 class HookTarget(typing.Protocol):
@@ -290,5 +293,8 @@ class Runner:
                 outcome = Outcome.SUCCESS
         except WorkerInterrupt:
             tasks.settle(task, Outcome.INTERRUPTED)
+            raise
+        except BaseException as exc:  # SystemExit and the like end the worker: charge it
+            tasks.settle(task, Outcome.ABORTED, exc)
             raise
         tasks.settle(task, outcome, value)

@@ -141,13 +141,16 @@ def make_process_killer(config: WorkerConfig | None = None) -> ProcessKiller:
     """
     # Imported here: ``python -m sergeant.killer.process`` must not find its module
     # already imported by the ``sergeant`` package (runpy warns and may misbehave).
-    from sergeant.killer.process import ProcessKiller
+    from sergeant import _running
+    from sergeant.killer.process import ProcessKiller, kill_mark_path
 
+    running = _running.file_path()
+    mark = kill_mark_path(running) if running is not None else None
     if config is None:
-        return ProcessKiller()
+        return ProcessKiller(mark_path=mark)
     connector = config.connector
     note = {"type": connector.type, "params": connector.params, "queue": config.name}
-    return ProcessKiller(note=note)
+    return ProcessKiller(note=note, mark_path=mark)
 
 
 @contextlib.contextmanager

@@ -37,7 +37,15 @@ import typing
 
 import psutil
 
-__all__ = ["Command", "ProcessKiller", "Watchdog", "kill_tree", "main", "write_kill_note"]
+__all__ = [
+    "Command",
+    "ProcessKiller",
+    "Watchdog",
+    "kill_mark_path",
+    "kill_tree",
+    "main",
+    "write_kill_note",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +58,14 @@ WATCHDOG_MODULE = "sergeant.killer.process"
 #: Environment variable carrying the broker and queue the watchdog notes kills in
 #: (an environment variable, not an argument, so passwords stay out of ``ps``).
 NOTE_ENV = "SERGEANT_WATCHDOG_NOTE"
+#: Environment variable naming the file the watchdog writes just before it kills, so
+#: the supervisor tells its kill from any other death (see :func:`kill_mark_path`).
+MARK_ENV = "SERGEANT_WATCHDOG_MARK"
+
+
+def kill_mark_path(running_path: str) -> str:
+    """The kill mark of the worker whose running file is ``running_path``."""
+    return f"{running_path}.killed"
 
 
 class Command(enum.Enum):
@@ -90,11 +106,16 @@ class Watchdog:
     """The watchdog's loop: read commands, track deadlines, kill on expiry."""
 
     def __init__(
-        self, pid: int, commands_fd: int, note: dict[str, typing.Any] | None = None
+        self,
+        pid: int,
+        commands_fd: int,
+        note: dict[str, typing.Any] | None = None,
+        mark_path: str | None = None,
     ) -> None:
         self.pid = pid
         self.commands_fd = commands_fd
         self.note = note
+        self.mark_path = mark_path
         self.deadlines: dict[str, float] = {}
         self.task_ids: dict[str, str] = {}
         self._buffer = b""
@@ -151,6 +172,12 @@ class Watchdog:
 
     def _kill(self, slot: str) -> None:
         late = time.monotonic() - self.deadlines[slot]
+        text = (
+            "the watchdog killed its worker: still running at the hard deadline "
+            f"(timeout + grace period), {late:.3f}s after it"
+        )
+        if self.mark_path is not None:
+            _write_mark(self.mark_path, text)
         killed = kill_tree(self.pid)
         logger.critical(
             "watchdog killed worker %d and %d descendants: %s was still running at its hard "
@@ -165,6 +192,21 @@ class Watchdog:
         _count_kill(self.note)
         if self.note is not None and task_id is not None:
             write_kill_note(self.note, task_id, late)
+
+
+def _write_mark(path: str, text: str) -> None:
+    """Tell the supervisor this death is the watchdog's (before the kill: it sees the
+    death at once); a failure only makes the reason 'worker killed by SIGKILL'."""
+    try:
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(text)
+    except OSError as exc:
+        logger.error(
+            "watchdog could not write its kill mark %s: %r",
+            path,
+            exc,
+            extra={"event": "kill_note_failed"},
+        )
 
 
 def _count_kill(note: dict[str, typing.Any] | None) -> None:
@@ -223,17 +265,27 @@ class ProcessKiller:
         note: ``{"type", "params", "queue"}`` of the worker's broker, so the
             watchdog can note the tasks it kills (see the module docstring); None
             (or params that are not JSON) disables the notes.
+        mark_path: a file to write just before killing (see :func:`kill_mark_path`).
     """
 
-    def __init__(self, pid: int | None = None, note: dict[str, typing.Any] | None = None) -> None:
+    def __init__(
+        self,
+        pid: int | None = None,
+        note: dict[str, typing.Any] | None = None,
+        mark_path: str | None = None,
+    ) -> None:
         self.pid = pid if pid is not None else os.getpid()
         self.note = note
+        self.mark_path = mark_path
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         """Spawn the watchdog (``python -m sergeant.killer.process``)."""
         env = dict(os.environ)
         env.pop(NOTE_ENV, None)
+        env.pop(MARK_ENV, None)
+        if self.mark_path is not None:
+            env[MARK_ENV] = self.mark_path
         if self.note is not None:
             try:
                 env[NOTE_ENV] = json.dumps(self.note)
@@ -319,7 +371,8 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
         level=logging.INFO, format=f"%(asctime)s sergeant-watchdog {os.getpid()} %(message)s"
     )
     note = json.loads(os.environ[NOTE_ENV]) if os.environ.get(NOTE_ENV) else None
-    return Watchdog(args.pid, sys.stdin.fileno(), note).run()
+    mark = os.environ.get(MARK_ENV) or None
+    return Watchdog(args.pid, sys.stdin.fileno(), note, mark).run()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from sergeant import config
 from sergeant.objects import Task
 from sergeant.worker import Worker
 
-__all__ = ["QUEUE", "FaultWorker", "environment", "read_ledger"]
+__all__ = ["QUEUE", "FaultWorker", "PoisonError", "environment", "read_ledger"]
 
 QUEUE = "fault"
 
@@ -67,8 +67,22 @@ def _gil_poison() -> None:
     ctypes.PyDLL(None).pause()  # PyDLL keeps the GIL; the blocked signals never wake it
 
 
+class PoisonError(BaseException):
+    """A ``BaseException`` outside ``Exception``, as some libraries raise."""
+
+
+#: What ``{"action": "raise", "name": ...}`` raises: each ends the worker process.
+_ENDING: dict[str, type[BaseException]] = {
+    "SystemExit": SystemExit,
+    "KeyboardInterrupt": KeyboardInterrupt,
+    "PoisonError": PoisonError,
+}
+
+
 class FaultWorker(Worker):
-    """Sleeps ``kwargs['ms']`` milliseconds, or holds the GIL forever for ``'gil_poison'``."""
+    """Sleeps ``kwargs['ms']`` milliseconds; or, by ``kwargs['action']``: holds the GIL
+    forever (``'gil_poison'``) or for ``seconds`` (``'gil_hold'``), raises the
+    ``BaseException`` named ``name`` (``'raise'``), or calls ``os._exit`` (``'exit'``)."""
 
     def generate_config(self) -> config.WorkerConfig:
         connector = json.loads(os.environ["SERGEANT_CHAOS_CONNECTOR"])
@@ -90,7 +104,14 @@ class FaultWorker(Worker):
     def work(self, task: Task) -> None:
         ledger = os.environ["SERGEANT_CHAOS_LEDGER"]
         _record(f"{ledger}.start", task)
-        if task.kwargs.get("action") == "gil_poison":
+        action = task.kwargs.get("action")
+        if action == "gil_poison":
             _gil_poison()
+        elif action == "gil_hold":  # a C call that keeps the GIL for this many seconds
+            ctypes.PyDLL(None).sleep(int(task.kwargs["seconds"]))
+        elif action == "raise":
+            raise _ENDING[task.kwargs["name"]]()
+        elif action == "exit":
+            os._exit(int(task.kwargs.get("code", 0)))
         time.sleep(task.kwargs.get("ms", 0) / 1000)
         _record(ledger, task)

@@ -11,20 +11,22 @@ described in :mod:`sergeant.connector.redis.settings`.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
 import time
 import typing
 
+from sergeant import _full
 from sergeant.connector import _connector
 from sergeant.connector._connector import DeadLetter, Delivery, Priority, ReclaimResult
-from sergeant.connector.redis import entries, keys, notify, registry, spread
+from sergeant.connector.redis import entries, keys, notify, registry, spread, tokens
 from sergeant.connector.redis.lock import Lock
 from sergeant.connector.redis.nodes import Node
 from sergeant.connector.redis.scripts import Scripts
 from sergeant.connector.redis.settings import RedisSettings, parse_params
-from sergeant.errors import ConfigError, ConnectorError
+from sergeant.errors import BrokerFull, ConfigError, ConnectorError
 
 __all__ = ["Connector", "Lock"]
 
@@ -39,6 +41,8 @@ MIN_BLOCK_SECONDS = 0.01
 DELAYED_POLL_SECONDS = 0.05
 
 _PRIORITIES = ("NORMAL", "HIGH")
+
+logger = logging.getLogger(__name__)
 
 #: A settling script run on one node: (scripts, keys, token/slots pairs) -> count.
 _Settle = typing.Callable[[Scripts, keys.QueueKeys, list[str]], int]
@@ -66,6 +70,7 @@ class Connector(_connector.Connector):
 
     name = "redis"
     supports_blocking = True
+    fenced_by_token: typing.ClassVar[bool] = True
 
     def __init__(
         self,
@@ -91,6 +96,8 @@ class Connector(_connector.Connector):
         self._pid = -1
         self._closed = False
         self._connect_lock = threading.Lock()
+        addresses = ",".join(node.address for node in self._settings.nodes)
+        self._refusals = _full.Refusals(logger, f"Redis at {addresses}")
 
     # -- nodes ------------------------------------------------------------------
 
@@ -137,7 +144,8 @@ class Connector(_connector.Connector):
         Never retried inside (a retried push could land twice): it returns, or raises
         ``BrokerUnavailable`` (no connection in 2 s) or ``ConnectionLost`` (no reply in
         5 s; that node's part may or may not be stored), so it ends within about 7 s
-        per node (see ``nodes.DEFAULT_SOCKET_*``).
+        per node (see ``nodes.DEFAULT_SOCKET_*``). A node out of memory refuses its
+        part with ``BrokerFull`` (logged once a minute, not per push).
         """
         if priority not in _PRIORITIES:
             raise ConfigError(f"priority is {priority!r}; use 'NORMAL' or 'HIGH'")
@@ -148,8 +156,14 @@ class Connector(_connector.Connector):
         high = priority == "HIGH"
         items = entries.make_entries(self._ids, b"H" if high else b"N", payloads)
         nodes = self._rotated()
-        for node, (begin, end) in zip(nodes, spread.spread(count, len(nodes)), strict=False):
-            spread.push_on(node, k, high, consumable_from, items[begin:end])
+        try:
+            for node, (begin, end) in zip(nodes, spread.spread(count, len(nodes)), strict=False):
+                spread.push_on(node, k, high, consumable_from, items[begin:end])
+        except BrokerFull as exc:
+            self._refusals.refused(exc)
+            raise
+        if self._refusals.count:
+            self._refusals.accepted()
         return count
 
     def pop_many(self, queue: str, count: int) -> list[bytes]:
@@ -258,8 +272,10 @@ class Connector(_connector.Connector):
         batch under one fencing token, recorded once (see ``keys``), so the server's
         work per item is one LPOP. An idle blocking lease waits on the wake list (fed
         by push, release and reclaim; on each node in turn when several), never past
-        the earliest delayed eta. ``owner`` is not stored, to keep the hot path lean.
-        With several nodes, acknowledgements go first, one script per node.
+        the earliest delayed eta. Each batch records ``owner`` (see ``extend_owned``) and
+        a token this client chose (see ``tokens``), so a call repeated after a lost
+        reply gets the same batch. With several nodes, acknowledgements go first, one
+        script per node.
         """
         acked = 0
         if acks and (count <= 0 or not self.ordered):
@@ -269,7 +285,7 @@ class Connector(_connector.Connector):
         k = keys.queue_keys(queue)
         nodes = self._rotated()
         pairs = spread.settle_pairs(acks)
-        leased, wait_ms, folded = spread.lease_round(nodes, k, count, lease_seconds, pairs)
+        leased, wait_ms, folded = spread.lease_round(nodes, k, count, lease_seconds, owner, pairs)
         acked += folded
         if leased or block_seconds <= 0:
             return acked, leased
@@ -283,7 +299,7 @@ class Connector(_connector.Connector):
                 timeout = min(timeout, wait_ms / 1000)
             nodes = self._rotated()
             self._wait_on_wake(nodes[0], k, timeout)
-            leased, wait_ms, _ = spread.lease_round(nodes, k, count, lease_seconds)
+            leased, wait_ms, _ = spread.lease_round(nodes, k, count, lease_seconds, owner)
             if leased:
                 return acked, leased
 
@@ -305,12 +321,11 @@ class Connector(_connector.Connector):
             return super().start_ack_and_lease(queue, acks, count, owner, lease_seconds)
         node = nodes[0]
         pairs = spread.settle_pairs(acks)
-        with node:
-            finish = node.scripts.start_lease(keys.queue_keys(queue), count, lease_seconds, pairs)
+        k = keys.queue_keys(queue)
+        finish = tokens.start_lease_on(node, k, count, lease_seconds, owner, pairs)
 
         def read() -> tuple[int, list[Delivery]]:
-            with node:
-                return spread.lease_reply(finish(), node.index)
+            return spread.lease_reply(finish(), node.index)
 
         return read
 
@@ -344,6 +359,35 @@ class Connector(_connector.Connector):
         return self._settle(
             queue, deliveries, lambda s, k, pairs: s.extend(k, pairs, lease_seconds)
         )
+
+    def charge_many(
+        self,
+        queue: str,
+        deliveries: typing.Sequence[Delivery],
+        max_deliveries: int,
+        reason: str,
+        error: str = "",
+    ) -> ReclaimResult:
+        """Count the delivery of held items whose run ended their worker; requeue them at
+        the head, or dead-letter them past the bound (``charge.lua``)."""
+        counts: list[tuple[int, int]] = []
+
+        def charge(s: Scripts, k: keys.QueueKeys, pairs: list[str]) -> int:
+            counts.append(s.charge(k, pairs, max_deliveries, reason, error))
+            return 0
+
+        self._settle(queue, deliveries, charge)
+        return ReclaimResult(sum(c[0] for c in counts), sum(c[1] for c in counts))
+
+    def extend_owned(self, queue: str, owner: str, lease_seconds: float) -> int:
+        """Extend every batch ``owner`` holds, on every node (``extend_owned.lua``)."""
+        k = keys.queue_keys(queue)
+        return self._sum(lambda node: node.scripts.extend_owned(k, owner, lease_seconds))
+
+    def release_owned(self, queue: str, owner: str) -> int:
+        """Release every item ``owner`` holds, on every node (``release_owned.lua``)."""
+        k = keys.queue_keys(queue)
+        return self._sum(lambda node: node.scripts.release_owned(k, owner))
 
     def reclaim_expired(self, queue: str, max_deliveries: int) -> ReclaimResult:
         """Requeue or dead-letter expired leases, in bounded script calls."""

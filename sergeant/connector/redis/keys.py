@@ -20,11 +20,17 @@ key: a push is one RPUSH, a lease one LPOP plus one record per batch. ::
     sergeant:{emails}:leases          hash    per leased batch (fencing token T):
                                               'T' -> msgpack array of its entries,
                                               'T:f' -> one '1'/'0' per entry (still held?),
-                                              'T:n' -> how many are still held
+                                              'T:n' -> how many are still held,
+                                              'T:o' -> the owner (worker process) of T,
+                                              'T:a' -> acknowledgements its call made
     sergeant:{emails}:leased          zset    token -> lease deadline (Unix s, server clock)
     sergeant:{emails}:leased:count    string  items under lease, all batches together
-    sergeant:{emails}:leases:seq      string  last fencing token (INCR per leasing call;
-                                              never reset, so tokens never repeat)
+    sergeant:{emails}:leases:seq      string  last fencing token reserved (clients take
+                                              blocks with INCRBY and choose each lease's
+                                              token from theirs; never reset, so tokens
+                                              never repeat)
+    sergeant:{emails}:owned           zset    'owner|T' (T zero-padded), score 0: the
+                                              batches of each owner, in lease order
     sergeant:{emails}:dead            list    dead entries, oldest first
     sergeant:{emails}:dead:info       hash    item id -> JSON {reason, error, deliveries, dead_at}
     sergeant:{emails}:wake            list    tokens pushed on new ready items; idle leases BLPOP it
@@ -68,6 +74,7 @@ class QueueKeys(typing.NamedTuple):
     dead: str
     dead_info: str
     wake: str
+    owned: str
 
 
 @functools.lru_cache(maxsize=4096)
@@ -86,6 +93,7 @@ def queue_keys(queue: str) -> QueueKeys:
         dead=base + "dead",
         dead_info=base + "dead:info",
         wake=base + "wake",
+        owned=base + "owned",
     )
 
 

@@ -22,7 +22,8 @@ import redis.retry
 from sergeant.connector.redis.lane import Lane
 from sergeant.connector.redis.scripts import Scripts
 from sergeant.connector.redis.settings import NodeConfig
-from sergeant.errors import BrokerUnavailable, ConnectionLost, ConnectorError
+from sergeant.connector.redis.tokens import Tokens
+from sergeant.errors import BrokerFull, BrokerUnavailable, ConnectionLost, ConnectorError
 
 __all__ = ["Client", "Node", "translate_error"]
 
@@ -46,6 +47,17 @@ def translate_error(exc: Exception, address: str, username: str | None = None) -
         return BrokerUnavailable(
             f"Redis at {address} refused the credentials of user {username or 'default'!r} "
             f"({exc}); check the 'username' and 'password' (or the URL's user:password@)"
+        )
+    # Before Redis 7 a script's refused write comes wrapped: "ERR Error running script
+    # ... -OOM command not allowed ...".
+    if isinstance(exc, redis.exceptions.OutOfMemoryError) or "-OOM command not" in str(exc):
+        # Refused before it wrote anything (Redis checks memory before a command, and a
+        # script's first write): nothing of this operation is stored on this node.
+        return BrokerFull(
+            f"Redis at {address} is out of memory (used memory is above 'maxmemory' and "
+            "nothing may be evicted): nothing of this operation was stored there; it "
+            "refuses pushes and results until workers drain its queues, which frees "
+            "memory; raise 'maxmemory' or add workers"
         )
     if isinstance(exc, redis.exceptions.BusyLoadingError):
         return BrokerUnavailable(f"Redis at {address} is loading its data set; retry shortly")
@@ -121,7 +133,7 @@ class Node:
         BrokerUnavailable: a cluster none of whose seeds answered.
     """
 
-    __slots__ = ("address", "client", "index", "lane", "scripts", "username")
+    __slots__ = ("address", "client", "index", "lane", "scripts", "tokens", "username")
 
     def __init__(self, configs: typing.Sequence[NodeConfig], index: int, cluster: bool) -> None:
         self.index = index
@@ -134,6 +146,8 @@ class Node:
         if isinstance(self.client, redis.Redis):
             self.lane = Lane(self.client.connection_pool)
         self.scripts = Scripts(self.client, self.lane)
+        #: The fencing tokens this client chooses for its leases on this node.
+        self.tokens = Tokens()
 
     def __enter__(self) -> Node:
         return self

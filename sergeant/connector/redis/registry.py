@@ -13,7 +13,10 @@ check that, so a dead worker vanishes on its own and the sweep in
 
 Scripts are registered per call (``register_script`` builds a small object and
 hashes the source; no round trip): these calls run every few seconds at most, not
-on the hot path, so no per-client cache is worth its invalidation rules.
+on the hot path, so no per-client cache is worth its invalidation rules. The
+register and unregister scripts run on a full Redis too (their flags line, see
+``scripts``: one small record per live worker); a Redis older than 7 refuses that
+line, and they run without it (a failed load more per call there).
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ import typing
 
 import redis
 import redis.cluster
+import redis.exceptions
 
 from sergeant.connector.redis.keys import PREFIX, QueueKeys
+from sergeant.connector.redis.scripts import shebang_refused, without_shebang
 
 __all__ = ["WORKERS_EXPIRY", "WORKERS_INFO", "length_by_priority", "live", "register", "unregister"]
 
@@ -45,7 +50,13 @@ _SOURCES: dict[str, str] = {
 def _run(
     client: Client, name: str, keys: typing.Sequence[str], args: list[typing.Any]
 ) -> typing.Any:
-    return client.register_script(_SOURCES[name])(keys, args)
+    source = _SOURCES[name]
+    try:
+        return client.register_script(source)(keys, args)
+    except redis.exceptions.ResponseError as exc:
+        if not source.startswith("#!") or not shebang_refused(exc):
+            raise
+    return client.register_script(without_shebang(source))(keys, args)
 
 
 def register(client: Client, worker_id: str, info: bytes, ttl_seconds: float) -> None:

@@ -8,6 +8,17 @@ script is sent as a bare EVALSHA (redis-py's ``Script`` wrapper costs a tenth of
 one-by-one round trip), on the node's :class:`~sergeant.connector.redis.lane.Lane`
 when it is free; on NOSCRIPT (after a restart or a SCRIPT FLUSH), and on a
 cluster, ``register_script``'s object loads and routes it.
+
+A full Redis drains: the scripts that hand out, settle, move or delete what the
+queues hold (pop, lease, ack, release, extend, dead_letter, reclaim, purge,
+purge_dead, requeue_dead, the lock and worker-registry ones) begin with
+:data:`ALLOW_OOM`, so Redis 7+ runs them above ``maxmemory``; what they write
+(a lease record, a heartbeat) is small beside what they free. ``requeue_dead``
+is among them: it moves dead entries back and drops their records, adding
+nothing. Push is not, so a full Redis refuses new tasks (``BrokerFull``), and
+so are the read-only scripts, which never need it. A server older than 7 reads
+the flag line as Lua and refuses to load it: the script then falls back to its
+source without that line, once per script and client.
 """
 
 from __future__ import annotations
@@ -24,12 +35,38 @@ import redis.exceptions
 from sergeant.connector.redis.keys import QueueKeys
 from sergeant.connector.redis.lane import Lane, bulk, with_head
 
-__all__ = ["RECLAIM_BATCH", "WAKE_TOKENS", "Scripts"]
+__all__ = [
+    "ALLOW_OOM",
+    "RECLAIM_BATCH",
+    "TOKEN_BLOCK",
+    "WAKE_TOKENS",
+    "LeaseRequest",
+    "Scripts",
+    "shebang_refused",
+    "without_shebang",
+]
 
 #: Most wake tokens kept per queue: how many blocked leases one push can wake.
 WAKE_TOKENS = 16
 #: Most expired leases one reclaim script call handles, so it never blocks Redis long.
 RECLAIM_BATCH = 1000
+#: Fencing tokens a client reserves at once (one INCRBY per this many leasing calls).
+TOKEN_BLOCK = 4096
+
+
+class LeaseRequest(typing.NamedTuple):
+    """The arguments of one ``lease.lua`` call (see its header)."""
+
+    most: int
+    lease_seconds: float
+    owner: str
+    token: int
+    acks: typing.Sequence[Arg] = ()
+
+    def args(self) -> tuple[Arg, ...]:
+        """ARGV, in the script's order."""
+        return (self.most, repr(float(self.lease_seconds)), self.owner, self.token, *self.acks)
+
 
 _QUEUE_SCRIPTS = (
     "push",
@@ -45,12 +82,46 @@ _QUEUE_SCRIPTS = (
     "dead_letters",
     "requeue_dead",
     "purge_dead",
+    "charge",
+    "extend_owned",
+    "release_owned",
 )
-_LOCK_SCRIPTS = ("lock_release", "lock_set_ttl")
+_LOCK_SCRIPTS = ("lock_release", "lock_set_ttl", "reserve_tokens")
+#: The first line of a script that Redis 7+ runs even when it is out of memory.
+ALLOW_OOM = "#!lua flags=allow-oom"
+
+
+def _split_shebang(source: str) -> tuple[str, str]:
+    """``(shebang line with its newline, or '', the rest)``."""
+    if not source.startswith("#!"):
+        return "", source
+    line, _, rest = source.partition("\n")
+    return line + "\n", rest
+
+
+def without_shebang(source: str) -> str:
+    """``source`` without its flags line: what a Redis older than 7 can load."""
+    return _split_shebang(source)[1]
+
+
+def shebang_refused(exc: Exception) -> bool:
+    """Whether a Redis older than 7 refused a script for its flags line (it reads it
+    as Lua: ``user_script:1: unexpected symbol near '#'``)."""
+    text = str(exc)
+    return "user_script:1:" in text and "near '#'" in text
+
+
+def _with_lib(source: str) -> str:
+    """The shared prelude in front of a queue script, after its flags line (which
+    Redis reads only as the very first line)."""
+    shebang, body = _split_shebang(source)
+    return shebang + _LIB + body
+
+
 _LUA = importlib.resources.files("sergeant.connector.redis") / "lua"
 _LIB = (_LUA / "_lib.lua").read_text("utf-8")
 SOURCES: dict[str, str] = {
-    **{name: _LIB + (_LUA / f"{name}.lua").read_text("utf-8") for name in _QUEUE_SCRIPTS},
+    **{name: _with_lib((_LUA / f"{name}.lua").read_text("utf-8")) for name in _QUEUE_SCRIPTS},
     **{name: (_LUA / f"{name}.lua").read_text("utf-8") for name in _LOCK_SCRIPTS},
 }
 
@@ -67,7 +138,10 @@ class _Script:
     def __init__(
         self, client: redis.Redis | redis.cluster.RedisCluster, source: str, lane: Lane | None
     ) -> None:
+        self._client = client
         self.registered = client.register_script(source)
+        # The source to fall back to on a Redis older than 7 (None: no flags line).
+        self._plain: str | None = without_shebang(source) if source.startswith("#!") else None
         # redis-py leaves execute_command untyped: name its type here.
         self._execute: typing.Callable[..., typing.Any] | None = None
         self._lane = lane
@@ -85,6 +159,20 @@ class _Script:
                 return self._execute("EVALSHA", self.registered.sha, len(keys), *keys, *args)
             except redis.exceptions.NoScriptError:
                 pass  # the registered script loads it and runs it
+        return self._load_and_run(keys, args)
+
+    def _load_and_run(self, keys: typing.Sequence[str], args: typing.Sequence[Arg]) -> typing.Any:
+        """Run through redis-py's object, which loads the script when the server lacks
+        it; a server that refuses the flags line gets the plain source (it never ran)."""
+        try:
+            return self.registered(keys, args)
+        except redis.exceptions.ResponseError as exc:
+            plain = self._plain
+            if plain is None or not shebang_refused(exc):
+                raise
+        self.registered = self._client.register_script(plain)
+        self._plain = None
+        self._heads.clear()  # they carry the old sha
         return self.registered(keys, args)
 
     def _packed(self, keys: typing.Sequence[str], args: typing.Sequence[Arg]) -> bytes:
@@ -116,7 +204,7 @@ class _Script:
             try:
                 return pending.result()
             except redis.exceptions.NoScriptError:
-                return self.registered(keys, args)  # loads it and runs it
+                return self._load_and_run(keys, args)
 
         return finish
 
@@ -141,7 +229,10 @@ class Scripts:
         self._length, self._purge = s["length"], s["purge"]
         self._dead_letters, self._requeue_dead = s["dead_letters"], s["requeue_dead"]
         self._purge_dead = s["purge_dead"]
+        self._charge, self._extend_owned = s["charge"], s["extend_owned"]
+        self._release_owned = s["release_owned"]
         self._lock_release, self._lock_set_ttl = s["lock_release"], s["lock_set_ttl"]
+        self._reserve_tokens = s["reserve_tokens"]
 
     def push(
         self,
@@ -164,15 +255,15 @@ class Scripts:
         result: list[bytes] = self._pop(k, (count,))
         return result
 
-    def lease(
-        self, k: QueueKeys, count: int, lease_seconds: float, acks: typing.Sequence[Arg] = ()
-    ) -> list[typing.Any]:
-        """Acknowledge ``acks`` (token, slots pairs), then lease up to ``count`` entries.
+    def lease(self, k: QueueKeys, request: LeaseRequest) -> list[typing.Any]:
+        """Acknowledge ``request.acks`` (token, slots pairs), then lease up to
+        ``request.most`` entries under ``request.token``.
 
-        Returns ``[-1, acknowledged, token, [entry, ...]]``, or ``[wait_ms,
+        Returns ``[-1, acknowledged, token, [entry, ...]]``, ``[-2, acknowledged]``
+        when the server no longer knows the token's block, or ``[wait_ms,
         acknowledged]`` with nothing to hand out (see ``lua/lease.lua``).
         """
-        result: list[typing.Any] = self._lease(k, (count, repr(float(lease_seconds)), *acks))
+        result: list[typing.Any] = self._lease(k, request.args())
         return result
 
     def start_pop(self, k: QueueKeys, count: int) -> typing.Callable[[], list[bytes]]:
@@ -180,10 +271,14 @@ class Scripts:
         return self._pop.start(k, (count,))
 
     def start_lease(
-        self, k: QueueKeys, count: int, lease_seconds: float, acks: typing.Sequence[Arg] = ()
+        self, k: QueueKeys, request: LeaseRequest
     ) -> typing.Callable[[], list[typing.Any]]:
         """:meth:`lease`, sent now; the function returned reads its reply."""
-        return self._lease.start(k, (count, repr(float(lease_seconds)), *acks))
+        return self._lease.start(k, request.args())
+
+    def reserve_tokens(self, k: QueueKeys, count: int = TOKEN_BLOCK) -> int:
+        """Reserve ``count`` fencing tokens of ``k``; returns the last of them."""
+        return int(self._reserve_tokens((k.lease_seq,), (count,)))
 
     def ack(self, k: QueueKeys, pairs: typing.Sequence[Arg]) -> int:
         """Acknowledge the held entries among ``pairs`` (token, slots); count them."""
@@ -202,6 +297,26 @@ class Scripts:
     ) -> int:
         """Dead-letter the held entries among ``pairs`` (token, slots); count them."""
         return int(self._dead_letter(k, (reason, error, *pairs)))
+
+    def charge(
+        self,
+        k: QueueKeys,
+        pairs: typing.Sequence[Arg],
+        max_deliveries: int,
+        reason: str,
+        error: str,
+    ) -> tuple[int, int]:
+        """Charge the held entries among ``pairs``: ``(requeued, dead_lettered)``."""
+        requeued, dead = self._charge(k, (max_deliveries, reason, error, WAKE_TOKENS, *pairs))
+        return int(requeued), int(dead)
+
+    def extend_owned(self, k: QueueKeys, owner: str, lease_seconds: float) -> int:
+        """Extend every batch ``owner`` holds; count its held entries."""
+        return int(self._extend_owned(k, (repr(float(lease_seconds)), owner)))
+
+    def release_owned(self, k: QueueKeys, owner: str) -> int:
+        """Release every entry ``owner`` holds; count them."""
+        return int(self._release_owned(k, (WAKE_TOKENS, owner)))
 
     def reclaim(self, k: QueueKeys, max_deliveries: int) -> tuple[int, int, bool]:
         """Reclaim expired batches, about :data:`RECLAIM_BATCH` entries at most.

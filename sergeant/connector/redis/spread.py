@@ -27,6 +27,7 @@ from sergeant.connector.redis.lane import bulk, command, with_head
 from sergeant.connector.redis.nodes import Node
 from sergeant.connector.redis.scripts import WAKE_TOKENS
 from sergeant.connector.redis.settings import RedisSettings
+from sergeant.connector.redis.tokens import lease_on
 
 __all__ = [
     "MIN_SPREAD_CHUNK",
@@ -164,6 +165,7 @@ def lease_round(
     k: keys.QueueKeys,
     count: int,
     lease_seconds: float,
+    owner: str,
     acks: typing.Sequence[str] = (),
 ) -> tuple[list[Delivery], int, int]:
     """One non-blocking lease over ``nodes`` in their order: ``(deliveries, wait_ms, acked)``.
@@ -176,8 +178,7 @@ def lease_round(
     wait_ms = -1
     acked = 0
     for node in nodes:
-        with node:
-            r = node.scripts.lease(k, count - len(leased), lease_seconds, acks)
+        r = lease_on(node, k, count - len(leased), lease_seconds, owner, acks)
         acks = ()
         folded, got = lease_reply(r, node.index)
         acked += folded
@@ -185,7 +186,7 @@ def lease_round(
             leased += got
             if len(leased) >= count:
                 break
-        elif wait_ms < 0 or r[0] < wait_ms:
+        elif r[0] >= 0 and (wait_ms < 0 or r[0] < wait_ms):
             wait_ms = r[0]
     return leased, wait_ms, acked
 

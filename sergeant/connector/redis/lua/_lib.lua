@@ -3,7 +3,7 @@
 -- Every queue script gets all of the queue's keys, in the order of keys.QueueKeys:
 local HIGH, NORMAL, DELAYED_HIGH, DELAYED_NORMAL = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local LEASES, LEASED, LEASED_COUNT, LEASE_SEQ = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local DEAD, DEAD_INFO, WAKE = KEYS[9], KEYS[10], KEYS[11]
+local DEAD, DEAD_INFO, WAKE, OWNED = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 -- An entry is a 25-byte header then the payload: byte 1 'H' or 'N' (the priority to
 -- return to), bytes 2-21 the item id, bytes 22-25 its earlier unacknowledged
 -- deliveries (zero-padded decimal, saturating at 9999).
@@ -101,20 +101,26 @@ local function parse_slots(ranges, n)
   return slots
 end
 
--- The slots among `ranges` that batch `token` still holds: (held slots, flags, live).
--- A batch that no longer exists (acknowledged, or reclaimed after its lease expired)
--- holds nothing: that is how a stale owner is fenced off.
+-- The member of OWNED naming batch `token` of `owner`: tokens are zero-padded, so
+-- one owner's members sort in lease order and share the prefix `owner|`.
+local function owned_member(owner, token)
+  return owner .. '|' .. format('%020d', tonumber(token))
+end
+
+-- The slots among `ranges` that batch `token` still holds: (held slots, flags, live,
+-- owner). A batch that no longer exists (acknowledged, or reclaimed after its lease
+-- expired) holds nothing: that is how a stale owner is fenced off.
 local function held_slots(token, ranges)
-  local rec = redis.call('HMGET', LEASES, token .. ':f', token .. ':n')
+  local rec = redis.call('HMGET', LEASES, token .. ':f', token .. ':n', token .. ':o')
   local flags, live = rec[1], tonumber(rec[2])
   if not flags then
-    return {}, nil, 0
+    return {}, nil, 0, nil
   end
   local n = #flags
   if live == n and ranges == '1-' .. n then -- the whole, untouched batch
     local all = {}
     for s = 1, n do all[s] = s end
-    return all, flags, live
+    return all, flags, live, rec[3]
   end
   local held = {}
   for _, s in ipairs(parse_slots(ranges, n)) do
@@ -122,12 +128,12 @@ local function held_slots(token, ranges)
       held[#held + 1] = s
     end
   end
-  return held, flags, live
+  return held, flags, live, rec[3]
 end
 
 -- Stop holding `slots` of batch `token`; returns their entries when `want_entries`.
 local function settle(token, ranges, want_entries)
-  local held, flags, live = held_slots(token, ranges)
+  local held, flags, live, owner = held_slots(token, ranges)
   if #held == 0 then
     return 0, {}
   end
@@ -139,8 +145,11 @@ local function settle(token, ranges, want_entries)
     end
   end
   if #held == live then
-    redis.call('HDEL', LEASES, token, token .. ':f', token .. ':n')
+    redis.call('HDEL', LEASES, token, token .. ':f', token .. ':n', token .. ':o', token .. ':a')
     redis.call('ZREM', LEASED, token)
+    if owner then
+      redis.call('ZREM', OWNED, owned_member(owner, token))
+    end
   else
     local out, gone = {}, {}
     for _, s in ipairs(held) do gone[s] = true end
@@ -163,4 +172,21 @@ local function settle_args(first, want_entries)
     for _, e in ipairs(some) do entries[#entries + 1] = e end
   end
   return count, entries
+end
+
+-- The tokens of the batches `owner` holds, in lease order.
+local function owned_tokens(owner)
+  local members = redis.call('ZRANGEBYLEX', OWNED, '[' .. owner .. '|', '(' .. owner .. '}')
+  local tokens = {}
+  for k, m in ipairs(members) do
+    tokens[k] = tostring(tonumber(sub(m, #owner + 2)))
+  end
+  return tokens
+end
+
+-- Give back `entries` (handed out, never run) to the head of their priority, waking
+-- as many blocked leases.
+local function give_back(entries, cap)
+  push_front(entries)
+  wake(#entries, cap)
 end

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- ack.lua: forget leased entries for good.
 --
 -- KEYS: the queue's keys (see _lib.lua)

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- dead_letter.lua: move leased entries to the dead letters with a reason and an error.
 --
 -- KEYS: the queue's keys (see _lib.lua)

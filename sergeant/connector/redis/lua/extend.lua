@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- extend.lua: move the deadline of held leases to server TIME + ARGV[1].
 --
 -- KEYS: the queue's keys (see _lib.lua)

@@ -1,22 +1,38 @@
+#!lua flags=allow-oom
 -- lease.lua: acknowledge settled leases, then hand out up to ARGV[1] ready entries
--- under one new lease.
+-- under one new lease whose fencing token the client chose.
 --
 -- KEYS: the queue's keys (see _lib.lua)
 -- ARGV[1] count: the most entries to hand out
 -- ARGV[2] lease_seconds
--- ARGV[3..] pairs (token, slots as 'a-b,c,...') to acknowledge first (may be none)
+-- ARGV[3] owner: the leasing worker process (extend_owned / release_owned find it)
+-- ARGV[4] token: a value from the client's block of the never-reset lease counter
+-- ARGV[5..] pairs (token, slots as 'a-b,c,...') to acknowledge first (may be none)
 --
 -- Returns: {-1, acknowledged, token, {entry1, entry2, ...}} when entries were handed
--- out; otherwise (two items only) {wait_ms, acknowledged}: wait_ms is -1 when nothing
--- is delayed, else the milliseconds (at least 1) until the earliest delayed entry is due.
+-- out; {-2, 0} when the token is above the lease counter (the server lost its data:
+-- the client reserves a new block and calls again; nothing was done); otherwise {wait_ms, acknowledged}:
+-- wait_ms is -1 when nothing is delayed, else the milliseconds (at least 1) until the
+-- earliest delayed entry is due.
 -- Invariants: same order and promotion as pop.lua. All entries of one call form one
--- batch under a fresh value of the never-reset lease counter (the fencing token),
--- recorded once, not per entry: the entries (msgpack), one held-flag per entry, the
--- held count, and the deadline (server TIME + lease_seconds) in LEASED. A delivery's
--- count is the entry's earlier deliveries + 1 (the client reads it from the header).
--- When nothing is ready the wake tokens are stale (every earlier push has been
--- consumed) and are deleted.
-local acked = settle_args(3, false)
+-- batch under the token, recorded once, not per entry: the entries (msgpack), one
+-- held-flag per entry, the held count, the owner, the acknowledged count, the
+-- deadline (server TIME + lease_seconds) in LEASED and the owner's member in OWNED.
+-- A call repeated with the same token (its reply was lost: a timeout, a dropped
+-- connection) hands out the same batch again and reports the same acknowledgements,
+-- so a retry neither strands a batch nor reads as rejected acknowledgements. A
+-- delivery's count is the entry's earlier deliveries + 1 (the client reads it from
+-- the header). When nothing is ready the wake tokens are stale (every earlier push
+-- has been consumed) and are deleted.
+local token = ARGV[4]
+if tonumber(token) > tonumber(redis.call('GET', LEASE_SEQ) or 0) then
+  return {-2, 0} -- before any acknowledgement: theirs may be as unknown as this token
+end
+local acked = settle_args(5, false)
+local first = redis.call('HMGET', LEASES, token, token .. ':a')
+if first[1] then
+  return {-1, acked + tonumber(first[2] or 0), tonumber(token), cmsgpack.unpack(first[1])}
+end
 local count = tonumber(ARGV[1])
 local now = now_text()
 promote(now, math.max(count, 1000))
@@ -45,9 +61,10 @@ if #entries == 0 then
   return {wait, acked}
 end
 
-local token = redis.call('INCR', LEASE_SEQ)
-redis.call('HSET', LEASES, token, cmsgpack.pack(entries),
-  token .. ':f', string.rep('1', #entries), token .. ':n', #entries)
+local owner = ARGV[3]
+redis.call('HSET', LEASES, token, cmsgpack.pack(entries), token .. ':f', string.rep('1', #entries),
+  token .. ':n', #entries, token .. ':o', owner, token .. ':a', acked)
 redis.call('ZADD', LEASED, format('%.6f', tonumber(now) + tonumber(ARGV[2])), token)
+redis.call('ZADD', OWNED, 0, owned_member(owner, token))
 redis.call('INCRBY', LEASED_COUNT, #entries)
-return {-1, acked, token, entries}
+return {-1, acked, tonumber(token), entries}

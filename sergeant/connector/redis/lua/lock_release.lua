@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- lock_release.lua: free a lock if ARGV[1] still owns it (compare-and-delete).
 --
 -- KEYS[1] lock  string  owner token

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- lock_set_ttl.lua: make a lock expire ARGV[2] ms from now if ARGV[1] still owns it.
 --
 -- KEYS[1] lock  string  owner token

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- pop.lua: remove and return up to ARGV[1] ready entries (at-most-once, no lease).
 --
 -- KEYS: the queue's keys (see _lib.lua)

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- purge.lua: delete every ready and delayed entry of a queue.
 --
 -- KEYS: the queue's keys (see _lib.lua)

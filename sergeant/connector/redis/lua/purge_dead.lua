@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- purge_dead.lua: delete every dead entry of a queue.
 --
 -- KEYS: the queue's keys (see _lib.lua)

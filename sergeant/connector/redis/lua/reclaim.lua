@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- reclaim.lua: take back the entries of batches whose lease has expired.
 --
 -- KEYS: the queue's keys (see _lib.lua)

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- release.lua: give leased entries back unstarted, at the head of their priority.
 --
 -- KEYS: the queue's keys (see _lib.lua)
@@ -9,6 +10,5 @@
 -- delivery counts as this one did (they never ran). They come out next, in the
 -- order given, each at the head of the priority it was pushed with.
 local released, entries = settle_args(2, true)
-push_front(entries)
-wake(released, tonumber(ARGV[1]))
+give_back(entries, tonumber(ARGV[1]))
 return released

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- requeue_dead.lua: move up to ARGV[1] dead entries (0 = all), oldest first, back to ready.
 --
 -- KEYS: the queue's keys (see _lib.lua)

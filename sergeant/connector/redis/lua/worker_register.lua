@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- worker_register.lua: publish or refresh one worker's heartbeat, and sweep expired ones.
 --
 -- KEYS[1] workers:info    hash  worker id -> info (bytes, JSON written by the worker)

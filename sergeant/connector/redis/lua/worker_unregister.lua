@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- worker_unregister.lua: remove one worker's heartbeat.
 --
 -- KEYS[1] workers:info    hash  worker id -> info

@@ -1,0 +1,10 @@
+#!lua flags=allow-oom
+-- reserve_tokens.lua: reserve a block of a queue's fencing tokens (see tokens.py).
+--
+-- KEYS[1] the queue's lease counter (QueueKeys.lease_seq)
+-- ARGV[1] how many tokens
+--
+-- Returns: the last token of the block.
+-- Invariants: a script, not a bare INCRBY, so that a full Redis (allow-oom) still
+-- hands out tokens: leasing is what drains it.
+return redis.call('INCRBY', KEYS[1], ARGV[1])
