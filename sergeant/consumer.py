@@ -620,6 +620,14 @@ class Consumer:
         self._unstarted, self._running = collections.deque(), {}
         if give_back:
             self._on_close("release", lambda: self.broker.release(self.queue, give_back))
+        # A pull cut off by the stop (its reply never read) still holds leases: the
+        # broker knows them by owner.
+        queue, owner = self.queue, self.owner
+        self._on_close(
+            "release",
+            lambda: self.broker.connector.release_owned(queue, owner),
+            retry_seconds=0.0,
+        )
         self._record.clear_running()
 
     def _on_close(
