@@ -42,7 +42,7 @@ from sergeant.errors import BrokerFull, ConnectorError
 from sergeant.executor import Outcome
 from sergeant.objects import Task
 
-__all__ = ["Consumer", "StarvationCallback"]
+__all__ = ["Consumer", "StarvationCallback", "new_owner_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,20 +57,14 @@ _RUNNING, _IDLE = _running.RUNNING, _running.IDLE
 CLOSE_RETRY_SECONDS = 5.0
 
 
-_owner_ids: dict[int, str] = {}
+def new_owner_id() -> str:
+    """A fresh id for the leases of one work loop: ``host:pid:nonce``.
 
-
-def worker_owner_id() -> str:
-    """The id of this worker process recorded with its leases: ``host:pid:nonce``.
-
-    The nonce keeps a later process that reuses the pid from owning (and so renewing)
-    leases a dead one left behind.
+    The nonce tells apart two workers of one process, and a later process that reuses
+    the pid, so one never renews or releases (``Connector.extend_owned``,
+    ``release_owned``) the leases of another.
     """
-    pid = os.getpid()
-    owner = _owner_ids.get(pid)
-    if owner is None:
-        owner = _owner_ids[pid] = f"{socket.gethostname()}:{pid}:{secrets.token_hex(3)}"
-    return owner
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def _warn_if_leases_can_lapse(config: WorkerConfig) -> None:
@@ -99,6 +93,7 @@ class Consumer:
         on_starvation: called with the idle seconds while no task comes.
         thread_state: where the task running in each thread is kept
             (``thread_state.task``, for ``Worker.get_trace_id``).
+        owner: the id its leases are recorded under (see :func:`new_owner_id`).
     """
 
     def __init__(
@@ -107,12 +102,13 @@ class Consumer:
         config: WorkerConfig,
         on_starvation: StarvationCallback | None = None,
         thread_state: threading.local | None = None,
+        owner: str | None = None,
     ) -> None:
         self.broker = broker
         self.config = config
         self.queue = config.name
         self.at_least_once = config.delivery == "at_least_once"
-        self.owner = worker_owner_id()
+        self.owner = owner or new_owner_id()
         self.on_starvation = on_starvation
         self.thread_state = thread_state if thread_state is not None else threading.local()
         self.tasks_done = 0

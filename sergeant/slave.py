@@ -28,7 +28,6 @@ import typing
 
 from sergeant import _parent, _running
 from sergeant.config import WorkerConfig
-from sergeant.consumer import worker_owner_id
 from sergeant.errors import ConfigError, ConnectorError, WorkerImportError
 from sergeant.killer import ShutdownRequested
 from sergeant.killer.process import kill_tree
@@ -70,7 +69,7 @@ def load_worker_class(module_name: str, class_name: str) -> type[Worker]:
     return worker_class
 
 
-def lease_keeping(config: WorkerConfig) -> dict[str, typing.Any] | None:
+def lease_keeping(config: WorkerConfig, owner: str) -> dict[str, typing.Any] | None:
     """What the supervisor needs to keep this process's leases (see ``SlaveStatus.leases``)."""
     if config.delivery != "at_least_once":
         return None
@@ -89,7 +88,7 @@ def lease_keeping(config: WorkerConfig) -> dict[str, typing.Any] | None:
         "type": connector.type,
         "params": connector.params,
         "queue": config.name,
-        "owner": worker_owner_id(),
+        "owner": owner,
         "lease_seconds": config.lease_seconds,
         "max_deliveries": config.max_deliveries,
     }
@@ -182,7 +181,7 @@ class Slave:
         try:
             self.worker = worker_class()
             self.status.grace_period = self.worker.config.timeouts.grace_period
-            self.status.leases = lease_keeping(self.worker.config)
+            self.status.leases = lease_keeping(self.worker.config, self.worker.owner_id)
             self._report()
             self.worker.init_worker()
         except ConfigError as exc:

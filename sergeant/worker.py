@@ -30,7 +30,7 @@ from sergeant._tracked import TrackedTasks
 from sergeant.broker import Broker
 from sergeant.config import WorkerConfig
 from sergeant.connector import DeadLetter, Lock, Priority, create
-from sergeant.consumer import Consumer
+from sergeant.consumer import Consumer, new_owner_id
 from sergeant.encoder import Encoder
 from sergeant.errors import BrokerFileReplaced, ConfigError, SergeantError
 from sergeant.executor import Executor, SerialExecutor
@@ -100,6 +100,15 @@ class Worker:
         self.logger = logging.getLogger(config.name)
         self._current = threading.local()
         self._consumer: Consumer | None = None
+
+    @property
+    def owner_id(self) -> str:
+        """The id this worker's leases are recorded under (``host:pid:nonce``), made
+        on first use; a supervisor keeps the leases of its child by it."""
+        owner: str | None = self.__dict__.get("_owner_id")
+        if owner is None:
+            owner = self.__dict__["_owner_id"] = new_owner_id()
+        return owner
 
     # -- set-up -----------------------------------------------------------------------
 
@@ -319,7 +328,9 @@ class Worker:
             summary.end_time = _utcnow()
             return summary
         started, started_cpu = time.perf_counter(), time.process_time()
-        self._consumer = Consumer(self.broker, self.config, self._handle_starvation, self._current)
+        self._consumer = Consumer(
+            self.broker, self.config, self._handle_starvation, self._current, self.owner_id
+        )
         try:
             with _gc.fewer_collections():
                 execute = self.executor.execute_tasks
