@@ -6,12 +6,14 @@ what it pulled but did not start, and its running task gets the grace period.
 No supervisor is left to kill it after that, so it kills itself (and its
 children) if it is still alive ``grace_period + EXIT_MARGIN_SECONDS`` later.
 
-Two ways of noticing, because neither is enough alone: on Linux the kernel sends
-SIGTERM the moment the parent dies (``PR_SET_PDEATHSIG``), and the SIGTERM handler
-then arms the bounded exit; a watcher thread also compares ``os.getppid()`` with
-the supervisor's pid every :data:`WATCH_SECONDS`, and sends the SIGTERM itself
-where the kernel does not. A parent that died before the kernel was asked is
-caught by :func:`watch` itself.
+Two ways of noticing, because neither is enough alone: a watcher thread compares
+``os.getppid()`` with the supervisor's pid every :data:`WATCH_SECONDS`, and on Linux
+the kernel also sends :data:`DEATH_SIGNAL` the moment the parent dies
+(``PR_SET_PDEATHSIG``), which only wakes the watcher at once. Either way the watcher
+then sends this process one SIGTERM, the slave's graceful stop. The death signal is
+not SIGTERM itself: the kernel sends it again as each thread of a multi-threaded
+parent exits, and a second SIGTERM means "kill now". A parent that died before the
+kernel was asked is caught by :func:`watch` itself.
 
 A worker started by hand (no ``--supervisor-pid``) watches nothing: it keeps
 running when the shell that started it exits.
@@ -26,12 +28,18 @@ import signal
 import sys
 import threading
 import time
-import types
 import typing
 
 from sergeant.killer.process import kill_tree
 
-__all__ = ["EXIT_MARGIN_SECONDS", "WATCH_SECONDS", "ParentWatch", "request_death_signal", "watch"]
+__all__ = [
+    "DEATH_SIGNAL",
+    "EXIT_MARGIN_SECONDS",
+    "WATCH_SECONDS",
+    "ParentWatch",
+    "request_death_signal",
+    "watch",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +50,11 @@ WATCH_SECONDS = 1.0
 EXIT_MARGIN_SECONDS = 1.0
 #: ``prctl`` option: the signal this process gets when its parent dies (Linux).
 _PR_SET_PDEATHSIG = 1
+#: The kernel's parent-death signal: it wakes the watcher (see the module docstring).
+DEATH_SIGNAL = signal.SIGHUP
+#: Seconds the watcher keeps looking after a death signal for the parent to change
+#: (the signal can come as the parent's first thread exits, before the reparenting).
+_WOKEN_LOOK_SECONDS = 2.0
 
 
 def request_death_signal(signum: int) -> bool:
@@ -66,8 +79,6 @@ class ParentWatch(threading.Thread):
         parent_pid: the supervisor's pid.
         grace_seconds: the running task's grace period, read when the parent is gone.
         stopping: True once this worker is already stopping (it was signalled).
-        kernel_signals: the kernel sends SIGTERM itself when the parent dies, so
-            this thread must not send a second one (a second SIGTERM kills at once).
     """
 
     def __init__(
@@ -75,29 +86,29 @@ class ParentWatch(threading.Thread):
         parent_pid: int,
         grace_seconds: typing.Callable[[], float],
         stopping: typing.Callable[[], bool],
-        kernel_signals: bool,
     ) -> None:
         super().__init__(name="sergeant-parent-watch", daemon=True)
         self.parent_pid = parent_pid
         self.grace_seconds = grace_seconds
         self.stopping = stopping
-        self.kernel_signals = kernel_signals
-        self.gone = threading.Event()
+        self.woken = threading.Event()
         self._announced = False
 
-    def on_sigterm(self) -> None:
-        """Called first by the SIGTERM handler: the kernel's signal arms the exit at once."""
-        if os.getppid() != self.parent_pid:
-            self._announce()
-            self.gone.set()
+    def wake(self) -> None:
+        """The kernel's death signal came: look now (safe in a signal handler)."""
+        self.woken.set()
 
     def run(self) -> None:
-        while not self.gone.wait(WATCH_SECONDS):
+        look_until = 0.0
+        while True:
+            if self.woken.wait(0.01 if time.monotonic() < look_until else WATCH_SECONDS):
+                self.woken.clear()
+                look_until = time.monotonic() + _WOKEN_LOOK_SECONDS
             if os.getppid() != self.parent_pid:
-                self._announce()
-                if not self.kernel_signals and not self.stopping():
-                    os.kill(os.getpid(), signal.SIGTERM)  # the slave's graceful stop
                 break
+        self._announce()
+        if not self.stopping():
+            os.kill(os.getpid(), signal.SIGTERM)  # the slave's graceful stop, once
         time.sleep(self.grace_seconds() + EXIT_MARGIN_SECONDS)
         self._kill_self()
 
@@ -132,14 +143,15 @@ def watch(
 ) -> bool:
     """Stop this worker when ``parent_pid`` is gone (see the module docstring).
 
-    Call it once, in the main thread, after the SIGTERM handler is installed: it
-    runs that handler after its own.
+    Call it once, in the main thread (it installs the :data:`DEATH_SIGNAL` handler).
 
     Returns:
         False if the parent is gone already (the caller should end now); True
         once the watch is on.
     """
-    kernel_signals = request_death_signal(signal.SIGTERM)
+    watcher = ParentWatch(parent_pid, grace_seconds, stopping)
+    signal.signal(DEATH_SIGNAL, lambda signum, frame: watcher.wake())
+    request_death_signal(DEATH_SIGNAL)
     # Checked after asking the kernel: a parent that died before never triggers it.
     if os.getppid() != parent_pid:
         logger.warning(
@@ -148,15 +160,5 @@ def watch(
             extra={"event": "supervisor_gone", "supervisor_pid": parent_pid},
         )
         return False
-    watcher = ParentWatch(parent_pid, grace_seconds, stopping, kernel_signals)
-    handler = signal.getsignal(signal.SIGTERM)
-    if callable(handler):
-        then = handler
-
-        def on_sigterm(signum: int, frame: types.FrameType | None) -> None:
-            watcher.on_sigterm()
-            then(signum, frame)
-
-        signal.signal(signal.SIGTERM, on_sigterm)
     watcher.start()
     return True

@@ -220,6 +220,11 @@ class Slave:
 
     def _on_signal(self, signum: int, frame: types.FrameType | None) -> None:
         if self._terminating:  # a second signal: no more grace
+            logger.error(
+                "a second %s: killing this worker and its children at once",
+                signal.Signals(signum).name,
+                extra={"event": "worker_killed"},
+            )
             kill_tree(os.getpid())
             os.kill(os.getpid(), signal.SIGKILL)
         self._terminating = True

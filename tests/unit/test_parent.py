@@ -9,6 +9,7 @@ import signal
 import pytest
 
 from sergeant import _parent
+from tests.servers import wait_until
 
 #: Not this process's parent: the watch sees its "supervisor" gone at once.
 NOT_OUR_PARENT = os.getppid() + 100_000
@@ -33,8 +34,8 @@ def signals(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     return sent
 
 
-def _watch_until_it_ends(kernel_signals: bool, stopping: bool) -> None:
-    watcher = _parent.ParentWatch(NOT_OUR_PARENT, lambda: 0.0, lambda: stopping, kernel_signals)
+def _watch_until_it_ends(stopping: bool) -> None:
+    watcher = _parent.ParentWatch(NOT_OUR_PARENT, lambda: 0.0, lambda: stopping)
     watcher.start()
     watcher.join(timeout=10)
     assert not watcher.is_alive()
@@ -45,7 +46,7 @@ def test_without_the_kernel_the_watch_sends_sigterm_then_kills_after_the_grace(
 ) -> None:
     """The polling path: SIGTERM for the graceful stop, then the bounded exit."""
     with caplog.at_level(logging.WARNING, logger="sergeant._parent"):
-        _watch_until_it_ends(kernel_signals=False, stopping=False)
+        _watch_until_it_ends(stopping=False)
     assert signals == [
         ("kill", signal.SIGTERM),
         ("kill_tree", os.getpid()),
@@ -57,20 +58,24 @@ def test_without_the_kernel_the_watch_sends_sigterm_then_kills_after_the_grace(
     ]
 
 
-@pytest.mark.parametrize(("kernel_signals", "stopping"), [(True, False), (False, True)])
-def test_no_second_sigterm_when_the_kernel_sent_one_or_the_worker_is_stopping(
-    signals: list[tuple[str, int]], kernel_signals: bool, stopping: bool
+def test_no_second_sigterm_when_the_worker_is_stopping_already(
+    signals: list[tuple[str, int]],
 ) -> None:
     """A second SIGTERM would kill the worker at once: only the bounded exit remains."""
-    _watch_until_it_ends(kernel_signals, stopping)
+    _watch_until_it_ends(stopping=True)
     assert signals == [("kill_tree", os.getpid()), ("kill", signal.SIGKILL)]
 
 
-def test_a_sigterm_while_the_parent_lives_arms_nothing() -> None:
-    """A plain SIGTERM (the supervisor stopping the fleet) is not a dead supervisor."""
-    watcher = _parent.ParentWatch(os.getppid(), lambda: 0.0, lambda: False, kernel_signals=True)
-    watcher.on_sigterm()
-    assert not watcher.gone.is_set()
+def test_a_death_signal_while_the_parent_lives_stops_nothing(
+    signals: list[tuple[str, int]],
+) -> None:
+    """The kernel's signal only wakes the watch; the parent's pid decides."""
+    watcher = _parent.ParentWatch(os.getppid(), lambda: 0.0, lambda: False)
+    watcher.start()
+    watcher.wake()
+    wait_until(lambda: not watcher.woken.is_set(), timeout=10, message="the watch to look")
+    assert signals == []
+    assert watcher.is_alive()
 
 
 def test_a_parent_gone_before_the_watch_ends_the_worker_at_once(
