@@ -4,7 +4,8 @@ Checks out both revisions (``git worktree``, in a temporary directory), then run
 batched at-least-once consume of ``--n`` no-op tasks on one private Redis, each run in
 a fresh process importing one revision, alternating BEFORE and AFTER ``--rounds``
 times. It prints the worker's CPU time per task (``time.process_time``) of each run
-and the medians' ratio: CPU time is what a noisy shared machine perturbs least.
+and its throughput, and the medians' ratios: CPU time is what a noisy shared machine
+perturbs least.
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ w.purge_tasks()
 for start in range(0, n, 10000):
     w.push_tasks([{"i": i} for i in range(start, min(n, start + 10000))])
 w.init_worker()
-cpu = time.process_time()
+cpu, wall = time.process_time(), time.perf_counter()
 w.work_loop()
-print((time.process_time() - cpu) / n * 1e6)
+print((time.process_time() - cpu) / n * 1e6, n / (time.perf_counter() - wall))
 """
 
 
@@ -69,6 +70,7 @@ def main() -> int:
         for name, rev in (("before", args.before), ("after", args.after))
     }
     results: dict[str, list[float]] = {"before": [], "after": []}
+    rates: dict[str, list[float]] = {"before": [], "after": []}
     try:
         for _ in range(args.rounds):
             for name, tree in trees.items():
@@ -77,8 +79,10 @@ def main() -> int:
                     [sys.executable, "-c", _RUN, str(server.port), str(args.n), str(args.batch)],
                     env=env, cwd=tree, check=True, capture_output=True, text=True,
                 )  # fmt: skip
-                results[name].append(float(out.stdout.split()[-1]))
-                print(f"{name}: {results[name][-1]:.2f} µs/task", flush=True)
+                cpu, rate = map(float, out.stdout.split()[-2:])
+                results[name].append(cpu)
+                rates[name].append(rate)
+                print(f"{name}: {cpu:.2f} µs/task of CPU, {rate:,.0f} tasks/s", flush=True)
     finally:
         server.close()
         for tree in trees.values():
@@ -86,6 +90,9 @@ def main() -> int:
     before, after = (statistics.median(results[k]) for k in ("before", "after"))
     print(f"median CPU per task: before {before:.2f} µs, after {after:.2f} µs, "
           f"after/before {after / before:.3f}")  # fmt: skip
+    slow, fast = (statistics.median(rates[k]) for k in ("before", "after"))
+    print(f"median throughput: before {slow:,.0f}/s, after {fast:,.0f}/s, "
+          f"after/before {fast / slow:.3f}")  # fmt: skip
     return 0
 
 

@@ -61,6 +61,13 @@ def test_workers_ride_out_redis_restarts(durable_redis: RedisServer, tmp_path: P
     try:
         workers = [chaos.start_worker(), chaos.start_worker()]
         producer.start()
+        # Both up before the first restart: a worker whose start-up check met a
+        # restarting server exits at once, by design (one clear error at start).
+        wait_until(
+            lambda: {pid for _, _, pid in chaos.done()} == {w.pid for w in workers},
+            timeout=60,
+            message="both workers running tasks",
+        )
         for restart in range(RESTARTS + 1):
             # Progress before each restart, and after the last: consumption goes on.
             target = len(chaos.done()) + 20
