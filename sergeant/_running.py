@@ -1,21 +1,29 @@
 """What a worker process is running, kept where its supervisor can read it after a death.
 
 The supervisor passes a file to each worker process it starts
-(``python -m sergeant.slave --running-file PATH``). The worker maps it and, for each
-executor thread, writes the lease of the task it starts into that thread's cell and
-clears the cell when the task is settled: two writes to shared memory per task, no
-system call. When the process dies (a signal, ``os._exit``, the watchdog's kill) the
-page cache still holds the cells, so the supervisor knows which task was running and
-charges that delivery to it (``Connector.charge_many``), while every other lease of the
-dead process goes back uncharged (``Connector.release_owned``).
+(``python -m sergeant.slave --running-file PATH``). The worker maps it and writes the
+lease of the task it hands to the executor, and clears it when the task is settled:
+stores into shared memory, no system call. When the process dies (a signal,
+``os._exit``, the watchdog's kill) the page cache still holds them, so the supervisor
+knows which task was running and charges that delivery to it
+(``Connector.charge_many``), while every other lease of the dead process goes back
+uncharged (``Connector.release_owned``).
 
-A cell is nine 8-byte words. States: :data:`IDLE`; :data:`RUNNING`, the hot path's
-narrow form, where words 1-3 are the token, slot and node (for connectors whose
-``Connector.fenced_by_token`` is True: Redis and SQLite name a lease by those alone);
-:data:`RUNNING_WIDE`, the whole :data:`CELL` (a 128-bit MongoDB token, and the item
-id); and :data:`CHARGED` when the worker charged the task itself before ending (it
-raised ``SystemExit`` or another ``BaseException``).
-Without a file (no supervisor) the cells live in this process's memory only.
+The file is 8-byte words. Word 0 is the form (:data:`WIDE`, :data:`BY_SLOT`,
+:data:`BY_TOKEN`), then the cells:
+
+* the lean forms, for one executor thread on a connector whose
+  ``Connector.names_running_by`` says how a lease is named cheaply: word 1 marks the
+  running task (0: none) by its slot in its batch (Redis: words 2 and 3 hold the
+  batch's token and node, written once per batch) or by its token (SQLite); word 4
+  is 1 when the worker charged the task itself before ending (it raised
+  ``SystemExit`` or another ``BaseException``). The hot path costs one store per
+  task started and one per task settled;
+* the wide form, one :data:`CELL` per executor thread: state (:data:`IDLE`,
+  :data:`RUNNING`, :data:`CHARGED`), the token (two words: a MongoDB token is 128
+  bits), deliveries, node, slot and item id.
+
+Without a file (no supervisor) the words live in this process's memory only.
 """
 
 from __future__ import annotations
@@ -29,10 +37,12 @@ import threading
 from sergeant.connector import Delivery
 
 __all__ = [
+    "BY_SLOT",
+    "BY_TOKEN",
     "CHARGED",
     "IDLE",
     "RUNNING",
-    "RUNNING_WIDE",
+    "WIDE",
     "RunningCell",
     "RunningRecord",
     "file_path",
@@ -40,7 +50,12 @@ __all__ = [
     "use_file",
 ]
 
-IDLE, RUNNING, CHARGED, RUNNING_WIDE = 0, 1, 2, 3
+IDLE, RUNNING, CHARGED = 0, 1, 2
+#: The forms of the file (its word 0).
+WIDE, BY_SLOT, BY_TOKEN = 0, 1, 2
+#: The lean forms' words: the running mark, the batch token and node, charged.
+MARK, BATCH_TOKEN, BATCH_NODE, CHARGED_FLAG = 1, 2, 3, 4
+_HEADER = 8  # bytes before the first wide cell: the form word
 #: state, token low and high words, deliveries, node, slot, item id (UTF-8, NUL-padded).
 CELL = struct.Struct("<qQQiii36s")
 _LOW = (1 << 64) - 1
@@ -69,34 +84,38 @@ class RunningCell:
 
 
 class RunningRecord:
-    """This process's cells: one per executor thread.
+    """This process's running tasks.
 
     Args:
         threads: how many tasks may run at once (``number_of_threads``).
+        form: :data:`BY_SLOT` or :data:`BY_TOKEN` for the lean form (one thread),
+            else :data:`WIDE`.
     """
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, form: int = WIDE) -> None:
+        self.form = form if threads == 1 else WIDE
         self.cells = max(1, threads)
-        size = self.cells * CELL.size
+        size = _HEADER + self.cells * CELL.size
         self._mmap: mmap.mmap | None = None
         if _file_path is None:
             self._buffer: bytearray | mmap.mmap = bytearray(size)
         else:
             fd = os.open(_file_path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                os.ftruncate(fd, 0)  # no cell of an earlier process survives
+                os.ftruncate(fd, 0)  # nothing of an earlier process survives
                 os.ftruncate(fd, size)
                 self._mmap = self._buffer = mmap.mmap(fd, size)
             finally:
                 os.close(fd)
-        #: The cells as 8-byte words: the consumer writes the narrow form itself.
+        #: The file as 8-byte words: the consumer writes the lean form itself.
         self.words = memoryview(self._buffer).cast("q")
+        self.words[0] = self.form
         self._pack = CELL.pack_into
         self._threads: dict[int, int] = {}
         self._lock = threading.Lock()
 
     def cell_of_this_thread(self) -> int:
-        """The cell of the calling thread (one thread: always 0)."""
+        """The wide cell of the calling thread (one thread: always 0)."""
         if self.cells == 1:
             return 0
         ident = threading.get_ident()
@@ -107,12 +126,12 @@ class RunningRecord:
         return cell
 
     def start(self, cell: int, delivery: Delivery) -> None:
-        """``delivery``'s task starts in ``cell``."""
+        """``delivery``'s task starts in wide cell ``cell``."""
         _, item_id, token, deliveries, node, slot = delivery
         self._pack(
             self._buffer,
-            cell * CELL.size,
-            RUNNING_WIDE,
+            _HEADER + cell * CELL.size,
+            RUNNING,
             token & _LOW,
             token >> 64 & _LOW,
             deliveries,
@@ -123,43 +142,64 @@ class RunningRecord:
 
     def clear(self, cell: int) -> None:
         """The task of ``cell`` is settled."""
-        self.words[cell * _STATE_WORDS] = IDLE
+        if self.form == WIDE:
+            self.words[_state_word(cell)] = IDLE
+        else:
+            self.words[MARK] = 0
 
     def charged(self, cell: int) -> None:
         """The task of ``cell`` was charged by this process (it is ending because of it)."""
-        self.words[cell * _STATE_WORDS] = CHARGED
+        if self.form == WIDE:
+            self.words[_state_word(cell)] = CHARGED
+        else:
+            self.words[CHARGED_FLAG] = 1
 
     def clear_running(self) -> None:
-        """Every running cell is idle again (their tasks were given back)."""
+        """Nothing runs any more (the tasks were given back); charged marks stay."""
         words = self.words
+        if self.form != WIDE:
+            if not words[CHARGED_FLAG]:
+                words[MARK] = 0
+            return
         for cell in range(self.cells):
-            if words[cell * _STATE_WORDS] in (RUNNING, RUNNING_WIDE):
-                words[cell * _STATE_WORDS] = IDLE
+            if words[_state_word(cell)] == RUNNING:
+                words[_state_word(cell)] = IDLE
 
     def close(self) -> None:
-        """Unmap the file (its cells stay there)."""
+        """Unmap the file (what it says stays there)."""
         self.words.release()
         if self._mmap is not None:
             self._mmap.close()
 
 
+def _state_word(cell: int) -> int:
+    return (_HEADER + cell * CELL.size) // 8
+
+
 def read_running(path: str) -> list[RunningCell]:
-    """The cells of ``path`` that are not idle; [] when there is no such file."""
+    """What ``path`` says runs (or was charged); [] when there is no such file."""
     try:
         with open(path, "rb") as file:
             data = file.read()
     except OSError:
         return []
+    if len(data) < _HEADER + CELL.size:
+        return []
+    form, mark, token, node, charged = struct.unpack_from("<5q", data)
+    if form != WIDE:
+        if not mark:
+            return []
+        state = CHARGED if charged else RUNNING
+        if form == BY_SLOT:
+            return [RunningCell(state, Delivery(b"", "", token, 0, node, mark))]
+        return [RunningCell(state, Delivery(b"", "", mark, 0, 0, 0))]
     found = []
-    for offset in range(0, len(data) - CELL.size + 1, CELL.size):
+    for offset in range(_HEADER, len(data) - CELL.size + 1, CELL.size):
         state, low, high, deliveries, node, slot, raw_id = CELL.unpack_from(data, offset)
-        if state == RUNNING:  # narrow: token, slot, node in words 1-3
-            token, slot, node = struct.unpack_from("<qqq", data, offset + 8)
-            found.append(RunningCell(RUNNING, Delivery(b"", "", token, 0, node, slot)))
-        elif state != IDLE:
+        if state != IDLE:
             item_id = raw_id.rstrip(b"\0").decode("utf-8", "replace")
             delivery = Delivery(b"", item_id, _token(low, high), deliveries, node, slot)
-            found.append(RunningCell(RUNNING if state == RUNNING_WIDE else state, delivery))
+            found.append(RunningCell(state, delivery))
     return found
 
 

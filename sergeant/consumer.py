@@ -50,7 +50,7 @@ StarvationCallback = typing.Callable[[int], None]
 
 _MAX_RETRIES = Outcome.MAX_RETRIES  # looked up once: settle() runs per task
 _ABORTED = Outcome.ABORTED
-_RUNNING, _IDLE = _running.RUNNING, _running.IDLE
+_LEAN_FORMS: dict[str | None, int] = {"slot": _running.BY_SLOT, "token": _running.BY_TOKEN}
 
 #: Seconds ``close()`` keeps retrying acknowledgements and releases while the broker is
 #: unreachable; after that their leases simply expire and the tasks run again.
@@ -136,11 +136,14 @@ class Consumer:
         self._heartbeat: Heartbeat | None = None
         self.presence = _presence.Presence(self.queue)
         self._presence_refused = _full.Throttle()
-        # Where the supervisor finds the running task if this process dies. One thread
-        # on a broker fenced by token: the narrow form, written here (see _running).
-        self._record = _running.RunningRecord(config.number_of_threads)
+        # Where the supervisor finds the running task if this process dies; the lean
+        # form (one thread) is written here, one store per task (see _running).
+        form = _LEAN_FORMS.get(broker.connector.names_running_by, _running.WIDE)
+        self._record = _running.RunningRecord(config.number_of_threads, form)
         self._words = self._record.words
-        self._narrow = config.number_of_threads == 1 and broker.connector.fenced_by_token
+        self._lean = self._record.form != _running.WIDE
+        self._by_slot = self._record.form == _running.BY_SLOT
+        self._mark_field = 5 if self._by_slot else 2  # Delivery.slot, Delivery.token
         if self.at_least_once and _running.file_path() is None:
             _warn_if_leases_can_lapse(config)
 
@@ -182,13 +185,20 @@ class Consumer:
     def _hand_out(self, tasks: list[Task]) -> typing.Iterator[Task]:
         """The tasks of a leased batch, each running from now on (see ``__init__``)."""
         unstarted, running = self._unstarted, self._running
-        narrow, words = self._narrow, self._words
+        if not self._lean:
+            for task in tasks:
+                running[id(task)] = unstarted[0]  # enter running, then leave
+                unstarted.popleft()
+                yield task
+            return
+        words, field = self._words, self._mark_field
+        if self._by_slot and unstarted:  # one lease call: one token, one node
+            words[_running.BATCH_TOKEN] = unstarted[0].token
+            words[_running.BATCH_NODE] = unstarted[0].node
         for task in tasks:
             delivery = running[id(task)] = unstarted[0]  # enter running, then leave
             unstarted.popleft()
-            if narrow:  # the executor starts it now: the supervisor must know
-                words[1], words[2], words[3] = delivery[2], delivery[5], delivery[4]
-                words[0] = _RUNNING  # last: the cell is whole when it says running
+            words[1] = delivery[field]  # type: ignore[assignment]  # an int field: see __init__
             yield task
 
     def _pull(self, count: int) -> list[Task]:
@@ -343,8 +353,8 @@ class Consumer:
         self.thread_state.task = task
         key = id(task)
         self._current[key] = (task.id, time.time())
-        if self._narrow:
-            return  # recorded as it was handed out (see __iter__)
+        if self._lean:
+            return  # recorded as it was handed out (see _hand_out)
         delivery = self._running.get(key)
         if delivery is not None:
             record = self._record
@@ -365,8 +375,8 @@ class Consumer:
             if delivery is not None:
                 self._to_ack.append(delivery)  # see __init__: enter settled, then leave running
                 del running[key]
-                if self._narrow:
-                    self._words[0] = _IDLE
+                if self._lean:
+                    self._words[1] = 0
                 else:
                     self._record.clear(self._record.cell_of_this_thread())
             return

@@ -80,9 +80,12 @@ class Connector(abc.ABC):
     #: (Redis on one server), so a pull can overlap the running batch; a worker's
     #: default ``prefetch`` is on for batches only then. Set per instance.
     overlaps_pulls: bool = False
-    #: True when :meth:`charge_many` needs only a delivery's ``token``, ``slot`` and
-    #: ``node`` (an empty ``item_id`` is fine): what a worker records per started task.
-    fenced_by_token: typing.ClassVar[bool] = False
+    #: How a worker names the lease of the task it runs, cheaply, for
+    #: :meth:`charge_many`: ``'slot'`` (every lease call makes one batch under one
+    #: token on one node; the slot names the item: Redis on one server or a cluster),
+    #: ``'token'`` (the token alone names the item: SQLite), or None (the whole
+    #: delivery is needed). Set per instance where it depends on the set-up.
+    names_running_by: typing.Literal["slot", "token"] | None = None
 
     # -- ready and delayed items ------------------------------------------------
 

@@ -80,7 +80,7 @@ class Connector(_connector.Connector):
 
     name: typing.ClassVar[str] = "local"
     supports_blocking: typing.ClassVar[bool] = False
-    fenced_by_token: typing.ClassVar[bool] = True
+    names_running_by: typing.Literal["slot", "token"] | None = "token"
 
     def __init__(self, file_path: str | os.PathLike[str]) -> None:
         self.file_path = os.fspath(file_path)

@@ -70,7 +70,6 @@ class Connector(_connector.Connector):
 
     name = "redis"
     supports_blocking = True
-    fenced_by_token: typing.ClassVar[bool] = True
 
     def __init__(
         self,
@@ -90,6 +89,10 @@ class Connector(_connector.Connector):
         #: False with several independent nodes: order holds per node only.
         self.ordered = self._settings.cluster or len(self._settings.nodes) == 1
         self.overlaps_pulls = not self._settings.cluster and len(self._settings.nodes) == 1
+        # Several independent nodes: one pull may join batches of several tokens.
+        self.names_running_by: typing.Literal["slot", "token"] | None = (
+            "slot" if self.ordered else None
+        )
         self._nodes: list[Node] = []
         self._rotation = spread.Rotation()
         self._ids = entries.IdMaker()
