@@ -144,6 +144,7 @@ class Consumer:
         self._lean = self._record.form != _running.WIDE
         self._by_slot = self._record.form == _running.BY_SLOT
         self._mark_field = 5 if self._by_slot else 2  # Delivery.slot, Delivery.token
+        self._scratch = memoryview(bytearray(16)).cast("q")  # the wide form's dummy marks
         if self.at_least_once and _running.file_path() is None:
             _warn_if_leases_can_lapse(config)
 
@@ -169,8 +170,7 @@ class Consumer:
             pulled += len(tasks)
             idle_since = time.monotonic()
             if not self.at_least_once:
-                if self._prefetch_depth:
-                    self._top_up(pulled, [count for count, _ in self._popping], self._start_pop)
+                self._pop_ahead(pulled)
                 popped = self._popped
                 while popped:
                     yield popped.popleft()
@@ -180,26 +180,33 @@ class Consumer:
                 # trips overlap this batch; they carry the last batches' acknowledgements.
                 asked = [pending.count for pending in list(self._prefetched)]  # a copy: see
                 self._top_up(pulled, asked, self._start_prefetch)  # unblock_if_stalled
-            yield from self._hand_out(tasks)
-
-    def _hand_out(self, tasks: list[Task]) -> typing.Iterator[Task]:
-        """The tasks of a leased batch, each running from now on (see ``__init__``)."""
-        unstarted, running = self._unstarted, self._running
-        if not self._lean:
+            unstarted, running = self._unstarted, self._running
+            words, field = self._batch_marks()
             for task in tasks:
-                running[id(task)] = unstarted[0]  # enter running, then leave
-                unstarted.popleft()
+                delivery = running[id(task)] = unstarted[0]  # see __init__: enter running,
+                unstarted.popleft()  # then leave
+                words[1] = delivery[field]  # type: ignore[assignment]  # it starts now
                 yield task
-            return
-        words, field = self._words, self._mark_field
-        if self._by_slot and unstarted:  # one lease call: one token, one node
-            words[_running.BATCH_TOKEN] = unstarted[0].token
-            words[_running.BATCH_NODE] = unstarted[0].node
-        for task in tasks:
-            delivery = running[id(task)] = unstarted[0]  # enter running, then leave
-            unstarted.popleft()
-            words[1] = delivery[field]  # type: ignore[assignment]  # an int field: see __init__
-            yield task
+
+    def _pop_ahead(self, pulled: int) -> None:
+        """At-most-once: send pops ahead up to ``prefetch``."""
+        if self._prefetch_depth:
+            self._top_up(pulled, [count for count, _ in self._popping], self._start_pop)
+
+    def _batch_marks(self) -> tuple[memoryview, int]:
+        """Where the loop marks each task of the batch now in ``_unstarted`` as running:
+        the record's words and the Delivery field to write in word 1 (see _running).
+
+        The batch's token and node are written here, once (lean form by slot); with the
+        wide form the marks go to a scratch buffer and ``started`` writes the cell.
+        """
+        if not self._lean:
+            return self._scratch, 2
+        if self._by_slot and self._unstarted:  # one lease call: one token, one node
+            first = self._unstarted[0]
+            self._words[_running.BATCH_TOKEN] = first.token
+            self._words[_running.BATCH_NODE] = first.node
+        return self._words, self._mark_field
 
     def _pull(self, count: int) -> list[Task]:
         """The next batch: leased (its deliveries in ``_unstarted``) or, at-most-once, popped."""
