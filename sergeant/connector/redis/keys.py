@@ -22,7 +22,9 @@ key: a push is one RPUSH, a lease one LPOP plus one record per batch. ::
                                               'T:f' -> one '1'/'0' per entry (still held?),
                                               'T:n' -> how many are still held,
                                               'T:o' -> the owner (worker process) of T,
-                                              'T:a' -> acknowledgements its call made
+                                              'T:a' -> acknowledgements its call made;
+                                              '#seq' -> the lease counter as of the last
+                                              reservation (a token above it is unknown)
     sergeant:{emails}:leased          zset    token -> lease deadline (Unix s, server clock)
     sergeant:{emails}:leased:count    string  items under lease, all batches together
     sergeant:{emails}:leases:seq      string  last fencing token reserved (clients take

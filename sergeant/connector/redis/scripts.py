@@ -278,7 +278,7 @@ class Scripts:
 
     def reserve_tokens(self, k: QueueKeys, count: int = TOKEN_BLOCK) -> int:
         """Reserve ``count`` fencing tokens of ``k``; returns the last of them."""
-        return int(self._reserve_tokens((k.lease_seq,), (count,)))
+        return int(self._reserve_tokens((k.lease_seq, k.leases), (count,)))
 
     def ack(self, k: QueueKeys, pairs: typing.Sequence[Arg]) -> int:
         """Acknowledge the held entries among ``pairs`` (token, slots); count them."""

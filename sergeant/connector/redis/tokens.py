@@ -20,6 +20,7 @@ loses its data loses the fencing of the leases it held).
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import threading
 import typing
@@ -43,28 +44,32 @@ class Tokens:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._blocks: dict[str, tuple[int, int]] = {}  # counter key -> (next, last)
+        # Counter key -> (the next tokens of this client's block, its last one).
+        self._blocks: dict[str, tuple[itertools.count[int], int]] = {}
         self._unanswered: dict[str, collections.deque[int]] = {}
         # Counter key -> the last token of a block the server forgot: new ones go above.
         self._floor: dict[str, int] = {}
 
     def take(self, node: Node, k: QueueKeys) -> int:
         """The token of the next lease call: an unanswered one first, else a fresh one."""
-        with self._lock:
-            again = self._unanswered.get(k.lease_seq)
-            if again:
-                return again.popleft()
-            following, last = self._blocks.get(k.lease_seq, (1, 0))
-            if following <= last:
-                self._blocks[k.lease_seq] = (following + 1, last)
-                return following
-        with node:
+        key = k.lease_seq
+        again = self._unanswered.get(key)
+        if again:
+            try:
+                return again.popleft()  # GIL-atomic: no lock on the hot path
+            except IndexError:
+                pass
+        block = self._blocks.get(key)
+        if block is not None:
+            token = next(block[0])  # itertools.count: GIL-atomic as well
+            if token <= block[1]:
+                return token
+        with self._lock, node:
             last = node.scripts.reserve_tokens(k)
-            floor = self._floor.get(k.lease_seq, 0)
+            floor = self._floor.get(key, 0)
             if last - TOKEN_BLOCK < floor:  # never repeat a token this client used
                 last = node.scripts.reserve_tokens(k, floor + TOKEN_BLOCK - last)
-        with self._lock:
-            self._blocks[k.lease_seq] = (last - TOKEN_BLOCK + 2, last)
+            self._blocks[key] = (itertools.count(last - TOKEN_BLOCK + 2), last)
         return last - TOKEN_BLOCK + 1
 
     def unanswered(self, k: QueueKeys, token: int) -> None:

@@ -10,7 +10,7 @@
 -- ARGV[5..] pairs (token, slots as 'a-b,c,...') to acknowledge first (may be none)
 --
 -- Returns: {-1, acknowledged, token, {entry1, entry2, ...}} when entries were handed
--- out; {-2, 0} when the token is above the lease counter (the server lost its data:
+-- out; {-2, 0} when the token is above the lease counter ('#seq' in LEASES) (the server lost its data:
 -- the client reserves a new block and calls again; nothing was done); otherwise {wait_ms, acknowledged}:
 -- wait_ms is -1 when nothing is delayed, else the milliseconds (at least 1) until the
 -- earliest delayed entry is due.
@@ -25,11 +25,12 @@
 -- the header). When nothing is ready the wake tokens are stale (every earlier push
 -- has been consumed) and are deleted.
 local token = ARGV[4]
-if tonumber(token) > tonumber(redis.call('GET', LEASE_SEQ) or 0) then
+-- '#seq' mirrors the lease counter as of the last reservation (reserve_tokens.lua).
+local first = redis.call('HMGET', LEASES, token, token .. ':a', '#seq')
+if tonumber(token) > tonumber(first[3] or 0) then
   return {-2, 0} -- before any acknowledgement: theirs may be as unknown as this token
 end
 local acked = settle_args(5, false)
-local first = redis.call('HMGET', LEASES, token, token .. ':a')
 if first[1] then
   return {-1, acked + tonumber(first[2] or 0), tonumber(token), cmsgpack.unpack(first[1])}
 end
