@@ -54,6 +54,10 @@ RECLAIM_BATCH = 1000
 TOKEN_BLOCK = 4096
 
 
+#: ``lease.lua``'s leading arguments that one worker repeats: lease_seconds, owner.
+LEASE_FIXED_ARGS = 2
+
+
 class LeaseRequest(typing.NamedTuple):
     """The arguments of one ``lease.lua`` call (see its header)."""
 
@@ -64,8 +68,9 @@ class LeaseRequest(typing.NamedTuple):
     acks: typing.Sequence[Arg] = ()
 
     def args(self) -> tuple[Arg, ...]:
-        """ARGV, in the script's order."""
-        return (self.most, repr(float(self.lease_seconds)), self.owner, self.token, *self.acks)
+        """ARGV, in the script's order: the first :data:`LEASE_FIXED_ARGS` are the same
+        from call to call of one worker (packed once, see ``_Script._packed``)."""
+        return (repr(float(self.lease_seconds)), self.owner, self.most, self.token, *self.acks)
 
 
 _QUEUE_SCRIPTS = (
@@ -145,15 +150,17 @@ class _Script:
         # redis-py leaves execute_command untyped: name its type here.
         self._execute: typing.Callable[..., typing.Any] | None = None
         self._lane = lane
-        self._heads: dict[tuple[str, ...], bytes] = {}
+        self._heads: dict[tuple[Arg, ...], bytes] = {}
         if isinstance(client, redis.Redis):
             self._execute = client.execute_command
 
-    def __call__(self, keys: typing.Sequence[str], args: typing.Sequence[Arg]) -> typing.Any:
+    def __call__(
+        self, keys: typing.Sequence[str], args: typing.Sequence[Arg], fixed: int = 0
+    ) -> typing.Any:
         if self._execute is not None:
             try:
                 if self._lane is not None:
-                    replies = self._lane.try_send(self._packed(keys, args))
+                    replies = self._lane.try_send(self._packed(keys, args, fixed))
                     if replies is not None:
                         return replies[0]
                 return self._execute("EVALSHA", self.registered.sha, len(keys), *keys, *args)
@@ -175,20 +182,23 @@ class _Script:
         self._heads.clear()  # they carry the old sha
         return self.registered(keys, args)
 
-    def _packed(self, keys: typing.Sequence[str], args: typing.Sequence[Arg]) -> bytes:
-        """The EVALSHA command; its head (sha and keys) is packed once per queue."""
-        keys = tuple(keys)
-        head = self._heads.get(keys)
+    def _packed(
+        self, keys: typing.Sequence[str], args: typing.Sequence[Arg], fixed: int = 0
+    ) -> bytes:
+        """The EVALSHA command; its head (sha, keys and the first ``fixed`` arguments,
+        the same from call to call) is packed once per queue."""
+        key = (*keys, *args[:fixed])
+        head = self._heads.get(key)
         if head is None:
             if len(self._heads) >= _HEADS_KEPT:
                 self._heads.clear()
-            parts: list[Arg] = ["EVALSHA", self.registered.sha, len(keys), *keys]
+            parts: list[Arg] = ["EVALSHA", self.registered.sha, len(keys), *keys, *args[:fixed]]
             head = b"".join(map(bulk, parts))
-            self._heads[keys] = head
-        return with_head(head, 3 + len(keys), args)
+            self._heads[key] = head
+        return with_head(head, 3 + len(keys) + fixed, args[fixed:])
 
     def start(
-        self, keys: typing.Sequence[str], args: typing.Sequence[Arg]
+        self, keys: typing.Sequence[str], args: typing.Sequence[Arg], fixed: int = 0
     ) -> typing.Callable[[], typing.Any]:
         """Send the script now; the function returned reads its reply (call it once).
 
@@ -198,7 +208,7 @@ class _Script:
         if self._lane is None:
             reply = self(keys, args)
             return lambda: reply
-        pending = self._lane.start(self._packed(keys, args))
+        pending = self._lane.start(self._packed(keys, args, fixed))
 
         def finish() -> typing.Any:
             try:
@@ -263,7 +273,7 @@ class Scripts:
         when the server no longer knows the token's block, or ``[wait_ms,
         acknowledged]`` with nothing to hand out (see ``lua/lease.lua``).
         """
-        result: list[typing.Any] = self._lease(k, request.args())
+        result: list[typing.Any] = self._lease(k, request.args(), LEASE_FIXED_ARGS)
         return result
 
     def start_pop(self, k: QueueKeys, count: int) -> typing.Callable[[], list[bytes]]:
@@ -274,7 +284,7 @@ class Scripts:
         self, k: QueueKeys, request: LeaseRequest
     ) -> typing.Callable[[], list[typing.Any]]:
         """:meth:`lease`, sent now; the function returned reads its reply."""
-        return self._lease.start(k, request.args())
+        return self._lease.start(k, request.args(), LEASE_FIXED_ARGS)
 
     def reserve_tokens(self, k: QueueKeys, count: int = TOKEN_BLOCK) -> int:
         """Reserve ``count`` fencing tokens of ``k``; returns the last of them."""

@@ -1,11 +1,11 @@
 #!lua flags=allow-oom
--- lease.lua: acknowledge settled leases, then hand out up to ARGV[1] ready entries
+-- lease.lua: acknowledge settled leases, then hand out up to ARGV[3] ready entries
 -- under one new lease whose fencing token the client chose.
 --
 -- KEYS: the queue's keys (see _lib.lua)
--- ARGV[1] count: the most entries to hand out
--- ARGV[2] lease_seconds
--- ARGV[3] owner: the leasing worker process (extend_owned / release_owned find it)
+-- ARGV[1] lease_seconds
+-- ARGV[2] owner: the leasing worker process (extend_owned / release_owned find it)
+-- ARGV[3] count: the most entries to hand out
 -- ARGV[4] token: a value from the client's block of the never-reset lease counter
 -- ARGV[5..] pairs (token, slots as 'a-b,c,...') to acknowledge first (may be none)
 --
@@ -34,7 +34,7 @@ local acked = settle_args(5, false)
 if first[1] then
   return {-1, acked + tonumber(first[2] or 0), tonumber(token), cmsgpack.unpack(first[1])}
 end
-local count = tonumber(ARGV[1])
+local count = tonumber(ARGV[3])
 local now = now_text()
 promote(now, math.max(count, 1000))
 local entries = redis.call('LPOP', HIGH, count) or {}
@@ -62,10 +62,10 @@ if #entries == 0 then
   return {wait, acked}
 end
 
-local owner = ARGV[3]
+local owner = ARGV[2]
 redis.call('HSET', LEASES, token, cmsgpack.pack(entries), token .. ':f', string.rep('1', #entries),
   token .. ':n', #entries, token .. ':o', owner, token .. ':a', acked)
-redis.call('ZADD', LEASED, format('%.6f', tonumber(now) + tonumber(ARGV[2])), token)
+redis.call('ZADD', LEASED, format('%.6f', tonumber(now) + tonumber(ARGV[1])), token)
 redis.call('ZADD', OWNED, 0, owned_member(owner, token))
 redis.call('INCRBY', LEASED_COUNT, #entries)
 return {-1, acked, tonumber(token), entries}
