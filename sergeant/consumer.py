@@ -201,7 +201,7 @@ class Consumer:
         wide form the marks go to a scratch buffer and ``started`` writes the cell.
         """
         if not self._lean:
-            return self._scratch, 2
+            return self._scratch, 3  # Delivery.deliveries: a small int, whatever the token
         if self._by_slot and self._unstarted:  # one lease call: one token, one node
             first = self._unstarted[0]
             self._words[_running.BATCH_TOKEN] = first.token
