@@ -20,6 +20,7 @@ loses its data loses the fencing of the leases it held).
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import logging
 import threading
@@ -94,6 +95,19 @@ class Tokens:
             )
 
 
+_R = typing.TypeVar("_R")
+
+
+def _under_token(node: Node, k: QueueKeys, token: int, call: typing.Callable[[], _R]) -> _R:
+    """``call()`` inside ``node``'s error boundary; if it raises, ``token`` is unanswered."""
+    try:
+        with node:
+            return call()
+    except BaseException:
+        node.tokens.unanswered(k, token)
+        raise
+
+
 def lease_on(
     node: Node,
     k: QueueKeys,
@@ -106,12 +120,7 @@ def lease_on(
     for _ in range(2):  # a second time only after the server lost the block
         token = node.tokens.take(node, k)
         request = LeaseRequest(count, lease_seconds, owner, token, acks)
-        try:
-            with node:
-                reply = node.scripts.lease(k, request)
-        except BaseException:
-            node.tokens.unanswered(k, token)
-            raise
+        reply = _under_token(node, k, token, functools.partial(node.scripts.lease, k, request))
         if reply[0] != UNKNOWN_TOKEN:
             return reply
         node.tokens.forget(node, k)
@@ -129,20 +138,10 @@ def start_lease_on(
     """:func:`lease_on`, sent now; the function returned reads the reply (once)."""
     token = node.tokens.take(node, k)
     request = LeaseRequest(count, lease_seconds, owner, token, acks)
-    try:
-        with node:
-            finish = node.scripts.start_lease(k, request)
-    except BaseException:
-        node.tokens.unanswered(k, token)
-        raise
+    finish = _under_token(node, k, token, lambda: node.scripts.start_lease(k, request))
 
     def read() -> list[typing.Any]:
-        try:
-            with node:
-                reply = finish()
-        except BaseException:
-            node.tokens.unanswered(k, token)
-            raise
+        reply = _under_token(node, k, token, finish)
         if reply[0] == UNKNOWN_TOKEN:
             node.tokens.forget(node, k)
         return reply
