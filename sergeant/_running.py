@@ -59,7 +59,6 @@ _HEADER = 8  # bytes before the first wide cell: the form word
 #: state, token low and high words, deliveries, node, slot, item id (UTF-8, NUL-padded).
 CELL = struct.Struct("<qQQiii36s")
 _LOW = (1 << 64) - 1
-_STATE_WORDS = CELL.size // 8  # the state is the first 8-byte word of each cell
 
 _file_path: str | None = None
 
@@ -83,20 +82,30 @@ class RunningCell:
     delivery: Delivery
 
 
+#: The lean form for each ``Connector.names_running_by``.
+_LEAN_FORMS: dict[str | None, int] = {"slot": BY_SLOT, "token": BY_TOKEN}
+#: The Delivery field the lean forms mark a running task by: slot, token.
+_MARK_FIELDS = {BY_SLOT: 5, BY_TOKEN: 2}
+#: The field the wide form's scratch marks take: deliveries, a small int whatever the
+#: token (the wide form writes its cell in ``start`` instead).
+_SCRATCH_FIELD = 3
+
+
 class RunningRecord:
     """This process's running tasks.
 
     Args:
         threads: how many tasks may run at once (``number_of_threads``).
-        form: :data:`BY_SLOT` or :data:`BY_TOKEN` for the lean form (one thread),
-            else :data:`WIDE`.
+        names_running_by: the connector's ``names_running_by``; with one thread it
+            chooses a lean form, else (or with None) the form is :data:`WIDE`.
     """
 
-    def __init__(self, threads: int, form: int = WIDE) -> None:
-        self.form = form if threads == 1 else WIDE
+    def __init__(self, threads: int, names_running_by: str | None = None) -> None:
+        self.form = _LEAN_FORMS.get(names_running_by, WIDE) if threads == 1 else WIDE
+        #: True for a lean form: the caller marks tasks itself (see :meth:`batch_marks`).
+        self.lean = self.form != WIDE
         self.cells = max(1, threads)
         size = _HEADER + self.cells * CELL.size
-        self._mmap: mmap.mmap | None = None
         if _file_path is None:
             self._buffer: bytearray | mmap.mmap = bytearray(size)
         else:
@@ -104,7 +113,7 @@ class RunningRecord:
             try:
                 os.ftruncate(fd, 0)  # nothing of an earlier process survives
                 os.ftruncate(fd, size)
-                self._mmap = self._buffer = mmap.mmap(fd, size)
+                self._buffer = mmap.mmap(fd, size)  # unmapped with this object
             finally:
                 os.close(fd)
         #: The file as 8-byte words: the consumer writes the lean form itself.
@@ -113,6 +122,22 @@ class RunningRecord:
         self._pack = CELL.pack_into
         self._threads: dict[int, int] = {}
         self._lock = threading.Lock()
+        self._scratch = memoryview(bytearray(16)).cast("q")
+
+    def batch_marks(self, first: Delivery | None) -> tuple[memoryview, int]:
+        """Where the caller marks each task of a new batch as running, as it hands it
+        out: ``words[MARK] = delivery[field]``; ``first`` is the batch's first lease.
+
+        By slot, the batch's token and node are written here, once (one lease call:
+        one token, one node). With the wide form the marks go to a scratch buffer
+        (``start`` writes the cell).
+        """
+        if not self.lean:
+            return self._scratch, _SCRATCH_FIELD
+        if self.form == BY_SLOT and first is not None:
+            self.words[BATCH_TOKEN] = first.token
+            self.words[BATCH_NODE] = first.node
+        return self.words, _MARK_FIELDS[self.form]
 
     def cell_of_this_thread(self) -> int:
         """The wide cell of the calling thread (one thread: always 0)."""
@@ -164,12 +189,6 @@ class RunningRecord:
         for cell in range(self.cells):
             if words[_state_word(cell)] == RUNNING:
                 words[_state_word(cell)] = IDLE
-
-    def close(self) -> None:
-        """Unmap the file (what it says stays there)."""
-        self.words.release()
-        if self._mmap is not None:
-            self._mmap.close()
 
 
 def _state_word(cell: int) -> int:

@@ -50,7 +50,7 @@ StarvationCallback = typing.Callable[[int], None]
 
 _MAX_RETRIES = Outcome.MAX_RETRIES  # looked up once: settle() runs per task
 _ABORTED = Outcome.ABORTED
-_LEAN_FORMS: dict[str | None, int] = {"slot": _running.BY_SLOT, "token": _running.BY_TOKEN}
+_MARK = _running.MARK
 
 #: Seconds ``close()`` keeps retrying acknowledgements and releases while the broker is
 #: unreachable; after that their leases simply expire and the tasks run again.
@@ -138,13 +138,10 @@ class Consumer:
         self._presence_refused = _full.Throttle()
         # Where the supervisor finds the running task if this process dies; the lean
         # form (one thread) is written here, one store per task (see _running).
-        form = _LEAN_FORMS.get(broker.connector.names_running_by, _running.WIDE)
-        self._record = _running.RunningRecord(config.number_of_threads, form)
-        self._words = self._record.words
-        self._lean = self._record.form != _running.WIDE
-        self._by_slot = self._record.form == _running.BY_SLOT
-        self._mark_field = 5 if self._by_slot else 2  # Delivery.slot, Delivery.token
-        self._scratch = memoryview(bytearray(16)).cast("q")  # the wide form's dummy marks
+        self._record = _running.RunningRecord(
+            config.number_of_threads, broker.connector.names_running_by
+        )
+        self._words, self._lean = self._record.words, self._record.lean
         if self.at_least_once and _running.file_path() is None:
             _warn_if_leases_can_lapse(config)
 
@@ -181,32 +178,17 @@ class Consumer:
                 asked = [pending.count for pending in list(self._prefetched)]  # a copy: see
                 self._top_up(pulled, asked, self._start_prefetch)  # unblock_if_stalled
             unstarted, running = self._unstarted, self._running
-            words, field = self._batch_marks()
+            words, field = self._record.batch_marks(unstarted[0] if unstarted else None)
             for task in tasks:
                 delivery = running[id(task)] = unstarted[0]  # see __init__: enter running,
                 unstarted.popleft()  # then leave
-                words[1] = delivery[field]  # type: ignore[assignment]  # it starts now
+                words[_MARK] = delivery[field]  # type: ignore[assignment]  # it starts now
                 yield task
 
     def _pop_ahead(self, pulled: int) -> None:
         """At-most-once: send pops ahead up to ``prefetch``."""
         if self._prefetch_depth:
             self._top_up(pulled, [count for count, _ in self._popping], self._start_pop)
-
-    def _batch_marks(self) -> tuple[memoryview, int]:
-        """Where the loop marks each task of the batch now in ``_unstarted`` as running:
-        the record's words and the Delivery field to write in word 1 (see _running).
-
-        The batch's token and node are written here, once (lean form by slot); with the
-        wide form the marks go to a scratch buffer and ``started`` writes the cell.
-        """
-        if not self._lean:
-            return self._scratch, 3  # Delivery.deliveries: a small int, whatever the token
-        if self._by_slot and self._unstarted:  # one lease call: one token, one node
-            first = self._unstarted[0]
-            self._words[_running.BATCH_TOKEN] = first.token
-            self._words[_running.BATCH_NODE] = first.node
-        return self._words, self._mark_field
 
     def _pull(self, count: int) -> list[Task]:
         """The next batch: leased (its deliveries in ``_unstarted``) or, at-most-once, popped."""
@@ -361,7 +343,7 @@ class Consumer:
         key = id(task)
         self._current[key] = (task.id, time.time())
         if self._lean:
-            return  # recorded as it was handed out (see _hand_out)
+            return  # marked as it was handed out (see __iter__)
         delivery = self._running.get(key)
         if delivery is not None:
             record = self._record
@@ -383,7 +365,7 @@ class Consumer:
                 self._to_ack.append(delivery)  # see __init__: enter settled, then leave running
                 del running[key]
                 if self._lean:
-                    self._words[1] = 0
+                    self._words[_MARK] = 0  # RunningRecord.clear, inlined: once per task
                 else:
                     self._record.clear(self._record.cell_of_this_thread())
             return

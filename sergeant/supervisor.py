@@ -44,7 +44,7 @@ if typing.TYPE_CHECKING:
 
 from sergeant import _running
 from sergeant.errors import ConfigError, SergeantError, WorkerImportError
-from sergeant.killer.process import WATCHDOG_MODULE, kill_mark_path, kill_tree
+from sergeant.killer.process import WATCHDOG_MODULE, kill_mark_path, kill_tree, take_kill_mark
 from sergeant.supervisor_leases import Death, LeaseKeeper, death_reason
 from sergeant.supervisor_policy import ExitCode, SlaveStatus, decide, describe_exit
 
@@ -84,8 +84,8 @@ class _Slot:
     respawn_at: float | None = 0.0
     failures: int = 0
     killed_for_memory: bool = False
-    #: The process's leases are told to the lease keeper (its status named them).
-    leases_kept: bool = False
+    #: The process's first status was read (and its leases told to the lease keeper).
+    status_seen: bool = False
 
     @property
     def running_path(self) -> str:
@@ -243,17 +243,19 @@ class Supervisor:
         exit_code = slot.process.poll()
         if exit_code is not None:
             self._handle_exit(slot, exit_code, now)
-        elif not slot.leases_kept:
+        elif not slot.status_seen:
+            # Written once at start; leases None (at-most-once) needs no keeping.
             status = SlaveStatus.load(slot.status_path)
-            if status is not None and status.leases is not None:
-                self._keeper.alive(slot.process.pid, status.leases)
-                slot.leases_kept = True
+            if status is not None:
+                slot.status_seen = True
+                if status.leases is not None:
+                    self._keeper.alive(slot.process.pid, status.leases)
 
     def _spawn(self, slot: _Slot) -> None:
         for stale in (slot.status_path, slot.running_path, kill_mark_path(slot.running_path)):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(stale)
-        slot.leases_kept = False
+        slot.status_seen = False
         slot.process = subprocess.Popen(
             [
                 sys.executable, "-m", "sergeant.slave",
@@ -318,15 +320,9 @@ class Supervisor:
         """Hand a dead process's leases to the keeper; the Death when a task was running
         (or the process charged one itself before ending), else None."""
         running = _running.read_running(slot.running_path)
-        mark = kill_mark_path(slot.running_path)
-        try:
-            with open(mark, encoding="utf-8") as file:
-                note: str | None = file.read()
-        except OSError:
-            note = None
-        for path in (slot.running_path, mark):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(slot.running_path)
+        note = take_kill_mark(slot.running_path)
         leases = status.leases if status is not None else None
         if leases is None:
             self._keeper.died(pid, None)

@@ -27,7 +27,6 @@ import dataclasses
 import json
 import logging
 import queue
-import signal
 import threading
 import time
 import typing
@@ -35,6 +34,7 @@ import typing
 from sergeant import _running
 from sergeant.broker import KILLED_AFTER_TIMEOUT
 from sergeant.connector import Connector, create
+from sergeant.supervisor_policy import describe_exit
 
 __all__ = ["Death", "LeaseKeeper", "death_reason"]
 
@@ -71,10 +71,7 @@ def death_reason(exit_code: int, killed_by_watchdog: bool, killed_for: str | Non
     if killed_for is not None:
         return f"worker killed {killed_for}"
     if exit_code < 0:
-        try:
-            return f"worker killed by {signal.Signals(-exit_code).name}"
-        except ValueError:
-            return f"worker killed by signal {-exit_code}"
+        return f"worker {describe_exit(exit_code)}"  # 'worker killed by SIGKILL'
     return f"worker exited with code {exit_code} while running it"
 
 

@@ -24,6 +24,7 @@ worker is no longer its parent, so it never outlives the worker.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import enum
 import json
 import logging
@@ -44,6 +45,7 @@ __all__ = [
     "kill_mark_path",
     "kill_tree",
     "main",
+    "take_kill_mark",
     "write_kill_note",
 ]
 
@@ -207,6 +209,20 @@ def _write_mark(path: str, text: str) -> None:
             exc,
             extra={"event": "kill_note_failed"},
         )
+
+
+def take_kill_mark(running_path: str) -> str | None:
+    """The text of the watchdog's kill mark for that worker, removed; None if it left
+    none (the worker died some other way)."""
+    path = kill_mark_path(running_path)
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except OSError:
+        return None
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+    return text
 
 
 def _count_kill(note: dict[str, typing.Any] | None) -> None:
