@@ -30,7 +30,7 @@ from sergeant._tracked import TrackedTasks
 from sergeant.broker import Broker
 from sergeant.config import WorkerConfig
 from sergeant.connector import DeadLetter, Lock, Priority, create
-from sergeant.consumer import Consumer, new_owner_id
+from sergeant.consumer import Consumer, CurrentTask, new_owner_id
 from sergeant.encoder import Encoder
 from sergeant.errors import BrokerFileReplaced, ConfigError, SergeantError
 from sergeant.executor import Executor, SerialExecutor
@@ -98,7 +98,9 @@ class Worker:
             )
         self.config = config
         self.logger = logging.getLogger(config.name)
-        self._current = threading.local()
+        self._current: threading.local | CurrentTask = (
+            threading.local() if config.number_of_threads > 1 else CurrentTask()
+        )
         self._consumer: Consumer | None = None
 
     @property
@@ -315,7 +317,8 @@ class Worker:
         raise WorkerRespawn()
 
     def get_trace_id(self) -> str | None:
-        """The trace id of the task running in this thread, or None outside a task."""
+        """The trace id of the running task (with several threads, of the one in this
+        thread), or None outside a task."""
         task: Task | None = getattr(self._current, "task", None)
         return task.trace_id if task is not None else None
 
