@@ -241,6 +241,11 @@ NOTES = """## How each workload is measured
   RPUSH 1,000 items per command, LPOP one per round trip, LPOP with count 1,000.
 - Peers run smaller N where they take minutes at 100k (shown as `n=` in the cells);
   rates are per second, so the rows stay comparable.
+- **one change, before and after**: `python -m bench.cpu_ab BEFORE AFTER` runs the
+  batched at-least-once consume of two git revisions, interleaved, each in a fresh
+  process on one private Redis, and prints the worker's CPU time per task and the
+  throughput of each run and the medians' ratio (`--batch 1` for one-task pulls). CPU
+  time per task is what a shared machine perturbs least.
 """
 
 
