@@ -18,7 +18,7 @@ The file is 8-byte words. Word 0 is the form (:data:`WIDE`, :data:`BY_SLOT`,
   batch's token and node, written once per batch) or by its token (SQLite); word 4
   is 1 when the worker charged the task itself before ending (it raised
   ``SystemExit`` or another ``BaseException``). The hot path costs one store per
-  task started and one per task settled;
+  task (the next task's mark replaces a settled one's) and one per batch;
 * the wide form, one :data:`CELL` per executor thread: state (:data:`IDLE`,
   :data:`RUNNING`, :data:`CHARGED`), the token (two words: a MongoDB token is 128
   bits), deliveries, node, slot and item id.
