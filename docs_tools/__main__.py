@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from docs_tools.config_pages import GeneratorError
 from docs_tools.pages import FIX_COMMAND, generate, stale_pages
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -17,7 +18,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if a page is out of date")
     parser.add_argument("--no-cli", action="store_true", help="skip the command transcripts")
     args = parser.parse_args(argv)
-    stale = stale_pages(generate(PROJECT_ROOT / "docs", cli=not args.no_cli))
+    try:
+        stale = stale_pages(generate(PROJECT_ROOT / "docs", cli=not args.no_cli))
+    except GeneratorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     for page in stale:
         if args.check:
             sys.stdout.write(page.diff())
