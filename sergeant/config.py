@@ -78,7 +78,21 @@ def _check_type(field: str, value: object, kind: type, description: str) -> None
 
 @dataclasses.dataclass(frozen=True)
 class LoggingEvents:
-    """Which task events the worker logs (0.27)."""
+    """Which task events the worker logs (0.27); the hooks are called either way.
+
+    Attributes:
+        on_success: log ``task has finished successfully`` (INFO) when ``work`` returned.
+        on_failure: log ``task has failed: <exception>`` (ERROR) when ``work`` raised.
+        on_timeout: log ``task has timed out`` (ERROR) when ``work`` ran past
+            ``Timeouts.timeout``.
+        on_retry: log ``task has retried`` (INFO) after ``retry()``.
+        on_max_retries: log ``task has reached max retries`` (ERROR) when ``retry()``
+            was refused.
+        on_requeue: log ``task has requeued`` (INFO) after ``requeue()``.
+        on_starvation: log ``worker is starving`` (WARNING) each time ``on_starvation``
+            is called.
+        on_stop: log ``worker was stopped by a task`` (INFO) when a task called ``stop()``.
+    """
 
     on_success: bool = False
     on_failure: bool = True
@@ -98,10 +112,16 @@ class LoggingEvents:
 
 @dataclasses.dataclass(frozen=True)
 class Logging:
-    """How the worker logs (0.27). ``level`` is a ``logging`` level such as ``logging.INFO``.
+    """How the worker logs (0.27).
 
-    ``json=True`` (new) writes the stdout handler's lines as JSON objects (see
-    ``sergeant.logging.JsonFormatter``), each with its ``event`` name.
+    Attributes:
+        level: the worker logger's level, a ``logging`` constant such as
+            ``logging.INFO`` (not a string).
+        log_to_stdout: add a stdout handler with the 0.27 line format.
+        events: which task events are logged.
+        handlers: handlers added to the worker's logger, such as the logstash handlers.
+        json: (new) write the stdout handler's lines as JSON objects (see
+            ``sergeant.logging.JsonFormatter``), each with its ``event`` name.
     """
 
     level: int = std_logging.ERROR
@@ -124,7 +144,13 @@ class Logging:
 
 @dataclasses.dataclass(frozen=True)
 class Encoder:
-    """How tasks are turned into bytes (0.27): a serializer, then an optional compressor."""
+    """How tasks are turned into bytes (0.27): a serializer, then an optional compressor.
+
+    Attributes:
+        compressor: the compression applied after serializing (None = none;
+            ``'dummy'`` passes the bytes through).
+        serializer: how kwargs become bytes; producers and workers of a queue must agree.
+    """
 
     compressor: typing.Literal["bzip2", "gzip", "lzma", "zlib", "dummy"] | None = None
     serializer: typing.Literal["pickle", "msgpack", "json"] = "pickle"
@@ -146,6 +172,11 @@ class Connector:
       ``{'urls': ['redis://...', ...]}``; see ``docs/scaling.md``
     * ``mongo``: ``{'nodes': [{'host': ..., 'port': ..., 'replica_set': ...}, ...]}``
       or ``{'url': 'mongodb://...'}``
+
+    Attributes:
+        params: the connector's parameters, by ``type`` (above); checked when the
+            broker is created.
+        type: the broker: ``'local'`` (an SQLite file), ``'redis'`` or ``'mongo'``.
     """
 
     params: dict[str, typing.Any]
@@ -205,9 +236,11 @@ class Connector:
 class Timeouts:
     """Task time limits (0.27), in seconds.
 
-    ``timeout``: a task running longer gets ``WorkerTimedout`` raised inside it
-    (0 = no limit). ``grace_period``: if it is still running that many seconds
-    later, the worker process is killed from outside and replaced.
+    Attributes:
+        timeout: seconds after which a running task gets ``WorkerTimedout`` raised
+            inside it (0 = no limit).
+        grace_period: seconds after the timeout before a task still running has its
+            worker process killed from outside and replaced.
     """
 
     timeout: float = 0.0
@@ -220,7 +253,11 @@ class Timeouts:
 
 @dataclasses.dataclass(frozen=True)
 class Starvation:
-    """Call ``on_starvation`` after this many seconds without a task (0.27)."""
+    """Call ``on_starvation`` after this many seconds without a task (0.27).
+
+    Attributes:
+        time_with_no_tasks: seconds without a task before ``on_starvation`` is called.
+    """
 
     time_with_no_tasks: int
 
@@ -256,15 +293,10 @@ class WorkerConfig:
             or its failure) this long under the task id, for ``get_result``
             (0 = keep nothing).
         prefetch: how many pulls to keep in flight ahead of the running batch
-            (``True`` is 1). They go out as a batch starts (with the settled tasks'
-            acknowledgements), so the broker's work and the round trips overlap the
-            batch; the worker then holds up to ``1 + prefetch`` batches (at-most-once,
-            a worker that dies loses them all).
-            None (the default) is, where the broker can overlap a pull with the
-            running batch (Redis on one server): 1 when ``tasks_per_transaction``
-            > 1, 3 for one-task pulls at-least-once; else 0. At-least-once, a worker
-            that finishes no task for a second gives its prefetched tasks back to
-            the queue, so a long task does not keep them from idle workers.
+            (``True`` is 1, at most 64). None (the default) is, where the broker
+            can overlap a pull with the running batch (Redis on one server): 1 when
+            ``tasks_per_transaction`` > 1, 3 for one-task pulls at-least-once;
+            else 0.
     """
 
     name: str
