@@ -44,6 +44,25 @@ class BadSignature(DecodeError):
         self.args = (f"bad signature: {reason}",)
 
 
+class _HmacSha256:
+    """HMAC-SHA256 (RFC 2104) under one key, with the padded key's hash states made once:
+    each digest then costs two copies and two updates, about half of ``hmac.digest``."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > 64:  # SHA-256's block size: longer keys are hashed first
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in key))
+        self._outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in key))
+
+    def digest(self, data: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(data)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
 class Signer:
     """Signs payloads with the first key and verifies them with any of the keys.
 
@@ -63,16 +82,16 @@ class Signer:
                     f"signing key #{index + 1} is {len(key)} bytes; use at least "
                     f"{MIN_KEY_BYTES} random bytes, such as secrets.token_urlsafe(32)"
                 )
-        self._key = keys[0]
+        self._mac = _HmacSha256(keys[0])
         self._prefix = MAGIC + key_id(keys[0])
-        self._keys = {key_id(key): key for key in reversed(keys)}
+        self._macs = {key_id(key): _HmacSha256(key) for key in reversed(keys)}
 
     def __repr__(self) -> str:
-        return f"Signer({len(self._keys)} key(s))"  # never the keys themselves
+        return f"Signer({len(self._macs)} key(s))"  # never the keys themselves
 
     def sign(self, payload: bytes) -> bytes:
         """The signed form of ``payload``."""
-        return self._prefix + hmac.digest(self._key, payload, "sha256") + payload
+        return self._prefix + self._mac.digest(payload) + payload
 
     def verify(self, data: bytes) -> bytes:
         """The payload inside signed ``data``, once its signature is checked.
@@ -82,11 +101,11 @@ class Signer:
         """
         if not data.startswith(MAGIC):
             raise BadSignature(data, "the task is not signed")
-        key = self._keys.get(data[4:8])
-        if key is None:
+        mac = self._macs.get(data[4:8])
+        if mac is None:
             raise BadSignature(data, "signed with a key this worker does not have")
         payload = data[HEADER_SIZE:]
-        if not hmac.compare_digest(hmac.digest(key, payload, "sha256"), data[8:HEADER_SIZE]):
+        if not hmac.compare_digest(mac.digest(payload), data[8:HEADER_SIZE]):
             raise BadSignature(data, "the signature does not match the task's bytes")
         return payload
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import hmac
 import io
 import os
 import pickle
@@ -16,7 +17,7 @@ import pytest
 from sergeant import config
 from sergeant.encoder import Encoder
 from sergeant.encoder.peek import SafeUnpickler, peek
-from sergeant.encoder.signing import BadSignature
+from sergeant.encoder.signing import HEADER_SIZE, BadSignature
 from sergeant.errors import ConfigError
 from sergeant.objects import Task
 
@@ -128,3 +129,13 @@ def test_peek_stops_at_a_compression_bomb() -> None:
     seen = peek(bomb, Encoder(compressor="zlib"))
     assert seen.task is None
     assert "larger than 64 MiB" in seen.note
+
+
+@pytest.mark.parametrize("key_size", [16, 64, 65, 200])
+def test_signature_is_standard_hmac_sha256(key_size: int) -> None:
+    """The frame's MAC is HMAC-SHA256 of the payload, as ``hmac`` computes it (any key size)."""
+    key = bytes(range(256))[:key_size]
+    signed = Encoder("json", signing_keys=[key]).encode(Task(kwargs={"n": 1}, id="x"))
+    body = signed[HEADER_SIZE:]
+    assert signed[8:HEADER_SIZE] == hmac.digest(key, body, "sha256")
+    assert Encoder("json", signing_keys=[key]).decode(signed).id == "x"
