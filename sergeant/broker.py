@@ -18,10 +18,13 @@ import typing
 
 from sergeant.connector import Connector, DeadLetter, Delivery, Lock, Priority, ReclaimResult
 from sergeant.encoder import Encoder
+from sergeant.encoder.peek import Peek, peek
+from sergeant.encoder.signing import BadSignature
 from sergeant.errors import DecodeError
 from sergeant.objects import Task
 
 __all__ = [
+    "BAD_SIGNATURE",
     "KILLED_AFTER_TIMEOUT",
     "KILL_NOTE_TTL_SECONDS",
     "UNDECODABLE",
@@ -42,6 +45,9 @@ WORKER_DIED = "worker died"
 #: What ``Broker.on_dead_letter`` is told for an undecodable payload (whose stored
 #: reason is the decoder's error text, too varied for a metric label).
 UNDECODABLE = "undecodable"
+#: Dead-letter reason of a task refused by a worker with signing keys: unsigned, or
+#: not signed by one of its keys (never decoded).
+BAD_SIGNATURE = "bad signature"
 #: Seconds a kill note is kept: long enough for a backed-up queue to hand the task
 #: out again, short enough that notes of tasks never seen again go away.
 KILL_NOTE_TTL_SECONDS = 7 * 24 * 3600.0
@@ -213,6 +219,18 @@ class Broker:
         for delivery in deliveries:
             try:
                 task = decode(delivery.payload)
+            except BadSignature as exc:
+                moved = self.connector.dead_letter_many(
+                    queue, [delivery], BAD_SIGNATURE, exc.reason
+                )
+                self._dead_lettered(queue, BAD_SIGNATURE, moved)
+                logger.error(
+                    "dead-lettered a task with a bad signature from queue %r, not decoded: %s",
+                    queue,
+                    exc.reason,
+                    extra={"event": "task_bad_signature", "queue": queue},
+                )
+                continue
             except DecodeError as exc:
                 moved = self.connector.dead_letter_many(queue, [delivery], str(exc), exc.reason)
                 self._dead_lettered(queue, UNDECODABLE, moved)
@@ -328,6 +346,13 @@ class Broker:
                 task = None
             result.append((task, dead))
         return result
+
+    def peek_dead_tasks(self, queue: str, limit: int = 100) -> list[tuple[Peek, DeadLetter]]:
+        """Dead letters, oldest first, each read for an operator without running code
+        (a pickle through ``SafeUnpickler``; see ``sergeant.encoder.peek``)."""
+        return [
+            (peek(d.payload, self.encoder), d) for d in self.connector.dead_letters(queue, limit)
+        ]
 
     def lock(self, name: str) -> Lock:
         """A named lock on this broker."""

@@ -142,22 +142,98 @@ class Logging:
             )
 
 
+#: A signing key, or several (the first signs, every one verifies).
+SigningKeys = str | bytes | list[str | bytes] | tuple[str | bytes, ...]
+#: Shortest signing key accepted, in bytes (``sergeant.encoder.signing.MIN_KEY_BYTES``).
+MIN_SIGNING_KEY_BYTES = 16
+
+
 @dataclasses.dataclass(frozen=True)
 class Encoder:
     """How tasks are turned into bytes (0.27): a serializer, then an optional compressor.
 
+    Signing (new; give at most one of the three ``signing_key*`` fields): producers
+    add an HMAC-SHA256 of each task's bytes, and workers refuse, without decoding it,
+    any task not signed by one of their keys (it is dead-lettered as ``'bad
+    signature'``). Several keys rotate: the first signs, any of them verifies.
+
     Attributes:
         compressor: the compression applied after serializing (None = none;
             ``'dummy'`` passes the bytes through).
-        serializer: how kwargs become bytes; producers and workers of a queue must agree.
+        serializer: how kwargs become bytes; producers and workers of a queue must
+            agree. ``'pickle'`` (0.27's default) only for a broker nobody else can
+            write to.
+        signing_key: the key itself (str or bytes, at least 16 bytes), or a list of
+            keys. Never shown in ``repr`` nor logged.
+        signing_key_env: the name of an environment variable holding the key(s),
+            separated by whitespace.
+        signing_key_file: the path of a file holding the key(s), one per line.
     """
 
     compressor: typing.Literal["bzip2", "gzip", "lzma", "zlib", "dummy"] | None = None
     serializer: typing.Literal["pickle", "msgpack", "json"] = "pickle"
+    signing_key: SigningKeys | None = dataclasses.field(default=None, repr=False)
+    signing_key_env: str | None = None
+    signing_key_file: str | None = None
 
     def __post_init__(self) -> None:
         _check_choice("Encoder.serializer", self.serializer, SERIALIZERS)
         _check_choice("Encoder.compressor", self.compressor, (None, *COMPRESSORS))
+        given = [
+            name
+            for name in ("signing_key", "signing_key_env", "signing_key_file")
+            if getattr(self, name) is not None
+        ]
+        if len(given) > 1:
+            raise ConfigError(
+                f"Encoder has both {given[0]} and {given[1]}; give the signing key one way"
+            )
+        self.signing_keys()  # a missing variable or file, or a short key: an error now
+
+    def signing_keys(self) -> list[bytes]:
+        """The signing keys, newest (the one that signs) first; empty when unsigned.
+
+        Raises:
+            ConfigError: the variable or file is missing or empty, or a key is too short.
+        """
+        if self.signing_key_env is not None:
+            source = f"Encoder.signing_key_env ({self.signing_key_env!r})"
+            text = os.environ.get(self.signing_key_env)
+            if text is None:
+                raise ConfigError(f"{source} is not set in the environment; export the key")
+            keys: list[str | bytes] = list(text.split())
+        elif self.signing_key_file is not None:
+            source = f"Encoder.signing_key_file ({self.signing_key_file!r})"
+            try:
+                with open(self.signing_key_file, "rb") as file:
+                    keys = list(file.read().split())
+            except OSError as exc:
+                raise ConfigError(f"{source} cannot be read: {exc.strerror}") from exc
+        elif self.signing_key is not None:
+            source = "Encoder.signing_key"
+            given = self.signing_key
+            keys = [given] if isinstance(given, (str, bytes)) else list(given)
+        else:
+            return []
+        return _key_bytes(source, keys)
+
+
+def _key_bytes(source: str, keys: list[str | bytes]) -> list[bytes]:
+    """The keys as bytes, each checked (the messages never show a key)."""
+    if not keys:
+        raise ConfigError(f"{source} holds no key; give at least one")
+    result = []
+    for index, key in enumerate(keys):
+        if not isinstance(key, (str, bytes)):
+            raise ConfigError(f"{source}: key #{index + 1} is a {type(key).__name__}; use str")
+        data = key.encode() if isinstance(key, str) else key
+        if len(data) < MIN_SIGNING_KEY_BYTES:
+            raise ConfigError(
+                f"{source}: key #{index + 1} is {len(data)} bytes; use at least "
+                f"{MIN_SIGNING_KEY_BYTES} random bytes, such as secrets.token_urlsafe(32)"
+            )
+        result.append(data)
+    return result
 
 
 @dataclasses.dataclass(frozen=True)

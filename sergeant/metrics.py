@@ -27,10 +27,13 @@ import typing
 if typing.TYPE_CHECKING:
     from prometheus_client import Counter, Histogram
 
-__all__ = ["ENV_FLAG", "TaskMetrics", "enabled", "task_metrics"]
+__all__ = ["DEFAULT_HOST", "ENV_FLAG", "TaskMetrics", "enabled", "task_metrics"]
 
 #: Set to ``1`` by the supervisor in its workers' environment when metrics are on.
 ENV_FLAG = "SERGEANT_METRICS"
+#: The address the supervisor's ``/metrics`` listens on unless told otherwise: this
+#: machine only (``'0.0.0.0'`` lets a Prometheus on another machine scrape it).
+DEFAULT_HOST = "127.0.0.1"
 #: Task duration buckets, in seconds: from a fast Redis task to a long crawl.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 

@@ -105,23 +105,32 @@ class QueueCollector(Collector):
 
 
 class MetricsServer:
-    """Serves the fleet's metrics on ``port`` while the supervisor runs.
+    """Serves the fleet's metrics on ``host:port`` while the supervisor runs.
 
     Args:
-        port: the TCP port (all interfaces) to serve ``/metrics`` on.
+        port: the TCP port to serve ``/metrics`` on.
         worker_module_name: the supervised worker's module.
         worker_class_name: the supervised worker class.
+        host: the address to listen on: ``metrics.DEFAULT_HOST`` (this machine only) unless
+            Prometheus scrapes from elsewhere (``'0.0.0.0'``: every interface).
     """
 
-    def __init__(self, port: int, worker_module_name: str, worker_class_name: str) -> None:
+    def __init__(
+        self,
+        port: int,
+        worker_module_name: str,
+        worker_class_name: str,
+        host: str = metrics.DEFAULT_HOST,
+    ) -> None:
         self.port = port
+        self.host = host
         self.directory = tempfile.mkdtemp(prefix="sergeant-metrics-")
         self._queues = QueueCollector(worker_module_name, worker_class_name)
         registry = CollectorRegistry()
         # prometheus-client leaves this constructor unannotated.
         MultiProcessCollector(registry, path=self.directory)  # type: ignore[no-untyped-call]
         registry.register(self._queues)
-        self._server, self._thread = start_http_server(port, registry=registry)
+        self._server, self._thread = start_http_server(port, addr=host, registry=registry)
 
     def child_environment(self) -> dict[str, str]:
         """The environment of a worker process: this one plus the metrics variables."""

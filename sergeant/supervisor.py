@@ -42,7 +42,7 @@ import psutil
 if typing.TYPE_CHECKING:
     from sergeant.metrics_server import MetricsServer
 
-from sergeant import _running
+from sergeant import _running, metrics
 from sergeant.errors import ConfigError, SergeantError, WorkerImportError
 from sergeant.killer.process import WATCHDOG_MODULE, kill_mark_path, kill_tree, take_kill_mark
 from sergeant.supervisor_leases import Death, LeaseKeeper, death_reason
@@ -123,6 +123,8 @@ class Supervisor:
         logger: where to log; defaults to ``logging.getLogger('sergeant.supervisor')``.
         metrics_port: serve Prometheus metrics of the whole fleet on this TCP port
             (see ``sergeant.metrics_server``); None = no metrics.
+        metrics_host: the address the metrics listen on; the default,
+            ``'127.0.0.1'``, serves this machine only, ``'0.0.0.0'`` every interface.
     """
 
     def __init__(
@@ -133,6 +135,7 @@ class Supervisor:
         max_worker_memory_usage: int | None = None,
         logger: logging.Logger | None = None,
         metrics_port: int | None = None,
+        metrics_host: str = metrics.DEFAULT_HOST,
     ) -> None:
         if isinstance(concurrent_workers, bool) or not isinstance(concurrent_workers, int):
             raise ConfigError(f"concurrent_workers is {concurrent_workers!r}; use an integer >= 1")
@@ -147,6 +150,7 @@ class Supervisor:
         self.concurrent_workers = concurrent_workers
         self.max_worker_memory_usage = max_worker_memory_usage
         self.metrics_port = metrics_port
+        self.metrics_host = metrics_host
         self._metrics: MetricsServer | None = None
         self.logger = logger or logging.getLogger(__name__)
         self.state = SupervisorState.NEW
@@ -176,7 +180,10 @@ class Supervisor:
                 from sergeant.metrics_server import MetricsServer
 
                 self._metrics = MetricsServer(
-                    self.metrics_port, self.worker_module_name, self.worker_class_name
+                    self.metrics_port,
+                    self.worker_module_name,
+                    self.worker_class_name,
+                    self.metrics_host,
                 )
             self._slots = [
                 _Slot(i, os.path.join(directory, f"worker-{i}.json"))
@@ -397,6 +404,11 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port"
     )
+    parser.add_argument(
+        "--metrics-host",
+        default=metrics.DEFAULT_HOST,
+        help="the address the metrics listen on (0.0.0.0: every interface)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s sergeant-supervisor %(message)s"
@@ -408,6 +420,7 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
             args.concurrent_workers,
             args.max_worker_memory_usage,
             metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host,
         ).start()
     except SergeantError as exc:
         print(exc, file=sys.stderr)

@@ -123,7 +123,8 @@ class Worker:
     def init_broker(self) -> None:
         """Connect the broker (lazily: the first call opens connections)."""
         connector = create(self.config.connector.type, self.config.connector.params)
-        encoder = Encoder(self.config.encoder.serializer, self.config.encoder.compressor)
+        config = self.config.encoder
+        encoder = Encoder(config.serializer, config.compressor, config.signing_keys())
         self.broker = Broker(connector, encoder)
         self._result_store = ResultStore(
             connector, encoder.serializer, self.config.result_ttl_seconds

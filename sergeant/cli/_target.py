@@ -85,5 +85,7 @@ def resolve(spec: str, serializer: str = "pickle", compressor: str | None = None
         connector = create(connector_config.type, connector_config.params)
     except SergeantError as exc:
         raise click.BadParameter(str(exc)) from exc
-    encoder = TaskEncoder(encoder_config.serializer, encoder_config.compressor)
+    encoder = TaskEncoder(
+        encoder_config.serializer, encoder_config.compressor, encoder_config.signing_keys()
+    )
     return Target(Broker(connector, encoder), queue)

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from sergeant.cli._target import broker_option, resolve
 from sergeant.connector import DeadLetter
-from sergeant.objects import Task
+from sergeant.encoder.peek import Peek, jsonable
 
 __all__ = ["dead"]
 
@@ -21,11 +21,14 @@ __all__ = ["dead"]
 REQUEUE_CHUNK = 1_000
 
 
-def _describe(task: Task | None, letter: DeadLetter) -> dict[str, typing.Any]:
+def _describe(seen: Peek, letter: DeadLetter) -> dict[str, typing.Any]:
+    """One dead task as JSON can show it; its kwargs were read without running code."""
+    task = seen.task
     return {
         "item_id": letter.item_id,
         "task_id": task.id if task else None,
-        "kwargs": repr(task.kwargs) if task else None,
+        "kwargs": jsonable(task.kwargs) if task else None,
+        "payload": seen.note,
         "reason": letter.reason,
         "error": letter.error,
         "deliveries": letter.deliveries,
@@ -51,7 +54,9 @@ def list_dead(broker: str, queue: str, limit: int, as_json: bool) -> None:
     Example: sergeant dead list -b redis://localhost:6379/0 emails --limit 20
     """
     with resolve(broker) as target:
-        rows = [_describe(task, letter) for task, letter in target.broker.dead_tasks(queue, limit)]
+        rows = [
+            _describe(task, letter) for task, letter in target.broker.peek_dead_tasks(queue, limit)
+        ]
     if as_json:
         click.echo(json.dumps(rows))
         return
@@ -59,9 +64,8 @@ def list_dead(broker: str, queue: str, limit: int, as_json: bool) -> None:
     for column in ("item_id", "reason", "deliveries", "dead_at", "kwargs"):
         table.add_column(column)
     for row in rows:
-        table.add_row(
-            *(str(row[c]) for c in ("item_id", "reason", "deliveries", "dead_at", "kwargs"))
-        )
+        shown = row["payload"] if row["kwargs"] is None else json.dumps(row["kwargs"])
+        table.add_row(*(str(row[c]) for c in ("item_id", "reason", "deliveries", "dead_at")), shown)
     Console().print(table)
 
 
@@ -77,7 +81,7 @@ def show_dead(broker: str, queue: str, item_id: str) -> None:
     with resolve(broker) as target:
         found = [
             _describe(task, letter)
-            for task, letter in target.broker.dead_tasks(queue, 1_000_000)
+            for task, letter in target.broker.peek_dead_tasks(queue, 1_000_000)
             if letter.item_id == item_id
         ]
     if not found:

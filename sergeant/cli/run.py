@@ -7,6 +7,7 @@ import re
 
 import click
 
+from sergeant import metrics
 from sergeant.errors import SergeantError
 from sergeant.supervisor import Supervisor
 
@@ -85,8 +86,18 @@ def _split_target(target: str) -> tuple[str, str]:
     help="Serve Prometheus metrics of all the worker processes (task outcomes and "
     "durations, queue depths, live workers) on this port, at /metrics. Default: off.",
 )  # fmt: skip
+@click.option(
+    "--metrics-host", default=metrics.DEFAULT_HOST, show_default=True,
+    help="The address --metrics-port listens on: 127.0.0.1 serves this machine only; "
+    "0.0.0.0 lets a Prometheus on another machine scrape it.",
+)  # fmt: skip
 def run(
-    worker: str, workers: int, max_memory: int | None, log_level: str, metrics_port: int | None
+    worker: str,
+    workers: int,
+    max_memory: int | None,
+    log_level: str,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Run a worker class in several processes and keep them running.
 
@@ -105,10 +116,19 @@ def run(
         sergeant run my_app.workers:Crawler --workers 4 --max-memory 512MB
     With Prometheus metrics on port 9100:
         sergeant run my_app.workers:Crawler --workers 4 --metrics-port 9100
+    Scraped by a Prometheus on another machine:
+        sergeant run my_app.workers:Crawler --metrics-port 9100 --metrics-host 0.0.0.0
     """
     module_name, class_name = _split_target(worker)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s sergeant %(message)s")
     try:
-        Supervisor(module_name, class_name, workers, max_memory, metrics_port=metrics_port).start()
+        Supervisor(
+            module_name,
+            class_name,
+            workers,
+            max_memory,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+        ).start()
     except SergeantError as exc:
         raise click.ClickException(str(exc)) from exc

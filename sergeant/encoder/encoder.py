@@ -10,6 +10,7 @@ import typing
 
 from sergeant.encoder.compressor import COMPRESSORS, Compressor
 from sergeant.encoder.serializer import SERIALIZERS, Serializer
+from sergeant.encoder.signing import HEADER_SIZE, MAGIC, Signer
 from sergeant.errors import ConfigError, DecodeError, EncodingError
 from sergeant.objects import Task
 
@@ -24,9 +25,16 @@ class Encoder:
     Args:
         serializer: a name from ``SERIALIZERS`` (``'pickle'``, ``'msgpack'``, ``'json'``).
         compressor: a name from ``COMPRESSORS``, or None for no compression.
+        signing_keys: keys to sign payloads with (the first) and to verify them with
+            (any); empty = unsigned payloads, and signed ones read unchecked.
     """
 
-    def __init__(self, serializer: str = "pickle", compressor: str | None = None) -> None:
+    def __init__(
+        self,
+        serializer: str = "pickle",
+        compressor: str | None = None,
+        signing_keys: typing.Sequence[bytes] = (),
+    ) -> None:
         if serializer not in SERIALIZERS:
             raise ConfigError(
                 f"Encoder.serializer is {serializer!r}; use one of "
@@ -39,6 +47,7 @@ class Encoder:
             )
         self.serializer: Serializer = SERIALIZERS[serializer]()
         self.compressor: Compressor | None = COMPRESSORS[compressor]() if compressor else None
+        self.signer: Signer | None = Signer(signing_keys) if signing_keys else None
 
     def encode(self, task: Task) -> bytes:
         """The bytes for one task.
@@ -82,6 +91,9 @@ class Encoder:
         if self.compressor is not None:
             compress = self.compressor.compress
             encoded = [compress(data) for data in encoded]
+        if self.signer is not None:
+            sign = self.signer.sign
+            encoded = [sign(data) for data in encoded]
         return encoded
 
     def decode(self, data: bytes) -> Task:
@@ -90,8 +102,14 @@ class Encoder:
         Raises:
             DecodeError: the bytes are not a task encoded with this encoder; carries
                 the codec name and the raw bytes.
+            BadSignature: this encoder has keys and the bytes are not signed by one
+                of them (checked before anything is decoded).
         """
         raw = data
+        if self.signer is not None:
+            data = self.signer.verify(data)
+        elif data.startswith(MAGIC):  # signed, but this worker has no key: read unchecked
+            data = data[HEADER_SIZE:]
         if self.compressor is not None:
             try:
                 data = self.compressor.decompress(data)

@@ -157,7 +157,7 @@ def test_dead_list_show_requeue_and_the_tasks_run(
 
     listed = json.loads(sergeant("dead", "list", "-b", target, "cli-jobs", "--json").output)
     assert [(row["reason"], row["error"], row["kwargs"]) for row in listed] == [
-        ("worker died", "SIGKILL", "{'x': 1}")
+        ("worker died", "SIGKILL", {"x": 1})
     ]
     shown = json.loads(
         sergeant("dead", "show", "-b", target, "cli-jobs", listed[0]["item_id"]).output

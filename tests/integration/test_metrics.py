@@ -10,6 +10,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.servers import RedisServer, free_port, wait_until
@@ -85,3 +86,49 @@ def test_metrics_port_serves_task_counters_and_queue_depths(
         supervisor.send_signal(signal.SIGTERM)
         assert supervisor.wait(timeout=30) == 0
         producer.close()
+
+
+def listening_addresses(pid: int, port: int) -> set[str]:
+    """The addresses process ``pid`` listens on at TCP ``port``."""
+    return {
+        connection.laddr.ip
+        for connection in psutil.Process(pid).net_connections(kind="tcp")
+        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize(
+    ("command", "host_args", "expected"),
+    [
+        (["-m", "sergeant.cli", "run", "tests.workers.ops:OpsWorker"], [], "127.0.0.1"),
+        (
+            ["-m", "sergeant.supervisor", "--worker-module", "tests.workers.ops",
+             "--worker-class", "OpsWorker"],
+            ["--metrics-host", "0.0.0.0"],
+            "0.0.0.0",
+        ),
+    ],
+    ids=["run-default-loopback", "supervisor-any-interface"],
+)  # fmt: skip
+def test_metrics_listen_on_loopback_unless_told_otherwise(
+    tmp_path: Path, command: list[str], host_args: list[str], expected: str
+) -> None:
+    """The metrics bind 127.0.0.1 by default, and the address --metrics-host gives otherwise."""
+    port = free_port()
+    env = {**os.environ, "SERGEANT_TEST_BROKER_URL": f"sqlite:///{tmp_path}/b.sqlite3"}
+    process = subprocess.Popen(
+        [sys.executable, *command, "--metrics-port", str(port), *host_args],
+        cwd=PROJECT_ROOT, env=env, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until(
+            lambda: bool(listening_addresses(process.pid, port)),
+            timeout=30,
+            message=f"the metrics to listen on port {port}",
+        )
+        assert listening_addresses(process.pid, port) == {expected}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)

@@ -54,7 +54,10 @@ def test_worker_config_fields_and_defaults() -> None:
 def test_small_config_classes_defaults() -> None:
     """Connector, Encoder, Timeouts, Logging, LoggingEvents, Starvation keep 0.27's defaults."""
     assert defaults(config.Connector) == {"params": "<required>", "type": "local"}
-    assert defaults(config.Encoder) == {"compressor": None, "serializer": "pickle"}
+    assert defaults(config.Encoder) == {
+        "compressor": None, "serializer": "pickle",
+        "signing_key": None, "signing_key_env": None, "signing_key_file": None,  # new: unsigned
+    }  # fmt: skip
     assert defaults(config.Timeouts) == {"timeout": 0.0, "grace_period": 10.0}
     assert defaults(config.Logging) == {
         "level": logging.ERROR, "log_to_stdout": False,
