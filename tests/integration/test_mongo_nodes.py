@@ -57,8 +57,9 @@ class Counter(Worker):
     def generate_config(self) -> config.WorkerConfig:
         return self.CONFIG
 
-    def work(self, task: Task) -> None:
+    def work(self, task: Task) -> int:
         self.done.append(int(task.kwargs["i"]))
+        return int(task.kwargs["i"]) * 2
 
     def on_starvation(self, time_with_no_tasks: int) -> None:
         self.stop()
@@ -101,6 +102,26 @@ def test_two_servers_as_two_nodes_receive_tasks_and_a_worker_serves_both(
     assert sorted(worker.done) == list(range(700))
     assert held_per_node(mongo_nodes_params) == [0, 0]
     worker.close()
+
+
+def test_results_and_supervised_leases_work_across_nodes(
+    mongo_nodes_params: dict[str, typing.Any],
+) -> None:
+    """Results stored by a worker on two nodes come back by id; its owner-level calls
+    reach the leases it holds on both nodes."""
+    worker = make_worker(mongo_nodes_params, result_ttl_seconds=60)
+    ids = [worker.push_task({"i": i}) for i in range(20)]
+    worker.work_loop()
+    assert [worker.get_result(task_id, timeout=10) for task_id in ids] == [2 * i for i in range(20)]
+    worker.close()
+    with Connector(**mongo_nodes_params) as two:
+        two.push_many(QUEUE, [f"{i}".encode() for i in range(400)])
+        leased = two.lease_many(QUEUE, 400, "owner", LEASE)
+        assert {d.node for d in leased} == {0, 1}
+        assert two.extend_owned(QUEUE, "owner", LEASE) == 400
+        assert two.release_owned(QUEUE, "owner") == 400
+        assert two.leased_count(QUEUE) == 0
+        assert two.length(QUEUE) == 400
 
 
 def test_deliveries_remember_their_node_and_settle_there(
