@@ -15,7 +15,7 @@ from tests.redis_servers import RedisClusterServers
 from tests.servers import MongoWireServer, RedisServer
 
 #: Broker set-ups every contract test runs against.
-CONNECTOR_KINDS = ["local", "redis", "redis-2-nodes", "redis-cluster", "mongo"]
+CONNECTOR_KINDS = ["local", "redis", "redis-2-nodes", "redis-cluster", "mongo", "mongo-2-nodes"]
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +57,15 @@ def redis_cluster_url(redis_cluster: RedisClusterServers) -> str:
 @pytest.fixture(scope="session")
 def mongo_server() -> Iterator[MongoWireServer]:
     """A private nx-27017 MongoDB wire-protocol server for the session."""
+    server = MongoWireServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def mongo_server_b() -> Iterator[MongoWireServer]:
+    """A second, independent nx-27017 server, for the several-nodes set-up."""
     server = MongoWireServer()
     server.start()
     yield server
@@ -113,6 +122,16 @@ def mongo_params(request: pytest.FixtureRequest) -> dict[str, object]:
     return {"nodes": [server.node], "database": database}
 
 
+@pytest.fixture
+def mongo_nodes_params(
+    mongo_server: MongoWireServer, mongo_server_b: MongoWireServer
+) -> dict[str, object]:
+    """Connector params naming two independent nx-27017 servers as two 0.27 ``nodes``,
+    on a database of its own for this test."""
+    database = f"sergeant_test_{uuid.uuid4().hex[:12]}"
+    return {"nodes": [mongo_server.node, mongo_server_b.node], "database": database}
+
+
 def connector_params(
     request: pytest.FixtureRequest, kind: str, tmp_path: Path
 ) -> tuple[str, dict[str, object]]:
@@ -127,6 +146,8 @@ def connector_params(
         return "redis", {"url": request.getfixturevalue("redis_cluster_url")}
     if kind == "mongo":
         return "mongo", request.getfixturevalue("mongo_params")
+    if kind == "mongo-2-nodes":
+        return "mongo", request.getfixturevalue("mongo_nodes_params")
     raise ValueError(f"unknown connector kind {kind!r}")
 
 

@@ -1,121 +1,46 @@
-"""MongoDB connector: the persistent broker.
+"""MongoDB connector: the persistent broker, on one deployment or several independent ones.
 
-Collections of the ``database`` (default ``'sergeant'``):
-
-* ``tasks``: one document per ready, delayed or leased item::
-
-      {_id: ObjectId, queue, state, priority, seq, eta, payload, deliveries,
-       claim, owner, deadline}
-
-  ``state`` is ``'r'`` (ready, or delayed while ``eta`` is in the future), ``'l'``
-  (leased until ``deadline``) or ``'m'`` (being moved to ``dead``). ``priority`` is
-  0 for HIGH, 1 for NORMAL. ``seq`` orders items within a priority: pushes take
-  increasing values from the ``tail`` counter, releases and reclaims take
-  decreasing negative ones from the ``head`` counter, so they come first. Every
-  entry into ready takes a fresh ``seq`` that is never reused, so ``(_id, seq)``
-  names one stay in ready: a claim that matches every candidate it read knows it
-  got them unchanged and needs no second read. Indexes: ``(queue, state,
-  priority, seq)`` and ``claim``.
-* ``dead``: ``{_id (the item's), queue, seq, payload, reason, error, deliveries,
-  dead_at, claim}``, oldest first by ``(dead_at, seq)``; indexes ``(queue,
-  dead_at, seq)`` and ``claim``.
-* ``counters``: ``{_id: 'tail' | 'head', value}``, one round trip per batch.
-* ``workers``: live-worker heartbeats, ``{_id: worker id, info, expires_at}``
-  (see ``mongo_registry``).
-* ``keys``: ``{_id: key, value, expires_at}``; ``locks``: ``{_id: name, token,
-  expires_at}``. Expiry is checked on every read; no TTL index is relied upon.
-
-Batches are claimed, not locked: find candidate ids in order, then
-``update_many`` them from ready to leased under a fresh ``claim`` id; a caller
-that loses a race simply gets fewer, and loops while others make progress. Every
-later step filters on ``state`` and the fencing token, so each transition
-happens once. The token is the lease's ``claim`` (a random UUID, as an int): a
-fresh one per leasing call, so it never repeats for an item, whatever happens to
-its delivery count. ``pop_many`` claims then deletes (one item:
-``find_one_and_delete``); if the popper dies in between, its claim expires after
-``POP_CLAIM_SECONDS`` and ``reclaim_expired`` requeues the items rather than lose
-them. Moves to and from ``dead`` live in ``mongo_dead``; the client, settings and
-error wrapping in ``mongo_support``; the lock in ``mongo_lock``.
-
-Delayed items keep the ``seq`` of their push: once due, they are served in push
-order among the other ready items of their priority.
-
-Clock: MongoDB has no cheap server clock here, so lease deadlines, etas and
-expiries are the clients' ``time.time()``; keep worker clocks in sync (NTP).
-Pushes are not transactional: a crash in the middle of a large ``push_many``
-can leave a prefix of it queued.
+The ``url`` form names one deployment (a server, a replica set, a sharded cluster),
+served with strict order. In the Sergeant 0.27 ``nodes`` form every entry is a
+deployment of its own with its own client, as in 0.27: one entry is one
+deployment, several are spread over as independent Redis nodes are (see
+``sergeant.connector._spread``). The documents of each deployment are described in
+``sergeant.connector.mongo_node``; settings, the client and error wrapping in
+``mongo_support``; the lock in ``mongo_lock``.
 """
 
 from __future__ import annotations
 
-import time
 import typing
-import uuid
-from collections.abc import Sequence
 
-import pymongo
-from bson import ObjectId
 from pymongo.database import Database
 
-from sergeant.connector import _connector, mongo_registry
-from sergeant.connector._connector import DeadLetter, Delivery, Priority, ReclaimResult
-from sergeant.connector._polling import poll
-from sergeant.connector.mongo_dead import finish_moves, requeue, start_moves
+from sergeant.connector._spread import Spread
 from sergeant.connector.mongo_lock import Lock
-from sergeant.connector.mongo_support import (
-    DEAD_ORDER,
-    LEASED,
-    MOVING,
-    ORDER,
-    PRIORITIES,
-    READY,
-    Document,
-    MongoClientHandle,
-    allocate,
-    claim_of,
-    count,
-    group_by_token,
-    new_item,
-    where,
-    wrap_errors,
-)
+from sergeant.connector.mongo_node import Node
+from sergeant.connector.mongo_support import Document, client_handles
 
 __all__ = [
     "Connector",
     "Lock",
 ]
 
-#: First and largest pause, in seconds, of a polling ``lease_many(block_seconds=...)``.
-POLL_FIRST_SECONDS = 0.002
-POLL_MAX_SECONDS = 0.05
-#: Seconds a pop's claim lasts: if the popper dies in between, the items come back.
-POP_CLAIM_SECONDS = 60.0
-POP_OWNER = "<pop>"
-ITEM_FIELDS = {"_id": 1, "payload": 1, "deliveries": 1, "priority": 1, "seq": 1, "claim": 1}
 
-
-def _new_claim() -> str:
-    """A fresh claim id: 32 hex digits of a random UUID, read as an int it is the token."""
-    return uuid.uuid4().hex
-
-
-def _lease_update(claim: str, owner: str, deadline: float) -> Document:
-    """The update turning a ready item into a leased one, counting a delivery."""
-    fields = {"state": LEASED, "claim": claim, "owner": owner, "deadline": deadline}
-    return {"$set": fields, "$inc": {"deliveries": 1}}
-
-
-class Connector(_connector.Connector):
-    """Queues, leases, dead letters, keys and locks in one MongoDB database.
+class Connector(Spread):
+    """Queues, leases, dead letters, keys and locks in MongoDB.
 
     Args:
-        nodes: the Sergeant 0.27 form, ``[{'host': str, 'port': int,
-            'replica_set': str | None}, ...]``: the nodes of one deployment.
-        url: a ``mongodb://`` (or ``mongodb+srv://``) URI, instead of ``nodes``.
-        database: the database holding the collections.
+        nodes: the Sergeant 0.27 form, ``[{'host': str, 'port': int (default 27017),
+            'replica_set': str | None}, ...]``: each entry an independent deployment
+            (its replica set, when named, is reached through that host). With
+            several, queues are spread over them and order holds per node only.
+        url: a ``mongodb://`` (or ``mongodb+srv://``) URI of one deployment, instead
+            of ``nodes``; it carries any seed list, replica set and options.
+        database: the database holding the collections, on every deployment.
 
     Raises:
-        ConfigError: not exactly one of ``nodes`` and ``url``, or a bad node or URI.
+        ConfigError: not exactly one of ``nodes`` and ``url``, a bad node or URI, or
+            one ``host:port`` listed twice.
     """
 
     name = "mongo"
@@ -127,371 +52,13 @@ class Connector(_connector.Connector):
         url: str | None = None,
         database: str = "sergeant",
     ) -> None:
-        self._handle = MongoClientHandle(nodes, url, database)
-        self.address = self._handle.address
+        handles = client_handles(nodes, url, database)
+        super().__init__([Node(handle, index) for index, handle in enumerate(handles)])
+        #: The deployments' addresses (a URI with its password masked), for messages.
+        self.address = ",".join(handle.address for handle in handles)
 
     def _database(self) -> Database[Document]:
-        return self._handle.database()
-
-    # -- ready and delayed items --------------------------------------------------
-
-    @wrap_errors
-    def push_many(
-        self,
-        queue: str,
-        payloads: Sequence[bytes],
-        priority: Priority = "NORMAL",
-        consumable_from: float = 0.0,
-    ) -> int:
-        """Append payloads to a queue; see ``Connector.push_many``."""
-        if priority not in PRIORITIES:
-            raise ValueError(f"priority is {priority!r}; use 'NORMAL' or 'HIGH'")
-        if not payloads:
-            return 0
-        first = allocate(self._database(), "tail", len(payloads))
-        level, eta = PRIORITIES[priority], float(consumable_from)
-        documents = [
-            new_item(queue, level, first + offset, eta, bytes(payload))
-            for offset, payload in enumerate(payloads)
-        ]
-        self._database().tasks.insert_many(documents, ordered=True)
-        return len(documents)
-
-    def _claim(self, queue: str, count: int, owner: str, lease_seconds: float) -> list[Document]:
-        """Lease up to ``count`` ready items in order; their documents, counts incremented."""
-        tasks = self._database().tasks
-        if count == 1:
-            now = time.time()
-            document = tasks.find_one_and_update(
-                where(queue=queue, state=READY, eta={"$lte": now}),
-                _lease_update(_new_claim(), owner, now + lease_seconds),
-                ITEM_FIELDS,
-                sort=ORDER,
-                return_document=pymongo.ReturnDocument.AFTER,
-            )
-            return [] if document is None else [document]
-        claimed: list[Document] = []
-        while len(claimed) < count:
-            now = time.time()
-            ready = where(queue=queue, state=READY, eta={"$lte": now})
-            candidates = list(
-                tasks.find(ready, ITEM_FIELDS).sort(ORDER).limit(count - len(claimed))
-            )
-            if not candidates:
-                break
-            claim = _new_claim()
-            result = tasks.update_many(
-                {
-                    "_id": {"$in": [document["_id"] for document in candidates]},
-                    "seq": {"$in": [document["seq"] for document in candidates]},
-                    "state": READY,
-                },
-                _lease_update(claim, owner, now + lease_seconds),
-            )
-            if result.modified_count == len(candidates):
-                # Same seqs means same stay in ready: what we read is what we got.
-                for document in candidates:
-                    document["deliveries"] += 1
-                    document["claim"] = claim
-                claimed.extend(candidates)
-            elif result.modified_count:
-                won = list(tasks.find(where(claim=claim, state=LEASED), ITEM_FIELDS))
-                claimed.extend(
-                    sorted(won, key=lambda document: (document["priority"], document["seq"]))
-                )
-        return claimed
-
-    @wrap_errors
-    def pop_many(self, queue: str, count: int) -> list[bytes]:
-        """Remove and return up to ``count`` ready items; see ``Connector.pop_many``."""
-        if count <= 0:
-            return []
-        tasks = self._database().tasks
-        if count == 1:
-            document = tasks.find_one_and_delete(
-                where(queue=queue, state=READY, eta={"$lte": time.time()}), sort=ORDER
-            )
-            return [] if document is None else [document["payload"]]
-        claimed = self._claim(queue, count, POP_OWNER, POP_CLAIM_SECONDS)
-        if claimed:
-            ids = [document["_id"] for document in claimed]
-            tasks.delete_many({"_id": {"$in": ids}, "state": LEASED})
-        return [document["payload"] for document in claimed]
-
-    @wrap_errors
-    def length(self, queue: str, include_delayed: bool = False) -> int:
-        """Number of ready (and, when asked, delayed) items; see ``Connector.length``."""
-        query = where(queue=queue, state=READY)
-        if not include_delayed:
-            query["eta"] = {"$lte": time.time()}
-        return count(self._database().tasks, query)
-
-    @wrap_errors
-    def length_by_priority(self, queue: str) -> dict[Priority, int]:
-        """Ready items per priority; see ``Connector.length_by_priority``."""
-        high, normal = mongo_registry.length_by_priority(self._database(), queue)
-        return {"HIGH": high, "NORMAL": normal}
-
-    @wrap_errors
-    def purge(self, queue: str) -> int:
-        """Delete every ready and delayed item; see ``Connector.purge``."""
-        tasks = self._database().tasks
-        return tasks.delete_many(where(queue=queue, state=READY)).deleted_count
-
-    # -- leases -------------------------------------------------------------------
-
-    @wrap_errors
-    def lease_many(
-        self,
-        queue: str,
-        count: int,
-        owner: str,
-        lease_seconds: float,
-        block_seconds: float = 0.0,
-    ) -> list[Delivery]:
-        """Lease up to ``count`` ready items, polling up to ``block_seconds`` when empty.
-
-        See ``Connector.lease_many``. Polls start at 2 ms and double up to 50 ms.
-        """
-        if count <= 0:
-            return []
-        claimed = (
-            poll(
-                lambda: self._claim(queue, count, owner, lease_seconds) or None,
-                block_seconds,
-                POLL_FIRST_SECONDS,
-                POLL_MAX_SECONDS,
-            )
-            or []
-        )
-        return [
-            Delivery(d["payload"], str(d["_id"]), int(d["claim"], 16), d["deliveries"])
-            for d in claimed
-        ]
-
-    def _held(self, queue: str, ids: list[ObjectId], token: int) -> Document:
-        return where(_id={"$in": ids}, queue=queue, state=LEASED, claim=claim_of(token))
-
-    @wrap_errors
-    def ack_many(self, queue: str, deliveries: Sequence[Delivery]) -> int:
-        """Delete leased items whose token is current; see ``Connector.ack_many``."""
-        groups = group_by_token(deliveries)
-        if not groups:
-            return 0
-        operations = [
-            pymongo.DeleteMany(self._held(queue, ids, token)) for token, ids in groups.items()
-        ]
-        return self._database().tasks.bulk_write(operations, ordered=False).deleted_count
-
-    @wrap_errors
-    def release_many(self, queue: str, deliveries: Sequence[Delivery]) -> int:
-        """Put leased items back at the head, in the given order; see ``Connector.release_many``."""
-        items = [(ObjectId(d.item_id), d.token) for d in deliveries if ObjectId.is_valid(d.item_id)]
-        if not items:
-            return 0
-        first = allocate(self._database(), "head", len(items))
-        operations = [
-            pymongo.UpdateOne(
-                {"_id": item_id, "queue": queue, "state": LEASED, "claim": claim_of(token)},
-                {"$set": {"state": READY, "seq": first + offset}, "$inc": {"deliveries": -1}},
-            )
-            for offset, (item_id, token) in enumerate(items)
-        ]
-        return self._database().tasks.bulk_write(operations, ordered=False).modified_count
-
-    @wrap_errors
-    def extend_leases(
-        self, queue: str, deliveries: Sequence[Delivery], lease_seconds: float
-    ) -> int:
-        """Move the deadline of current leases; see ``Connector.extend_leases``."""
-        groups = group_by_token(deliveries)
-        if not groups:
-            return 0
-        update = {"$set": {"deadline": time.time() + lease_seconds}}
-        operations = [
-            pymongo.UpdateMany(self._held(queue, ids, token), update)
-            for token, ids in groups.items()
-        ]
-        return self._database().tasks.bulk_write(operations, ordered=False).matched_count
-
-    @wrap_errors
-    def reclaim_expired(self, queue: str, max_deliveries: int) -> ReclaimResult:
-        """Requeue or dead-letter items whose lease ran out; see ``Connector.reclaim_expired``."""
-        database = self._database()
-        tasks = database.tasks
-        now = time.time()
-        finish_moves(database, where(queue=queue, state=MOVING, deadline={"$lt": now}))
-        expired_query = where(queue=queue, state=LEASED, deadline={"$lt": now})
-        expired = list(tasks.find(expired_query, {"_id": 1, "deliveries": 1}).sort(ORDER))
-        dying = [d["_id"] for d in expired if max_deliveries and d["deliveries"] >= max_deliveries]
-        back = [d for d in expired if not max_deliveries or d["deliveries"] < max_deliveries]
-        requeued = dead_lettered = 0
-        if back:
-            first = allocate(database, "head", len(back))
-            operations = [
-                pymongo.UpdateOne(
-                    {**expired_query, "_id": document["_id"], "deliveries": document["deliveries"]},
-                    {"$set": {"state": READY, "seq": first + offset}},
-                )
-                for offset, document in enumerate(back)
-            ]
-            requeued = tasks.bulk_write(operations, ordered=False).modified_count
-        if dying:
-            dying_query = {
-                **expired_query,
-                "_id": {"$in": dying},
-                "deliveries": {"$gte": max_deliveries},
-            }
-            dead_lettered = start_moves(database, dying_query, "worker died", "", now)
-        return ReclaimResult(requeued=requeued, dead_lettered=dead_lettered)
-
-    @wrap_errors
-    def charge_many(
-        self,
-        queue: str,
-        deliveries: Sequence[Delivery],
-        max_deliveries: int,
-        reason: str,
-        error: str = "",
-    ) -> ReclaimResult:
-        """Requeue, or dead-letter past the bound, held items whose run ended their
-        worker; see ``Connector.charge_many`` (the delivery was counted at lease)."""
-        database = self._database()
-        held = [(ObjectId(d.item_id), d.token) for d in deliveries if ObjectId.is_valid(d.item_id)]
-        queries = [self._held(queue, [item_id], token) for item_id, token in held]
-        found = [database.tasks.find_one(query, {"deliveries": 1}) for query in queries]
-        pairs = [(query, doc) for query, doc in zip(queries, found, strict=True) if doc]
-        spent = [q for q, doc in pairs if 0 < max_deliveries <= doc["deliveries"]]
-        back = [q for q, doc in pairs if not 0 < max_deliveries <= doc["deliveries"]]
-        requeued = dead_lettered = 0
-        if back:
-            first = allocate(database, "head", len(back))
-            operations = [
-                pymongo.UpdateOne(query, {"$set": {"state": READY, "seq": first + offset}})
-                for offset, query in enumerate(back)
-            ]
-            requeued = database.tasks.bulk_write(operations, ordered=False).modified_count
-        for query in spent:
-            dead_lettered += start_moves(database, query, reason, error, time.time())
-        return ReclaimResult(requeued=requeued, dead_lettered=dead_lettered)
-
-    @wrap_errors
-    def extend_owned(self, queue: str, owner: str, lease_seconds: float) -> int:
-        """Move the deadline of every lease of ``owner``; see ``Connector.extend_owned``."""
-        update = {"$set": {"deadline": time.time() + lease_seconds}}
-        query = where(queue=queue, state=LEASED, owner=owner)
-        return self._database().tasks.update_many(query, update).matched_count
-
-    @wrap_errors
-    def release_owned(self, queue: str, owner: str) -> int:
-        """Release every lease of ``owner``, in lease order; see ``Connector.release_owned``."""
-        query = where(queue=queue, state=LEASED, owner=owner)
-        owned = list(self._database().tasks.find(query, {"_id": 1, "claim": 1}).sort(ORDER))
-        if not owned:
-            return 0
-        return self.release_many(
-            queue,
-            [Delivery(b"", str(doc["_id"]), int(doc["claim"], 16), 0) for doc in owned],
-        )
-
-    @wrap_errors
-    def leased_count(self, queue: str) -> int:
-        """Number of leased items, expired ones included; see ``Connector.leased_count``."""
-        return count(self._database().tasks, where(queue=queue, state=LEASED))
-
-    # -- dead letters -------------------------------------------------------------
-
-    @wrap_errors
-    def dead_letter_many(
-        self, queue: str, deliveries: Sequence[Delivery], reason: str, error: str = ""
-    ) -> int:
-        """Move leased items to the dead letters; see ``Connector.dead_letter_many``."""
-        moved = 0
-        for token, ids in group_by_token(deliveries).items():
-            query = self._held(queue, ids, token)
-            moved += start_moves(self._database(), query, reason, error, time.time())
-        return moved
-
-    @wrap_errors
-    def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
-        """Up to ``limit`` dead items, oldest first; see ``Connector.dead_letters``."""
-        if limit <= 0:
-            return []
-        documents = self._database().dead.find(where(queue=queue)).sort(DEAD_ORDER).limit(limit)
-        fields = ("payload", "reason", "error", "deliveries", "dead_at")
-        return [DeadLetter(str(d["_id"]), *(d[field] for field in fields)) for d in documents]
-
-    @wrap_errors
-    def requeue_dead(self, queue: str, limit: int = 0) -> int:
-        """Move dead items back to the tail of NORMAL; see ``Connector.requeue_dead``."""
-        return requeue(self._database(), queue, limit)
-
-    @wrap_errors
-    def purge_dead(self, queue: str) -> int:
-        """Delete every dead item of a queue; see ``Connector.purge_dead``."""
-        return self._database().dead.delete_many(where(queue=queue)).deleted_count
-
-    @wrap_errors
-    def dead_count(self, queue: str) -> int:
-        """Number of dead items of a queue; see ``Connector.dead_count``."""
-        return count(self._database().dead, where(queue=queue))
-
-    # -- keys and locks -----------------------------------------------------------
-
-    @wrap_errors
-    def key_set(self, key: str, value: bytes, ttl_seconds: float | None = None) -> None:
-        """Store ``value`` under ``key``; see ``Connector.key_set``."""
-        expires_at = None if ttl_seconds is None else time.time() + ttl_seconds
-        # $set rather than replace_one: nx-27017 upserts a replacement under a new ObjectId.
-        update = {"$set": {"value": bytes(value), "expires_at": expires_at}}
-        self._database().keys.update_one({"_id": key}, update, upsert=True)
-
-    @staticmethod
-    def _live(document: Document | None) -> bool:
-        if document is None:
-            return False
-        expires_at = document.get("expires_at")
-        return expires_at is None or expires_at > time.time()
-
-    @wrap_errors
-    def key_get(self, key: str) -> bytes | None:
-        """The value under ``key`` unless missing or expired; see ``Connector.key_get``."""
-        document = self._database().keys.find_one({"_id": key})
-        return bytes(document["value"]) if document is not None and self._live(document) else None
-
-    @wrap_errors
-    def key_delete(self, key: str) -> bool:
-        """Delete ``key``; True if it existed and had not expired."""
-        return self._live(self._database().keys.find_one_and_delete({"_id": key}))
-
-    def lock(self, name: str) -> Lock:
-        """A lock object for ``name`` (not yet acquired); see ``Lock``."""
-        return Lock(self._database, self.address, name)
-
-    # -- live workers (see ``mongo_registry``) -------------------------------------
-
-    @wrap_errors
-    def register_worker(self, worker_id: str, info: bytes, ttl_seconds: float) -> None:
-        """Publish or refresh a worker's heartbeat; see ``Connector.register_worker``."""
-        mongo_registry.register(self._database(), worker_id, info, ttl_seconds)
-
-    @wrap_errors
-    def unregister_worker(self, worker_id: str) -> bool:
-        """Remove a worker's heartbeat; see ``Connector.unregister_worker``."""
-        return mongo_registry.unregister(self._database(), worker_id)
-
-    @wrap_errors
-    def workers(self) -> list[bytes]:
-        """The info of every live worker; see ``Connector.workers``."""
-        return mongo_registry.live(self._database())
-
-    # -- lifecycle ----------------------------------------------------------------
-
-    @wrap_errors
-    def ping(self) -> None:
-        """Check the server answers; raise ``BrokerUnavailable`` naming its address if not."""
-        self._database().command("ping")
-
-    def close(self) -> None:
-        """Close the client of this process, if one was opened."""
-        self._handle.close()
+        """The first deployment's database, for operator views and tests."""
+        node = self._members[0]
+        assert isinstance(node, Node)
+        return node._database()

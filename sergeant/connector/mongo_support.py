@@ -33,6 +33,7 @@ __all__ = [
     "MongoClientHandle",
     "allocate",
     "claim_of",
+    "client_handles",
     "count",
     "group_by_token",
     "insert_new",
@@ -169,33 +170,41 @@ def insert_new(collection: Collection[Document], documents: list[Document]) -> s
     return set()
 
 
-def _parse_nodes(nodes: list[dict[str, typing.Any]]) -> tuple[list[str], str | None]:
-    """``host:port`` strings and the replica set name of 0.27 ``nodes`` entries."""
-    if not nodes:
-        raise ConfigError("Connector.params.nodes is empty; give at least one node")
-    hosts: list[str] = []
-    replica_sets: set[str] = set()
-    for index, node in enumerate(nodes):
-        for key in node:
-            if key not in NODE_KEYS:
-                accepted = ", ".join(repr(name) for name in NODE_KEYS)
-                raise ConfigError(
-                    f"Connector.params.nodes[{index}] has unknown key {key!r}; use {accepted}"
-                )
-        if "host" not in node:
-            raise ConfigError(f"Connector.params.nodes[{index}] has no 'host'; add one")
-        port = node.get("port", DEFAULT_PORT)
-        if not isinstance(port, int) or isinstance(port, bool):
-            raise ConfigError(f"Connector.params.nodes[{index}].port is {port!r}; use an int")
-        hosts.append(f"{node['host']}:{port}")
-        if node.get("replica_set"):
-            replica_sets.add(node["replica_set"])
-    if len(replica_sets) > 1:
+def _parse_node(index: int, node: typing.Any) -> tuple[str, str | None]:
+    """The ``host:port`` and the replica set name of 0.27 ``nodes[index]``."""
+    if not isinstance(node, dict):
         raise ConfigError(
-            f"Connector.params.nodes name several replica sets {sorted(replica_sets)!r}; "
-            "give the nodes of one deployment"
+            f"Connector.params.nodes[{index}] is {node!r}; use a dict with 'host', 'port'"
         )
-    return hosts, next(iter(replica_sets), None)
+    for key in node:
+        if key not in NODE_KEYS:
+            accepted = ", ".join(repr(name) for name in NODE_KEYS)
+            raise ConfigError(
+                f"Connector.params.nodes[{index}] has unknown key {key!r}; use {accepted}"
+            )
+    if "host" not in node:
+        raise ConfigError(f"Connector.params.nodes[{index}] has no 'host'; add one")
+    port = node.get("port", DEFAULT_PORT)
+    if not isinstance(port, int) or isinstance(port, bool):
+        raise ConfigError(f"Connector.params.nodes[{index}].port is {port!r}; use an int")
+    return f"{node['host']}:{port}", node.get("replica_set") or None
+
+
+def _parse_nodes(nodes: typing.Any) -> list[tuple[str, str | None]]:
+    """``(host:port, replica set)`` of each 0.27 ``nodes`` entry: one deployment each."""
+    if not isinstance(nodes, list) or not nodes:
+        raise ConfigError(f"Connector.params.nodes is {nodes!r}; give a list of at least one node")
+    parsed = [_parse_node(index, node) for index, node in enumerate(nodes)]
+    seen: dict[str, int] = {}
+    for index, (address, _) in enumerate(parsed):
+        if address in seen:
+            # Two clients of one deployment would count every item there twice.
+            raise ConfigError(
+                f"Connector.params.nodes[{seen[address]}] and nodes[{index}] both name "
+                f"{address!r}; list each deployment once"
+            )
+        seen[address] = index
+    return parsed
 
 
 def _check_url(url: str) -> str:
@@ -214,44 +223,51 @@ def _check_url(url: str) -> str:
     return masked
 
 
-class MongoClientHandle:
-    """A lazily opened ``MongoClient`` per process, with the connector's indexes made.
-
-    Args:
-        nodes: 0.27 ``nodes`` entries, or None when ``url`` is given.
-        url: a ``mongodb://`` URI, or None when ``nodes`` is given.
-        database: the database name.
-
-    Attributes:
-        address: the servers' ``host:port`` list, or the URI with its password masked.
+def client_handles(
+    nodes: list[dict[str, typing.Any]] | None, url: str | None, database: str
+) -> list[MongoClientHandle]:
+    """One handle per deployment: each 0.27 ``nodes`` entry, or the one ``url`` names.
 
     Raises:
         ConfigError: not exactly one of ``nodes`` and ``url``, or a bad node or URI.
     """
+    if (nodes is None) == (url is None):
+        raise ConfigError(
+            "Connector.params for 'mongo' need exactly one of 'nodes' and 'url'; "
+            f"got nodes={nodes!r}, url={'<set>' if url else url!r}"
+        )
+    if url is not None:
+        return [MongoClientHandle(url, _check_url(url), database)]
+    return [
+        MongoClientHandle(address, address, database, replica_set)
+        for address, replica_set in _parse_nodes(nodes)
+    ]
+
+
+class MongoClientHandle:
+    """A lazily opened ``MongoClient`` of one deployment per process, indexes made.
+
+    Args:
+        host: a ``host:port`` or a ``mongodb://`` URI, as pymongo takes it.
+        address: what messages name: the ``host:port``, or the URI with its password
+            masked.
+        database: the database name.
+        replica_set: the replica set to connect to through ``host``, if any.
+    """
 
     def __init__(
-        self, nodes: list[dict[str, typing.Any]] | None, url: str | None, database: str
+        self, host: str, address: str, database: str, replica_set: str | None = None
     ) -> None:
-        if (nodes is None) == (url is None):
-            raise ConfigError(
-                "Connector.params for 'mongo' need exactly one of 'nodes' and 'url'; "
-                f"got nodes={nodes!r}, url={'<set>' if url else url!r}"
-            )
+        self.address = address
         self.client_args: dict[str, typing.Any] = {
+            "host": host,
             "retryWrites": True,
             "serverSelectionTimeoutMS": SERVER_SELECTION_TIMEOUT_MS,
             "connectTimeoutMS": CONNECT_TIMEOUT_MS,
             "socketTimeoutMS": SOCKET_TIMEOUT_MS,
         }
-        if nodes is not None:
-            hosts, replica_set = _parse_nodes(nodes)
-            self.address = ",".join(hosts)
-            self.client_args["host"] = hosts
-            if replica_set is not None:
-                self.client_args["replicaset"] = replica_set
-        else:
-            self.address = _check_url(typing.cast(str, url))
-            self.client_args["host"] = url
+        if replica_set is not None:
+            self.client_args["replicaset"] = replica_set
         self.database_name = database
         self._mutex = threading.Lock()
         self._client: pymongo.MongoClient[Document] | None = None

@@ -83,7 +83,8 @@ def test_unknown_node_key_is_a_config_error() -> None:
         {"url": "http://h:1"},
         {"url": "mongodb://h:notaport"},
         {"nodes": [{"host": "h", "port": "27017"}]},
-        {"nodes": [{"host": "a", "replica_set": "r1"}, {"host": "b", "replica_set": "r2"}]},
+        {"nodes": "h:27017"},
+        {"nodes": ["h:27017"]},
     ],
 )
 def test_bad_params_are_config_errors(params: dict[str, typing.Any]) -> None:
