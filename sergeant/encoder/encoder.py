@@ -9,6 +9,7 @@ from __future__ import annotations
 import typing
 
 from sergeant.encoder.compressor import COMPRESSORS, Compressor
+from sergeant.encoder.peek import peek_task_id
 from sergeant.encoder.serializer import SERIALIZERS, Serializer
 from sergeant.errors import ConfigError, DecodeError, EncodingError
 from sergeant.objects import Task
@@ -83,6 +84,16 @@ class Encoder:
             compress = self.compressor.compress
             encoded = [compress(data) for data in encoded]
         return encoded
+
+    def peek_id(self, data: bytes) -> str | None:
+        """The task id in ``data``, read without decoding the task (a pickle is parsed,
+        never run); None when no id is found."""
+        if self.compressor is not None:
+            try:
+                data = self.compressor.decompress(data)
+            except Exception:
+                return None
+        return peek_task_id(self.serializer.name, data)
 
     def decode(self, data: bytes) -> Task:
         """The task for some bytes from the broker.
