@@ -4,8 +4,12 @@ Only :class:`~sergeant.errors.ConnectionLost`,
 :class:`~sergeant.errors.BrokerUnavailable` and :class:`~sergeant.errors.BrokerFull`
 are retried: the broker could not be reached, the connection broke (a restart of
 the broker causes both), or the broker had no room (draining makes it); time
-cures them. Every other error is a bug or a refusal and propagates. A full broker
-is logged once a minute, not at every attempt.
+cures them. Every other error is a bug or a refusal and propagates.
+
+Failures are logged as a state of the process, not per attempt: the first failed
+call at WARNING, then at most one line a minute while calls keep failing (with the
+attempt count and the failures so far), and one line when a call goes through
+again. A full broker is logged once a minute as well.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import typing
 from sergeant._full import Throttle
 from sergeant.errors import BrokerFull, BrokerUnavailable, ConnectionLost
 
-__all__ = ["RETRYABLE", "Backoff", "retry_call"]
+__all__ = ["RETRYABLE", "Backoff", "Outage", "retry_call"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +38,42 @@ T = typing.TypeVar("T")
 
 # Retries refused by a full broker, logged at most once a minute in this process.
 _FULL_LOG = Throttle()
+
+
+class Outage:
+    """The failed broker calls of this process since it last reached the broker."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._throttle = Throttle()
+        #: Failed attempts since the broker last answered (0: it answers).
+        self.failures = 0
+
+    def failed(
+        self, operation: str, queue: str, attempt: int, exc: Exception, delay: float
+    ) -> None:
+        """One attempt failed: logged if it is the first, or a minute has passed."""
+        with self._lock:
+            self.failures += 1
+            failures, due = self.failures, self._throttle.due()
+        if due:
+            _log_retry(operation, queue, attempt, exc, delay, failures)
+
+    def recovered(self, operation: str, queue: str) -> None:
+        """A call went through after failures: logged once."""
+        with self._lock:
+            failures, self.failures = self.failures, 0
+            self._throttle = Throttle()
+        if failures:  # at the failure's level, so whoever saw it sees its end
+            logger.warning(
+                "broker call %r succeeded again after %d failed attempts",
+                operation,
+                failures,
+                extra={"event": "broker_back", "operation": operation, "queue": queue},
+            )
+
+
+_OUTAGE = Outage()
 
 
 class Backoff:
@@ -98,7 +138,7 @@ def retry_call(
     started = time.monotonic()
     while True:
         try:
-            return call()
+            result = call()
         except RETRYABLE as exc:
             if backoff is None:
                 backoff = Backoff()
@@ -106,20 +146,34 @@ def retry_call(
             elapsed = time.monotonic() - started
             if give_up_after_seconds is not None and elapsed + delay > give_up_after_seconds:
                 raise
-            if not isinstance(exc, BrokerFull) or _FULL_LOG.due():
-                _log_retry(operation, queue, backoff.failures, exc, delay)
+            _note_failure(operation, queue, backoff.failures, exc, delay)
             if stop is not None:
                 if stop.wait(delay):
                     raise
             else:
                 time.sleep(delay)
+        else:
+            if backoff is not None:
+                _OUTAGE.recovered(operation, queue)
+            return result
 
 
-def _log_retry(operation: str, queue: str, attempt: int, exc: Exception, delay: float) -> None:
+def _note_failure(operation: str, queue: str, attempt: int, exc: Exception, delay: float) -> None:
+    if not isinstance(exc, BrokerFull):
+        _OUTAGE.failed(operation, queue, attempt, exc, delay)
+    elif _FULL_LOG.due():
+        _log_retry(operation, queue, attempt, exc, delay, attempt)
+
+
+def _log_retry(
+    operation: str, queue: str, attempt: int, exc: Exception, delay: float, failures: int
+) -> None:
     logger.warning(
-        "broker call %r failed (attempt %d): %s; retrying in %.2fs",
+        "broker call %r failed (attempt %d; %d failed attempts in this process so far): %s; "
+        "retrying in %.2fs (logged again once a minute while it fails)",
         operation,
         attempt,
+        failures,
         exc,
         delay,
         extra={"event": "broker_retry", "operation": operation, "queue": queue},

@@ -264,11 +264,12 @@ class Broker:
         self._dead_lettered(queue, reason, moved)
         if moved and note:
             self.connector.key_delete(note_key)
+        # The count the dead letter records: the times it was handed out, this one included.
         logger.error(
             "dead-lettered task %s of queue %r after %d deliveries: %s",
             task.id,
             queue,
-            max_deliveries,
+            delivery.deliveries,
             reason,
             extra={"event": "task_over_delivery_bound", "queue": queue, "reason": reason},
         )
@@ -314,7 +315,7 @@ class Broker:
                 "dead-lettered %d task(s) of queue %r after %d deliveries: %s",
                 result.dead_lettered,
                 queue,
-                max_deliveries,
+                max(delivery.deliveries for delivery in deliveries),
                 reason,
                 extra={"event": "task_over_delivery_bound", "queue": queue, "reason": reason},
             )

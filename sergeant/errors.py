@@ -109,19 +109,28 @@ class ResultTimeout(SergeantError, TimeoutError):
 
 
 class TaskFailed(SergeantError):
-    """The task whose result was asked for ended in failure (``work`` raised or timed out).
+    """The task whose result was asked for ended in failure (``work`` raised or timed
+    out, or the task was dead-lettered).
 
     Attributes:
         task_id: the task's id.
         error_type: the qualified name of the exception raised in the worker, such
-            as ``'ValueError'``, or ``'WorkerTimedout'`` for a timeout.
-        error_message: that exception's message.
+            as ``'ValueError'``, or ``'WorkerTimedout'`` for a timeout;
+            ``'DeadLetter'`` for a dead-lettered task.
+        error_message: that exception's message; for a dead letter, its delivery
+            count, reason and last error.
+        reason: the dead letter's reason (``'killed after timeout'``, ``'worker
+            died'``, ``'max retries'``, a decode error, ...), or None when the task
+            was not dead-lettered.
     """
 
-    def __init__(self, task_id: str, error_type: str, error_message: str) -> None:
+    def __init__(
+        self, task_id: str, error_type: str, error_message: str, reason: str | None = None
+    ) -> None:
         self.task_id = task_id
         self.error_type = error_type
         self.error_message = error_message
+        self.reason = reason
         super().__init__(f"task {task_id} failed: {error_type}: {error_message}")
 
 

@@ -200,17 +200,17 @@ class Slave:
             # at start is most likely a wrong address, which deserves one clear sentence.
             self.worker.broker.connector.ping()
         except ConnectorError as exc:
-            print(exc, file=sys.stderr)
-            return self._failed(ExitCode.BROKER_UNAVAILABLE, str(exc), printed=True)
+            # Said once: by the supervisor from the status file, or here when alone.
+            return self._failed(ExitCode.BROKER_UNAVAILABLE, str(exc))
         summary = self.worker.work_loop()
         self._finished = True
         self.status.tasks_done = summary.tasks_done
         self.status.respawn, self.status.stop = summary.respawn, summary.stop
         return exit_code_for(summary, self._terminating)
 
-    def _failed(self, code: ExitCode, error: str, printed: bool = False) -> ExitCode:
+    def _failed(self, code: ExitCode, error: str) -> ExitCode:
         self.status.error = error
-        if self.status_path is None and not printed:  # no supervisor to say it
+        if self.status_path is None:  # no supervisor to say it
             print(error, file=sys.stderr)
         return code
 

@@ -126,9 +126,7 @@ class Worker:
         config = self.config.encoder
         encoder = Encoder(config.serializer, config.compressor, config.signing_keys())
         self.broker = Broker(connector, encoder)
-        self._result_store = ResultStore(
-            connector, encoder.serializer, self.config.result_ttl_seconds
-        )
+        self._result_store = ResultStore(connector, encoder, self.config.result_ttl_seconds)
 
     def close(self) -> None:
         """Close the broker's connections (a no-op before ``init_broker``)."""
@@ -221,24 +219,31 @@ class Worker:
         )
         return ids
 
-    def get_result(self, task_id: str, timeout: float | None = None) -> typing.Any:
+    def get_result(
+        self, task_id: str, timeout: float | None = None, task_name: str | None = None
+    ) -> typing.Any:
         """The value ``work`` returned for ``task_id``, waiting for it if needed.
 
         The worker that runs the task must keep results
         (``WorkerConfig.result_ttl_seconds > 0``) and share this worker's serializer.
+        A dead-lettered task raises ``TaskFailed`` as soon as it is in the dead
+        letters of its queue, whatever the workers keep.
 
         Args:
             task_id: an id returned by ``push_task`` or ``push_tasks``.
             timeout: seconds to wait at most; None waits until the result comes,
                 0 looks once. Redis wakes the wait as soon as the result is stored;
-                the other brokers poll, backing off to 0.2 s.
+                the other brokers poll, backing off to 0.2 s. The dead letters are
+                looked at every 0.5 s at most.
+            task_name: the queue the task was pushed to; None for this worker's own.
 
         Raises:
-            sergeant.errors.TaskFailed: the task failed, timed out or ran out of
-                retries; carries the remote exception's type and message.
+            sergeant.errors.TaskFailed: the task failed, timed out, ran out of
+                retries or was dead-lettered; carries the remote exception's type
+                and message, or the dead letter's ``reason``.
             sergeant.errors.ResultTimeout: no result within ``timeout``.
         """
-        return self._result_store.fetch(task_id, timeout)
+        return self._result_store.fetch(task_id, timeout, task_name or self.config.name)
 
     # -- consuming by hand ------------------------------------------------------------
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import typing
 
 from sergeant.encoder.compressor import COMPRESSORS, Compressor
+from sergeant.encoder.task_id import peek_task_id
 from sergeant.encoder.serializer import SERIALIZERS, Serializer
-from sergeant.encoder.signing import HEADER_SIZE, MAGIC, Signer
+from sergeant.encoder.signing import HEADER_SIZE, MAGIC, BadSignature, Signer
 from sergeant.errors import ConfigError, DecodeError, EncodingError
 from sergeant.objects import Task
 
@@ -95,6 +96,24 @@ class Encoder:
             sign = self.signer.sign
             encoded = [sign(data) for data in encoded]
         return encoded
+
+    def peek_id(self, data: bytes) -> str | None:
+        """The task id in ``data``, read without decoding the task (a pickle is parsed,
+        never run); None when no id is found. With keys, only a validly signed
+        payload gives its id (a forged dead letter cannot fail another task)."""
+        if self.signer is not None:
+            try:
+                data = self.signer.verify(data)
+            except BadSignature:
+                return None
+        elif data.startswith(MAGIC):
+            data = data[HEADER_SIZE:]
+        if self.compressor is not None:
+            try:
+                data = self.compressor.decompress(data)
+            except Exception:
+                return None
+        return peek_task_id(self.serializer.name, data)
 
     def decode(self, data: bytes) -> Task:
         """The task for some bytes from the broker.

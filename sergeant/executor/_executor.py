@@ -241,6 +241,9 @@ def _after_raise(target: HookTarget, task: Task, exc: BaseException) -> tuple[Ou
     Raises:
         WorkerInterrupt: ``exc`` itself, after ``post_work`` (and ``on_stop`` for a stop).
     """
+    if isinstance(exc, WorkerTimedout) and not exc.args:
+        # Raised asynchronously (a signal, the thread killer) as a bare class: name the limit.
+        exc.args = (f"task exceeded its timeout of {target.config.timeouts.timeout:g}s",)
     _call_hook(target, "post_work", task, False, exc)
     if isinstance(exc, WorkerTimedout):
         return handle_timeout(target, task), exc

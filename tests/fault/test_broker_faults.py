@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,3 +117,61 @@ def test_unreachable_broker_at_start_exits_with_one_sentence(tmp_path: Path) -> 
     assert result.returncode == 18  # ExitCode.BROKER_UNAVAILABLE
     assert f"127.0.0.1:{port}" in stderr
     assert "could not be reached" in stderr
+
+
+def test_a_redis_outage_is_logged_as_a_state_not_per_attempt(
+    durable_redis: RedisServer, tmp_path: Path
+) -> None:
+    """An 8 s outage: each worker logs its first failed call with the attempt count, then
+    (within the minute) nothing more until one line says the broker answers again."""
+    chaos = Chaos(tmp_path, ("redis", {"nodes": [durable_redis.node]}))
+    chaos.configure(lease=2)
+    try:
+        workers = [chaos.start_worker(), chaos.start_worker()]
+        chaos.push([{"ms": 20} for _ in range(2000)])  # work for the whole test
+        wait_until(
+            lambda: {pid for _, _, pid in chaos.done()} == {w.pid for w in workers},
+            timeout=60,
+            message="both workers running tasks",
+        )
+        durable_redis.stop()
+
+        def logged(worker: subprocess.Popen[bytes], text: str) -> typing.Callable[[], bool]:
+            return lambda: text in chaos.stderr(worker)
+
+        for worker in workers:
+            wait_until(logged(worker, "broker call"), timeout=30, message="the outage noticed")
+        time.sleep(8)  # the outage itself: workers keep retrying for this long
+        durable_redis.start()
+        target = len(chaos.done()) + 20
+        wait_until(lambda: len(chaos.done()) >= target, timeout=60, message="progress after")
+        for worker in workers:
+            wait_until(logged(worker, "succeeded again"), timeout=30, message="the recovery")
+            lines = chaos.stderr(worker).splitlines()
+            failed = [line for line in lines if "failed (attempt" in line]
+            print(f"worker {worker.pid}: {len(failed)} retry lines: {failed}")
+            assert 1 <= len(failed) <= 2
+            assert "attempt 1" in failed[0]
+            assert all(w.poll() is None for w in workers)
+    finally:
+        chaos.close()
+
+
+def test_an_unreachable_broker_is_said_once_per_respawn(tmp_path: Path) -> None:
+    """Under the supervisor, the worker's start-up error is printed once (by the
+    supervisor's 'ended' line), not also by the worker."""
+    port = free_port()
+    chaos = Chaos(tmp_path, ("redis", {"nodes": [{"host": "127.0.0.1", "port": port}]}))
+    supervisor = chaos.start_supervisor(1)
+    try:
+        wait_until(
+            lambda: chaos.stderr(supervisor).count("ended: BROKER_UNAVAILABLE") >= 3,
+            timeout=60,
+            message="three respawns",
+        )
+    finally:
+        chaos.close()
+    lines = chaos.stderr(supervisor).splitlines()
+    ended = [line for line in lines if "ended: BROKER_UNAVAILABLE" in line]
+    said = [line for line in lines if "could not be reached" in line and "renew" not in line]
+    assert said == ended

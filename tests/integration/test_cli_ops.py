@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import typing
 from pathlib import Path
@@ -221,3 +223,18 @@ def test_unimportable_worker_spec_is_one_clear_sentence() -> None:
     missing_class = sergeant("stats", "-b", "tests.workers.cli_target:NoSuchWorker")
     assert "has no class 'NoSuchWorker'" in missing_class.output
     assert "Traceback" not in missing_module.output + missing_class.output
+
+
+def test_the_demo_never_touches_the_default_broker_file(tmp_path: Path) -> None:
+    """`sergeant demo` runs on a file of its own, not the shared 0.27 default."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "sergeant.cli", "demo", "--tasks", "10", "--workers", "1"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert (tmp_path / "sergeant_demo.sqlite3").exists()
+    assert not (tmp_path / "sergeant_default_db.sqlite3").exists()

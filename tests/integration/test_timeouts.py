@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from sergeant.errors import TaskFailed
 from tests.workers.scenario import ScenarioWorker, ThreadedScenarioWorker, environment, read_ledger
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60, method="thread")]
@@ -59,3 +60,23 @@ def test_serial_task_within_its_timeout_is_not_interrupted(
     """A task that ends before its deadline succeeds; a late alarm never fires afterwards."""
     ledger = _run(monkeypatch, tmp_path, ScenarioWorker, "ok")
     assert [event for event, _, _ in ledger] == ["start", "done", "start", "done"]
+
+
+@pytest.mark.parametrize("worker_class", [ScenarioWorker, ThreadedScenarioWorker])
+def test_a_timed_out_task_says_which_timeout_it_exceeded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, worker_class: type[ScenarioWorker]
+) -> None:
+    """WorkerTimedout carries a message naming the timeout, also in the stored result."""
+    env = environment(
+        str(tmp_path / "b.sqlite3"), str(tmp_path / "ledger"), timeout=0.5, max_tasks=1
+    )
+    for name, value in {**env, "SERGEANT_TEST_RESULT_TTL": "60"}.items():
+        monkeypatch.setenv(name, value)
+    worker = worker_class()
+    worker.init_worker()
+    task_id = worker.push_task({"action": "sleep", "seconds": 5})
+    worker.work_loop()
+    with pytest.raises(TaskFailed) as failed:
+        worker.get_result(task_id, timeout=0)
+    assert failed.value.error_type == "WorkerTimedout"
+    assert failed.value.error_message == "task exceeded its timeout of 0.5s"

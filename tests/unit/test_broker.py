@@ -66,3 +66,19 @@ def test_pop_drops_undecodable_payloads_and_logs_them(
     assert [task.id for task in popped] == [task.id for task in good]
     assert [getattr(r, "event", None) for r in caplog.records] == ["task_undecodable"]
     assert broker.number_of_enqueued_tasks("q") == 0
+
+
+def test_the_log_and_the_dead_letter_count_the_same_deliveries(
+    broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """'after N deliveries' in the log is the dead letter's count: times handed out."""
+    broker.push_tasks("q", [Task(kwargs={})])
+    [first] = broker.lease_tasks("q", 1, "w", 30.0)
+    broker.release("q", [first.delivery])  # unstarted: not counted
+    [second] = broker.lease_tasks("q", 1, "w", 30.0)
+    broker.charge("q", [second.delivery], 0, "worker died")  # ran: counted
+    with caplog.at_level(logging.ERROR, logger="sergeant.broker"):
+        assert broker.lease_tasks("q", 1, "w", 30.0, max_deliveries=1) == []
+    [(_, letter)] = broker.dead_tasks("q")
+    assert letter.deliveries == 2
+    assert "after 2 deliveries" in caplog.text

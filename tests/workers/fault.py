@@ -82,7 +82,8 @@ _ENDING: dict[str, type[BaseException]] = {
 class FaultWorker(Worker):
     """Sleeps ``kwargs['ms']`` milliseconds; or, by ``kwargs['action']``: holds the GIL
     forever (``'gil_poison'``) or for ``seconds`` (``'gil_hold'``), raises the
-    ``BaseException`` named ``name`` (``'raise'``), or calls ``os._exit`` (``'exit'``)."""
+    ``BaseException`` named ``name`` (``'raise'``), calls ``os._exit`` (``'exit'``), or
+    retries itself (``'retry'``)."""
 
     def generate_config(self) -> config.WorkerConfig:
         connector = json.loads(os.environ["SERGEANT_CHAOS_CONNECTOR"])
@@ -95,6 +96,7 @@ class FaultWorker(Worker):
             ),
             lease_seconds=float(_setting("LEASE", "1")),
             max_deliveries=int(_setting("MAX_DELIVERIES", "5")),
+            max_retries=int(_setting("MAX_RETRIES", "0")),
             block_seconds=0.2,
             prefetch=None
             if _setting("PREFETCH", "0") == "none"
@@ -113,5 +115,7 @@ class FaultWorker(Worker):
             raise _ENDING[task.kwargs["name"]]()
         elif action == "exit":
             os._exit(int(task.kwargs.get("code", 0)))
+        elif action == "retry":
+            self.retry(task)
         time.sleep(task.kwargs.get("ms", 0) / 1000)
         _record(ledger, task)

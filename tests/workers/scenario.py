@@ -117,6 +117,7 @@ class ScenarioWorker(Worker):
             ),
             lease_seconds=2,
             block_seconds=0.1,
+            result_ttl_seconds=float(_setting("RESULT_TTL", "0")),
         )
 
     def work(self, task: Task) -> object:
