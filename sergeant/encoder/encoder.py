@@ -9,9 +9,9 @@ from __future__ import annotations
 import typing
 
 from sergeant.encoder.compressor import COMPRESSORS, Compressor
-from sergeant.encoder.task_id import peek_task_id
 from sergeant.encoder.serializer import SERIALIZERS, Serializer
 from sergeant.encoder.signing import HEADER_SIZE, MAGIC, BadSignature, Signer
+from sergeant.encoder.task_id import peek_task_id
 from sergeant.errors import ConfigError, DecodeError, EncodingError
 from sergeant.objects import Task
 
