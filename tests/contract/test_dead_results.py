@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import time
+import typing
 from pathlib import Path
 
 import pytest
@@ -29,8 +30,10 @@ TIMEOUT = 60.0
 PROMPT = 10.0
 
 
-def _store(connector: Connector, serializer: str = "pickle") -> tuple[Broker, ResultStore]:
-    encoder = Encoder(serializer)
+def _store(
+    connector: Connector, serializer: str = "pickle", **encoder_options: typing.Any
+) -> tuple[Broker, ResultStore]:
+    encoder = Encoder(serializer, **encoder_options)
     return Broker(connector, encoder), ResultStore(connector, encoder, 60.0)
 
 
@@ -44,12 +47,17 @@ def _raises_promptly(results: ResultStore, task_id: str, queue: str) -> TaskFail
     return failed.value
 
 
-@pytest.mark.parametrize("serializer", ["pickle", "msgpack", "json"])
+@pytest.mark.parametrize(
+    ("serializer", "signed"),
+    [("pickle", False), ("msgpack", False), ("json", False), ("pickle", True)],
+)
 def test_a_task_dead_lettered_by_its_worker_raises_task_failed(
-    connector: Connector, queue: str, serializer: str
+    connector: Connector, queue: str, serializer: str, signed: bool
 ) -> None:
-    """dead_letter_many (max retries, undecodable): get_result raises with the reason."""
-    broker, results = _store(connector, serializer)
+    """dead_letter_many (max retries, undecodable): get_result raises with the reason;
+    a signed task's too."""
+    keys = {"signing_keys": [b"a-key-of-32-bytes-for-the-tests!"]} if signed else {}
+    broker, results = _store(connector, serializer, **keys)
     task, other = Task({"x": 1}), Task({"x": 2})
     broker.push_tasks(queue, [other, task])
     for leased in broker.lease_tasks(queue, 2, OWNER, 30.0):
