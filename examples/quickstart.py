@@ -43,7 +43,7 @@ def round_trip(count: int) -> None:
         hello.purge_tasks()  # start from an empty queue
         hello.push_tasks([{"name": f"user-{i}"} for i in range(count)])
         summary = hello.work_loop()
-        print(f"ran {summary.tasks_done} tasks")
+        print(f"ran {summary['tasks_done']} tasks")
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def main() -> None:
         # A lock on the broker: only one process at a time runs this block.
         with squares.lock("redis-example-report"):
             summary = squares.work_loop()
-        print(f"ran {summary.tasks_done} tasks; sum of squares: {squares.total}")
+        print(f"ran {summary['tasks_done']} tasks; sum of squares: {squares.total}")
 
 
 if __name__ == "__main__":

@@ -98,13 +98,13 @@ def exit_code_for(summary: WorkerSummary, terminated: bool) -> ExitCode:
     """The exit code that reports how ``work_loop()`` ended."""
     if terminated:
         return ExitCode.TERMINATED
-    if summary.stop:
+    if summary["stop"]:
         return ExitCode.STOP_REQUESTED
-    if summary.respawn:
+    if summary["respawn"]:
         return ExitCode.RESPAWN_REQUESTED
-    if summary.initialize_exception is not None:
+    if summary["initialize_exception"] is not None:
         return ExitCode.INITIALIZE_FAILED
-    if summary.executor_exception is not None:
+    if summary["executor_exception"] is not None:
         return ExitCode.EXECUTOR_FAILED
     return ExitCode.DONE
 
@@ -204,8 +204,8 @@ class Slave:
             return self._failed(ExitCode.BROKER_UNAVAILABLE, str(exc))
         summary = self.worker.work_loop()
         self._finished = True
-        self.status.tasks_done = summary.tasks_done
-        self.status.respawn, self.status.stop = summary.respawn, summary.stop
+        self.status.tasks_done = summary["tasks_done"]
+        self.status.respawn, self.status.stop = summary["respawn"], summary["stop"]
         return exit_code_for(summary, self._terminating)
 
     def _failed(self, code: ExitCode, error: str) -> ExitCode:

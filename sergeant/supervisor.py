@@ -400,7 +400,8 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--max-worker-memory-usage", type=int, default=None, help="bytes per worker, or none"
     )
-    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING...")
+    # INFO by default, as 0.27: the started / ended / respawning lines are the fleet's pulse.
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO (default), WARNING...")
     parser.add_argument(
         "--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port"
     )

@@ -7,7 +7,6 @@ call ``init_broker()`` then ``push_task``/``push_tasks``; a worker process calls
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import logging
 import sys
@@ -53,25 +52,35 @@ __all__ = [
 ]
 
 _W = typing.TypeVar("_W", bound="Worker")
+_PhaseKey = typing.Literal["initialize_exception", "executor_exception", "finalize_exception"]
 _LOG_FORMAT = "%(asctime)s %(name)-12s %(process)d %(levelname)-8s %(message)s"
 
 
-@dataclasses.dataclass
-class WorkerSummary:
-    """What ``work_loop()`` returns. Also readable as a dict (``summary['stop']``), as in 0.27."""
+class WorkerSummary(typing.TypedDict):
+    """What ``work_loop()`` returns: a plain ``dict`` with 0.27's keys, plus ``tasks_done``.
+
+    Keys:
+        start_time: when the loop started (an aware UTC datetime).
+        end_time: when it ended.
+        initialize_exception: what ``initialize()`` raised, or None.
+        executor_exception: what running the tasks raised, or None.
+        finalize_exception: what ``finalize()`` raised, or None.
+        executor: ``cpu_utilization``, ``total_wall_time`` and ``total_cpu_time``
+            (seconds) of the task phase; empty when ``initialize()`` ended the loop.
+        respawn: a task or hook called ``respawn()``.
+        stop: a task or hook called ``stop()``.
+        tasks_done: tasks whose outcome was settled (new).
+    """
 
     start_time: datetime.datetime
-    end_time: datetime.datetime | None = None
-    tasks_done: int = 0
-    respawn: bool = False
-    stop: bool = False
-    initialize_exception: BaseException | None = None
-    executor_exception: BaseException | None = None
-    finalize_exception: BaseException | None = None
-    executor: dict[str, float] = dataclasses.field(default_factory=dict)
-
-    def __getitem__(self, key: str) -> typing.Any:
-        return getattr(self, key)
+    end_time: datetime.datetime
+    executor_exception: BaseException | None
+    initialize_exception: BaseException | None
+    finalize_exception: BaseException | None
+    executor: dict[str, float]
+    respawn: bool
+    stop: bool
+    tasks_done: int
 
 
 class Worker:
@@ -115,10 +124,12 @@ class Worker:
     # -- set-up -----------------------------------------------------------------------
 
     def generate_config(self) -> WorkerConfig:
-        """Return this worker's configuration; override it."""
-        raise NotImplementedError(
-            f"{type(self).__name__} must override generate_config() to return a WorkerConfig"
-        )
+        """Return this worker's configuration; override it.
+
+        The default, as in 0.27, is ``WorkerConfig(name='worker')``: the queue
+        ``'worker'`` on the local SQLite broker.
+        """
+        return WorkerConfig(name="worker")
 
     def init_broker(self) -> None:
         """Connect the broker (lazily: the first call opens connections)."""
@@ -290,7 +301,11 @@ class Worker:
     def retry(
         self, task: Task, priority: Priority = "NORMAL", consumable_from: float | None = None
     ) -> typing.NoReturn:
-        """Push ``task`` again with ``run_count + 1`` and end this run of it.
+        """Add 1 to ``task.run_count`` (in place, as 0.27), push it again and end this run.
+
+        ``on_retry(task)`` then sees the new count (1 after the first retry). With
+        ``max_retries=N`` a task runs at most N + 1 times: the call that finds
+        ``run_count`` already at N is refused.
 
         Raises:
             WorkerRetry: always, after pushing (routes to ``on_retry``).
@@ -299,8 +314,8 @@ class Worker:
         """
         if 0 < self.config.max_retries <= task.run_count:
             raise WorkerMaxRetries()
-        again = dataclasses.replace(task, run_count=task.run_count + 1)
-        self.broker.push_tasks(self.config.name, [again], priority, consumable_from or 0.0)
+        task.run_count += 1
+        self.broker.push_tasks(self.config.name, [task], priority, consumable_from or 0.0)
         raise WorkerRetry()
 
     def requeue(
@@ -332,9 +347,19 @@ class Worker:
 
     def work_loop(self) -> WorkerSummary:
         """Run tasks until ``max_tasks_per_run``, ``stop()`` or ``respawn()``; never raises."""
-        summary = WorkerSummary(start_time=_utcnow())
-        if not self._run_phase(summary, "initialize", self.initialize):
-            summary.end_time = _utcnow()
+        summary = WorkerSummary(
+            start_time=_utcnow(),
+            end_time=_utcnow(),
+            executor_exception=None,
+            initialize_exception=None,
+            finalize_exception=None,
+            executor={},
+            respawn=False,
+            stop=False,
+            tasks_done=0,
+        )
+        if not self._run_phase(summary, "initialize_exception", self.initialize):
+            summary["end_time"] = _utcnow()
             return summary
         started, started_cpu = time.perf_counter(), time.process_time()
         self._consumer = Consumer(
@@ -343,27 +368,27 @@ class Worker:
         try:
             with _gc.fewer_collections():
                 execute = self.executor.execute_tasks
-                self._run_phase(summary, "executor", lambda: execute(self._tasks()))
+                self._run_phase(summary, "executor_exception", lambda: execute(self._tasks()))
         finally:
             try:
                 self._consumer.close()
             except SergeantError as exc:
                 # A replaced file fails every step alike: the loop's failure said so.
-                if not isinstance(exc, BrokerFileReplaced) or summary.executor_exception is None:
+                if not isinstance(exc, BrokerFileReplaced) or summary["executor_exception"] is None:
                     self.logger.error(
                         "could not give back unstarted tasks: %r",
                         exc,
                         extra={"event": "close_step_failed"},
                     )
-            summary.tasks_done = self._consumer.tasks_done
-        self._run_phase(summary, "finalize", self.finalize)
+            summary["tasks_done"] = self._consumer.tasks_done
+        self._run_phase(summary, "finalize_exception", self.finalize)
         wall, cpu = time.perf_counter() - started, time.process_time() - started_cpu
-        summary.executor = {
+        summary["executor"] = {
             "cpu_utilization": cpu / wall if wall else 0.0,
             "total_wall_time": wall,
             "total_cpu_time": cpu,
         }
-        summary.end_time = _utcnow()
+        summary["end_time"] = _utcnow()
         return summary
 
     def _tasks(self) -> TaskSource:
@@ -378,20 +403,21 @@ class Worker:
         return TrackedTasks(self._consumer, results, recorder, self.logger)
 
     def _run_phase(
-        self, summary: WorkerSummary, phase: str, body: typing.Callable[[], None]
+        self, summary: WorkerSummary, key: _PhaseKey, body: typing.Callable[[], None]
     ) -> bool:
-        """Run a phase of the loop; record interrupts and failures in the summary."""
+        """Run a phase of the loop; record interrupts, and failures under ``key``."""
         try:
             body()
         except WorkerRespawn:
-            summary.respawn = True
+            summary["respawn"] = True
         except WorkerStop:
-            summary.stop = True
+            summary["stop"] = True
         except Exception as exc:
+            phase = key.removesuffix("_exception")
             self.logger.error(
                 "%s has failed: %r", phase, exc, exc_info=True, extra={"event": f"{phase}_failed"}
             )
-            setattr(summary, f"{phase}_exception", exc)
+            summary[key] = exc
             return False
         else:
             return True

@@ -76,6 +76,9 @@ class Lock(abc.ABC):
     def set_ttl(self, ttl: int) -> bool:
         """Make the lock expire ``ttl`` seconds from now, if this object holds it.
 
+        ``set_ttl(0)`` (or less) frees the lock at once: ``get_ttl()`` is then None,
+        as in 0.27.
+
         Returns:
             True if the TTL was changed; False if this object does not hold the lock.
         """

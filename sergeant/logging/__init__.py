@@ -13,10 +13,11 @@ __all__ = ["JsonFormatter", "logstash"]
 class JsonFormatter(logging.Formatter):
     """Formats each record as one JSON object on one line (``Logging(json=True)``).
 
-    The fields are those logstash receives (see ``logstash.record_to_json``):
-    ``@timestamp``, ``level``, ``logger``, ``message``, ``process``, ``thread``,
-    ``exception`` when there is one, and every ``extra`` field, such as the stable
-    ``event`` name each Sergeant lifecycle line carries.
+    The fields are those logstash receives, in 0.27's shape (see
+    ``logstash.record_to_json``): ``@timestamp``, ``message``, ``level``, ``name``,
+    ``emitter`` (where the record was made), ``extra`` (every ``extra`` field, such
+    as the stable ``event`` name each Sergeant lifecycle line carries) and
+    ``exception`` when there is one.
     """
 
     def format(self, record: logging.LogRecord) -> str:

@@ -1,18 +1,27 @@
-"""Logstash handlers (0.27): log records as JSON lines over TCP.
+"""Logstash handlers (0.27): log records as JSON lines over TCP, in 0.27's shape.
 
-Neither handler ever blocks the worker for long or raises when logstash is down:
-a send failure drops the connection (records of that attempt are lost, counted in
-``dropped``) and the next record reconnects, each attempt bounded by ``timeout``.
+Each record is one JSON object (see ``record_to_json``) and a newline, so a
+logstash ``tcp`` input with ``codec => json_lines`` reads both handlers.
+
+Neither handler ever blocks the worker for long or raises, whatever the socket
+raises: a failed send drops the connection (the records of that attempt are
+lost, counted in ``dropped``) and the next record reconnects, each attempt
+bounded by ``timeout``. As in 0.27 a failure prints
+``sending log entry to the logstash server has failed: ...`` (to stderr), but
+once per outage, not per record: it is printed again only after a success.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import logging
 import socket
+import sys
 import threading
 import time
+import traceback
 import typing
 
 import orjson
@@ -22,30 +31,67 @@ __all__ = ["BufferedLogstashHandler", "LogstashHandler"]
 _SKIPPED_ATTRIBUTES = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
 )
+FAILED_MESSAGE = "sending log entry to the logstash server has failed: {}"
+
+
+@functools.cache
+def _host() -> tuple[str, str | None]:
+    """This machine's name and address, looked up once (as 0.27 did per handler)."""
+    hostname = socket.gethostname()
+    try:
+        return hostname, socket.gethostbyname(hostname)
+    except Exception:  # a name the resolver does not know must not stop logging
+        return hostname, None
 
 
 def record_to_json(record: logging.LogRecord) -> bytes:
-    """One JSON line for a record: timestamp, level, logger, message, extras."""
+    """One JSON line for a record, in 0.27's shape.
+
+    ``@timestamp`` (ISO 8601, UTC), ``message``, ``level``, ``name`` (the
+    logger), ``emitter`` (``hostname``, ``ipaddress``, ``pathname``,
+    ``function``, ``line``, and the new ``process`` and ``thread``), ``extra``
+    (every ``extra=`` field, such as ``event``; values JSON cannot hold are sent
+    as their ``repr``), and ``exception`` (``type``, ``message``,
+    ``stacktrace``) when the record has one.
+    """
+    hostname, ipaddress = _host()
     document: dict[str, typing.Any] = {
         "@timestamp": datetime.datetime.fromtimestamp(
             record.created, datetime.timezone.utc
         ).isoformat(),
-        "level": record.levelname,
-        "logger": record.name,
         "message": record.getMessage(),
-        "process": record.process,
-        "thread": record.threadName,
+        "level": record.levelname,
+        "name": record.name,
+        "emitter": {
+            "hostname": hostname,
+            "ipaddress": ipaddress,
+            "pathname": record.pathname,
+            "function": record.funcName,
+            "line": record.lineno,
+            "process": record.process,
+            "thread": record.threadName,
+        },
+        "extra": {k: v for k, v in vars(record).items() if k not in _SKIPPED_ATTRIBUTES},
     }
-    if record.exc_info:
-        document["exception"] = logging.Formatter().formatException(record.exc_info)
-    for key, value in vars(record).items():
-        if key not in _SKIPPED_ATTRIBUTES:
-            document[key] = value
-    return orjson.dumps(document, default=repr, option=orjson.OPT_APPEND_NEWLINE)
+    if record.exc_info and record.exc_info[1] is not None:
+        kind, value, tb = record.exc_info
+        document["exception"] = {
+            "type": type(value).__name__,
+            "message": str(value),
+            "stacktrace": "".join(traceback.format_exception(kind, value, tb)),
+        }
+    options = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+    return orjson.dumps(document, default=repr, option=options)
 
 
 class LogstashHandler(logging.Handler):
-    """Sends each record at once as a JSON line to ``host:port`` over TCP."""
+    """Sends each record at once as a JSON line to ``host:port`` over TCP.
+
+    Args:
+        host: the logstash server.
+        port: its TCP input's port.
+        timeout: seconds each connect or send may take at most.
+    """
 
     def __init__(self, host: str, port: int, timeout: float = 2.0) -> None:
         super().__init__()
@@ -54,8 +100,10 @@ class LogstashHandler(logging.Handler):
         self.dropped = 0
         self._socket: socket.socket | None = None
         self._send_lock = threading.Lock()
+        self._failing = False
 
     def emit(self, record: logging.LogRecord) -> None:
+        """Encode and send one record (never raises)."""
         try:
             line = record_to_json(record)
         except Exception:
@@ -70,9 +118,20 @@ class LogstashHandler(logging.Handler):
                 if self._socket is None:
                     self._socket = socket.create_connection(self.address, timeout=self.timeout)
                 self._socket.sendall(b"".join(lines))
-            except OSError:
+            except Exception as exc:  # not only OSError: a bad host raises UnicodeError
                 self.dropped += len(lines)
                 self._disconnect()
+                self._report(exc)
+            else:
+                self._failing = False
+
+    def _report(self, exc: Exception) -> None:
+        """Print 0.27's failure line, once until the next success."""
+        if self._failing:
+            return
+        self._failing = True
+        with contextlib.suppress(Exception):  # stderr may be closed or None
+            print(FAILED_MESSAGE.format(exc), file=sys.stderr, flush=True)
 
     def _disconnect(self) -> None:
         if self._socket is not None:
@@ -81,13 +140,22 @@ class LogstashHandler(logging.Handler):
             self._socket = None
 
     def close(self) -> None:
+        """Close the connection."""
         with self._send_lock:
             self._disconnect()
         super().close()
 
 
 class BufferedLogstashHandler(LogstashHandler):
-    """Buffers records; sends ``chunk_size`` at a time, or after ``max_store_time`` seconds."""
+    """Buffers records; sends ``chunk_size`` at a time, or after ``max_store_time`` seconds.
+
+    Args:
+        host: the logstash server.
+        port: its TCP input's port.
+        timeout: seconds each connect or send may take at most.
+        chunk_size: records sent together.
+        max_store_time: seconds a record waits at most before it is sent.
+    """
 
     def __init__(
         self,
@@ -103,13 +171,15 @@ class BufferedLogstashHandler(LogstashHandler):
         self._buffer: list[bytes] = []
         self._buffer_lock = threading.Lock()
         self._oldest = time.monotonic()
-        self._closed = threading.Event()
+        # Not ``_closed``: logging.Handler.close() sets that attribute to True.
+        self._stopping = threading.Event()
         self._flusher = threading.Thread(
             target=self._flush_periodically, daemon=True, name="logstash-flusher"
         )
         self._flusher.start()
 
     def emit(self, record: logging.LogRecord) -> None:
+        """Encode and buffer one record; send the buffer once it is full (never raises)."""
         try:
             line = record_to_json(record)
         except Exception:
@@ -131,13 +201,14 @@ class BufferedLogstashHandler(LogstashHandler):
             self.send(lines)
 
     def _flush_periodically(self) -> None:
-        while not self._closed.wait(min(1.0, self.max_store_time)):
+        while not self._stopping.wait(min(1.0, self.max_store_time)):
             with self._buffer_lock:
                 due = bool(self._buffer) and time.monotonic() - self._oldest >= self.max_store_time
             if due:
                 self.flush()
 
     def close(self) -> None:
-        self._closed.set()
+        """Send what is buffered, stop the flusher and close the connection."""
+        self._stopping.set()
         self.flush()
         super().close()

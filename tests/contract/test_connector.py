@@ -456,6 +456,18 @@ def test_lock_ttl_can_be_read_and_changed(connector: Connector) -> None:
     assert lock.get_ttl() is None
 
 
+def test_lock_set_ttl_zero_frees_it(connector: Connector) -> None:
+    """set_ttl(0) by the holder expires the lock now: get_ttl() is None and it is free (0.27)."""
+    lock, other = connector.lock("l0"), connector.lock("l0")
+    assert lock.acquire(timeout=1, ttl=60)
+    assert lock.set_ttl(0) is True
+    assert lock.get_ttl() is None
+    assert lock.is_locked() is False
+    assert other.acquire(timeout=1, ttl=60)
+    assert lock.set_ttl(0) is False
+    assert other.get_ttl() is not None
+
+
 def test_lock_as_context_manager(connector: Connector) -> None:
     """``with lock:`` holds the lock inside the block and frees it after."""
     lock = connector.lock("ctx")

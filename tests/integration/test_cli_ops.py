@@ -175,7 +175,7 @@ def test_dead_list_show_requeue_and_the_tasks_run(
     with UrlWorker() as worker:
         worker.init_worker()
         summary = worker.work_loop()
-    assert summary.tasks_done == 1
+    assert summary["tasks_done"] == 1
     assert counts(broker_url, "cli-jobs") == {
         "queue": "cli-jobs", "ready": 0, "delayed": 0, "leased": 0, "dead": 0,
     }  # fmt: skip

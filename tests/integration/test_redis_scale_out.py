@@ -138,7 +138,7 @@ def test_ten_thousand_tasks_spread_evenly_and_all_run(redis_nodes: list[Node]) -
     assert sum(split) == 10_000
     assert all(abs(held - 5_000) <= 500 for held in split), split
     summary = worker.work_loop()
-    assert summary.executor_exception is None
+    assert summary["executor_exception"] is None
     assert sorted(worker.done) == list(range(10_000))
     for client in clients:
         scale = keys.queue_keys("scale")

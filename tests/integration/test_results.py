@@ -35,7 +35,7 @@ def test_get_result_returns_the_value_or_raises_the_failure(worker: OpsWorker) -
     """A finished task's return value comes back; a failed one raises TaskFailed."""
     done = worker.push_task({"value": {"size": 42}})
     failed = worker.push_task({"fail": "bad url"})
-    assert worker.work_loop().tasks_done == 2
+    assert worker.work_loop()["tasks_done"] == 2
     assert worker.get_result(done, timeout=0) == {"size": 42}
     with pytest.raises(TaskFailed) as error:
         worker.get_result(failed, timeout=0)

@@ -29,7 +29,7 @@ def _run(
     worker.init_worker()
     worker.push_tasks([{"action": action, "tag": "slow"}, {"tag": "after"}])
     summary = worker.work_loop()
-    assert summary.tasks_done == 2
+    assert summary["tasks_done"] == 2
     return read_ledger(ledger)
 
 

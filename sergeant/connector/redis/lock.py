@@ -52,12 +52,13 @@ class Lock(_connector.Lock):
             return bool(node.client.exists(self._key))
 
     def set_ttl(self, ttl: int) -> bool:
-        """Make the lock expire ``ttl`` seconds from now if this object holds it."""
+        """Make the lock expire ``ttl`` seconds from now if this object holds it (0 frees it)."""
         if self.token is None:
             return False
         node = self._node_for(self.name)
         with node:
-            return node.scripts.lock_set_ttl(self._key, self.token, max(1, int(ttl * 1000)))
+            # Not clamped: PEXPIRE with 0 or less deletes the key, 0.27's EXPIRE 0 behaviour.
+            return node.scripts.lock_set_ttl(self._key, self.token, int(ttl * 1000))
 
     def get_ttl(self) -> int | None:
         """Seconds (rounded up) until the lock expires; None when nobody holds it."""
