@@ -98,7 +98,7 @@ def test_two_servers_as_two_nodes_receive_tasks_and_a_worker_serves_both(
     assert all(held >= 250 for held in split), split
     assert worker.number_of_enqueued_tasks() == 700
     summary = worker.work_loop()
-    assert summary.executor_exception is None
+    assert summary["executor_exception"] is None
     assert sorted(worker.done) == list(range(700))
     assert held_per_node(mongo_nodes_params) == [0, 0]
     worker.close()
