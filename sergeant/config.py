@@ -300,7 +300,17 @@ class Connector:
         if scheme == "sqlite":
             if not parsed.path:
                 _fail("the SQLite URL", url, "write it as sqlite:///absolute/path.sqlite3")
-            return cls(type="local", params={"file_path": "/" + parsed.path.lstrip("/")})
+            file_path = "/" + parsed.path.lstrip("/")
+            if parsed.netloc:  # sqlite://tmp/x.sqlite3 would silently open /x.sqlite3
+                meant = f"/{parsed.netloc}{file_path}"
+                _fail(
+                    "the SQLite URL",
+                    url,
+                    f"it reads {parsed.netloc!r} as a host and would open {file_path!r}: it "
+                    f"looks like a relative path with one slash short; write sqlite://{meant} "
+                    f"for {meant!r} (sqlite:// then an absolute path)",
+                )
+            return cls(type="local", params={"file_path": file_path})
         _fail(
             "the broker URL",
             url,

@@ -31,6 +31,7 @@ from sergeant.config import WorkerConfig
 from sergeant.connector import DeadLetter, Lock, Priority, create
 from sergeant.consumer import Consumer, CurrentTask, new_owner_id
 from sergeant.encoder import Encoder
+from sergeant.encoder.kwargs import checked_kwargs
 from sergeant.errors import BrokerFileReplaced, ConfigError, SergeantError
 from sergeant.executor import Executor, SerialExecutor
 from sergeant.executor._executor import TaskSource, noop_hook
@@ -205,9 +206,13 @@ class Worker:
                 task's trace id.
 
         Raises:
+            TypeError: ``kwargs`` is not a dict (with str keys, under the msgpack
+                and json serializers); nothing is pushed.
+            sergeant.errors.EncodingError: a value cannot be encoded by the serializer.
             sergeant.errors.ConnectorError: the broker did not take the task.
         """
-        return self.push_tasks([kwargs], task_name, priority, consumable_from, trace_id)[0]
+        checked = checked_kwargs([kwargs], "push_task(kwargs)", False, self._serializer_name)
+        return self._push(checked, task_name, priority, consumable_from, trace_id)[0]
 
     def push_tasks(
         self,
@@ -217,9 +222,34 @@ class Worker:
         consumable_from: float | None = None,
         trace_id: str | None = None,
     ) -> list[str]:
-        """Push many tasks in one batch; returns their ids in order (see ``push_task``)."""
-        _check_priority(priority)
+        """Push many tasks in one batch; returns their ids in order (see ``push_task``).
+
+        Nothing is pushed when an item is refused; the error names its index.
+        """
+        if isinstance(kwargs_list, (dict, str, bytes)):
+            raise TypeError(
+                f"push_tasks(kwargs_list) is a {type(kwargs_list).__name__}, not a list; pass "
+                "one kwargs dict per task, such as [{'id': 7}, {'id': 8}] (or use push_task)"
+            )
         kwargs_list = kwargs_list if isinstance(kwargs_list, list) else list(kwargs_list)
+        checked = checked_kwargs(
+            kwargs_list, "push_tasks(kwargs_list)", True, self._serializer_name
+        )
+        return self._push(checked, task_name, priority, consumable_from, trace_id)
+
+    @property
+    def _serializer_name(self) -> str:
+        return self.config.encoder.serializer
+
+    def _push(
+        self,
+        kwargs_list: typing.Sequence[dict[str, typing.Any]],
+        task_name: str | None,
+        priority: Priority,
+        consumable_from: float | None,
+        trace_id: str | None,
+    ) -> list[str]:
+        _check_priority(priority)
         ids = new_task_ids(len(kwargs_list))
         # The fast path: envelopes straight from kwargs, no Task object per task.
         payloads = self.broker.encoder.encode_new(
@@ -314,7 +344,10 @@ class Worker:
         """
         if 0 < self.config.max_retries <= task.run_count:
             raise WorkerMaxRetries()
-        task.run_count += 1
+        [task.kwargs] = checked_kwargs(
+            [task.kwargs], "retry(task): task.kwargs", False, self._serializer_name
+        )
+        task.run_count += 1  # in place, as 0.27: on_retry sees the new count
         self.broker.push_tasks(self.config.name, [task], priority, consumable_from or 0.0)
         raise WorkerRetry()
 
@@ -326,6 +359,9 @@ class Worker:
         Raises:
             WorkerRequeue: always, after pushing (routes to ``on_requeue``).
         """
+        [task.kwargs] = checked_kwargs(
+            [task.kwargs], "requeue(task): task.kwargs", False, self._serializer_name
+        )
         self.broker.push_tasks(self.config.name, [task], priority, consumable_from or 0.0)
         raise WorkerRequeue()
 

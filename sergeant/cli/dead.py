@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from sergeant.cli._tables import id_column
 from sergeant.cli._target import broker_option, resolve
 from sergeant.connector import DeadLetter
 from sergeant.encoder.peek import Peek, jsonable
@@ -19,6 +20,8 @@ __all__ = ["dead"]
 
 #: Dead tasks moved back per round trip by ``requeue``.
 REQUEUE_CHUNK = 1_000
+#: Characters of a task's kwargs shown in the ``dead list`` table.
+KWARGS_SHOWN = 120
 
 
 def _describe(seen: Peek, letter: DeadLetter) -> dict[str, typing.Any]:
@@ -38,6 +41,11 @@ def _describe(seen: Peek, letter: DeadLetter) -> dict[str, typing.Any]:
     }
 
 
+def _shorten(text: str) -> str:
+    # A few lines of kwargs in the table at most; `dead show` has them in full.
+    return text if len(text) <= KWARGS_SHOWN else text[: KWARGS_SHOWN - 1] + "…"
+
+
 @click.group()
 def dead() -> None:
     """Inspect and act on dead tasks (those given up on, with the reason and last error)."""
@@ -45,15 +53,16 @@ def dead() -> None:
 
 @dead.command("list")
 @broker_option
-@click.argument("queue")
+@click.argument("queue", required=False)
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def list_dead(broker: str, queue: str, limit: int, as_json: bool) -> None:
-    """List the oldest dead tasks of QUEUE.
+def list_dead(broker: str, queue: str | None, limit: int, as_json: bool) -> None:
+    """List the oldest dead tasks of QUEUE (by default, the queue of a -b module:Class).
 
     Example: sergeant dead list -b redis://localhost:6379/0 emails --limit 20
     """
     with resolve(broker) as target:
+        queue = target.queue(queue)
         rows = [
             _describe(task, letter) for task, letter in target.broker.peek_dead_tasks(queue, limit)
         ]
@@ -61,24 +70,37 @@ def list_dead(broker: str, queue: str, limit: int, as_json: bool) -> None:
         click.echo(json.dumps(rows))
         return
     table = Table(title=f"dead tasks of {queue!r}")
-    for column in ("item_id", "reason", "deliveries", "dead_at", "kwargs"):
-        table.add_column(column)
+    id_column(table, "item_id", (row["item_id"] for row in rows))
+    table.add_column("reason", overflow="fold")
+    table.add_column("deliveries", min_width=len("deliveries"))
+    table.add_column("dead_at (UTC)", min_width=len("YYYY-MM-DD"), overflow="fold")
+    table.add_column("kwargs", overflow="fold")
     for row in rows:
         shown = row["payload"] if row["kwargs"] is None else json.dumps(row["kwargs"])
-        table.add_row(*(str(row[c]) for c in ("item_id", "reason", "deliveries", "dead_at")), shown)
+        dead_at = row["dead_at"][:19].replace("T", " ")  # whole seconds; --json has it all
+        table.add_row(
+            str(row["item_id"]), str(row["reason"]), str(row["deliveries"]), dead_at,
+            _shorten(shown),
+        )  # fmt: skip
     Console().print(table)
 
 
 @dead.command("show")
 @broker_option
-@click.argument("queue")
-@click.argument("item_id")
-def show_dead(broker: str, queue: str, item_id: str) -> None:
+@click.argument("names", nargs=-1, metavar="[QUEUE] ITEM_ID")
+def show_dead(broker: str, names: tuple[str, ...]) -> None:
     """Show one dead task of QUEUE in full, with its last error.
+
+    ITEM_ID is the item_id that `sergeant dead list` shows. QUEUE defaults to the
+    queue of a -b module:Class.
 
     Example: sergeant dead show -b redis://localhost:6379/0 emails N000000000042
     """
+    if len(names) not in (1, 2):
+        raise click.UsageError("give the ITEM_ID (after the QUEUE, for a broker URL)")
+    given, item_id = (None, names[0]) if len(names) == 1 else names
     with resolve(broker) as target:
+        queue = target.queue(given)
         found = [
             _describe(task, letter)
             for task, letter in target.broker.peek_dead_tasks(queue, 1_000_000)
@@ -93,14 +115,17 @@ def show_dead(broker: str, queue: str, item_id: str) -> None:
 
 @dead.command("requeue")
 @broker_option
-@click.argument("queue")
+@click.argument("queue", required=False)
 @click.option("--limit", type=click.IntRange(min=0), default=0, help="At most this many (0 = all).")
-def requeue_dead(broker: str, queue: str, limit: int) -> None:
+def requeue_dead(broker: str, queue: str | None, limit: int) -> None:
     """Put dead tasks of QUEUE back in the queue, oldest first, to run again.
+
+    QUEUE defaults to the queue of a -b module:Class.
 
     Example: sergeant dead requeue -b redis://localhost:6379/0 emails
     """
     with resolve(broker) as target:
+        queue = target.queue(queue)
         connector = target.broker.connector
         total = connector.dead_count(queue)
         if limit:
@@ -119,14 +144,15 @@ def requeue_dead(broker: str, queue: str, limit: int) -> None:
 
 @dead.command("purge")
 @broker_option
-@click.argument("queue")
+@click.argument("queue", required=False)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def purge_dead(broker: str, queue: str, yes: bool) -> None:
-    """Delete every dead task of QUEUE.
+def purge_dead(broker: str, queue: str | None, yes: bool) -> None:
+    """Delete every dead task of QUEUE (by default, the queue of a -b module:Class).
 
     Example: sergeant dead purge -b redis://localhost:6379/0 emails --yes
     """
     with resolve(broker) as target:
+        queue = target.queue(queue)
         if not yes:
             count = target.broker.connector.dead_count(queue)
             click.confirm(f"Delete {count} dead tasks of {queue!r}?", abort=True)

@@ -12,6 +12,7 @@ from rich.live import Live
 from rich.table import Table
 
 from sergeant import _stats
+from sergeant.cli._tables import id_column
 from sergeant.cli._target import Target, broker_option, resolve
 from sergeant.objects import Task
 
@@ -47,23 +48,36 @@ def _tables(rows: list[dict[str, typing.Any]]) -> Group:
     for row in rows:
         queues.add_row(*(str(row[key]) for key, _ in _COLUMNS))
     workers = Table(title="live workers")
-    for title in ("worker", "queue", "up", "tasks done", "done/min", "current task", "for"):
-        workers.add_column(
-            title, justify="right" if title in ("tasks done", "done/min") else "left"
-        )
+    live = [(row["queue"], worker) for row in rows for worker in row["workers"]]
+    id_column(workers, "worker", (worker.get("id") for _, worker in live))
+    workers.add_column("queue", overflow="fold")
+    for title in ("up", "tasks done", "done/min"):
+        workers.add_column(title, justify="left" if title == "up" else "right")
+    id_column(workers, "current task", (worker.get("current_task_id") or "-" for _, worker in live))
+    workers.add_column("for")
     now = time.time()
-    for row in rows:
-        for worker in row["workers"]:
-            workers.add_row(
-                str(worker.get("id")),
-                row["queue"],
-                _ago(worker.get("started"), now),
-                str(worker.get("tasks_done")),
-                str(worker.get("done_last_minute")),
-                str(worker.get("current_task_id") or "-"),
-                _ago(worker.get("current_task_since"), now),
-            )
+    for queue, worker in live:
+        workers.add_row(
+            str(worker.get("id")),
+            queue,
+            _ago(worker.get("started"), now),
+            str(worker.get("tasks_done")),
+            str(worker.get("done_last_minute")),
+            str(worker.get("current_task_id") or "-"),
+            _ago(worker.get("current_task_since"), now),
+        )
     return Group(queues, workers)
+
+
+#: What a JSON value that is not an object is called, in ``push``'s error.
+_JSON_KINDS: dict[type, str] = {
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
 
 
 @click.command()
@@ -89,22 +103,28 @@ def stats(broker: str, queues: tuple[str, ...], as_json: bool, watch: float | No
         if watch is None:
             console.print(_tables([queue_stats(target, q) for q in names]))
             return
-        with Live(_tables([queue_stats(target, q) for q in names]), console=console) as live:
-            while True:
-                time.sleep(watch)
-                live.update(_tables([queue_stats(target, q) for q in names]))
+        try:
+            with Live(_tables([queue_stats(target, q) for q in names]), console=console) as live:
+                while True:
+                    time.sleep(watch)
+                    live.update(_tables([queue_stats(target, q) for q in names]))
+        except KeyboardInterrupt:  # Ctrl-C is how a watch ends: not an error
+            pass
 
 
 @click.command()
 @broker_option
-@click.argument("queue")
+@click.argument("queue", required=False)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def purge(broker: str, queue: str, yes: bool) -> None:
+def purge(broker: str, queue: str | None, yes: bool) -> None:
     """Delete every ready and delayed task of QUEUE (running and dead tasks stay).
+
+    QUEUE defaults to the queue of a -b module:Class.
 
     Example: sergeant purge -b sqlite:///tmp/broker.sqlite3 emails --yes
     """
     with resolve(broker) as target:
+        queue = target.queue(queue)
         waiting = target.broker.number_of_enqueued_tasks(queue, include_delayed=True)
         if not yes:
             click.confirm(f"Delete {waiting} tasks from queue {queue!r}?", abort=True)
@@ -115,7 +135,7 @@ def purge(broker: str, queue: str, yes: bool) -> None:
 
 @click.command()
 @broker_option
-@click.argument("queue")
+@click.argument("queue", required=False)
 @click.option(
     "--kwargs", "kwargs_json", required=True, help='The task\'s kwargs as JSON: {"id": 7}'
 )
@@ -123,9 +143,12 @@ def purge(broker: str, queue: str, yes: bool) -> None:
 @click.option("--priority", type=click.Choice(["NORMAL", "HIGH"]), default="NORMAL")
 @click.option("--count", type=click.IntRange(min=1), default=1, help="Push this many copies.")
 def push(
-    broker: str, queue: str, kwargs_json: str, delay: float, priority: str, count: int
+    broker: str, queue: str | None, kwargs_json: str, delay: float, priority: str, count: int
 ) -> None:
     """Push a task to QUEUE, as an operator.
+
+    QUEUE defaults to the queue of a -b module:Class. A missing SQLite file is
+    created (its directory must exist).
 
     Example: sergeant push -b redis://localhost:6379/0 emails --kwargs '{"to": "a@b.c"}' --delay 60
     """
@@ -134,10 +157,15 @@ def push(
     except ValueError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--kwargs") from exc
     if not isinstance(kwargs, dict):
-        raise click.BadParameter('use a JSON object, such as {"id": 7}', param_hint="--kwargs")
+        raise click.BadParameter(
+            f"{kwargs_json!r} is a JSON {_JSON_KINDS.get(type(kwargs), 'value')}; the kwargs "
+            'are a JSON object of argument names to values, such as {"id": 7}',
+            param_hint="--kwargs",
+        )
     tasks = [Task(kwargs=kwargs) for _ in range(count)]
     consumable_from = time.time() + delay if delay > 0 else 0.0
-    with resolve(broker) as target:
+    with resolve(broker, creates=True) as target:
+        queue = target.queue(queue)
         target.broker.push_tasks(queue, tasks, priority, consumable_from)  # type: ignore[arg-type]
     for task in tasks:
         click.echo(task.id)

@@ -12,6 +12,7 @@ from sergeant.encoder.compressor import COMPRESSORS, Compressor
 from sergeant.encoder.serializer import SERIALIZERS, Serializer
 from sergeant.encoder.signing import HEADER_SIZE, MAGIC, BadSignature, Signer
 from sergeant.encoder.task_id import peek_task_id
+from sergeant.encoder.unencodable import explain
 from sergeant.errors import ConfigError, DecodeError, EncodingError
 from sergeant.objects import Task
 
@@ -85,10 +86,8 @@ class Encoder:
         try:
             encoded = [dumps(envelope) for envelope in envelopes]
         except Exception as exc:
-            raise EncodingError(
-                f"task kwargs cannot be serialized with {self.serializer.name!r}: {exc}; "
-                "pass plain values, or choose the 'pickle' serializer"
-            ) from exc
+            message = explain(dumps, self.serializer.name, [e[1] for e in envelopes], exc)
+            raise EncodingError(message) from exc
         if self.compressor is not None:
             compress = self.compressor.compress
             encoded = [compress(data) for data in encoded]
