@@ -120,6 +120,8 @@ class _Stable:
             text,
         )
         text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}", "2026-01-01 12:00:00,000", text)
+        # whole seconds, as the dead list table shows them
+        text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?![,.\d])", "2026-01-01 12:00:00", text)
         text = re.sub(r"(sergeant stats +)\d\d:\d\d:\d\d", r"\g<1>12:00:00", text)
         return re.sub(
             r"\bpid (\d+)",
