@@ -29,7 +29,8 @@ def test_backoff_doubles_up_to_its_cap_with_jitter() -> None:
 def test_retry_call_retries_connection_errors_until_success(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Lost connections are retried (and logged as broker_retry); the result comes back."""
+    """Lost connections are retried; the outage is logged once (broker_retry), and its
+    end (broker_back), not each attempt; the result comes back."""
     failures: list[Exception] = [ConnectionLost("reset"), BrokerUnavailable("down")]
 
     def flaky() -> str:
@@ -39,7 +40,7 @@ def test_retry_call_retries_connection_errors_until_success(
 
     assert retry_call("lease", flaky, "q") == "ok"
     events = [getattr(record, "event", None) for record in caplog.records]
-    assert events == ["broker_retry", "broker_retry"]
+    assert events == ["broker_retry", "broker_back"]
 
 
 def test_retry_call_builds_no_backoff_when_the_first_attempt_succeeds(
