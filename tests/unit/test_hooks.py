@@ -185,7 +185,8 @@ def test_the_value_is_what_work_returned_or_raised() -> None:
 
 def test_a_success_is_logged_only_when_asked(caplog: pytest.LogCaptureFixture) -> None:
     quiet, loud = Recorder(), Recorder(config.LoggingEvents(on_success=True))
-    with caplog.at_level(logging.INFO):
+    # On the worker's own logger: an earlier test's worker named "q" may have set its level.
+    with caplog.at_level(logging.INFO, logger="q"):
         run_task_with_value(quiet, Task())
         assert [getattr(r, "event", None) for r in caplog.records] == []
         run_task_with_value(loud, Task())
