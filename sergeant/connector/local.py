@@ -107,7 +107,6 @@ class Connector(_connector.Connector):
         self._next_identity_check = 0.0
         self._replaced: str | None = None  # why the open file is no longer at the path
         self._reserve = local_reserve.Reserve(self.file_path)
-        self._incremental = False  # the open file uses incremental auto-vacuum
         self._next_maintenance = 0.0
         self._refusals = _full.Refusals(logger, f"SQLite broker file {self.file_path!r}")
         _LIVE.add(self)
@@ -176,7 +175,6 @@ class Connector(_connector.Connector):
         # Best effort: a push asks again while it is missing.
         if self._reserve.make():  # not on a nearly full disk: VACUUM needs room
             self._convert(conn)
-        self._incremental = local_space.converted(conn)
         return conn
 
     def _convert(self, conn: sqlite3.Connection) -> None:
@@ -298,7 +296,7 @@ class Connector(_connector.Connector):
         try:
             with self._session() as conn:
                 given = 0
-                if self._incremental:
+                if local_space.converted(conn):  # read each time: an operator may convert
                     given = local_space.reclaim(conn, KEEP_BYTES, _BUSY_TIMEOUT_MS)
                 local_space.trim_log(conn, self.file_path, KEEP_BYTES, _BUSY_TIMEOUT_MS)
         except ConnectorError as exc:
@@ -347,7 +345,10 @@ class Connector(_connector.Connector):
 
     def pop_many(self, queue: str, count: int) -> list[bytes]:
         """See :meth:`sergeant.connector.Connector.pop_many`."""
-        if count <= 0 or self._seconds_until_ready(queue) != 0.0:
+        if count <= 0:
+            return []
+        if self._seconds_until_ready(queue) != 0.0:
+            self._maintain()  # idle: the time is free
             return []
         rows = self._draining(lambda: self._pop_now(queue, count))
         self._maintain()

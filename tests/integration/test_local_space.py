@@ -6,7 +6,11 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import re
+import shlex
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +20,9 @@ import pytest
 from sergeant.connector import local_space
 from sergeant.connector.local import Connector
 from sergeant.connector.local_reserve import RESERVE_BYTES
+
+OPERATIONS_DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
+DOCUMENTED_PATH = "/var/lib/myapp/queue.sqlite3"
 
 QUEUE = "jobs"
 LEASE = 300.0
@@ -237,6 +244,27 @@ def test_a_big_old_file_is_left_alone_and_says_how(
     assert len(told) == 1  # once per process
     assert path in told[0].getMessage()
     assert "auto_vacuum = INCREMENTAL" in told[0].getMessage()
+
+
+def test_the_documented_conversion_of_a_big_file_works(path: str) -> None:
+    """The one-liner docs/operations.md gives for files too big to convert on open,
+    run as written (on this test's file), while a connector has the file open."""
+    make_old_format(path, 100)
+    blocks = re.findall(r"```bash\n(.*?)```", OPERATIONS_DOC.read_text(), re.S)
+    (command,) = [b.strip() for b in blocks if "auto_vacuum = INCREMENTAL" in b]
+    argv = shlex.split(command.replace(DOCUMENTED_PATH, path))
+    assert argv[0] == "python"
+    connector = Connector(path)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(local_space, "CONVERT_MAX_BYTES", 0)  # as if it were big
+            connector.ping()
+        assert pragma(path, "auto_vacuum") == 0
+        subprocess.run([sys.executable, *argv[1:]], check=True, timeout=PROCESS_TIMEOUT)
+        assert pragma(path, "auto_vacuum") == 2
+        assert_intact(connector, 100)
+    finally:
+        connector.close()
 
 
 # -- conversion under another process ---------------------------------------------------
