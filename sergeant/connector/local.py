@@ -19,6 +19,10 @@ raises ``BrokerFileReplaced`` then and on every later call.
 A full disk drains: pushes are refused with ``BrokerFull``, and leases,
 acknowledgements and dead-lettering go on, with room kept for them by a reserve file
 beside the broker file (see ``sergeant.connector.local_reserve``).
+
+The file gives back the room of what it no longer holds (see
+``sergeant.connector.local_space``): after a batch is consumed or deleted, and while a
+worker polls an empty queue, at most every :data:`MAINTENANCE_SECONDS`.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 
 from sergeant import _full
-from sergeant.connector import _connector, local_registry, local_reserve
+from sergeant.connector import _connector, local_registry, local_reserve, local_space
 from sergeant.connector import local_sql as sql
 from sergeant.connector._connector import DeadLetter, Delivery, Priority, ReclaimResult
 from sergeant.errors import (
@@ -57,6 +61,13 @@ POLL_FIRST_SECONDS = 0.001
 POLL_MAX_SECONDS = 0.05
 #: Seconds between two checks that the file at ``file_path`` is still the one open.
 IDENTITY_CHECK_SECONDS = 1.0
+#: Seconds between two looks of one connector at the file's free pages and its log.
+MAINTENANCE_SECONDS = 1.0
+#: Bytes of free pages the file keeps (and of log it keeps when the log starts over):
+#: the reserve's size, so pushes reuse pages and the full-disk rules hold.
+KEEP_BYTES = local_reserve.RESERVE_BYTES
+
+_BUSY_TIMEOUT_MS = int(DEFAULT_BUSY_TIMEOUT_SECONDS * 1000)
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +80,8 @@ _FORKING: list[Connector] = []
 # Connections inherited over a fork the hooks did not see (os.fork from C): touching
 # them in the child is unsafe, and so is letting the garbage collector close them.
 _ORPHANS: list[sqlite3.Connection] = []
+# Files this process has said are too big to convert (said once per process).
+_TOLD_TOO_BIG: set[str] = set()
 
 
 class Connector(_connector.Connector):
@@ -94,6 +107,7 @@ class Connector(_connector.Connector):
         self._next_identity_check = 0.0
         self._replaced: str | None = None  # why the open file is no longer at the path
         self._reserve = local_reserve.Reserve(self.file_path)
+        self._next_maintenance = 0.0
         self._refusals = _full.Refusals(logger, f"SQLite broker file {self.file_path!r}")
         _LIVE.add(self)
 
@@ -151,15 +165,40 @@ class Connector(_connector.Connector):
 
     def _open(self) -> sqlite3.Connection:
         try:
-            conn = sql.connect(self.file_path, DEFAULT_BUSY_TIMEOUT_SECONDS)
+            conn = sql.connect(self.file_path, DEFAULT_BUSY_TIMEOUT_SECONDS, KEEP_BYTES)
         except sqlite3.Error as exc:
             if sql.is_busy(exc):
                 raise  # becomes ConnectionLost in _errors
             raise self._unavailable(exc) from exc
         except OSError as exc:
             raise self._unavailable(exc) from exc
-        self._reserve.make()  # best effort: a push asks again while it is missing
+        # Best effort: a push asks again while it is missing.
+        if self._reserve.make():  # not on a nearly full disk: VACUUM needs room
+            self._convert(conn)
         return conn
+
+    def _convert(self, conn: sqlite3.Connection) -> None:
+        """Give a file made without auto-vacuum incremental auto-vacuum (once)."""
+        outcome = local_space.convert(conn, self.file_path, _BUSY_TIMEOUT_MS)
+        if outcome == "done":
+            logger.info(
+                "SQLite broker file %r now gives back the room of consumed tasks "
+                "(converted to incremental auto-vacuum)",
+                self.file_path,
+                extra={"event": "broker_file_converted"},
+            )
+        elif outcome == "too big" and self.file_path not in _TOLD_TOO_BIG:
+            _TOLD_TOO_BIG.add(self.file_path)
+            logger.info(
+                "SQLite broker file %r was made without auto-vacuum and is over %d MiB, "
+                "too big to convert while workers use it, so it keeps its largest size; "
+                "convert it once (workers wait while it runs): %s",
+                self.file_path,
+                local_space.CONVERT_MAX_BYTES >> 20,
+                local_space.CONVERT_COMMAND.format(path=self.file_path),
+                extra={"event": "broker_file_not_converted"},
+            )
+        # busy or failed (a full disk): a later open tries again
 
     def _unavailable(self, exc: BaseException) -> BrokerUnavailable:
         return BrokerUnavailable(
@@ -241,6 +280,31 @@ class Connector(_connector.Connector):
                 "kept for draining is spent)"
             )
 
+    def _maintain(self) -> None:
+        """Give back free pages and a large log, at most every MAINTENANCE_SECONDS.
+
+        Never while the reserve is spent: the file's free pages and its log are then
+        the room pushes and draining have, and another program could take it from the
+        disk. A failure is left for the next time: what called this has succeeded.
+        """
+        now = time.monotonic()
+        if now < self._next_maintenance:
+            return
+        self._next_maintenance = now + MAINTENANCE_SECONDS
+        if not self._reserve.present():
+            return
+        try:
+            with self._session() as conn:
+                given = 0
+                if local_space.converted(conn):  # read each time: an operator may convert
+                    given = local_space.reclaim(conn, KEEP_BYTES, _BUSY_TIMEOUT_MS)
+                local_space.trim_log(conn, self.file_path, KEEP_BYTES, _BUSY_TIMEOUT_MS)
+        except ConnectorError as exc:
+            logger.debug("SQLite broker file %r: giving back room failed (%s)", self.file_path, exc)
+            return
+        if given:
+            logger.debug("SQLite broker file %r gave back %d pages", self.file_path, given)
+
     def _rows(self, statement: str, params: Sequence[object]) -> list[typing.Any]:
         """The rows of one autocommit statement."""
         with self._session() as conn:
@@ -281,9 +345,13 @@ class Connector(_connector.Connector):
 
     def pop_many(self, queue: str, count: int) -> list[bytes]:
         """See :meth:`sergeant.connector.Connector.pop_many`."""
-        if count <= 0 or self._seconds_until_ready(queue) != 0.0:
+        if count <= 0:
+            return []
+        if self._seconds_until_ready(queue) != 0.0:
+            self._maintain()  # idle: the time is free
             return []
         rows = self._draining(lambda: self._pop_now(queue, count))
+        self._maintain()
         rows.sort(key=sql.pop_order)
         return [row[2] for row in rows]
 
@@ -319,7 +387,9 @@ class Connector(_connector.Connector):
 
     def purge(self, queue: str) -> int:
         """See :meth:`sergeant.connector.Connector.purge`."""
-        return self._draining(lambda: self._changed(sql.PURGE_WAITING, (queue, queue)))
+        purged = self._draining(lambda: self._changed(sql.PURGE_WAITING, (queue, queue)))
+        self._maintain()
+        return purged
 
     # -- leases -----------------------------------------------------------------------
 
@@ -350,6 +420,7 @@ class Connector(_connector.Connector):
             remaining = give_up - time.monotonic()
             if remaining <= 0:
                 return []
+            self._maintain()  # idle: the time is free
             time.sleep(min(pause, remaining, wait or POLL_MAX_SECONDS))
             pause = min(pause * 2, POLL_MAX_SECONDS)
 
@@ -372,7 +443,9 @@ class Connector(_connector.Connector):
         held = sql.held_params(queue, deliveries)
         if not held:
             return 0
-        return self._draining(lambda: self._ack_now(held))
+        acked = self._draining(lambda: self._ack_now(held))
+        self._maintain()
+        return acked
 
     def _ack_now(self, held: list[tuple[int, str, int]]) -> int:
         with self._transaction() as conn:
@@ -522,7 +595,9 @@ class Connector(_connector.Connector):
 
     def purge_dead(self, queue: str) -> int:
         """See :meth:`sergeant.connector.Connector.purge_dead`."""
-        return self._draining(lambda: self._changed(sql.PURGE_DEAD, (queue,)))
+        purged = self._draining(lambda: self._changed(sql.PURGE_DEAD, (queue,)))
+        self._maintain()
+        return purged
 
     def dead_count(self, queue: str) -> int:
         """See :meth:`sergeant.connector.Connector.dead_count`."""

@@ -132,6 +132,17 @@ ROLLBACK = "ROLLBACK"
 PING = "SELECT 1"
 FREELIST_COUNT = "PRAGMA freelist_count"
 PAGE_SIZE = "PRAGMA page_size"
+PAGE_COUNT = "PRAGMA page_count"
+# Only a file with no pages yet takes it directly (so before the switch to WAL, which
+# writes the first page); any other file takes it at its next VACUUM. On a file that
+# already has auto-vacuum it is a write, so it is only set where it is needed.
+PRAGMA_AUTO_VACUUM = "PRAGMA auto_vacuum = INCREMENTAL"
+GET_AUTO_VACUUM = "PRAGMA auto_vacuum"
+VACUUM = "VACUUM"
+INCREMENTAL_VACUUM = "PRAGMA incremental_vacuum({pages:d})"
+# The log is cut to this size whenever it starts over (per connection).
+PRAGMA_JOURNAL_SIZE_LIMIT = "PRAGMA journal_size_limit = {size:d}"
+CHECKPOINT_TRUNCATE = "PRAGMA wal_checkpoint(TRUNCATE)"
 
 # -- counters -------------------------------------------------------------------------
 
@@ -305,7 +316,9 @@ def rollback(conn: sqlite3.Connection) -> None:
             conn.execute(ROLLBACK)
 
 
-def connect(file_path: str, busy_timeout_seconds: float) -> sqlite3.Connection:
+def connect(
+    file_path: str, busy_timeout_seconds: float, journal_size_limit: int
+) -> sqlite3.Connection:
     """Open ``file_path`` (creating its directory), configured and at :data:`SCHEMA_VERSION`.
 
     Raises:
@@ -326,7 +339,7 @@ def connect(file_path: str, busy_timeout_seconds: float) -> sqlite3.Connection:
     pause = 0.001
     while True:
         try:
-            set_up(conn, int(busy_timeout_seconds * 1000), file_path)
+            set_up(conn, int(busy_timeout_seconds * 1000), file_path, journal_size_limit)
             return conn
         except sqlite3.Error as exc:
             if not is_busy(exc) or time.monotonic() >= give_up:
@@ -339,14 +352,21 @@ def connect(file_path: str, busy_timeout_seconds: float) -> sqlite3.Connection:
         pause = min(pause * 2, 0.05)
 
 
-def set_up(conn: sqlite3.Connection, busy_timeout_ms: int, file_path: str) -> None:
+def set_up(
+    conn: sqlite3.Connection, busy_timeout_ms: int, file_path: str, journal_size_limit: int
+) -> None:
     """Configure a new connection and bring the file to :data:`SCHEMA_VERSION`.
+
+    A new file gets incremental auto-vacuum (see ``local_space``).
 
     Raises:
         BrokerUnavailable: the file cannot use WAL, or has a newer schema.
         sqlite3.Error: from SQLite, such as busy while another process sets it up.
     """
     conn.execute(PRAGMA_BUSY_TIMEOUT.format(milliseconds=busy_timeout_ms))
+    (pages,) = conn.execute(PAGE_COUNT).fetchall()[0]
+    if pages == 0:  # a new file
+        conn.execute(PRAGMA_AUTO_VACUUM)
     (mode,) = conn.execute(GET_JOURNAL_MODE).fetchall()[0]
     if mode != "wal":  # switching needs an exclusive lock: only when needed
         (mode,) = conn.execute(PRAGMA_JOURNAL_WAL).fetchall()[0]
@@ -356,6 +376,7 @@ def set_up(conn: sqlite3.Connection, busy_timeout_ms: int, file_path: str) -> No
             f"(journal_mode is {mode!r}); put it on a local disk"
         )
     conn.execute(PRAGMA_SYNCHRONOUS)
+    conn.execute(PRAGMA_JOURNAL_SIZE_LIMIT.format(size=journal_size_limit))
     (version,) = conn.execute(GET_USER_VERSION).fetchall()[0]
     if version != SCHEMA_VERSION:
         _migrate(conn, file_path)
