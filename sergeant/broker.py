@@ -16,6 +16,7 @@ import logging
 import sys
 import typing
 
+from sergeant._rejects import RejectLog
 from sergeant.connector import Connector, DeadLetter, Delivery, Lock, Priority, ReclaimResult
 from sergeant.encoder import Encoder
 from sergeant.encoder.peek import Peek, peek
@@ -82,6 +83,7 @@ class Broker:
         #: Called with ``(queue, reason)`` for each task this broker dead-letters
         #: (the worker sets it to count them in its metrics).
         self.on_dead_letter: typing.Callable[[str, str], None] | None = None
+        self._rejects = RejectLog(logger)
 
     def _dead_lettered(self, queue: str, reason: str, moved: int) -> None:
         if moved and self.on_dead_letter is not None:
@@ -128,12 +130,10 @@ class Broker:
             try:
                 tasks.append(decode(payload))
             except DecodeError as exc:
-                logger.error(
-                    "dropped an undecodable task from queue %r: %s",
-                    queue,
-                    exc,
-                    extra={"event": "task_undecodable", "queue": queue},
-                )
+                self._rejects.report(
+                    queue, "task_undecodable", "dropped an undecodable task from queue %r: %s",
+                    queue, exc,
+                )  # fmt: skip
         return tasks
 
     def lease_tasks(
@@ -224,22 +224,19 @@ class Broker:
                     queue, [delivery], BAD_SIGNATURE, exc.reason
                 )
                 self._dead_lettered(queue, BAD_SIGNATURE, moved)
-                logger.error(
+                self._rejects.report(
+                    queue, "task_bad_signature",
                     "dead-lettered a task with a bad signature from queue %r, not decoded: %s",
-                    queue,
-                    exc.reason,
-                    extra={"event": "task_bad_signature", "queue": queue},
-                )
+                    queue, exc.reason,
+                )  # fmt: skip
                 continue
             except DecodeError as exc:
                 moved = self.connector.dead_letter_many(queue, [delivery], str(exc), exc.reason)
                 self._dead_lettered(queue, UNDECODABLE, moved)
-                logger.error(
-                    "dead-lettered an undecodable task from queue %r: %s",
-                    queue,
-                    exc,
-                    extra={"event": "task_undecodable", "queue": queue},
-                )
+                self._rejects.report(
+                    queue, "task_undecodable",
+                    "dead-lettered an undecodable task from queue %r: %s", queue, exc,
+                )  # fmt: skip
                 continue
             if 0 < max_deliveries < delivery.deliveries:
                 self._bury_over_budget(queue, task, delivery, max_deliveries)

@@ -82,3 +82,17 @@ def test_the_log_and_the_dead_letter_count_the_same_deliveries(
     [(_, letter)] = broker.dead_tasks("q")
     assert letter.deliveries == 2
     assert "after 2 deliveries" in caplog.text
+
+
+def test_a_flood_of_undecodable_payloads_is_one_line_not_one_per_task(
+    broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whoever can write to the broker cannot flood the log: the first refusal is
+    logged, the next ones are counted for the next line (a minute later)."""
+    for _ in range(50):
+        broker.connector.push("flood", b"not a task")
+    with caplog.at_level(logging.ERROR):
+        leased = broker.lease_tasks("flood", 50, "owner", 30.0)
+    assert leased == []
+    assert broker.connector.dead_count("flood") == 50
+    assert [getattr(r, "event", None) for r in caplog.records] == ["task_undecodable"]
