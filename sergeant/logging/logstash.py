@@ -7,7 +7,7 @@ Neither handler ever blocks the worker for long or raises, whatever the socket
 raises: a failed send drops the connection (the records of that attempt are
 lost, counted in ``dropped``) and the next record reconnects, each attempt
 bounded by ``timeout``. As in 0.27 a failure prints
-``sending log entry to the logstash server has failed: ...`` (to stderr), but
+``sending log entry to the logstash server has failed: ...`` (to stdout, as 0.27), but
 once per outage, not per record: it is printed again only after a success.
 """
 
@@ -130,8 +130,8 @@ class LogstashHandler(logging.Handler):
         if self._failing:
             return
         self._failing = True
-        with contextlib.suppress(Exception):  # stderr may be closed or None
-            print(FAILED_MESSAGE.format(exc), file=sys.stderr, flush=True)
+        with contextlib.suppress(Exception):  # stdout may be closed or None
+            print(FAILED_MESSAGE.format(exc), file=sys.stdout, flush=True)
 
     def _disconnect(self) -> None:
         if self._socket is not None:

@@ -266,12 +266,12 @@ def test_refused_connection_prints_the_0_27_line_once_per_state_change(
     try:
         for n in range(5):
             logger.error("record %d", n)
-        assert capsys.readouterr().err.count(FAILED_LINE) == 1
+        assert capsys.readouterr().out.count(FAILED_LINE) == 1
         server = LineServer(port)
         try:
             logger.error("back")
             wait_until(lambda: len(server.documents) == 1, timeout=30, message="a record")
-            assert FAILED_LINE not in capsys.readouterr().err
+            assert FAILED_LINE not in capsys.readouterr().out
         finally:
             server.close()
         # The kept connection may swallow a record or two before the peer's reset shows.
@@ -279,13 +279,13 @@ def test_refused_connection_prints_the_0_27_line_once_per_state_change(
 
         def failure_reported() -> bool:
             logger.error("lost")
-            printed.append(capsys.readouterr().err)
+            printed.append(capsys.readouterr().out)
             return FAILED_LINE in printed[-1]
 
         wait_until(failure_reported, timeout=30, message="the failure line")
         for n in range(5):
             logger.error("still down %d", n)
-        assert "".join(printed).count(FAILED_LINE) + capsys.readouterr().err.count(FAILED_LINE) == 1
+        assert "".join(printed).count(FAILED_LINE) + capsys.readouterr().out.count(FAILED_LINE) == 1
     finally:
         handler.close()
 
@@ -304,8 +304,8 @@ def test_a_log_call_never_raises_whatever_the_socket_raises(
             logger.error("two")
         finally:
             handler.close()
-        err = capsys.readouterr().err
-        assert err.count(FAILED_LINE) == 1, err
+        out = capsys.readouterr().out
+        assert out.count(FAILED_LINE) == 1, out
 
 
 # -- locks ------------------------------------------------------------------------------
