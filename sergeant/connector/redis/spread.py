@@ -22,6 +22,7 @@ import typing
 import redis.cluster
 
 from sergeant.connector._connector import DeadLetter, Delivery
+from sergeant.connector._spread import MIN_SPREAD_CHUNK, spread
 from sergeant.connector.redis import entries, keys
 from sergeant.connector.redis.lane import bulk, command, with_head
 from sergeant.connector.redis.nodes import Node
@@ -50,8 +51,6 @@ PUSH_CHUNK = 2000
 MIN_PLAIN_PUSH = 100
 #: Entries per RPUSH of a plain push.
 PLAIN_PUSH_CHUNK = 10_000
-#: Fewest entries worth a round trip of their own: a smaller push goes to one node.
-MIN_SPREAD_CHUNK = 100
 
 
 def connect(settings: RedisSettings) -> list[Node]:
@@ -77,23 +76,6 @@ class Rotation:
         # next() on itertools.count is atomic under the GIL: no lock needed.
         start = next(self._turn) % len(nodes)
         return nodes[start:] + nodes[:start]
-
-
-def spread(count: int, node_count: int) -> list[tuple[int, int]]:
-    """Cut ``count`` entries into contiguous ``(begin, end)`` parts, one per node at most.
-
-    Parts differ in size by one at most, and none is smaller than
-    :data:`MIN_SPREAD_CHUNK` unless the whole push is.
-    """
-    parts = max(1, min(node_count, count // MIN_SPREAD_CHUNK))
-    size, extra = divmod(count, parts)
-    bounds = []
-    begin = 0
-    for index in range(parts):
-        end = begin + size + (1 if index < extra else 0)
-        bounds.append((begin, end))
-        begin = end
-    return bounds
 
 
 def push_on(
