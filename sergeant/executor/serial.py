@@ -142,6 +142,7 @@ def make_process_killer(config: WorkerConfig | None = None) -> ProcessKiller:
     # Imported here: ``python -m sergeant.killer.process`` must not find its module
     # already imported by the ``sergeant`` package (runpy warns and may misbehave).
     from sergeant import _running
+    from sergeant._kill_note import KillNote
     from sergeant.killer.process import ProcessKiller, kill_mark_path
 
     running = _running.file_path()
@@ -149,7 +150,7 @@ def make_process_killer(config: WorkerConfig | None = None) -> ProcessKiller:
     if config is None:
         return ProcessKiller(mark_path=mark)
     connector = config.connector
-    note = {"type": connector.type, "params": connector.params, "queue": config.name}
+    note = KillNote(connector.type, connector.params, config.name)
     return ProcessKiller(note=note, mark_path=mark)
 
 

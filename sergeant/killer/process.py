@@ -12,10 +12,10 @@ its stdin pipe, one per line::
     STOP <slot>                          disarm <slot>
 
 Deadlines are kept on the watchdog's monotonic clock. When the worker passes its
-broker and queue (:data:`NOTE_ENV`, JSON ``{"type", "params", "queue"}``), the
-watchdog, right after a kill, stores a short kill note for the task id given
-with START (``sergeant.broker.kill_note_key``, with a TTL), so that the task is
-dead-lettered as ``'killed after timeout'`` once it passes its delivery bound.
+broker and queue (a ``KillNote``, see ``sergeant._kill_note``), the watchdog, right
+after a kill, stores a short kill note for the task id given with START, so that
+the task is dead-lettered as ``'killed after timeout'`` once it passes its
+delivery bound.
 
 The watchdog exits when the pipe closes (the worker ended or died) or when the
 worker is no longer its parent, so it never outlives the worker.
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import enum
-import json
 import logging
 import os
 import select
@@ -38,6 +37,9 @@ import typing
 
 import psutil
 
+from sergeant._kill_note import ENV as NOTE_ENV
+from sergeant._kill_note import KillNote, text
+
 __all__ = [
     "Command",
     "ProcessKiller",
@@ -46,7 +48,6 @@ __all__ = [
     "kill_tree",
     "main",
     "take_kill_mark",
-    "write_kill_note",
 ]
 
 logger = logging.getLogger(__name__)
@@ -57,9 +58,6 @@ POLL_SECONDS = 0.5
 CLOSE_TIMEOUT_SECONDS = 2.0
 #: Marker in the watchdog's command line, so memory accounting can leave it out.
 WATCHDOG_MODULE = "sergeant.killer.process"
-#: Environment variable carrying the broker and queue the watchdog notes kills in
-#: (an environment variable, not an argument, so passwords stay out of ``ps``).
-NOTE_ENV = "SERGEANT_WATCHDOG_NOTE"
 #: Environment variable naming the file the watchdog writes just before it kills, so
 #: the supervisor tells its kill from any other death (see :func:`kill_mark_path`).
 MARK_ENV = "SERGEANT_WATCHDOG_MARK"
@@ -111,7 +109,7 @@ class Watchdog:
         self,
         pid: int,
         commands_fd: int,
-        note: dict[str, typing.Any] | None = None,
+        note: KillNote | None = None,
         mark_path: str | None = None,
     ) -> None:
         self.pid = pid
@@ -174,12 +172,8 @@ class Watchdog:
 
     def _kill(self, slot: str) -> None:
         late = time.monotonic() - self.deadlines[slot]
-        text = (
-            "the watchdog killed its worker: still running at the hard deadline "
-            f"(timeout + grace period), {late:.3f}s after it"
-        )
         if self.mark_path is not None:
-            _write_mark(self.mark_path, text)
+            _write_mark(self.mark_path, text(late))
         killed = kill_tree(self.pid)
         logger.critical(
             "watchdog killed worker %d and %d descendants: %s was still running at its hard "
@@ -193,7 +187,7 @@ class Watchdog:
         task_id = self.task_ids.get(slot)
         _count_kill(self.note)
         if self.note is not None and task_id is not None:
-            write_kill_note(self.note, task_id, late)
+            self.note.write(task_id, late)
 
 
 def _write_mark(path: str, text: str) -> None:
@@ -225,48 +219,18 @@ def take_kill_mark(running_path: str) -> str | None:
     return text
 
 
-def _count_kill(note: dict[str, typing.Any] | None) -> None:
+def _count_kill(note: KillNote | None) -> None:
     """Count the kill in the supervisor's metrics, when they are on (never raises)."""
-    # Imported only here, like the broker below: the watchdog stays small.
+    # Imported only here, like the connector of the note: the watchdog stays small.
     from sergeant import metrics
 
     try:
         recorder = metrics.task_metrics()
         if recorder is not None:
-            recorder.killed.labels(str((note or {}).get("queue", ""))).inc()
+            recorder.killed.labels(note.queue if note is not None else "").inc()
     except Exception as exc:  # the kill is done; a metric must not break the watchdog
         logger.error(
             "watchdog could not count the kill: %r", exc, extra={"event": "metrics_failed"}
-        )
-
-
-def write_kill_note(note: dict[str, typing.Any], task_id: str, late_seconds: float) -> None:
-    """Store the kill note of ``task_id`` in the worker's broker; log (never raise) on failure.
-
-    Written after the kill, so a slow broker never delays it: the task's lease
-    outlives the kill by at least two thirds of a lease, plenty for one write.
-    """
-    # Imported only here: the watchdog stays small until it has killed something.
-    from sergeant.broker import KILL_NOTE_TTL_SECONDS, kill_note_key
-    from sergeant.connector import create
-
-    text = (
-        "the watchdog killed its worker: still running at the hard deadline "
-        f"(timeout + grace period), {late_seconds:.3f}s after it"
-    )
-    try:
-        connector = create(note["type"], note["params"])
-        try:
-            key = kill_note_key(note["queue"], task_id)
-            connector.key_set(key, text.encode(), KILL_NOTE_TTL_SECONDS)
-        finally:
-            connector.close()
-    except Exception as exc:  # the kill is done; a missing note only changes a reason
-        logger.error(
-            "watchdog could not store the kill note of task %s: %r",
-            task_id,
-            exc,
-            extra={"event": "kill_note_failed"},
         )
 
 
@@ -278,16 +242,16 @@ class ProcessKiller:
 
     Args:
         pid: the process to guard; this one by default.
-        note: ``{"type", "params", "queue"}`` of the worker's broker, so the
-            watchdog can note the tasks it kills (see the module docstring); None
-            (or params that are not JSON) disables the notes.
+        note: the worker's broker and queue, so the watchdog can note the tasks
+            it kills (see the module docstring); None (or params that are not
+            JSON) disables the notes.
         mark_path: a file to write just before killing (see :func:`kill_mark_path`).
     """
 
     def __init__(
         self,
         pid: int | None = None,
-        note: dict[str, typing.Any] | None = None,
+        note: KillNote | None = None,
         mark_path: str | None = None,
     ) -> None:
         self.pid = pid if pid is not None else os.getpid()
@@ -304,7 +268,7 @@ class ProcessKiller:
             env[MARK_ENV] = self.mark_path
         if self.note is not None:
             try:
-                env[NOTE_ENV] = json.dumps(self.note)
+                env[NOTE_ENV] = self.note.to_json()
             except (TypeError, ValueError) as exc:
                 logger.warning(
                     "the watchdog will not note the tasks it kills: the connector params "
@@ -386,7 +350,7 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s sergeant-watchdog {os.getpid()} %(message)s"
     )
-    note = json.loads(os.environ[NOTE_ENV]) if os.environ.get(NOTE_ENV) else None
+    note = KillNote.from_json(os.environ[NOTE_ENV]) if os.environ.get(NOTE_ENV) else None
     mark = os.environ.get(MARK_ENV) or None
     return Watchdog(args.pid, sys.stdin.fileno(), note, mark).run()
 
