@@ -31,7 +31,7 @@ import threading
 import time
 import typing
 
-from sergeant import _faults, _full, _prefetch, _presence, _running
+from sergeant import _full, _prefetch, _presence, _running
 from sergeant._backoff import RETRYABLE, retry_call
 from sergeant._heartbeat import Heartbeat, heartbeat_interval
 from sergeant._prefetch import PendingPull, pulls_ahead
@@ -241,15 +241,10 @@ class Consumer:
 
     def _acks_to_send(self) -> list[Delivery]:
         """The settled leases to acknowledge now (call it under ``_flush_lock``)."""
-        to_ack = list(self._to_ack)
-        if to_ack and _faults.FAULT is not None:
-            _faults.crash_if("before_ack")
-        return to_ack
+        return list(self._to_ack)
 
     def _arrived(self, batch: LeasedBatch) -> list[Task]:
         """A leased batch came: its leases become the unstarted ones; its tasks are next."""
-        if batch.tasks and _faults.FAULT is not None:
-            _faults.crash_if("after_lease")
         self._unstarted = collections.deque(batch.deliveries)
         return batch.tasks
 
@@ -462,8 +457,6 @@ class Consumer:
         if not sent:
             return
         del self._to_ack[: len(sent)]  # settle() only appends: the sent ones are still first
-        if _faults.FAULT is not None:
-            _faults.crash_if("after_ack")
         if accepted < len(sent):
             logger.warning(
                 "%d of %d acknowledgements were rejected: their leases had expired and the "

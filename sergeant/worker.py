@@ -98,6 +98,8 @@ class Worker:
     broker: Broker
     # Private: users' subclasses often have their own ``self.results``.
     _result_store: ResultStore
+    # The work loop's consumer class; the fault suite swaps in one with crash points.
+    _consumer_class: typing.ClassVar[type[Consumer]] = Consumer
 
     def __init__(self) -> None:
         config = self.generate_config()
@@ -398,7 +400,7 @@ class Worker:
             summary["end_time"] = _utcnow()
             return summary
         started, started_cpu = time.perf_counter(), time.process_time()
-        self._consumer = Consumer(
+        self._consumer = self._consumer_class(
             self.broker, self.config, self._handle_starvation, self._current, self.owner_id
         )
         try:

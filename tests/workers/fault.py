@@ -17,6 +17,7 @@ import time
 from sergeant import config
 from sergeant.objects import Task
 from sergeant.worker import Worker
+from tests.workers import crash_points
 
 __all__ = ["QUEUE", "FaultWorker", "PoisonError", "environment", "read_ledger"]
 
@@ -83,7 +84,10 @@ class FaultWorker(Worker):
     """Sleeps ``kwargs['ms']`` milliseconds; or, by ``kwargs['action']``: holds the GIL
     forever (``'gil_poison'``) or for ``seconds`` (``'gil_hold'``), raises the
     ``BaseException`` named ``name`` (``'raise'``), calls ``os._exit`` (``'exit'``), or
-    retries itself (``'retry'``)."""
+    retries itself (``'retry'``). With ``SERGEANT_FAULT`` set it crashes at that point."""
+
+    if crash_points.FAULT is not None:
+        _consumer_class = crash_points.CrashingConsumer
 
     def generate_config(self) -> config.WorkerConfig:
         connector = json.loads(os.environ["SERGEANT_CHAOS_CONNECTOR"])
