@@ -13,16 +13,30 @@ import typing
 from sergeant import _presence
 from sergeant.connector import Connector
 
-__all__ = ["queue_stats"]
+__all__ = ["QueueStats", "queue_stats"]
 
 
-def queue_stats(connector: Connector, queue: str) -> dict[str, typing.Any]:
-    """Counts, rate and live workers of one queue (a JSON-ready dict).
+class QueueStats(typing.TypedDict):
+    """Counts, rate and live workers of one queue; JSON-ready, in ``--json``'s key order."""
 
-    Keys: ``queue``, ``ready`` (= ``ready_high`` + ``ready_normal``), ``ready_high``,
-    ``ready_normal``, ``delayed`` (not yet due), ``leased`` (running or about to),
-    ``dead``, ``done_last_minute`` and ``workers`` (their heartbeats, by id).
-    """
+    queue: str
+    #: ``ready_high`` + ``ready_normal``.
+    ready: int
+    ready_high: int
+    ready_normal: int
+    #: Not yet due.
+    delayed: int
+    #: Running or about to.
+    leased: int
+    dead: int
+    #: Tasks the live workers settled in the last 60 seconds.
+    done_last_minute: int
+    #: The live workers' heartbeats (see ``sergeant._presence``).
+    workers: list[dict[str, typing.Any]]
+
+
+def queue_stats(connector: Connector, queue: str) -> QueueStats:
+    """Counts, rate and live workers of one queue (see :class:`QueueStats`)."""
     by_priority = connector.length_by_priority(queue)
     ready = by_priority["HIGH"] + by_priority["NORMAL"]
     waiting = connector.length(queue, include_delayed=True)

@@ -19,12 +19,15 @@ from sergeant.objects import Task
 __all__ = ["purge", "push", "queue_stats", "stats"]
 
 
-def queue_stats(target: Target, queue: str) -> dict[str, typing.Any]:
+def queue_stats(target: Target, queue: str) -> _stats.QueueStats:
     """Counts, rate and live workers of one queue (see ``sergeant._stats.queue_stats``)."""
     return _stats.queue_stats(target.broker.connector, queue)
 
 
-_COLUMNS = (
+_Column = typing.Literal[
+    "queue", "ready", "ready_high", "ready_normal", "delayed", "leased", "dead", "done_last_minute"
+]
+_COLUMNS: tuple[tuple[_Column, str], ...] = (
     ("queue", "queue"),
     ("ready", "ready"),
     ("ready_high", "HIGH"),
@@ -40,7 +43,7 @@ def _ago(since: object, now: float) -> str:
     return f"{now - since:.1f}s" if isinstance(since, (int, float)) else "-"
 
 
-def _tables(rows: list[dict[str, typing.Any]]) -> Group:
+def _tables(rows: list[_stats.QueueStats]) -> Group:
     """The queues table, then one table of the live workers (with their current task)."""
     queues = Table(title=f"sergeant stats  {time.strftime('%H:%M:%S')}")
     for key, title in _COLUMNS:

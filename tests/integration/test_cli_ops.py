@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from sergeant._stats import QueueStats
 from sergeant.cli import main
 from sergeant.config import Connector
 from sergeant.connector import create
@@ -81,6 +82,7 @@ def test_push_then_stats_counts_ready_and_delayed(broker_url: str) -> None:
     }
     assert (row["ready_high"], row["ready_normal"]) == (1, 3)
     assert (row["workers"], row["done_last_minute"]) == ([], 0)
+    assert list(row) == list(QueueStats.__annotations__)  # the record's keys, in order
 
 
 def test_stats_counts_leased_and_dead(broker_url: str, connector: BaseConnector) -> None:
