@@ -16,7 +16,7 @@ from sergeant.cli._target import broker_option, resolve
 from sergeant.connector import DeadLetter
 from sergeant.encoder.peek import Peek, jsonable
 
-__all__ = ["dead"]
+__all__ = ["DeadRow", "dead"]
 
 #: Dead tasks moved back per round trip by ``requeue``.
 REQUEUE_CHUNK = 1_000
@@ -24,7 +24,23 @@ REQUEUE_CHUNK = 1_000
 KWARGS_SHOWN = 120
 
 
-def _describe(seen: Peek, letter: DeadLetter) -> dict[str, typing.Any]:
+class DeadRow(typing.TypedDict):
+    """One dead task as ``dead list --json`` and ``dead show`` print it, in key order."""
+
+    item_id: str
+    #: None when the payload could not be read safely (``payload`` says why).
+    task_id: str | None
+    kwargs: typing.Any
+    #: How the payload was read, or why it is not shown.
+    payload: str
+    reason: str
+    error: str
+    deliveries: int
+    #: ISO 8601, UTC.
+    dead_at: str
+
+
+def _describe(seen: Peek, letter: DeadLetter) -> DeadRow:
     """One dead task as JSON can show it; its kwargs were read without running code."""
     task = seen.task
     return {

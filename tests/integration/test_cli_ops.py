@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 
 from sergeant._stats import QueueStats
 from sergeant.cli import main
+from sergeant.cli.dead import DeadRow
 from sergeant.config import Connector
 from sergeant.connector import create
 from sergeant.connector._connector import Connector as BaseConnector
@@ -163,6 +164,7 @@ def test_dead_list_show_requeue_and_the_tasks_run(
     assert [(row["reason"], row["error"], row["kwargs"]) for row in listed] == [
         ("worker died", "SIGKILL", {"x": 1})
     ]
+    assert list(listed[0]) == list(DeadRow.__annotations__)  # the record's keys, in order
     shown = json.loads(
         sergeant("dead", "show", "-b", target, "cli-jobs", listed[0]["item_id"]).output
     )
