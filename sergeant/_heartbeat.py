@@ -10,12 +10,22 @@ import typing
 from sergeant import _prefetch, _presence
 from sergeant.config import WorkerConfig
 
-if typing.TYPE_CHECKING:
-    from sergeant.consumer import Consumer
-
-__all__ = ["Heartbeat", "heartbeat_interval"]
+__all__ = ["Beating", "Heartbeat", "heartbeat_interval"]
 
 logger = logging.getLogger("sergeant.consumer")
+
+
+class Beating(typing.Protocol):
+    """What the heartbeat drives: the consumer (a protocol, so the consumer imports
+    this module and not the other way round)."""
+
+    config: WorkerConfig
+    at_least_once: bool
+
+    def unblock_if_stalled(self) -> None: ...
+    def renew_leases(self) -> None: ...
+    def reclaim_expired(self) -> None: ...
+    def publish_presence(self) -> None: ...
 
 
 def heartbeat_interval(config: WorkerConfig) -> float:
@@ -28,7 +38,7 @@ class Heartbeat(threading.Thread):
     reclaims expired ones, every :func:`heartbeat_interval`; unblocks a loop stuck in
     long tasks (prefetched tasks go back, settled ones are acknowledged)."""
 
-    def __init__(self, consumer: Consumer) -> None:
+    def __init__(self, consumer: Beating) -> None:
         super().__init__(name="sergeant-heartbeat", daemon=True)
         self.consumer = consumer
         self.stopped = threading.Event()

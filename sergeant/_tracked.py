@@ -10,8 +10,8 @@ import logging
 import typing
 
 from sergeant.consumer import Consumer
+from sergeant.control import Outcome
 from sergeant.errors import SergeantError
-from sergeant.executor import Outcome
 from sergeant.objects import Task
 
 if typing.TYPE_CHECKING:

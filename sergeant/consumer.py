@@ -38,8 +38,8 @@ from sergeant._prefetch import PendingPull, pulls_ahead
 from sergeant.broker import Broker, LeasedBatch
 from sergeant.config import WorkerConfig
 from sergeant.connector import Delivery
+from sergeant.control import Outcome
 from sergeant.errors import BrokerFull, ConnectorError
-from sergeant.executor import Outcome
 from sergeant.objects import Task
 
 __all__ = ["Consumer", "CurrentTask", "StarvationCallback", "new_owner_id"]

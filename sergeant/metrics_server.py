@@ -55,7 +55,7 @@ class QueueCollector(Collector):
 
     def _load(self) -> tuple[Connector, str]:
         if self._target is None:
-            from sergeant.slave import load_worker_class
+            from sergeant.loader import load_worker_class
 
             if os.getcwd() not in sys.path:  # as the workers' `python -m` does
                 sys.path.insert(0, os.getcwd())

@@ -35,9 +35,9 @@ import time
 import typing
 
 from sergeant.connector import Connector, DeadLetter
+from sergeant.control import Outcome
 from sergeant.encoder import Encoder
 from sergeant.errors import ResultTimeout, TaskFailed
-from sergeant.executor import Outcome
 
 __all__ = ["DEAD_LETTER", "DeadLookup", "ResultStore", "result_key"]
 

@@ -15,7 +15,6 @@ supervisor is gone, and bounds its own exit (see ``sergeant._parent``).
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
@@ -32,6 +31,7 @@ from sergeant.errors import ConfigError, ConnectorError, WorkerImportError
 from sergeant.killer import ShutdownRequested
 from sergeant.killer.process import kill_tree
 from sergeant.killer.thread import raise_in_thread
+from sergeant.loader import load_worker_class
 from sergeant.supervisor_policy import ExitCode, SlaveStatus
 from sergeant.worker import Worker, WorkerSummary
 
@@ -41,32 +41,6 @@ logger = logging.getLogger(__name__)
 
 #: Seconds background threads get to stop after the work loop ended.
 THREAD_STOP_SECONDS = 1.0
-
-
-def load_worker_class(module_name: str, class_name: str) -> type[Worker]:
-    """Import ``module_name`` and return its ``Worker`` subclass ``class_name``.
-
-    Raises:
-        WorkerImportError: one sentence naming what cannot be imported and why.
-    """
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise WorkerImportError(
-            f"Cannot import worker module {module_name!r} ({type(exc).__name__}: {exc}); "
-            f"check the module name and that it is importable from {os.getcwd()!r}."
-        ) from exc
-    worker_class = getattr(module, class_name, None)
-    if worker_class is None:
-        raise WorkerImportError(
-            f"Worker module {module_name!r} has no class {class_name!r}; check the class name."
-        )
-    if not (isinstance(worker_class, type) and issubclass(worker_class, Worker)):
-        raise WorkerImportError(
-            f"{module_name}.{class_name} is {worker_class!r}, not a subclass of "
-            "sergeant.worker.Worker."
-        )
-    return worker_class
 
 
 def lease_keeping(config: WorkerConfig, owner: str) -> dict[str, typing.Any] | None:

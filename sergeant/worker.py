@@ -15,7 +15,12 @@ import time
 import typing
 
 from sergeant import _gc, metrics
-from sergeant._control import (
+from sergeant._tracked import TrackedTasks
+from sergeant.broker import Broker
+from sergeant.config import WorkerConfig
+from sergeant.connector import DeadLetter, Lock, Priority, create
+from sergeant.consumer import Consumer, CurrentTask, new_owner_id
+from sergeant.control import (
     WorkerException,
     WorkerInterrupt,
     WorkerMaxRetries,
@@ -25,16 +30,10 @@ from sergeant._control import (
     WorkerStop,
     WorkerTimedout,
 )
-from sergeant._tracked import TrackedTasks
-from sergeant.broker import Broker
-from sergeant.config import WorkerConfig
-from sergeant.connector import DeadLetter, Lock, Priority, create
-from sergeant.consumer import Consumer, CurrentTask, new_owner_id
 from sergeant.encoder import Encoder
 from sergeant.encoder.kwargs import checked_kwargs
 from sergeant.errors import BrokerFileReplaced, ConfigError, SergeantError
-from sergeant.executor import Executor, SerialExecutor
-from sergeant.executor._executor import TaskSource, noop_hook
+from sergeant.executor import Executor, SerialExecutor, TaskSource, noop_hook
 from sergeant.logging import JsonFormatter
 from sergeant.objects import Task, new_task_ids
 from sergeant.results import ResultStore

@@ -14,7 +14,7 @@ from sergeant.config import Connector, Encoder
 from sergeant.connector import create
 from sergeant.encoder import Encoder as TaskEncoder
 from sergeant.errors import SergeantError
-from sergeant.slave import load_worker_class
+from sergeant.loader import load_worker_class
 from sergeant.worker import Worker
 
 __all__ = ["BROKER_HELP", "Target", "broker_option", "check_local_file", "resolve"]

@@ -6,9 +6,20 @@ from sergeant.executor._executor import (
     Executor,
     HookTarget,
     Outcome,
+    TaskSource,
+    noop_hook,
     run_task,
     run_task_with_value,
 )
 from sergeant.executor.serial import SerialExecutor
 
-__all__ = ["Executor", "HookTarget", "Outcome", "SerialExecutor", "run_task", "run_task_with_value"]
+__all__ = [
+    "Executor",
+    "HookTarget",
+    "Outcome",
+    "SerialExecutor",
+    "TaskSource",
+    "noop_hook",
+    "run_task",
+    "run_task_with_value",
+]

@@ -9,11 +9,12 @@ end the loop.
 
 from __future__ import annotations
 
-import enum
 import logging
 import typing
 
-from sergeant._control import (
+from sergeant.config import WorkerConfig
+from sergeant.control import (
+    Outcome,
     WorkerInterrupt,
     WorkerMaxRetries,
     WorkerRequeue,
@@ -21,7 +22,6 @@ from sergeant._control import (
     WorkerStop,
     WorkerTimedout,
 )
-from sergeant.config import WorkerConfig
 from sergeant.objects import Task
 
 __all__ = [
@@ -36,21 +36,6 @@ __all__ = [
     "run_task",
     "run_task_with_value",
 ]
-
-
-class Outcome(enum.Enum):
-    """How a task ended; decides how its lease is settled."""
-
-    SUCCESS = "success"
-    FAILURE = "failure"
-    TIMEOUT = "timeout"
-    RETRY = "retry"
-    MAX_RETRIES = "max_retries"
-    REQUEUE = "requeue"
-    INTERRUPTED = "interrupted"
-    #: ``work`` raised a ``BaseException`` that ends the worker (``SystemExit``,
-    #: ``KeyboardInterrupt``, ...): the delivery is charged to the task.
-    ABORTED = "aborted"
 
 
 class HookTarget(typing.Protocol):

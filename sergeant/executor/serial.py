@@ -16,8 +16,8 @@ import threading
 import types
 import typing
 
-from sergeant._control import WorkerTimedout
 from sergeant.config import Timeouts, WorkerConfig
+from sergeant.control import WorkerTimedout
 from sergeant.executor._executor import HookTarget, Runner, TaskSource
 from sergeant.killer import ShutdownRequested
 from sergeant.killer.thread import ThreadKiller

@@ -13,7 +13,7 @@ import contextlib
 import threading
 import typing
 
-from sergeant._control import WorkerTimedout
+from sergeant.control import WorkerTimedout
 from sergeant.executor._executor import HookTarget, Runner, TaskSource
 from sergeant.executor.serial import TimedTarget, make_process_killer, thread_guard
 from sergeant.killer import ShutdownRequested

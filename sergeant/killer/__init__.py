@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from sergeant._control import WorkerRespawn
+from sergeant.control import WorkerRespawn
 
 __all__ = ["ShutdownRequested"]
 

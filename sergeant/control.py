@@ -1,12 +1,20 @@
-"""Control-flow exceptions of the worker (re-exported by ``sergeant.worker``, as in 0.27).
+"""How a task's run can end: the worker's control-flow exceptions and the ``Outcome``.
 
-They derive from ``BaseException`` on purpose: a task's own ``except Exception:``
-must not swallow a timeout, a retry or a stop request.
+Every layer above the broker speaks these (the executor raises and routes them, the
+consumer settles leases by ``Outcome``, the worker and results record it), so they
+live in one module below all of them. The exceptions are re-exported by
+``sergeant.worker`` as in 0.27; ``Outcome`` by ``sergeant.executor``.
+
+The exceptions derive from ``BaseException`` on purpose: a task's own
+``except Exception:`` must not swallow a timeout, a retry or a stop request.
 """
 
 from __future__ import annotations
 
+import enum
+
 __all__ = [
+    "Outcome",
     "WorkerException",
     "WorkerInterrupt",
     "WorkerMaxRetries",
@@ -48,3 +56,18 @@ class WorkerRespawn(WorkerInterrupt):
 
 class WorkerStop(WorkerInterrupt):
     """Stops this worker and, under a supervisor, the whole fleet."""
+
+
+class Outcome(enum.Enum):
+    """How a task ended; decides how its lease is settled."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    TIMEOUT = "timeout"
+    RETRY = "retry"
+    MAX_RETRIES = "max_retries"
+    REQUEUE = "requeue"
+    INTERRUPTED = "interrupted"
+    #: ``work`` raised a ``BaseException`` that ends the worker (``SystemExit``,
+    #: ``KeyboardInterrupt``, ...): the delivery is charged to the task.
+    ABORTED = "aborted"
