@@ -7,7 +7,7 @@ It also enforces the delivery bound: a task handed out more than
 ``max_deliveries`` times (each earlier delivery ended with its lease expiring,
 because its worker died, was killed or was cut off) is dead-lettered when it is
 leased again, instead of run. The reason is ``'killed after timeout'`` when the
-watchdog left a kill note for it (see ``sergeant._kill_note``), else ``'worker died'``.
+watchdog left a kill note for it (see ``sergeant.kill_note``), else ``'worker died'``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import logging
 import sys
 import typing
 
-from sergeant import _kill_note
+from sergeant import kill_note
 from sergeant._rejects import RejectLog
 from sergeant.connector import Connector, DeadLetter, Delivery, Lock, Priority, ReclaimResult
 from sergeant.encoder import Encoder
@@ -50,10 +50,10 @@ UNDECODABLE = "undecodable"
 #: Dead-letter reason of a task refused by a worker with signing keys: unsigned, or
 #: not signed by one of its keys (never decoded).
 BAD_SIGNATURE = "bad signature"
-#: Seconds a kill note is kept (see ``sergeant._kill_note``).
-KILL_NOTE_TTL_SECONDS = _kill_note.TTL_SECONDS
-#: The key of the kill note of a task (see ``sergeant._kill_note``).
-kill_note_key = _kill_note.key
+#: Seconds a kill note is kept (see ``sergeant.kill_note``).
+KILL_NOTE_TTL_SECONDS = kill_note.TTL_SECONDS
+#: The key of the kill note of a task (see ``sergeant.kill_note``).
+kill_note_key = kill_note.key
 
 
 class LeasedTask(typing.NamedTuple):
@@ -247,7 +247,7 @@ class Broker:
         self, queue: str, task: Task, delivery: Delivery, max_deliveries: int
     ) -> None:
         """Dead-letter a task whose earlier ``max_deliveries`` deliveries all died."""
-        note_key = _kill_note.key(queue, task.id)
+        note_key = kill_note.key(queue, task.id)
         note = self.connector.key_get(note_key)
         if note is not None:
             reason, error = KILLED_AFTER_TIMEOUT, note.decode("utf-8", "replace")

@@ -142,7 +142,7 @@ def make_process_killer(config: WorkerConfig | None = None) -> ProcessKiller:
     # Imported here: ``python -m sergeant.killer.process`` must not find its module
     # already imported by the ``sergeant`` package (runpy warns and may misbehave).
     from sergeant import _running
-    from sergeant._kill_note import KillNote
+    from sergeant.kill_note import KillNote
     from sergeant.killer.process import ProcessKiller, kill_mark_path
 
     running = _running.file_path()

@@ -46,14 +46,13 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # Tasks to bytes and back.
     ("encoder", ("sergeant.encoder",)),
     # Tasks over a connector: push, lease, ack, dead letters; stored results.
-    ("broker", ("sergeant.broker", "sergeant._rejects", "sergeant.results")),
+    ("broker", ("sergeant.broker", "sergeant.kill_note", "sergeant._rejects", "sergeant.results")),
     # Running tasks: the consumer and its helpers, the executors, the killers.
     (
         "run",
         (
             "sergeant.consumer",
             "sergeant._backoff",
-            "sergeant._faults",
             "sergeant._heartbeat",
             "sergeant._prefetch",
             "sergeant._presence",

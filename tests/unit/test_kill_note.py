@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from sergeant import _kill_note
-from sergeant._kill_note import KillNote
+from sergeant import kill_note
 from sergeant.broker import KILLED_AFTER_TIMEOUT, Broker
 from sergeant.connector import create
 from sergeant.encoder import Encoder
+from sergeant.kill_note import KillNote
 from sergeant.objects import Task
 
 
@@ -38,7 +38,7 @@ def test_written_kill_note_names_the_dead_letter_reason(tmp_path: Path) -> None:
     KillNote.from_json(KillNote("local", params, "q").to_json()).write(task.id, 0.25)
     assert broker.lease_tasks("q", 1, "w", 1.0, max_deliveries=1) == []
     [(_, dead)] = broker.dead_tasks("q")
-    assert (dead.reason, dead.error) == (KILLED_AFTER_TIMEOUT, _kill_note.text(0.25))
+    assert (dead.reason, dead.error) == (KILLED_AFTER_TIMEOUT, kill_note.text(0.25))
     broker.connector.close()
 
 
