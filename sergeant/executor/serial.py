@@ -149,6 +149,8 @@ def make_process_killer(config: WorkerConfig | None = None) -> ProcessKiller:
     if config is None:
         return ProcessKiller(mark_path=mark)
     connector = config.connector
+    if connector.type == "memory":  # the watchdog process cannot reach this one's memory
+        return ProcessKiller(mark_path=mark)
     note = {"type": connector.type, "params": connector.params, "queue": config.name}
     return ProcessKiller(note=note, mark_path=mark)
 
