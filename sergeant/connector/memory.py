@@ -16,15 +16,16 @@ condition, woken by the push (or release) that makes an item ready.
 from __future__ import annotations
 
 import heapq
-import math
 import time
 import typing
 import uuid
 from collections.abc import Callable, Sequence
 
 from sergeant.connector import _connector
+from sergeant.connector import memory_steps as steps
 from sergeant.connector._connector import DeadLetter, Delivery, Priority, ReclaimResult
-from sergeant.connector.memory_store import Dead, Item, Lease, QueueData, Store, forget, store
+from sergeant.connector.memory_lock import Lock
+from sergeant.connector.memory_store import Dead, Item, Lease, Store, forget, store
 
 __all__ = ["Connector", "Lock", "forget"]
 
@@ -83,11 +84,11 @@ class Connector(_connector.Connector):
         """See :meth:`sergeant.connector.Connector.pop_many`."""
         if count <= 0:
             return []
-        return self._locked(lambda data: [i.payload for i in _take(data.queue(queue), count)])
+        return self._locked(lambda data: [i.payload for i in steps.take(data.queue(queue), count)])
 
     def wait_for_items(self, queue: str, block_seconds: float) -> bool:
         """See :meth:`sergeant.connector.Connector.wait_for_items`; no polling."""
-        return self._locked(lambda data: _wait_ready(data, queue, block_seconds))
+        return self._locked(lambda data: steps.wait_ready(data, queue, block_seconds))
 
     def length(self, queue: str, include_delayed: bool = False) -> int:
         """See :meth:`sergeant.connector.Connector.length`."""
@@ -138,12 +139,12 @@ class Connector(_connector.Connector):
             return []
 
         def lease(data: Store) -> list[Delivery]:
-            if block_seconds > 0 and not _wait_ready(data, queue, block_seconds):
+            if block_seconds > 0 and not steps.wait_ready(data, queue, block_seconds):
                 return []
             target = data.queue(queue)
             deadline = time.time() + lease_seconds
             leased = []
-            for item in _take(target, count):
+            for item in steps.take(target, count):
                 item.deliveries += 1
                 token = next(data.counter)
                 target.leased[token] = Lease(item, token, owner, deadline)
@@ -154,15 +155,15 @@ class Connector(_connector.Connector):
 
     def ack_many(self, queue: str, deliveries: Sequence[Delivery]) -> int:
         """See :meth:`sergeant.connector.Connector.ack_many`."""
-        return self._locked(lambda data: len(_settle(data.queue(queue), deliveries)))
+        return self._locked(lambda data: len(steps.settle(data.queue(queue), deliveries)))
 
     def release_many(self, queue: str, deliveries: Sequence[Delivery]) -> int:
         """See :meth:`sergeant.connector.Connector.release_many`."""
 
         def release(data: Store) -> int:
             target = data.queue(queue)
-            items = [lease.item for lease in _settle(target, deliveries)]
-            _release(data, target, items)
+            items = [lease.item for lease in steps.settle(target, deliveries)]
+            steps.release(data, target, items)
             return len(items)
 
         return self._locked(release)
@@ -192,7 +193,7 @@ class Connector(_connector.Connector):
             expired = [lease for lease in target.leased.values() if lease.deadline <= now]
             for lease in expired:
                 del target.leased[lease.token]
-            return _charge(data, target, expired, max_deliveries, "worker died", "")
+            return steps.charge(data, target, expired, max_deliveries, "worker died", "")
 
         return self._locked(reclaim)
 
@@ -211,8 +212,8 @@ class Connector(_connector.Connector):
 
         def charge(data: Store) -> ReclaimResult:
             target = data.queue(queue)
-            held = _settle(target, deliveries)
-            return _charge(data, target, held, max_deliveries, reason, error)
+            held = steps.settle(target, deliveries)
+            return steps.charge(data, target, held, max_deliveries, reason, error)
 
         return self._locked(charge)
 
@@ -221,7 +222,7 @@ class Connector(_connector.Connector):
 
         def extend(data: Store) -> int:
             deadline = time.time() + lease_seconds
-            owned = _owned(data.queue(queue), owner)
+            owned = steps.owned(data.queue(queue), owner)
             for lease in owned:
                 lease.deadline = deadline
             return len(owned)
@@ -233,10 +234,10 @@ class Connector(_connector.Connector):
 
         def release(data: Store) -> int:
             target = data.queue(queue)
-            owned = _owned(target, owner)
+            owned = steps.owned(target, owner)
             for lease in owned:
                 del target.leased[lease.token]
-            _release(data, target, [lease.item for lease in owned])
+            steps.release(data, target, [lease.item for lease in owned])
             return len(owned)
 
         return self._locked(release)
@@ -254,7 +255,7 @@ class Connector(_connector.Connector):
 
         def bury(data: Store) -> int:
             target = data.queue(queue)
-            held = _settle(target, deliveries)
+            held = steps.settle(target, deliveries)
             now = time.time()
             target.dead.extend(Dead(lease.item, reason, error, now) for lease in held)
             return len(held)
@@ -266,7 +267,7 @@ class Connector(_connector.Connector):
 
         def read(data: Store) -> list[DeadLetter]:
             dead = list(data.queue(queue).dead)[: max(limit, 0)]
-            return [_dead_letter(entry) for entry in dead]
+            return [steps.dead_letter(entry) for entry in dead]
 
         return self._locked(read)
 
@@ -320,13 +321,13 @@ class Connector(_connector.Connector):
 
     def key_get(self, key: str) -> bytes | None:
         """See :meth:`sergeant.connector.Connector.key_get`."""
-        return self._locked(lambda data: _live_key(data, key))
+        return self._locked(lambda data: steps.live_key(data, key))
 
     def key_delete(self, key: str) -> bool:
         """See :meth:`sergeant.connector.Connector.key_delete`."""
 
         def delete(data: Store) -> bool:
-            alive = _live_key(data, key) is not None
+            alive = steps.live_key(data, key) is not None
             data.keys.pop(key, None)
             return alive
 
@@ -337,7 +338,7 @@ class Connector(_connector.Connector):
 
         def wait(data: Store) -> bytes | None:
             give_up = None if timeout_seconds is None else time.monotonic() + timeout_seconds
-            while (value := _live_key(data, key)) is None:
+            while (value := steps.live_key(data, key)) is None:
                 remaining = None if give_up is None else give_up - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return None
@@ -348,7 +349,7 @@ class Connector(_connector.Connector):
 
     def lock(self, name: str) -> Lock:
         """See :meth:`sergeant.connector.Connector.lock`."""
-        return Lock(self, name)
+        return Lock(self._store, name)
 
     # -- live workers -------------------------------------------------------------------
 
@@ -388,166 +389,3 @@ class Connector(_connector.Connector):
 
     def close(self) -> None:
         """See :meth:`sergeant.connector.Connector.close`; the store stays (see ``forget``)."""
-
-
-class Lock(_connector.Lock):
-    """A named lock in the in-process store; see :class:`sergeant.connector.Lock`.
-
-    Args:
-        connector: the connector whose store holds the lock.
-        name: the lock's name.
-    """
-
-    def __init__(self, connector: Connector, name: str) -> None:
-        super().__init__(name)
-        self._connector = connector
-
-    def _try_acquire(self, ttl: int) -> bool:
-        def take(data: Store) -> bool:
-            held = data.locks.get(self.name)
-            now = time.time()
-            if held is not None and held[1] > now:
-                return False
-            self.token = uuid.uuid4().hex
-            data.locks[self.name] = (self.token, now + ttl)
-            return True
-
-        return self._connector._locked(take)
-
-    def _mine(self, data: Store) -> bool:
-        held = data.locks.get(self.name)
-        return held is not None and held[0] == self.token and held[1] > time.time()
-
-    def release(self) -> bool:
-        """See :meth:`sergeant.connector.Lock.release`."""
-
-        def free(data: Store) -> bool:
-            mine = self.token is not None and self._mine(data)
-            if mine:
-                del data.locks[self.name]
-            self.token = None
-            return mine
-
-        return self._connector._locked(free)
-
-    def is_locked(self) -> bool:
-        """See :meth:`sergeant.connector.Lock.is_locked`."""
-        return self.get_ttl() is not None
-
-    def set_ttl(self, ttl: int) -> bool:
-        """See :meth:`sergeant.connector.Lock.set_ttl`."""
-
-        def change(data: Store) -> bool:
-            if self.token is None or not self._mine(data):
-                return False
-            if ttl <= 0:
-                del data.locks[self.name]
-            else:
-                data.locks[self.name] = (self.token, time.time() + ttl)
-            return True
-
-        return self._connector._locked(change)
-
-    def get_ttl(self) -> int | None:
-        """See :meth:`sergeant.connector.Lock.get_ttl`."""
-
-        def read(data: Store) -> int | None:
-            held = data.locks.get(self.name)
-            now = time.time()
-            return math.ceil(held[1] - now) if held is not None and held[1] > now else None
-
-        return self._connector._locked(read)
-
-
-# -- steps run under the store's lock ----------------------------------------------------
-
-
-def _take(target: QueueData, count: int) -> list[Item]:
-    """Up to ``count`` ready items off the heads: HIGH first, then NORMAL."""
-    target.make_due_ready(time.time())
-    taken: list[Item] = []
-    for lane in (target.high, target.normal):
-        while lane and len(taken) < count:
-            taken.append(lane.popleft())
-    return taken
-
-
-def _wait_ready(data: Store, queue: str, block_seconds: float) -> bool:
-    """Sleep on the condition until ``queue`` has a ready item or the time is up."""
-    target = data.queue(queue)
-    give_up = time.monotonic() + block_seconds
-    while True:
-        now = time.time()
-        target.make_due_ready(now)
-        if target.high or target.normal:
-            return True
-        remaining = give_up - time.monotonic()
-        if remaining <= 0:
-            return False
-        due = target.next_due()
-        data.cond.wait(remaining if due is None else min(remaining, max(due - now, 0.0)))
-
-
-def _settle(target: QueueData, deliveries: Sequence[Delivery]) -> list[Lease]:
-    """Remove and return the leases of ``deliveries`` still held, in the order given."""
-    held = []
-    for delivery in deliveries:
-        lease = target.held(delivery.item_id, delivery.token)
-        if lease is not None:
-            del target.leased[lease.token]
-            held.append(lease)
-    return held
-
-
-def _release(data: Store, target: QueueData, items: list[Item]) -> None:
-    """Unstarted items back to the head, uncounted."""
-    for item in items:
-        item.deliveries -= 1
-    target.to_head(items)
-    if items:
-        data.cond.notify_all()
-
-
-def _charge(
-    data: Store,
-    target: QueueData,
-    leases: list[Lease],
-    max_deliveries: int,
-    reason: str,
-    error: str,
-) -> ReclaimResult:
-    """Settled leases: dead once over budget, else back to the head, in lease order."""
-    now = time.time()
-    spent = [lease for lease in leases if 0 < max_deliveries <= lease.item.deliveries]
-    requeue = [lease.item for lease in leases if not 0 < max_deliveries <= lease.item.deliveries]
-    target.dead.extend(Dead(lease.item, reason, error, now) for lease in spent)
-    target.to_head(requeue)
-    if requeue:
-        data.cond.notify_all()
-    return ReclaimResult(requeued=len(requeue), dead_lettered=len(spent))
-
-
-def _owned(target: QueueData, owner: str) -> list[Lease]:
-    """The leases ``owner`` holds, in the order they were leased."""
-    return sorted(
-        (lease for lease in target.leased.values() if lease.owner == owner),
-        key=lambda lease: lease.token,
-    )
-
-
-def _dead_letter(entry: Dead) -> DeadLetter:
-    item = entry.item
-    return DeadLetter(
-        item.item_id, item.payload, entry.reason, entry.error, item.deliveries, entry.dead_at
-    )
-
-
-def _live_key(data: Store, key: str) -> bytes | None:
-    entry = data.keys.get(key)
-    if entry is None:
-        return None
-    value, expires_at = entry
-    if expires_at is not None and expires_at <= time.time():
-        del data.keys[key]
-        return None
-    return value
