@@ -36,7 +36,7 @@ COMPRESSORS = ("bzip2", "gzip", "lzma", "zlib", "dummy")
 #: Accepted ``WorkerConfig.delivery`` values.
 DELIVERY_MODES = ("at_least_once", "at_most_once")
 #: Accepted ``Connector.type`` values.
-CONNECTOR_TYPES = ("redis", "mongo", "local")
+CONNECTOR_TYPES = ("redis", "mongo", "local", "memory")
 
 #: Seconds a leased task stays owned by its worker without a renewal.
 DEFAULT_LEASE_SECONDS = 60.0
@@ -248,15 +248,19 @@ class Connector:
       ``{'urls': ['redis://...', ...]}``; see ``docs/scaling.md``
     * ``mongo``: ``{'nodes': [{'host': ..., 'port': ..., 'replica_set': ...}, ...]}``
       or ``{'url': 'mongodb://...'}``
+    * ``memory``: ``{}`` or ``{'name': 'x'}``: queues in this process's memory, shared
+      by every connector of that name (default ``'default'``); for tests and
+      one-process use only, not across processes (see ``docs/howto/brokers.md``)
 
     Attributes:
         params: the connector's parameters, by ``type`` (above); checked when the
             broker is created.
-        type: the broker: ``'local'`` (an SQLite file), ``'redis'`` or ``'mongo'``.
+        type: the broker: ``'local'`` (an SQLite file), ``'redis'``, ``'mongo'`` or
+            ``'memory'`` (in this process, for tests).
     """
 
     params: dict[str, typing.Any]
-    type: typing.Literal["redis", "mongo", "local"] = "local"
+    type: typing.Literal["redis", "mongo", "local", "memory"] = "local"
 
     def __post_init__(self) -> None:
         _check_choice("Connector.type", self.type, CONNECTOR_TYPES)
@@ -270,8 +274,9 @@ class Connector:
         (TLS, with optional ``?ssl_ca_certs=...&ssl_certfile=...&ssl_keyfile=...``),
         ``redis+cluster://host:port,host:port,...`` (and ``rediss+cluster://``) for a
         Redis Cluster (these three are checked by the Redis connector),
-        ``mongodb://...`` (any MongoDB URI, passed to pymongo as is) and
-        ``sqlite:///absolute/path.sqlite3``.
+        ``mongodb://...`` (any MongoDB URI, passed to pymongo as is),
+        ``sqlite:///absolute/path.sqlite3`` and ``memory://name`` (the in-process
+        broker of that name; ``memory://`` is ``'default'``).
 
         Raises:
             ConfigError: the URL's scheme or shape is not one of these.
@@ -311,10 +316,12 @@ class Connector:
                     f"for {meant!r} (sqlite:// then an absolute path)",
                 )
             return cls(type="local", params={"file_path": file_path})
+        if scheme == "memory":
+            return cls(type="memory", params={"name": parsed.netloc or "default"})
         _fail(
             "the broker URL",
             url,
-            "use redis://, rediss://, redis+cluster://, mongodb:// or sqlite:/// URLs",
+            "use redis://, rediss://, redis+cluster://, mongodb://, sqlite:/// or memory:// URLs",
         )
 
 

@@ -35,7 +35,14 @@ from sergeant.loader import load_worker_class
 from sergeant.supervisor_policy import ExitCode, SlaveStatus
 from sergeant.worker import Worker, WorkerSummary
 
-__all__ = ["Slave", "exit_code_for", "load_worker_class", "main", "stop_leftover_threads"]
+__all__ = [
+    "Slave",
+    "exit_code_for",
+    "load_worker_class",
+    "main",
+    "refuse_in_process_broker",
+    "stop_leftover_threads",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +73,23 @@ def lease_keeping(config: WorkerConfig, owner: str) -> dict[str, typing.Any] | N
         "lease_seconds": config.lease_seconds,
         "max_deliveries": config.max_deliveries,
     }
+
+
+def refuse_in_process_broker(config: WorkerConfig) -> None:
+    """Refuse the ``memory`` broker in a supervised worker process.
+
+    Its queues live in one process: each worker process would get an empty one of
+    its own, and the tasks pushed elsewhere would never run.
+
+    Raises:
+        ConfigError: ``config`` uses the ``memory`` connector.
+    """
+    if config.connector.type == "memory":
+        raise ConfigError(
+            "the 'memory' connector keeps its queues inside one process, so supervised "
+            "worker processes cannot share it; run the worker in-process (work_loop()) "
+            "or use a 'local', 'redis' or 'mongo' connector."
+        )
 
 
 def exit_code_for(summary: WorkerSummary, terminated: bool) -> ExitCode:
@@ -154,6 +178,8 @@ class Slave:
             return self._failed(ExitCode.IMPORT_ERROR, str(exc))
         try:
             self.worker = worker_class()
+            if self.status_path is not None or self.supervisor_pid is not None:
+                refuse_in_process_broker(self.worker.config)
             self.status.grace_period = self.worker.config.timeouts.grace_period
             self.status.leases = lease_keeping(self.worker.config, self.worker.owner_id)
             self._report()

@@ -15,7 +15,15 @@ from tests.redis_servers import RedisClusterServers
 from tests.servers import MongoWireServer, RedisServer
 
 #: Broker set-ups every contract test runs against.
-CONNECTOR_KINDS = ["local", "redis", "redis-2-nodes", "redis-cluster", "mongo", "mongo-2-nodes"]
+CONNECTOR_KINDS = [
+    "memory",
+    "local",
+    "redis",
+    "redis-2-nodes",
+    "redis-cluster",
+    "mongo",
+    "mongo-2-nodes",
+]
 
 
 @pytest.fixture(scope="session")
@@ -132,10 +140,22 @@ def mongo_nodes_params(
     return {"nodes": [mongo_server.node, mongo_server_b.node], "database": database}
 
 
+@pytest.fixture
+def memory_name() -> Iterator[str]:
+    """The name of an in-process broker of this test's own, forgotten afterwards."""
+    from sergeant.connector import memory
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    yield name
+    memory.forget(name)
+
+
 def connector_params(
     request: pytest.FixtureRequest, kind: str, tmp_path: Path
 ) -> tuple[str, dict[str, object]]:
     """The ``(type, params)`` of ``sergeant.config.Connector`` for one broker set-up."""
+    if kind == "memory":
+        return "memory", {"name": request.getfixturevalue("memory_name")}
     if kind == "local":
         return "local", {"file_path": str(tmp_path / "broker.sqlite3")}
     if kind == "redis":

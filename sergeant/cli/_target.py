@@ -161,6 +161,11 @@ def resolve(
             connector_config, encoder_config, queue = config.connector, config.encoder, config.name
         else:
             raise click.BadParameter(f"{spec!r} is neither a broker URL nor module:Class")
+        if connector_config.type == "memory":
+            raise click.BadParameter(
+                f"{spec!r} uses the 'memory' broker, whose queues live inside one "
+                "process: a command cannot see them; use a 'local', 'redis' or 'mongo' broker"
+            )
         if connector_config.type == "local" and "file_path" in connector_config.params:
             check_local_file(os.fspath(connector_config.params["file_path"]), spec, creates)
         connector = create(connector_config.type, connector_config.params)

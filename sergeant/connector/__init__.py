@@ -35,6 +35,7 @@ CONNECTOR_TYPES: dict[str, str] = {
     "local": "sergeant.connector.local",
     "redis": "sergeant.connector.redis",
     "mongo": "sergeant.connector.mongo",
+    "memory": "sergeant.connector.memory",
 }
 
 

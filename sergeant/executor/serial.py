@@ -150,6 +150,8 @@ def make_process_killer(config: WorkerConfig | None = None) -> ProcessKiller:
     if config is None:
         return ProcessKiller(mark_path=mark)
     connector = config.connector
+    if connector.type == "memory":  # the watchdog process cannot reach this one's memory
+        return ProcessKiller(mark_path=mark)
     note = KillNote(connector.type, connector.params, config.name)
     return ProcessKiller(note=note, mark_path=mark)
 

@@ -283,3 +283,10 @@ def test_stats_shows_full_worker_and_task_ids_at_80_columns(
         finally:
             ops.RELEASE.set()
             loop.join(timeout=30)
+
+
+def test_a_memory_broker_is_refused_as_it_lives_in_another_process() -> None:
+    """A command would see an empty in-process broker of its own: refused, naming why."""
+    result = CliRunner().invoke(main, ["stats", "-b", "memory://jobs", "q"])
+    assert result.exit_code != 0
+    assert "queues live inside one process" in result.output

@@ -182,13 +182,15 @@ def test_stop_from_a_task_ends_the_supervisor(fleet: Fleet, worker_class: str) -
     [
         ("tests.workers.does_not_exist", "Worker", "Cannot import worker module"),
         ("tests.workers.scenario", "NoSuchWorker", "has no class 'NoSuchWorker'"),
+        ("tests.workers.broken", "InMemoryWorker", "supervised worker processes cannot share"),
     ],
 )
 def test_unimportable_worker_exits_with_one_sentence(
     tmp_path: Path, module: str, worker_class: str, sentence: str
 ) -> None:
-    """A missing module or class: non-zero exit, one clear sentence on stderr after the
-    INFO lifecycle lines (the default level, as 0.27), no traceback."""
+    """A missing module or class, or a broker no other process can see: non-zero exit,
+    one clear sentence on stderr after the INFO lifecycle lines (the default level, as
+    0.27), no traceback."""
     result = subprocess.run(
         [sys.executable, "-m", "sergeant.supervisor", "--worker-module", module,
          "--worker-class", worker_class, "--concurrent-workers", "2"],

@@ -1,10 +1,9 @@
-"""``Broker.ack_and_lease_tasks`` on a real (SQLite) connector: acknowledge, then lease."""
+"""``Broker.ack_and_lease_tasks`` on a real (in-memory) connector: acknowledge, then lease."""
 
 from __future__ import annotations
 
 import logging
 import typing
-from pathlib import Path
 
 import pytest
 
@@ -15,8 +14,8 @@ from sergeant.objects import Task
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> typing.Iterator[Broker]:
-    broker = Broker(create("local", {"file_path": str(tmp_path / "b.sqlite3")}), Encoder())
+def broker(memory_name: str) -> typing.Iterator[Broker]:
+    broker = Broker(create("memory", {"name": memory_name}), Encoder())
     yield broker
     broker.connector.close()
 

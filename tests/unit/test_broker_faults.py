@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 
@@ -77,10 +76,10 @@ def test_retry_call_gives_up_after_its_bound_and_never_retries_other_errors() ->
 
 @pytest.mark.parametrize(("noted", "reason"), [(True, KILLED_AFTER_TIMEOUT), (False, WORKER_DIED)])
 def test_task_past_the_delivery_bound_is_dead_lettered_with_its_reason(
-    tmp_path: Path, noted: bool, reason: str
+    memory_name: str, noted: bool, reason: str
 ) -> None:
     """Leased past max_deliveries, a task is dead-lettered (not run), noted kills named."""
-    broker = Broker(create("local", {"file_path": str(tmp_path / "b.sqlite3")}), Encoder())
+    broker = Broker(create("memory", {"name": memory_name}), Encoder())
     task = Task(kwargs={})
     broker.push_tasks("q", [task])
     for _ in range(2):  # two deliveries whose leases expire (their workers "died")

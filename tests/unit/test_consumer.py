@@ -1,10 +1,9 @@
-"""The consumer's lease bookkeeping on a real (SQLite) broker: what it holds, acks, gives back."""
+"""The consumer's lease bookkeeping on a real (in-memory) broker: held, acked, given back."""
 
 from __future__ import annotations
 
 import logging
 import typing
-from pathlib import Path
 
 import pytest
 
@@ -20,8 +19,8 @@ QUEUE = "q"
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> typing.Iterator[Broker]:
-    broker = Broker(create("local", {"file_path": str(tmp_path / "b.sqlite3")}), Encoder())
+def broker(memory_name: str) -> typing.Iterator[Broker]:
+    broker = Broker(create("memory", {"name": memory_name}), Encoder())
     yield broker
     broker.connector.close()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sergeant import config
 from sergeant.worker import Worker
 
-__all__ = ["CrashingWorker"]
+__all__ = ["CrashingWorker", "InMemoryWorker"]
 
 
 class CrashingWorker(Worker):
@@ -13,3 +13,10 @@ class CrashingWorker(Worker):
 
     def generate_config(self) -> config.WorkerConfig:
         raise RuntimeError("this worker always crashes at start-up")
+
+
+class InMemoryWorker(Worker):
+    """Uses the in-process ``memory`` broker, which supervised processes cannot share."""
+
+    def generate_config(self) -> config.WorkerConfig:
+        return config.WorkerConfig(name="memory", connector=config.Connector({}, type="memory"))
