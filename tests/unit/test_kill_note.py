@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from sergeant import kill_note
@@ -26,16 +24,17 @@ def test_kill_note_with_params_that_are_not_json_cannot_be_sent() -> None:
         KillNote("local", {"file_path": object()}, "q").to_json()
 
 
-def test_written_kill_note_names_the_dead_letter_reason(tmp_path: Path) -> None:
-    """A note the watchdog writes makes the task's dead letter 'killed after timeout'."""
-    params = {"file_path": str(tmp_path / "b.sqlite3")}
-    broker = Broker(create("local", params), Encoder())
+def test_written_kill_note_names_the_dead_letter_reason(memory_name: str) -> None:
+    """A note the watchdog writes makes the task's dead letter 'killed after timeout'
+    (here in one process: the note opens its own connector on the same store)."""
+    params = {"name": memory_name}
+    broker = Broker(create("memory", params), Encoder())
     task = Task(kwargs={})
     broker.push_tasks("q", [task])
     [leased] = broker.lease_tasks("q", 1, "w", 1.0, max_deliveries=1)
     broker.connector.extend_leases("q", [leased.delivery], -1.0)
     assert broker.reclaim("q", 0).requeued == 1
-    KillNote.from_json(KillNote("local", params, "q").to_json()).write(task.id, 0.25)
+    KillNote.from_json(KillNote("memory", params, "q").to_json()).write(task.id, 0.25)
     assert broker.lease_tasks("q", 1, "w", 1.0, max_deliveries=1) == []
     [(_, dead)] = broker.dead_tasks("q")
     assert (dead.reason, dead.error) == (KILLED_AFTER_TIMEOUT, kill_note.text(0.25))
