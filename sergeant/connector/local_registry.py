@@ -13,9 +13,10 @@ from __future__ import annotations
 import sqlite3
 import time
 
+from sergeant.connector.local_session import Session
 from sergeant.connector.local_sql import PRIORITY_HIGH
 
-__all__ = ["length_by_priority", "live", "register", "unregister"]
+__all__ = ["Registry", "length_by_priority", "live", "register", "unregister"]
 
 # (id, info, expires_at)
 UPSERT_WORKER = "INSERT OR REPLACE INTO workers (id, info, expires_at) VALUES (?, ?, ?)"
@@ -57,3 +58,25 @@ def length_by_priority(conn: sqlite3.Connection, queue: str) -> tuple[int, int]:
     counts = dict(conn.execute(COUNT_READY_BY_PRIORITY, (queue, queue, time.time())).fetchall())
     high = int(counts.pop(PRIORITY_HIGH, 0))
     return high, int(sum(counts.values()))
+
+
+class Registry(Session):
+    """The live-worker operations of ``sergeant.connector.local.Connector``."""
+
+    def register_worker(self, worker_id: str, info: bytes, ttl_seconds: float) -> None:
+        """See :meth:`sergeant.connector.Connector.register_worker`."""
+        with self._session() as conn:
+            register(conn, worker_id, info, ttl_seconds)
+
+    def unregister_worker(self, worker_id: str) -> bool:
+        """See :meth:`sergeant.connector.Connector.unregister_worker`."""
+        return self._draining(lambda: self._unregister_now(worker_id))
+
+    def _unregister_now(self, worker_id: str) -> bool:
+        with self._session() as conn:
+            return unregister(conn, worker_id)
+
+    def workers(self) -> list[bytes]:
+        """See :meth:`sergeant.connector.Connector.workers`."""
+        with self._session() as conn:
+            return live(conn)

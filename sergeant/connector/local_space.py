@@ -3,7 +3,7 @@
 Deleting rows leaves free pages inside the file, and a big transaction leaves a big
 write-ahead log (``<file_path>-wal``); neither shrinks by itself. So:
 
-* files are created with ``auto_vacuum = INCREMENTAL`` (``local_sql.set_up``), and
+* files are created with ``auto_vacuum = INCREMENTAL`` (``local_schema.set_up``), and
   :func:`reclaim` returns free pages beyond a kept amount with
   ``PRAGMA incremental_vacuum``, one bounded step per short transaction;
 * connections set ``journal_size_limit``, so the log is cut to that size whenever it

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import pytest
 
-from sergeant.connector import local, local_sql
+from sergeant.connector import local, local_schema, local_session, local_sql
 from sergeant.connector.local import Connector
 from sergeant.errors import BrokerFileReplaced, BrokerUnavailable, ConnectionLost, ConnectorError
 from tests.servers import wait_until
@@ -196,7 +196,7 @@ def test_schema_version_and_wal_are_set(path: str) -> None:
     connector.close()
     check = sqlite3.connect(path)
     try:
-        assert check.execute("PRAGMA user_version").fetchone()[0] == local_sql.SCHEMA_VERSION
+        assert check.execute("PRAGMA user_version").fetchone()[0] == local_schema.SCHEMA_VERSION
         assert check.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         check.close()
@@ -205,7 +205,7 @@ def test_schema_version_and_wal_are_set(path: str) -> None:
 def test_newer_schema_is_refused(path: str) -> None:
     """A file written by a newer Sergeant is refused with what to do."""
     raw = sqlite3.connect(path)
-    raw.execute(f"PRAGMA user_version = {local_sql.SCHEMA_VERSION + 1}")
+    raw.execute(f"PRAGMA user_version = {local_schema.SCHEMA_VERSION + 1}")
     raw.close()
     with pytest.raises(BrokerUnavailable, match="upgrade Sergeant"):
         Connector(path).ping()
@@ -234,7 +234,7 @@ def test_write_lock_held_too_long_is_connection_lost(
     path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A write lock held past the busy timeout surfaces as ConnectionLost."""
-    monkeypatch.setattr(local, "DEFAULT_BUSY_TIMEOUT_SECONDS", 0.05)
+    monkeypatch.setattr(local_session, "DEFAULT_BUSY_TIMEOUT_SECONDS", 0.05)
     connector = Connector(path)
     connector.ping()
     other = sqlite3.connect(path, isolation_level=None)
@@ -297,7 +297,7 @@ def test_file_changed_under_the_connection_is_refused_from_then_on(
 
 def test_an_unchanged_file_is_never_refused(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Checking the file's identity on every call finds nothing to complain about."""
-    monkeypatch.setattr(local, "IDENTITY_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(local_session, "IDENTITY_CHECK_SECONDS", 0.0)
     with Connector(path) as connector, Connector(path) as other:
         for i in range(20):
             other.push(QUEUE, b"%d" % i)
