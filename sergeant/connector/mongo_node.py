@@ -23,8 +23,9 @@ Collections of the ``database`` (default ``'sergeant'``):
 * ``counters``: ``{_id: 'tail' | 'head', value}``, one round trip per batch.
 * ``workers``: live-worker heartbeats, ``{_id: worker id, info, expires_at}``
   (see ``mongo_registry``).
-* ``keys``: ``{_id: key, value, expires_at}``; ``locks``: ``{_id: name, token,
-  expires_at}``. Expiry is checked on every read; no TTL index is relied upon.
+* ``keys``: ``{_id: key, value, expires_at}`` (see ``mongo_keys``); ``locks``:
+  ``{_id: name, token, expires_at}``. Expiry is checked on every read; no TTL index
+  is relied upon.
 
 Batches are claimed, not locked: find candidate ids in order, then
 ``update_many`` them from ready to leased under a fresh ``claim`` id; a caller
@@ -56,7 +57,7 @@ from collections.abc import Sequence
 import pymongo
 from pymongo.database import Database
 
-from sergeant.connector import _connector, mongo_registry
+from sergeant.connector import _connector, mongo_keys, mongo_registry
 from sergeant.connector._connector import DeadLetter, Delivery, Priority, ReclaimResult
 from sergeant.connector._polling import poll
 from sergeant.connector.mongo_claim import claim_ready
@@ -332,28 +333,17 @@ class Node(_connector.Connector):
     @wrap_errors
     def key_set(self, key: str, value: bytes, ttl_seconds: float | None = None) -> None:
         """Store ``value`` under ``key``; see ``Connector.key_set``."""
-        expires_at = None if ttl_seconds is None else time.time() + ttl_seconds
-        # $set rather than replace_one: nx-27017 upserts a replacement under a new ObjectId.
-        update = {"$set": {"value": bytes(value), "expires_at": expires_at}}
-        self._database().keys.update_one({"_id": key}, update, upsert=True)
-
-    @staticmethod
-    def _live(document: Document | None) -> bool:
-        if document is None:
-            return False
-        expires_at = document.get("expires_at")
-        return expires_at is None or expires_at > time.time()
+        mongo_keys.put(self._database(), key, value, ttl_seconds)
 
     @wrap_errors
     def key_get(self, key: str) -> bytes | None:
         """The value under ``key`` unless missing or expired; see ``Connector.key_get``."""
-        document = self._database().keys.find_one({"_id": key})
-        return bytes(document["value"]) if document is not None and self._live(document) else None
+        return mongo_keys.get(self._database(), key)
 
     @wrap_errors
     def key_delete(self, key: str) -> bool:
         """Delete ``key``; True if it existed and had not expired."""
-        return self._live(self._database().keys.find_one_and_delete({"_id": key}))
+        return mongo_keys.delete(self._database(), key)
 
     def lock(self, name: str) -> Lock:
         """A lock object for ``name`` (not yet acquired); see ``Lock``."""
