@@ -5,7 +5,13 @@ from __future__ import annotations
 import time
 import typing
 
-__all__ = ["poll"]
+__all__ = ["KEY_POLL_MAX_SECONDS", "WAIT_POLL_FIRST_SECONDS", "WAIT_POLL_MAX_SECONDS", "poll"]
+
+#: First and longest pause, in seconds, of the polling ``Connector.wait_for_items``.
+WAIT_POLL_FIRST_SECONDS = 0.002
+WAIT_POLL_MAX_SECONDS = 0.05
+#: Longest pause, in seconds, of the polling ``Connector.wait_for_key``.
+KEY_POLL_MAX_SECONDS = 0.2
 
 _T = typing.TypeVar("_T")
 

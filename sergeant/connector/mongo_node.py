@@ -23,8 +23,9 @@ Collections of the ``database`` (default ``'sergeant'``):
 * ``counters``: ``{_id: 'tail' | 'head', value}``, one round trip per batch.
 * ``workers``: live-worker heartbeats, ``{_id: worker id, info, expires_at}``
   (see ``mongo_registry``).
-* ``keys``: ``{_id: key, value, expires_at}``; ``locks``: ``{_id: name, token,
-  expires_at}``. Expiry is checked on every read; no TTL index is relied upon.
+* ``keys``: ``{_id: key, value, expires_at}`` (see ``mongo_keys``); ``locks``:
+  ``{_id: name, token, expires_at}``. Expiry is checked on every read; no TTL index
+  is relied upon.
 
 Batches are claimed, not locked: find candidate ids in order, then
 ``update_many`` them from ready to leased under a fresh ``claim`` id; a caller
@@ -35,8 +36,9 @@ fresh one per leasing call, so it never repeats for an item, whatever happens to
 its delivery count. ``pop_many`` claims then deletes (one item:
 ``find_one_and_delete``); if the popper dies in between, its claim expires after
 ``POP_CLAIM_SECONDS`` and ``reclaim_expired`` requeues the items rather than lose
-them. Moves to and from ``dead`` live in ``mongo_dead``; the client, settings and
-error wrapping in ``mongo_support``; the lock in ``mongo_lock``.
+them. The claim itself lives in ``mongo_claim``; releases, reclaims and charges
+in ``mongo_requeue``; moves to and from ``dead`` in ``mongo_dead``; the client,
+settings and error wrapping in ``mongo_support``; the lock in ``mongo_lock``.
 
 Delayed items keep the ``seq`` of their push: once due, they are served in push
 order among the other ready items of their priority.
@@ -50,31 +52,30 @@ can leave a prefix of it queued.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Sequence
 
 import pymongo
-from bson import ObjectId
 from pymongo.database import Database
 
-from sergeant.connector import _connector, mongo_registry
+from sergeant.connector import _connector, mongo_keys, mongo_registry
 from sergeant.connector._connector import DeadLetter, Delivery, Priority, ReclaimResult
 from sergeant.connector._polling import poll
-from sergeant.connector.mongo_dead import finish_moves, requeue, start_moves
+from sergeant.connector.mongo_claim import claim_ready
+from sergeant.connector.mongo_dead import requeue, start_moves
 from sergeant.connector.mongo_lock import Lock
+from sergeant.connector.mongo_requeue import charge, reclaim_expired, release
 from sergeant.connector.mongo_support import (
     DEAD_ORDER,
     LEASED,
-    MOVING,
     ORDER,
     PRIORITIES,
     READY,
     Document,
     MongoClientHandle,
     allocate,
-    claim_of,
     count,
     group_by_token,
+    held_query,
     new_item,
     where,
     wrap_errors,
@@ -91,18 +92,6 @@ POLL_MAX_SECONDS = 0.05
 #: Seconds a pop's claim lasts: if the popper dies in between, the items come back.
 POP_CLAIM_SECONDS = 60.0
 POP_OWNER = "<pop>"
-ITEM_FIELDS = {"_id": 1, "payload": 1, "deliveries": 1, "priority": 1, "seq": 1, "claim": 1}
-
-
-def _new_claim() -> str:
-    """A fresh claim id: 32 hex digits of a random UUID, read as an int it is the token."""
-    return uuid.uuid4().hex
-
-
-def _lease_update(claim: str, owner: str, deadline: float) -> Document:
-    """The update turning a ready item into a leased one, counting a delivery."""
-    fields = {"state": LEASED, "claim": claim, "owner": owner, "deadline": deadline}
-    return {"$set": fields, "$inc": {"deliveries": 1}}
 
 
 class Node(_connector.Connector):
@@ -149,50 +138,6 @@ class Node(_connector.Connector):
         self._database().tasks.insert_many(documents, ordered=True)
         return len(documents)
 
-    def _claim(self, queue: str, count: int, owner: str, lease_seconds: float) -> list[Document]:
-        """Lease up to ``count`` ready items in order; their documents, counts incremented."""
-        tasks = self._database().tasks
-        if count == 1:
-            now = time.time()
-            document = tasks.find_one_and_update(
-                where(queue=queue, state=READY, eta={"$lte": now}),
-                _lease_update(_new_claim(), owner, now + lease_seconds),
-                ITEM_FIELDS,
-                sort=ORDER,
-                return_document=pymongo.ReturnDocument.AFTER,
-            )
-            return [] if document is None else [document]
-        claimed: list[Document] = []
-        while len(claimed) < count:
-            now = time.time()
-            ready = where(queue=queue, state=READY, eta={"$lte": now})
-            candidates = list(
-                tasks.find(ready, ITEM_FIELDS).sort(ORDER).limit(count - len(claimed))
-            )
-            if not candidates:
-                break
-            claim = _new_claim()
-            result = tasks.update_many(
-                {
-                    "_id": {"$in": [document["_id"] for document in candidates]},
-                    "seq": {"$in": [document["seq"] for document in candidates]},
-                    "state": READY,
-                },
-                _lease_update(claim, owner, now + lease_seconds),
-            )
-            if result.modified_count == len(candidates):
-                # Same seqs means same stay in ready: what we read is what we got.
-                for document in candidates:
-                    document["deliveries"] += 1
-                    document["claim"] = claim
-                claimed.extend(candidates)
-            elif result.modified_count:
-                won = list(tasks.find(where(claim=claim, state=LEASED), ITEM_FIELDS))
-                claimed.extend(
-                    sorted(won, key=lambda document: (document["priority"], document["seq"]))
-                )
-        return claimed
-
     @wrap_errors
     def pop_many(self, queue: str, count: int) -> list[bytes]:
         """Remove and return up to ``count`` ready items; see ``Connector.pop_many``."""
@@ -204,7 +149,7 @@ class Node(_connector.Connector):
                 where(queue=queue, state=READY, eta={"$lte": time.time()}), sort=ORDER
             )
             return [] if document is None else [document["payload"]]
-        claimed = self._claim(queue, count, POP_OWNER, POP_CLAIM_SECONDS)
+        claimed = claim_ready(tasks, queue, count, POP_OWNER, POP_CLAIM_SECONDS)
         if claimed:
             ids = [document["_id"] for document in claimed]
             tasks.delete_many({"_id": {"$in": ids}, "state": LEASED})
@@ -247,9 +192,10 @@ class Node(_connector.Connector):
         """
         if count <= 0:
             return []
+        tasks = self._database().tasks
         claimed = (
             poll(
-                lambda: self._claim(queue, count, owner, lease_seconds) or None,
+                lambda: claim_ready(tasks, queue, count, owner, lease_seconds) or None,
                 block_seconds,
                 POLL_FIRST_SECONDS,
                 POLL_MAX_SECONDS,
@@ -262,9 +208,6 @@ class Node(_connector.Connector):
             for d in claimed
         ]
 
-    def _held(self, queue: str, ids: list[ObjectId], token: int) -> Document:
-        return where(_id={"$in": ids}, queue=queue, state=LEASED, claim=claim_of(token))
-
     @wrap_errors
     def ack_many(self, queue: str, deliveries: Sequence[Delivery]) -> int:
         """Delete leased items whose token is current; see ``Connector.ack_many``."""
@@ -272,25 +215,14 @@ class Node(_connector.Connector):
         if not groups:
             return 0
         operations = [
-            pymongo.DeleteMany(self._held(queue, ids, token)) for token, ids in groups.items()
+            pymongo.DeleteMany(held_query(queue, ids, token)) for token, ids in groups.items()
         ]
         return self._database().tasks.bulk_write(operations, ordered=False).deleted_count
 
     @wrap_errors
     def release_many(self, queue: str, deliveries: Sequence[Delivery]) -> int:
         """Put leased items back at the head, in the given order; see ``Connector.release_many``."""
-        items = [(ObjectId(d.item_id), d.token) for d in deliveries if ObjectId.is_valid(d.item_id)]
-        if not items:
-            return 0
-        first = allocate(self._database(), "head", len(items))
-        operations = [
-            pymongo.UpdateOne(
-                {"_id": item_id, "queue": queue, "state": LEASED, "claim": claim_of(token)},
-                {"$set": {"state": READY, "seq": first + offset}, "$inc": {"deliveries": -1}},
-            )
-            for offset, (item_id, token) in enumerate(items)
-        ]
-        return self._database().tasks.bulk_write(operations, ordered=False).modified_count
+        return release(self._database(), queue, deliveries)
 
     @wrap_errors
     def extend_leases(
@@ -302,7 +234,7 @@ class Node(_connector.Connector):
             return 0
         update = {"$set": {"deadline": time.time() + lease_seconds}}
         operations = [
-            pymongo.UpdateMany(self._held(queue, ids, token), update)
+            pymongo.UpdateMany(held_query(queue, ids, token), update)
             for token, ids in groups.items()
         ]
         return self._database().tasks.bulk_write(operations, ordered=False).matched_count
@@ -310,33 +242,7 @@ class Node(_connector.Connector):
     @wrap_errors
     def reclaim_expired(self, queue: str, max_deliveries: int) -> ReclaimResult:
         """Requeue or dead-letter items whose lease ran out; see ``Connector.reclaim_expired``."""
-        database = self._database()
-        tasks = database.tasks
-        now = time.time()
-        finish_moves(database, where(queue=queue, state=MOVING, deadline={"$lt": now}))
-        expired_query = where(queue=queue, state=LEASED, deadline={"$lt": now})
-        expired = list(tasks.find(expired_query, {"_id": 1, "deliveries": 1}).sort(ORDER))
-        dying = [d["_id"] for d in expired if max_deliveries and d["deliveries"] >= max_deliveries]
-        back = [d for d in expired if not max_deliveries or d["deliveries"] < max_deliveries]
-        requeued = dead_lettered = 0
-        if back:
-            first = allocate(database, "head", len(back))
-            operations = [
-                pymongo.UpdateOne(
-                    {**expired_query, "_id": document["_id"], "deliveries": document["deliveries"]},
-                    {"$set": {"state": READY, "seq": first + offset}},
-                )
-                for offset, document in enumerate(back)
-            ]
-            requeued = tasks.bulk_write(operations, ordered=False).modified_count
-        if dying:
-            dying_query = {
-                **expired_query,
-                "_id": {"$in": dying},
-                "deliveries": {"$gte": max_deliveries},
-            }
-            dead_lettered = start_moves(database, dying_query, "worker died", "", now)
-        return ReclaimResult(requeued=requeued, dead_lettered=dead_lettered)
+        return reclaim_expired(self._database(), queue, max_deliveries)
 
     @wrap_errors
     def charge_many(
@@ -349,24 +255,7 @@ class Node(_connector.Connector):
     ) -> ReclaimResult:
         """Requeue, or dead-letter past the bound, held items whose run ended their
         worker; see ``Connector.charge_many`` (the delivery was counted at lease)."""
-        database = self._database()
-        held = [(ObjectId(d.item_id), d.token) for d in deliveries if ObjectId.is_valid(d.item_id)]
-        queries = [self._held(queue, [item_id], token) for item_id, token in held]
-        found = [database.tasks.find_one(query, {"deliveries": 1}) for query in queries]
-        pairs = [(query, doc) for query, doc in zip(queries, found, strict=True) if doc]
-        spent = [q for q, doc in pairs if 0 < max_deliveries <= doc["deliveries"]]
-        back = [q for q, doc in pairs if not 0 < max_deliveries <= doc["deliveries"]]
-        requeued = dead_lettered = 0
-        if back:
-            first = allocate(database, "head", len(back))
-            operations = [
-                pymongo.UpdateOne(query, {"$set": {"state": READY, "seq": first + offset}})
-                for offset, query in enumerate(back)
-            ]
-            requeued = database.tasks.bulk_write(operations, ordered=False).modified_count
-        for query in spent:
-            dead_lettered += start_moves(database, query, reason, error, time.time())
-        return ReclaimResult(requeued=requeued, dead_lettered=dead_lettered)
+        return charge(self._database(), queue, deliveries, max_deliveries, reason, error)
 
     @wrap_errors
     def extend_owned(self, queue: str, owner: str, lease_seconds: float) -> int:
@@ -401,7 +290,7 @@ class Node(_connector.Connector):
         """Move leased items to the dead letters; see ``Connector.dead_letter_many``."""
         moved = 0
         for token, ids in group_by_token(deliveries).items():
-            query = self._held(queue, ids, token)
+            query = held_query(queue, ids, token)
             moved += start_moves(self._database(), query, reason, error, time.time())
         return moved
 
@@ -444,28 +333,17 @@ class Node(_connector.Connector):
     @wrap_errors
     def key_set(self, key: str, value: bytes, ttl_seconds: float | None = None) -> None:
         """Store ``value`` under ``key``; see ``Connector.key_set``."""
-        expires_at = None if ttl_seconds is None else time.time() + ttl_seconds
-        # $set rather than replace_one: nx-27017 upserts a replacement under a new ObjectId.
-        update = {"$set": {"value": bytes(value), "expires_at": expires_at}}
-        self._database().keys.update_one({"_id": key}, update, upsert=True)
-
-    @staticmethod
-    def _live(document: Document | None) -> bool:
-        if document is None:
-            return False
-        expires_at = document.get("expires_at")
-        return expires_at is None or expires_at > time.time()
+        mongo_keys.put(self._database(), key, value, ttl_seconds)
 
     @wrap_errors
     def key_get(self, key: str) -> bytes | None:
         """The value under ``key`` unless missing or expired; see ``Connector.key_get``."""
-        document = self._database().keys.find_one({"_id": key})
-        return bytes(document["value"]) if document is not None and self._live(document) else None
+        return mongo_keys.get(self._database(), key)
 
     @wrap_errors
     def key_delete(self, key: str) -> bool:
         """Delete ``key``; True if it existed and had not expired."""
-        return self._live(self._database().keys.find_one_and_delete({"_id": key}))
+        return mongo_keys.delete(self._database(), key)
 
     def lock(self, name: str) -> Lock:
         """A lock object for ``name`` (not yet acquired); see ``Lock``."""

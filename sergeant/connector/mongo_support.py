@@ -36,6 +36,7 @@ __all__ = [
     "client_handles",
     "count",
     "group_by_token",
+    "held_query",
     "insert_new",
     "new_item",
     "translate_error",
@@ -145,6 +146,11 @@ def allocate(database: Database[Document], counter: str, count: int) -> int:
 def claim_of(token: int) -> str:
     """The ``claim`` field value of the lease whose fencing token is ``token``."""
     return f"{token:032x}"
+
+
+def held_query(queue: str, ids: list[ObjectId], token: int) -> Document:
+    """The filter matching the items ``ids`` of ``queue`` still leased under ``token``."""
+    return where(_id={"$in": ids}, queue=queue, state=LEASED, claim=claim_of(token))
 
 
 def group_by_token(deliveries: Sequence[Delivery]) -> dict[int, list[ObjectId]]:

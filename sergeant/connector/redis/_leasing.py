@@ -1,0 +1,214 @@
+"""The Redis connector's leases: leasing, settling and reclaiming, one script per node.
+
+Items leased on a node form one batch under one fencing token (see ``keys`` and
+``tokens``); settling groups deliveries by the node that leased them (``spread``).
+"""
+
+from __future__ import annotations
+
+import time
+import typing
+
+from sergeant.connector._connector import Delivery, ReclaimResult
+from sergeant.connector.redis import keys, spread, tokens
+from sergeant.connector.redis._nodeset import NodeSet
+from sergeant.connector.redis.scripts import Scripts
+
+__all__ = ["Leasing"]
+
+#: A settling script run on one node: (scripts, keys, token/slots pairs) -> count.
+_Settle = typing.Callable[[Scripts, keys.QueueKeys, list[str]], int]
+
+
+class Leasing(NodeSet):
+    """Leases and their settling on Redis nodes; see ``Connector`` for the contract."""
+
+    def lease_many(
+        self,
+        queue: str,
+        count: int,
+        owner: str,
+        lease_seconds: float,
+        block_seconds: float = 0.0,
+    ) -> list[Delivery]:
+        """Lease up to ``count`` ready items as one batch per node (``lease.lua``, no acks).
+
+        Waits as :meth:`ack_and_lease` does when nothing is ready.
+        """
+        if count <= 0:
+            return []
+        k = keys.queue_keys(queue)
+        leased, wait_ms, _ = spread.lease_round(self._rotated(), k, count, lease_seconds, owner)
+        if leased or block_seconds <= 0:
+            return leased
+        return self._wait_and_lease(k, count, owner, lease_seconds, block_seconds, wait_ms)
+
+    def ack_and_lease(
+        self,
+        queue: str,
+        acks: typing.Sequence[Delivery],
+        count: int,
+        owner: str,
+        lease_seconds: float,
+        block_seconds: float = 0.0,
+    ) -> tuple[int, list[Delivery]]:
+        """Acknowledge ``acks`` and lease up to ``count`` items, in one script on one node.
+
+        Every node is visited, from a rotating start. Items leased on a node form one
+        batch under one fencing token, recorded once (see ``keys``), so the server's
+        work per item is one LPOP. An idle blocking lease waits on the wake list (fed
+        by push, release and reclaim; on each node in turn when several), never past
+        the earliest delayed eta. Each batch records ``owner`` (see ``extend_owned``) and
+        a token this client chose (see ``tokens``), so a call repeated after a lost
+        reply gets the same batch. With several nodes, acknowledgements go first, one
+        script per node.
+        """
+        acked = 0
+        if acks and (count <= 0 or not self.ordered):
+            acked, acks = self.ack_many(queue, acks), ()
+        if count <= 0:
+            return acked, []
+        k = keys.queue_keys(queue)
+        nodes = self._rotated()
+        pairs = spread.settle_pairs(acks)
+        leased, wait_ms, folded = spread.lease_round(nodes, k, count, lease_seconds, owner, pairs)
+        acked += folded
+        if leased or block_seconds <= 0:
+            return acked, leased
+        return acked, self._wait_and_lease(k, count, owner, lease_seconds, block_seconds, wait_ms)
+
+    def _wait_and_lease(
+        self,
+        k: keys.QueueKeys,
+        count: int,
+        owner: str,
+        lease_seconds: float,
+        block_seconds: float,
+        wait_ms: int,
+    ) -> list[Delivery]:
+        """The idle part of a blocking lease: wait on the wake list, lease, until the time
+        runs out; never past the earliest delayed eta (``wait_ms``, -1 for none)."""
+        deadline = time.monotonic() + block_seconds
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            timeout = self._block_slice(remaining)
+            if wait_ms >= 0:
+                timeout = min(timeout, wait_ms / 1000)
+            nodes = self._rotated()
+            self._wait_on_wake(nodes[0], k, timeout)
+            leased, wait_ms, _ = spread.lease_round(nodes, k, count, lease_seconds, owner)
+            if leased:
+                return leased
+
+    def start_ack_and_lease(
+        self,
+        queue: str,
+        acks: typing.Sequence[Delivery],
+        count: int,
+        owner: str,
+        lease_seconds: float,
+    ) -> typing.Callable[[], tuple[int, list[Delivery]]]:
+        """Send :meth:`ack_and_lease` now on one server; the function returned reads it.
+
+        With several nodes it runs at once, as the contract's default (and on a
+        cluster the script itself runs at once: see ``Scripts.start_lease``).
+        """
+        nodes = self._all()
+        if len(nodes) > 1 or count <= 0:
+            return super().start_ack_and_lease(queue, acks, count, owner, lease_seconds)
+        node = nodes[0]
+        pairs = spread.settle_pairs(acks)
+        k = keys.queue_keys(queue)
+        finish = tokens.start_lease_on(node, k, count, lease_seconds, owner, pairs)
+
+        def read() -> tuple[int, list[Delivery]]:
+            return spread.lease_reply(finish(), node.index)
+
+        return read
+
+    def _settle(self, queue: str, deliveries: typing.Sequence[Delivery], call: _Settle) -> int:
+        """Run ``call`` once per node holding some of ``deliveries``; sum its counts."""
+        if not deliveries:
+            return 0
+        nodes = self._all()
+        k = keys.queue_keys(queue)
+        total = 0
+        for index, group in spread.group_by_node(deliveries, len(nodes)).items():
+            if not 0 <= index < len(nodes):
+                continue  # a node no longer configured: its leases cannot be held
+            node = nodes[index]
+            with node:
+                total += call(node.scripts, k, spread.settle_pairs(group))
+        return total
+
+    def ack_many(self, queue: str, deliveries: typing.Sequence[Delivery]) -> int:
+        """Forget held leased items for good; returns how many (stale ones skipped)."""
+        return self._settle(queue, deliveries, Scripts.ack)
+
+    def release_many(self, queue: str, deliveries: typing.Sequence[Delivery]) -> int:
+        """Put held leased items back at the head of their priority, uncounted."""
+        return self._settle(queue, deliveries, Scripts.release)
+
+    def extend_leases(
+        self, queue: str, deliveries: typing.Sequence[Delivery], lease_seconds: float
+    ) -> int:
+        """Move held leases' deadlines to ``lease_seconds`` from now (server clock)."""
+        return self._settle(
+            queue, deliveries, lambda s, k, pairs: s.extend(k, pairs, lease_seconds)
+        )
+
+    def charge_many(
+        self,
+        queue: str,
+        deliveries: typing.Sequence[Delivery],
+        max_deliveries: int,
+        reason: str,
+        error: str = "",
+    ) -> ReclaimResult:
+        """Count the delivery of held items whose run ended their worker; requeue them at
+        the head, or dead-letter them past the bound (``charge.lua``)."""
+        counts: list[tuple[int, int]] = []
+
+        def charge(s: Scripts, k: keys.QueueKeys, pairs: list[str]) -> int:
+            counts.append(s.charge(k, pairs, max_deliveries, reason, error))
+            return 0
+
+        self._settle(queue, deliveries, charge)
+        return ReclaimResult(sum(c[0] for c in counts), sum(c[1] for c in counts))
+
+    def extend_owned(self, queue: str, owner: str, lease_seconds: float) -> int:
+        """Extend every batch ``owner`` holds, on every node (``extend_owned.lua``)."""
+        k = keys.queue_keys(queue)
+        return self._sum(lambda node: node.scripts.extend_owned(k, owner, lease_seconds))
+
+    def release_owned(self, queue: str, owner: str) -> int:
+        """Release every item ``owner`` holds, on every node (``release_owned.lua``)."""
+        k = keys.queue_keys(queue)
+        return self._sum(lambda node: node.scripts.release_owned(k, owner))
+
+    def reclaim_expired(self, queue: str, max_deliveries: int) -> ReclaimResult:
+        """Requeue or dead-letter expired leases, in bounded script calls."""
+        k = keys.queue_keys(queue)
+        counts = [spread.reclaim_on(node, k, max_deliveries) for node in self._all()]
+        return ReclaimResult(sum(c[0] for c in counts), sum(c[1] for c in counts))
+
+    def leased_count(self, queue: str) -> int:
+        """Number of leased items, expired but unreclaimed ones included."""
+        counter = keys.queue_keys(queue).leased_count
+        return self._sum(lambda node: int(node.client.get(counter) or 0))
+
+    def dead_letter_many(
+        self,
+        queue: str,
+        deliveries: typing.Sequence[Delivery],
+        reason: str,
+        error: str = "",
+    ) -> int:
+        """Move held leased items to the dead letters; returns how many."""
+        return self._settle(
+            queue,
+            deliveries,
+            lambda s, k, pairs: s.dead_letter(k, pairs, reason, error),
+        )
