@@ -52,6 +52,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "run",
         (
             "sergeant.consumer",
+            "sergeant._consumer_state",
+            "sergeant._at_most_once",
+            "sergeant._lease_book",
+            "sergeant._at_least_once",
             "sergeant._backoff",
             "sergeant._heartbeat",
             "sergeant._prefetch",
