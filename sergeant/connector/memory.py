@@ -19,20 +19,22 @@ import heapq
 import time
 import typing
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from sergeant.connector import _connector
 from sergeant.connector import memory_steps as steps
-from sergeant.connector._connector import DeadLetter, Delivery, Priority, ReclaimResult
+from sergeant.connector._connector import Delivery, Priority, ReclaimResult
+from sergeant.connector.memory_dead import DeadLetters
+from sergeant.connector.memory_keys import KeysAndWorkers
 from sergeant.connector.memory_lock import Lock
-from sergeant.connector.memory_store import Dead, Item, Lease, Store, forget, store
+from sergeant.connector.memory_store import Item, Lease, Store, forget
 
 __all__ = ["Connector", "Lock", "forget"]
 
 T = typing.TypeVar("T")
 
 
-class Connector(_connector.Connector):
+class Connector(DeadLetters, KeysAndWorkers, _connector.Connector):
     """A broker in this process's memory, shared by every connector of the same ``name``.
 
     Args:
@@ -42,16 +44,6 @@ class Connector(_connector.Connector):
     name: typing.ClassVar[str] = "memory"
     supports_blocking: typing.ClassVar[bool] = True
     names_running_by: typing.Literal["slot", "token"] | None = "token"
-
-    def __init__(self, name: str = "default") -> None:
-        self.store_name = name
-        self._store: Store = store(name)
-
-    def _locked(self, step: Callable[[Store], T]) -> T:
-        data = self._store
-        data.check_process()
-        with data.cond:
-            return step(data)
 
     # -- ready and delayed items ------------------------------------------------------
 
@@ -245,141 +237,6 @@ class Connector(_connector.Connector):
     def leased_count(self, queue: str) -> int:
         """See :meth:`sergeant.connector.Connector.leased_count`."""
         return self._locked(lambda data: len(data.queue(queue).leased))
-
-    # -- dead letters -----------------------------------------------------------------
-
-    def dead_letter_many(
-        self, queue: str, deliveries: Sequence[Delivery], reason: str, error: str = ""
-    ) -> int:
-        """See :meth:`sergeant.connector.Connector.dead_letter_many`."""
-
-        def bury(data: Store) -> int:
-            target = data.queue(queue)
-            held = steps.settle(target, deliveries)
-            now = time.time()
-            target.dead.extend(Dead(lease.item, reason, error, now) for lease in held)
-            return len(held)
-
-        return self._locked(bury)
-
-    def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
-        """See :meth:`sergeant.connector.Connector.dead_letters`."""
-
-        def read(data: Store) -> list[DeadLetter]:
-            dead = list(data.queue(queue).dead)[: max(limit, 0)]
-            return [steps.dead_letter(entry) for entry in dead]
-
-        return self._locked(read)
-
-    def requeue_dead(self, queue: str, limit: int = 0) -> int:
-        """See :meth:`sergeant.connector.Connector.requeue_dead`."""
-
-        def requeue(data: Store) -> int:
-            target = data.queue(queue)
-            moved = 0
-            while target.dead and (limit <= 0 or moved < limit):
-                item = target.dead.popleft().item
-                item.deliveries, item.high = 0, False
-                target.normal.append(item)
-                moved += 1
-            if moved:
-                data.cond.notify_all()
-            return moved
-
-        return self._locked(requeue)
-
-    def purge_dead(self, queue: str) -> int:
-        """See :meth:`sergeant.connector.Connector.purge_dead`."""
-
-        def purge(data: Store) -> int:
-            dead = data.queue(queue).dead
-            purged = len(dead)
-            dead.clear()
-            return purged
-
-        return self._locked(purge)
-
-    def dead_count(self, queue: str) -> int:
-        """See :meth:`sergeant.connector.Connector.dead_count`."""
-        return self._locked(lambda data: len(data.queue(queue).dead))
-
-    # -- keys and locks -----------------------------------------------------------------
-
-    def key_set(self, key: str, value: bytes, ttl_seconds: float | None = None) -> None:
-        """See :meth:`sergeant.connector.Connector.key_set`."""
-        self.key_set_notify(key, value, ttl_seconds)
-
-    def key_set_notify(self, key: str, value: bytes, ttl_seconds: float | None) -> None:
-        """See :meth:`sergeant.connector.Connector.key_set_notify`."""
-
-        def put(data: Store) -> None:
-            expires_at = None if ttl_seconds is None else time.time() + ttl_seconds
-            data.keys[key] = (bytes(value), expires_at)
-            data.cond.notify_all()
-
-        self._locked(put)
-
-    def key_get(self, key: str) -> bytes | None:
-        """See :meth:`sergeant.connector.Connector.key_get`."""
-        return self._locked(lambda data: steps.live_key(data, key))
-
-    def key_delete(self, key: str) -> bool:
-        """See :meth:`sergeant.connector.Connector.key_delete`."""
-
-        def delete(data: Store) -> bool:
-            alive = steps.live_key(data, key) is not None
-            data.keys.pop(key, None)
-            return alive
-
-        return self._locked(delete)
-
-    def wait_for_key(self, key: str, timeout_seconds: float | None) -> bytes | None:
-        """See :meth:`sergeant.connector.Connector.wait_for_key`; no polling."""
-
-        def wait(data: Store) -> bytes | None:
-            give_up = None if timeout_seconds is None else time.monotonic() + timeout_seconds
-            while (value := steps.live_key(data, key)) is None:
-                remaining = None if give_up is None else give_up - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return None
-                data.cond.wait(remaining)
-            return value
-
-        return self._locked(wait)
-
-    def lock(self, name: str) -> Lock:
-        """See :meth:`sergeant.connector.Connector.lock`."""
-        return Lock(self._store, name)
-
-    # -- live workers -------------------------------------------------------------------
-
-    def register_worker(self, worker_id: str, info: bytes, ttl_seconds: float) -> None:
-        """See :meth:`sergeant.connector.Connector.register_worker`."""
-
-        def register(data: Store) -> None:
-            data.workers[worker_id] = (bytes(info), time.time() + ttl_seconds)
-
-        self._locked(register)
-
-    def unregister_worker(self, worker_id: str) -> bool:
-        """See :meth:`sergeant.connector.Connector.unregister_worker`."""
-
-        def unregister(data: Store) -> bool:
-            entry = data.workers.pop(worker_id, None)
-            return entry is not None and entry[1] > time.time()
-
-        return self._locked(unregister)
-
-    def workers(self) -> list[bytes]:
-        """See :meth:`sergeant.connector.Connector.workers`."""
-
-        def live(data: Store) -> list[bytes]:
-            now = time.time()
-            for worker_id in [w for w, (_, until) in data.workers.items() if until <= now]:
-                del data.workers[worker_id]
-            return [info for info, _ in data.workers.values()]
-
-        return self._locked(live)
 
     # -- lifecycle ----------------------------------------------------------------------
 
