@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import typing
 
 from sergeant import kill_note
@@ -97,6 +98,23 @@ class Broker:
     ) -> int:
         """Encode and push tasks in one batch; returns how many were pushed."""
         payloads = self.encoder.encode_many(tasks)
+        return self.connector.push_many(queue, payloads, priority, consumable_from)
+
+    def push_new(
+        self,
+        queue: str,
+        ids: typing.Sequence[str],
+        kwargs_list: typing.Sequence[dict[str, typing.Any]],
+        trace_id: str | None,
+        priority: Priority,
+        consumable_from: float,
+    ) -> int:
+        """Push new tasks made from their ids and kwargs, in one batch; returns how many.
+
+        The fast path of ``Worker.push_tasks``: envelopes straight from kwargs, no
+        ``Task`` object per task.
+        """
+        payloads = self.encoder.encode_new(ids, kwargs_list, trace_id, time.time())
         return self.connector.push_many(queue, payloads, priority, consumable_from)
 
     # -- consuming ----------------------------------------------------------------
@@ -349,6 +367,22 @@ class Broker:
             (peek(d.payload, self.encoder), d) for d in self.connector.dead_letters(queue, limit)
         ]
 
+    def requeue_dead_tasks(self, queue: str, limit: int = 0) -> int:
+        """Put up to ``limit`` dead tasks (0 = all) back in the queue; returns how many."""
+        return self.connector.requeue_dead(queue, limit)
+
+    def purge_dead_tasks(self, queue: str) -> int:
+        """Delete the queue's dead tasks; returns how many."""
+        return self.connector.purge_dead(queue)
+
+    def number_of_dead_tasks(self, queue: str) -> int:
+        """How many dead tasks the queue has."""
+        return self.connector.dead_count(queue)
+
     def lock(self, name: str) -> Lock:
         """A named lock on this broker."""
         return self.connector.lock(name)
+
+    def close(self) -> None:
+        """Close the connector's connections."""
+        self.connector.close()

@@ -62,7 +62,18 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     # The user's class and its loop, and loading it by name.
-    ("worker", ("sergeant.worker", "sergeant._gc", "sergeant._tracked", "sergeant.loader")),
+    (
+        "worker",
+        (
+            "sergeant.worker",
+            "sergeant._worker_admin",
+            "sergeant._worker_loop",
+            "sergeant._worker_produce",
+            "sergeant._gc",
+            "sergeant._tracked",
+            "sergeant.loader",
+        ),
+    ),
     # What an operator reads: queue stats and the metrics endpoint.
     ("ops", ("sergeant._stats", "sergeant.metrics_server")),
     # Processes: the worker process entry, the supervisor and its protocol.
