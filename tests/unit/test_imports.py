@@ -35,6 +35,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "sergeant.errors",
             "sergeant.objects",
             "sergeant.config",
+            "sergeant._config_checks",
+            "sergeant._config_url",
             "sergeant.control",
             "sergeant.logging",
             "sergeant.metrics",
