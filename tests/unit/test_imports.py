@@ -87,6 +87,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "sergeant.supervisor",
             "sergeant.supervisor_leases",
             "sergeant.supervisor_policy",
+            "sergeant.supervisor_slots",
         ),
     ),
     ("cli", ("sergeant.cli",)),
