@@ -18,10 +18,10 @@ import time
 import typing
 
 from sergeant import kill_note
+from sergeant._broker_admin import QueueAdministration
 from sergeant._rejects import RejectLog
-from sergeant.connector import Connector, DeadLetter, Delivery, Lock, Priority, ReclaimResult
+from sergeant.connector import Connector, Delivery, Priority, ReclaimResult
 from sergeant.encoder import Encoder
-from sergeant.encoder.peek import Peek, peek
 from sergeant.encoder.signing import BadSignature
 from sergeant.errors import DecodeError
 from sergeant.objects import Task
@@ -72,8 +72,9 @@ class LeasedBatch(typing.NamedTuple):
     deliveries: list[Delivery]
 
 
-class Broker:
-    """Task-level operations on one connector with one encoder."""
+class Broker(QueueAdministration):
+    """Task-level operations on one connector with one encoder (the counts, purges,
+    dead letters and locks come from ``QueueAdministration``)."""
 
     def __init__(self, connector: Connector, encoder: Encoder) -> None:
         self.connector = connector
@@ -338,51 +339,3 @@ class Broker:
         moved = self.connector.dead_letter_many(queue, [delivery], reason, error)
         self._dead_lettered(queue, reason, moved)
         return moved
-
-    # -- inspecting and maintenance -------------------------------------------------
-
-    def number_of_enqueued_tasks(self, queue: str, include_delayed: bool = False) -> int:
-        """Ready tasks (plus delayed ones when asked)."""
-        return self.connector.length(queue, include_delayed)
-
-    def purge_tasks(self, queue: str) -> int:
-        """Delete ready and delayed tasks; returns how many."""
-        return self.connector.purge(queue)
-
-    def dead_tasks(self, queue: str, limit: int = 100) -> list[tuple[Task | None, DeadLetter]]:
-        """Dead letters, oldest first, each with its task when it can be decoded."""
-        result: list[tuple[Task | None, DeadLetter]] = []
-        for dead in self.connector.dead_letters(queue, limit):
-            try:
-                task: Task | None = self.encoder.decode(dead.payload)
-            except DecodeError:
-                task = None
-            result.append((task, dead))
-        return result
-
-    def peek_dead_tasks(self, queue: str, limit: int = 100) -> list[tuple[Peek, DeadLetter]]:
-        """Dead letters, oldest first, each read for an operator without running code
-        (a pickle through ``SafeUnpickler``; see ``sergeant.encoder.peek``)."""
-        return [
-            (peek(d.payload, self.encoder), d) for d in self.connector.dead_letters(queue, limit)
-        ]
-
-    def requeue_dead_tasks(self, queue: str, limit: int = 0) -> int:
-        """Put up to ``limit`` dead tasks (0 = all) back in the queue; returns how many."""
-        return self.connector.requeue_dead(queue, limit)
-
-    def purge_dead_tasks(self, queue: str) -> int:
-        """Delete the queue's dead tasks; returns how many."""
-        return self.connector.purge_dead(queue)
-
-    def number_of_dead_tasks(self, queue: str) -> int:
-        """How many dead tasks the queue has."""
-        return self.connector.dead_count(queue)
-
-    def lock(self, name: str) -> Lock:
-        """A named lock on this broker."""
-        return self.connector.lock(name)
-
-    def close(self) -> None:
-        """Close the connector's connections."""
-        self.connector.close()

@@ -48,7 +48,16 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # Tasks to bytes and back.
     ("encoder", ("sergeant.encoder",)),
     # Tasks over a connector: push, lease, ack, dead letters; stored results.
-    ("broker", ("sergeant.broker", "sergeant.kill_note", "sergeant._rejects", "sergeant.results")),
+    (
+        "broker",
+        (
+            "sergeant.broker",
+            "sergeant._broker_admin",
+            "sergeant.kill_note",
+            "sergeant._rejects",
+            "sergeant.results",
+        ),
+    ),
     # Running tasks: the consumer and its helpers, the executors, the killers.
     (
         "run",
