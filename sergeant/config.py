@@ -13,6 +13,8 @@ import os
 import tempfile
 import typing
 
+# Re-exported: the key bound was a name of this module.
+from sergeant._config_checks import MIN_SIGNING_KEY_BYTES as MIN_SIGNING_KEY_BYTES
 from sergeant._config_checks import (
     check_choice,
     check_number,
