@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import typing
 
 from sergeant import kill_note
+from sergeant._broker_admin import QueueAdministration
 from sergeant._rejects import RejectLog
-from sergeant.connector import Connector, DeadLetter, Delivery, Lock, Priority, ReclaimResult
+from sergeant.connector import Connector, Delivery, Priority, ReclaimResult
 from sergeant.encoder import Encoder
-from sergeant.encoder.peek import Peek, peek
 from sergeant.encoder.signing import BadSignature
 from sergeant.errors import DecodeError
 from sergeant.objects import Task
@@ -71,8 +72,9 @@ class LeasedBatch(typing.NamedTuple):
     deliveries: list[Delivery]
 
 
-class Broker:
-    """Task-level operations on one connector with one encoder."""
+class Broker(QueueAdministration):
+    """Task-level operations on one connector with one encoder (the counts, purges,
+    dead letters and locks come from ``QueueAdministration``)."""
 
     def __init__(self, connector: Connector, encoder: Encoder) -> None:
         self.connector = connector
@@ -97,6 +99,23 @@ class Broker:
     ) -> int:
         """Encode and push tasks in one batch; returns how many were pushed."""
         payloads = self.encoder.encode_many(tasks)
+        return self.connector.push_many(queue, payloads, priority, consumable_from)
+
+    def push_new(
+        self,
+        queue: str,
+        ids: typing.Sequence[str],
+        kwargs_list: typing.Sequence[dict[str, typing.Any]],
+        trace_id: str | None,
+        priority: Priority,
+        consumable_from: float,
+    ) -> int:
+        """Push new tasks made from their ids and kwargs, in one batch; returns how many.
+
+        The fast path of ``Worker.push_tasks``: envelopes straight from kwargs, no
+        ``Task`` object per task.
+        """
+        payloads = self.encoder.encode_new(ids, kwargs_list, trace_id, time.time())
         return self.connector.push_many(queue, payloads, priority, consumable_from)
 
     # -- consuming ----------------------------------------------------------------
@@ -320,35 +339,3 @@ class Broker:
         moved = self.connector.dead_letter_many(queue, [delivery], reason, error)
         self._dead_lettered(queue, reason, moved)
         return moved
-
-    # -- inspecting and maintenance -------------------------------------------------
-
-    def number_of_enqueued_tasks(self, queue: str, include_delayed: bool = False) -> int:
-        """Ready tasks (plus delayed ones when asked)."""
-        return self.connector.length(queue, include_delayed)
-
-    def purge_tasks(self, queue: str) -> int:
-        """Delete ready and delayed tasks; returns how many."""
-        return self.connector.purge(queue)
-
-    def dead_tasks(self, queue: str, limit: int = 100) -> list[tuple[Task | None, DeadLetter]]:
-        """Dead letters, oldest first, each with its task when it can be decoded."""
-        result: list[tuple[Task | None, DeadLetter]] = []
-        for dead in self.connector.dead_letters(queue, limit):
-            try:
-                task: Task | None = self.encoder.decode(dead.payload)
-            except DecodeError:
-                task = None
-            result.append((task, dead))
-        return result
-
-    def peek_dead_tasks(self, queue: str, limit: int = 100) -> list[tuple[Peek, DeadLetter]]:
-        """Dead letters, oldest first, each read for an operator without running code
-        (a pickle through ``SafeUnpickler``; see ``sergeant.encoder.peek``)."""
-        return [
-            (peek(d.payload, self.encoder), d) for d in self.connector.dead_letters(queue, limit)
-        ]
-
-    def lock(self, name: str) -> Lock:
-        """A named lock on this broker."""
-        return self.connector.lock(name)

@@ -12,8 +12,17 @@ import logging as std_logging
 import os
 import tempfile
 import typing
-import urllib.parse
 
+# Re-exported: the key bound was a name of this module.
+from sergeant._config_checks import MIN_SIGNING_KEY_BYTES as MIN_SIGNING_KEY_BYTES
+from sergeant._config_checks import (
+    check_choice,
+    check_number,
+    check_type,
+    fail,
+    key_bytes,
+)
+from sergeant._config_url import parse_url
 from sergeant.errors import ConfigError
 
 __all__ = [
@@ -53,29 +62,6 @@ def default_local_file_path() -> str:
     return os.path.join(tempfile.gettempdir(), "sergeant_default_db.sqlite3")
 
 
-def _fail(field: str, value: object, expected: str) -> typing.NoReturn:
-    raise ConfigError(f"{field} is {value!r}; {expected}")
-
-
-def _check_choice(field: str, value: object, choices: typing.Iterable[object]) -> None:
-    choices = tuple(choices)
-    if value not in choices:
-        _fail(field, value, "use one of " + ", ".join(repr(choice) for choice in choices))
-
-
-def _check_number(field: str, value: object, minimum: float, integer: bool = False) -> None:
-    kinds: tuple[type, ...] = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        _fail(field, value, f"use {'an integer' if integer else 'a number'} >= {minimum}")
-    if typing.cast(float, value) < minimum:
-        _fail(field, value, f"use {'an integer' if integer else 'a number'} >= {minimum}")
-
-
-def _check_type(field: str, value: object, kind: type, description: str) -> None:
-    if not isinstance(value, kind):
-        _fail(field, value, f"use {description}")
-
-
 @dataclasses.dataclass(frozen=True)
 class LoggingEvents:
     """Which task events the worker logs (0.27); the hooks are called either way.
@@ -105,7 +91,7 @@ class LoggingEvents:
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
-            _check_type(
+            check_type(
                 f"LoggingEvents.{field.name}", getattr(self, field.name), bool, "True or False"
             )
 
@@ -131,21 +117,19 @@ class Logging:
     json: bool = False
 
     def __post_init__(self) -> None:
-        _check_number("Logging.level", self.level, 0, integer=True)
-        _check_type("Logging.log_to_stdout", self.log_to_stdout, bool, "True or False")
-        _check_type("Logging.json", self.json, bool, "True or False")
-        _check_type("Logging.events", self.events, LoggingEvents, "a LoggingEvents()")
-        _check_type("Logging.handlers", self.handlers, list, "a list of logging.Handler")
+        check_number("Logging.level", self.level, 0, integer=True)
+        check_type("Logging.log_to_stdout", self.log_to_stdout, bool, "True or False")
+        check_type("Logging.json", self.json, bool, "True or False")
+        check_type("Logging.events", self.events, LoggingEvents, "a LoggingEvents()")
+        check_type("Logging.handlers", self.handlers, list, "a list of logging.Handler")
         for index, handler in enumerate(self.handlers):
-            _check_type(
+            check_type(
                 f"Logging.handlers[{index}]", handler, std_logging.Handler, "a logging.Handler"
             )
 
 
 #: A signing key, or several (the first signs, every one verifies).
 SigningKeys = str | bytes | list[str | bytes] | tuple[str | bytes, ...]
-#: Shortest signing key accepted, in bytes (``sergeant.encoder.signing.MIN_KEY_BYTES``).
-MIN_SIGNING_KEY_BYTES = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,8 +161,8 @@ class Encoder:
     signing_key_file: str | None = None
 
     def __post_init__(self) -> None:
-        _check_choice("Encoder.serializer", self.serializer, SERIALIZERS)
-        _check_choice("Encoder.compressor", self.compressor, (None, *COMPRESSORS))
+        check_choice("Encoder.serializer", self.serializer, SERIALIZERS)
+        check_choice("Encoder.compressor", self.compressor, (None, *COMPRESSORS))
         given = [
             name
             for name in ("signing_key", "signing_key_env", "signing_key_file")
@@ -215,25 +199,7 @@ class Encoder:
             keys = [given] if isinstance(given, (str, bytes)) else list(given)
         else:
             return []
-        return _key_bytes(source, keys)
-
-
-def _key_bytes(source: str, keys: list[str | bytes]) -> list[bytes]:
-    """The keys as bytes, each checked (the messages never show a key)."""
-    if not keys:
-        raise ConfigError(f"{source} holds no key; give at least one")
-    result = []
-    for index, key in enumerate(keys):
-        if not isinstance(key, (str, bytes)):
-            raise ConfigError(f"{source}: key #{index + 1} is a {type(key).__name__}; use str")
-        data = key.encode() if isinstance(key, str) else key
-        if len(data) < MIN_SIGNING_KEY_BYTES:
-            raise ConfigError(
-                f"{source}: key #{index + 1} is {len(data)} bytes; use at least "
-                f"{MIN_SIGNING_KEY_BYTES} random bytes, such as secrets.token_urlsafe(32)"
-            )
-        result.append(data)
-    return result
+        return key_bytes(source, keys)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,8 +229,8 @@ class Connector:
     type: typing.Literal["redis", "mongo", "local", "memory"] = "local"
 
     def __post_init__(self) -> None:
-        _check_choice("Connector.type", self.type, CONNECTOR_TYPES)
-        _check_type("Connector.params", self.params, dict, "a dict of connector parameters")
+        check_choice("Connector.type", self.type, CONNECTOR_TYPES)
+        check_type("Connector.params", self.params, dict, "a dict of connector parameters")
 
     @classmethod
     def from_url(cls, url: str) -> Connector:
@@ -281,48 +247,8 @@ class Connector:
         Raises:
             ConfigError: the URL's scheme or shape is not one of these.
         """
-        parsed = urllib.parse.urlsplit(url)
-        scheme = parsed.scheme.lower()
-        if scheme == "redis":
-            database = parsed.path.lstrip("/") or "0"
-            if not database.isdigit():
-                _fail(
-                    "the Redis URL's database", database, "use a number, as in redis://host:6379/0"
-                )
-            node: dict[str, typing.Any] = {
-                "host": parsed.hostname or "localhost",
-                "port": parsed.port or 6379,
-                "password": urllib.parse.unquote(parsed.password) if parsed.password else None,
-                "database": int(database),
-            }
-            if parsed.username:
-                node["username"] = urllib.parse.unquote(parsed.username)
-            return cls(type="redis", params={"nodes": [node]})
-        if scheme in ("rediss", "redis+cluster", "rediss+cluster"):
-            return cls(type="redis", params={"url": url})
-        if scheme in ("mongodb", "mongodb+srv"):
-            return cls(type="mongo", params={"url": url})
-        if scheme == "sqlite":
-            if not parsed.path:
-                _fail("the SQLite URL", url, "write it as sqlite:///absolute/path.sqlite3")
-            file_path = "/" + parsed.path.lstrip("/")
-            if parsed.netloc:  # sqlite://tmp/x.sqlite3 would silently open /x.sqlite3
-                meant = f"/{parsed.netloc}{file_path}"
-                _fail(
-                    "the SQLite URL",
-                    url,
-                    f"it reads {parsed.netloc!r} as a host and would open {file_path!r}: it "
-                    f"looks like a relative path with one slash short; write sqlite://{meant} "
-                    f"for {meant!r} (sqlite:// then an absolute path)",
-                )
-            return cls(type="local", params={"file_path": file_path})
-        if scheme == "memory":
-            return cls(type="memory", params={"name": parsed.netloc or "default"})
-        _fail(
-            "the broker URL",
-            url,
-            "use redis://, rediss://, redis+cluster://, mongodb://, sqlite:/// or memory:// URLs",
-        )
+        kind, params = parse_url(url)
+        return cls(type=kind, params=params)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -340,8 +266,8 @@ class Timeouts:
     grace_period: float = 10.0
 
     def __post_init__(self) -> None:
-        _check_number("Timeouts.timeout", self.timeout, 0)
-        _check_number("Timeouts.grace_period", self.grace_period, 0)
+        check_number("Timeouts.timeout", self.timeout, 0)
+        check_number("Timeouts.grace_period", self.grace_period, 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -355,7 +281,7 @@ class Starvation:
     time_with_no_tasks: int
 
     def __post_init__(self) -> None:
-        _check_number("Starvation.time_with_no_tasks", self.time_with_no_tasks, 1)
+        check_number("Starvation.time_with_no_tasks", self.time_with_no_tasks, 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -415,31 +341,31 @@ class WorkerConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            _fail("WorkerConfig.name", self.name, "use a non-empty string (the queue name)")
-        _check_type("WorkerConfig.connector", self.connector, Connector, "a Connector(...)")
-        _check_number("WorkerConfig.max_tasks_per_run", self.max_tasks_per_run, 0, integer=True)
-        _check_number("WorkerConfig.max_retries", self.max_retries, 0, integer=True)
-        _check_number(
+            fail("WorkerConfig.name", self.name, "use a non-empty string (the queue name)")
+        check_type("WorkerConfig.connector", self.connector, Connector, "a Connector(...)")
+        check_number("WorkerConfig.max_tasks_per_run", self.max_tasks_per_run, 0, integer=True)
+        check_number("WorkerConfig.max_retries", self.max_retries, 0, integer=True)
+        check_number(
             "WorkerConfig.tasks_per_transaction", self.tasks_per_transaction, 1, integer=True
         )
-        _check_number("WorkerConfig.number_of_threads", self.number_of_threads, 1, integer=True)
-        _check_type("WorkerConfig.encoder", self.encoder, Encoder, "an Encoder(...)")
-        _check_type("WorkerConfig.timeouts", self.timeouts, Timeouts, "a Timeouts(...)")
-        _check_type("WorkerConfig.logging", self.logging, Logging, "a Logging(...)")
+        check_number("WorkerConfig.number_of_threads", self.number_of_threads, 1, integer=True)
+        check_type("WorkerConfig.encoder", self.encoder, Encoder, "an Encoder(...)")
+        check_type("WorkerConfig.timeouts", self.timeouts, Timeouts, "a Timeouts(...)")
+        check_type("WorkerConfig.logging", self.logging, Logging, "a Logging(...)")
         if self.starvation is not None:
-            _check_type(
+            check_type(
                 "WorkerConfig.starvation", self.starvation, Starvation, "a Starvation(...) or None"
             )
-        _check_choice("WorkerConfig.delivery", self.delivery, DELIVERY_MODES)
-        _check_number("WorkerConfig.lease_seconds", self.lease_seconds, 1)
-        _check_number("WorkerConfig.max_deliveries", self.max_deliveries, 0, integer=True)
-        _check_number("WorkerConfig.block_seconds", self.block_seconds, 0)
-        _check_number("WorkerConfig.result_ttl_seconds", self.result_ttl_seconds, 0)
+        check_choice("WorkerConfig.delivery", self.delivery, DELIVERY_MODES)
+        check_number("WorkerConfig.lease_seconds", self.lease_seconds, 1)
+        check_number("WorkerConfig.max_deliveries", self.max_deliveries, 0, integer=True)
+        check_number("WorkerConfig.block_seconds", self.block_seconds, 0)
+        check_number("WorkerConfig.result_ttl_seconds", self.result_ttl_seconds, 0)
         prefetch = self.prefetch
         if prefetch is not None and (
             not isinstance(prefetch, int) or not 0 <= prefetch <= MAX_PREFETCH
         ):
-            _fail(
+            fail(
                 "WorkerConfig.prefetch",
                 prefetch,
                 f"use None, True, False or a number of pulls from 0 to {MAX_PREFETCH}",

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import enum
 import logging
 import os
@@ -37,16 +36,15 @@ import time
 import types
 import typing
 
-import psutil
-
 if typing.TYPE_CHECKING:
     from sergeant.metrics_server import MetricsServer
 
 from sergeant import _running, metrics
 from sergeant.errors import ConfigError, SergeantError, WorkerImportError
-from sergeant.killer.process import WATCHDOG_MODULE, kill_mark_path, kill_tree, take_kill_mark
+from sergeant.killer.process import kill_mark_path, kill_tree, take_kill_mark
 from sergeant.supervisor_leases import Death, LeaseKeeper, death_reason
 from sergeant.supervisor_policy import ExitCode, SlaveStatus, decide, describe_exit
+from sergeant.supervisor_slots import Slot, tree_rss
 
 __all__ = ["Supervisor", "SupervisorState", "main", "tree_rss"]
 
@@ -71,44 +69,6 @@ class SupervisorState(enum.Enum):
     RUNNING = "running"
     STOPPING = "stopping"
     STOPPED = "stopped"
-
-
-@dataclasses.dataclass
-class _Slot:
-    """One worker position in the fleet and the process currently filling it."""
-
-    index: int
-    status_path: str
-    process: subprocess.Popen[bytes] | None = None
-    started_at: float = 0.0
-    respawn_at: float | None = 0.0
-    failures: int = 0
-    killed_for_memory: bool = False
-    #: The process's first status was read (and its leases told to the lease keeper).
-    status_seen: bool = False
-
-    @property
-    def running_path(self) -> str:
-        """The file where the worker process shows the tasks it runs."""
-        return f"{self.status_path}.running"
-
-
-def tree_rss(pid: int) -> int:
-    """Resident memory, in bytes, of ``pid`` and its descendants (watchdogs excluded)."""
-    try:
-        root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for process in processes:
-        try:
-            if process is not root and WATCHDOG_MODULE in process.cmdline():
-                continue
-            total += process.memory_info().rss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return total
 
 
 class Supervisor:
@@ -154,7 +114,7 @@ class Supervisor:
         self._metrics: MetricsServer | None = None
         self.logger = logger or logging.getLogger(__name__)
         self.state = SupervisorState.NEW
-        self._slots: list[_Slot] = []
+        self._slots: list[Slot] = []
         self._stop_requested = False
         self._kill_now = False
         self._fatal: SergeantError | None = None
@@ -186,7 +146,7 @@ class Supervisor:
                     self.metrics_host,
                 )
             self._slots = [
-                _Slot(i, os.path.join(directory, f"worker-{i}.json"))
+                Slot(i, os.path.join(directory, f"worker-{i}.json"))
                 for i in range(self.concurrent_workers)
             ]
             self._supervise()
@@ -242,7 +202,7 @@ class Supervisor:
                 next_memory_check = now + MEMORY_CHECK_SECONDS
             time.sleep(POLL_SECONDS)
 
-    def _tend(self, slot: _Slot, now: float) -> None:
+    def _tend(self, slot: Slot, now: float) -> None:
         if slot.process is None:
             if slot.respawn_at is not None and now >= slot.respawn_at and not self._stop_requested:
                 self._spawn(slot)
@@ -258,7 +218,7 @@ class Supervisor:
                 if status.leases is not None:
                     self._keeper.alive(slot.process.pid, status.leases)
 
-    def _spawn(self, slot: _Slot) -> None:
+    def _spawn(self, slot: Slot) -> None:
         for stale in (slot.status_path, slot.running_path, kill_mark_path(slot.running_path)):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(stale)
@@ -280,7 +240,7 @@ class Supervisor:
             extra={"event": "worker_started", "pid": slot.process.pid},
         )  # fmt: skip
 
-    def _handle_exit(self, slot: _Slot, exit_code: int, now: float) -> None:
+    def _handle_exit(self, slot: Slot, exit_code: int, now: float) -> None:
         assert slot.process is not None
         pid, slot.process = slot.process.pid, None
         status = SlaveStatus.load(slot.status_path)
@@ -318,7 +278,7 @@ class Supervisor:
 
     def _death(
         self,
-        slot: _Slot,
+        slot: Slot,
         pid: int,
         status: SlaveStatus | None,
         exit_code: int,

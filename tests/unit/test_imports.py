@@ -35,6 +35,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "sergeant.errors",
             "sergeant.objects",
             "sergeant.config",
+            "sergeant._config_checks",
+            "sergeant._config_url",
             "sergeant.control",
             "sergeant.logging",
             "sergeant.metrics",
@@ -46,7 +48,16 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # Tasks to bytes and back.
     ("encoder", ("sergeant.encoder",)),
     # Tasks over a connector: push, lease, ack, dead letters; stored results.
-    ("broker", ("sergeant.broker", "sergeant.kill_note", "sergeant._rejects", "sergeant.results")),
+    (
+        "broker",
+        (
+            "sergeant.broker",
+            "sergeant._broker_admin",
+            "sergeant.kill_note",
+            "sergeant._rejects",
+            "sergeant.results",
+        ),
+    ),
     # Running tasks: the consumer and its helpers, the executors, the killers.
     (
         "run",
@@ -66,7 +77,18 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     # The user's class and its loop, and loading it by name.
-    ("worker", ("sergeant.worker", "sergeant._gc", "sergeant._tracked", "sergeant.loader")),
+    (
+        "worker",
+        (
+            "sergeant.worker",
+            "sergeant._worker_admin",
+            "sergeant._worker_loop",
+            "sergeant._worker_produce",
+            "sergeant._gc",
+            "sergeant._tracked",
+            "sergeant.loader",
+        ),
+    ),
     # What an operator reads: queue stats and the metrics endpoint.
     ("ops", ("sergeant._stats", "sergeant.metrics_server")),
     # Processes: the worker process entry, the supervisor and its protocol.
@@ -78,6 +100,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "sergeant.supervisor",
             "sergeant.supervisor_leases",
             "sergeant.supervisor_policy",
+            "sergeant.supervisor_slots",
         ),
     ),
     ("cli", ("sergeant.cli",)),
