@@ -22,7 +22,6 @@ from __future__ import annotations
 import itertools
 import random
 import typing
-import zlib
 
 from sergeant.connector import _connector
 from sergeant.connector._connector import (
@@ -30,11 +29,11 @@ from sergeant.connector._connector import (
     WAIT_POLL_MAX_SECONDS,
     DeadLetter,
     Delivery,
-    Lock,
     Priority,
     ReclaimResult,
 )
 from sergeant.connector._polling import poll
+from sergeant.connector._spread_by_name import ByName, member_index
 
 __all__ = ["MIN_SPREAD_CHUNK", "Spread", "member_index", "spread"]
 
@@ -59,14 +58,7 @@ def spread(count: int, member_count: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def member_index(name: str, member_count: int) -> int:
-    """The member (of ``member_count``) holding key or lock ``name``: CRC32, as 0.27."""
-    if member_count == 1:
-        return 0
-    return zlib.crc32(name.encode()) % member_count
-
-
-class Spread(_connector.Connector):
+class Spread(ByName, _connector.Connector):
     """Queues spread over independent member connectors; see the module docstring.
 
     Args:
@@ -91,9 +83,6 @@ class Spread(_connector.Connector):
 
     def _sum(self, count: typing.Callable[[_connector.Connector], int]) -> int:
         return sum(count(member) for member in self._members)
-
-    def _member_for(self, name: str) -> _connector.Connector:
-        return self._members[member_index(name, len(self._members))]
 
     def _grouped(
         self, deliveries: typing.Sequence[Delivery]
@@ -326,46 +315,6 @@ class Spread(_connector.Connector):
     def dead_count(self, queue: str) -> int:
         """Dead items of a queue, summed over the members."""
         return self._sum(lambda member: member.dead_count(queue))
-
-    # -- keys and locks (one member each, by CRC32 of the name) ------------------
-
-    def key_set(self, key: str, value: bytes, ttl_seconds: float | None = None) -> None:
-        """Store ``value`` under ``key`` on the member holding it."""
-        self._member_for(key).key_set(key, value, ttl_seconds)
-
-    def key_get(self, key: str) -> bytes | None:
-        """The value under ``key`` on the member holding it, or None."""
-        return self._member_for(key).key_get(key)
-
-    def key_delete(self, key: str) -> bool:
-        """Delete ``key`` on the member holding it; True if it existed."""
-        return self._member_for(key).key_delete(key)
-
-    def key_set_notify(self, key: str, value: bytes, ttl_seconds: float) -> None:
-        """Store ``value`` and wake waiters, on the member holding ``key``."""
-        self._member_for(key).key_set_notify(key, value, ttl_seconds)
-
-    def wait_for_key(self, key: str, timeout_seconds: float | None) -> bytes | None:
-        """The value under ``key``, waited for on the member holding it."""
-        return self._member_for(key).wait_for_key(key, timeout_seconds)
-
-    def lock(self, name: str) -> Lock:
-        """A lock object for ``name`` on the member holding it (not yet acquired)."""
-        return self._member_for(name).lock(name)
-
-    # -- live workers (kept on the first member) ----------------------------------
-
-    def register_worker(self, worker_id: str, info: bytes, ttl_seconds: float) -> None:
-        """Publish or refresh a worker's heartbeat on the first member."""
-        self._members[0].register_worker(worker_id, info, ttl_seconds)
-
-    def unregister_worker(self, worker_id: str) -> bool:
-        """Remove a worker's heartbeat from the first member."""
-        return self._members[0].unregister_worker(worker_id)
-
-    def workers(self) -> list[bytes]:
-        """The info of every live worker, from the first member."""
-        return self._members[0].workers()
 
     # -- lifecycle --------------------------------------------------------------
 
