@@ -156,6 +156,23 @@ class Chaos:
         duplicated = {task_id: n for task_id, n in runs.items() if n > 1}
         return lost, duplicated
 
+    def reruns_not_explained_by_a_death(self, pushed: list[str], died: set[int]) -> dict[str, int]:
+        """Ids completed more than once where some completion but the last ran in a
+        process not in ``died``.
+
+        A task settled while its acknowledgement still rode on a pull sent ahead is
+        released, uncharged, when its process dies, and runs again: at-least-once
+        allows that rerun, and only that one.
+        """
+        by_task: dict[str, list[int]] = collections.defaultdict(list)
+        for task_id, _, pid in self.done():
+            by_task[task_id].append(pid)
+        return {
+            task_id: len(pids)
+            for task_id, pids in by_task.items()
+            if task_id in pushed and len(pids) > 1 and not set(pids[:-1]) <= died
+        }
+
     def broker_is_empty(self) -> bool:
         """Nothing ready, delayed or leased is left in the queue."""
         connector = self.connector

@@ -67,7 +67,11 @@ def test_tasks_that_end_their_worker_are_dead_lettered_with_their_own_reason(
         assert dead[task_id].deliveries == BOUND
         assert starts[task_id] == list(range(1, BOUND + 1))
     _no_task_charged(chaos, behind)
-    assert chaos.check(behind) == ([], {})
+    assert chaos.check(behind)[0] == []
+    # The poisons' processes died; a task they had settled, whose acknowledgement rode
+    # on a pull sent ahead, may run once more (uncharged). Nothing else runs twice.
+    died = {pid for task_id, _, pid in chaos.starts() if task_id in poisons.values()}
+    assert chaos.reruns_not_explained_by_a_death(behind, died) == {}
     assert supervisor.poll() is None
     wait_until(chaos.broker_is_empty, timeout=30, message="an empty queue")
 
