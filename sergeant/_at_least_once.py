@@ -6,7 +6,6 @@ rest (unstarted, interrupted, prefetched) to the head of the queue."""
 from __future__ import annotations
 
 import collections
-import time
 import typing
 
 from sergeant import _running
@@ -25,20 +24,7 @@ class LeaseLoop(LeaseBook):
 
     def _leased_tasks(self) -> typing.Iterator[Task]:
         """The tasks of the queue, leased in batches, within ``max_tasks_per_run``."""
-        self._begin()
-        limit = self.config.max_tasks_per_run
-        pulled = 0
-        idle_since = time.monotonic()
-        while limit == 0 or pulled < limit:
-            want = self.config.tasks_per_transaction
-            if limit:
-                want = min(want, limit - pulled)
-            tasks = self._lease(want)
-            if not tasks:
-                self._starving(idle_since)
-                continue
-            pulled += len(tasks)
-            idle_since = time.monotonic()
+        for tasks, pulled in self._batches(self._lease):
             if self._prefetch_depth:
                 # The next batches' pulls go now, so the broker's work and the round
                 # trips overlap this batch; they carry the last batches' acknowledgements.

@@ -5,7 +5,6 @@ exit the popped tasks not yet started are pushed back (HIGH priority)."""
 from __future__ import annotations
 
 import collections
-import time
 import typing
 
 from sergeant._backoff import RETRYABLE, retry_call
@@ -20,20 +19,7 @@ class PopLoop(ConsumerState):
 
     def _popped_tasks(self) -> typing.Iterator[Task]:
         """The tasks of the queue, popped in batches, within ``max_tasks_per_run``."""
-        self._begin()
-        limit = self.config.max_tasks_per_run
-        pulled = 0
-        idle_since = time.monotonic()
-        while limit == 0 or pulled < limit:
-            want = self.config.tasks_per_transaction
-            if limit:
-                want = min(want, limit - pulled)
-            tasks = self._pop(want)
-            if not tasks:
-                self._starving(idle_since)
-                continue
-            pulled += len(tasks)
-            idle_since = time.monotonic()
+        for _tasks, pulled in self._batches(self._pop):
             if self._prefetch_depth:
                 self._top_up(pulled, [count for count, _ in self._popping], self._start_pop)
             popped = self._popped

@@ -98,6 +98,27 @@ class ConsumerState:
         """What the loop does before its first pull (``Consumer`` defines it)."""
         raise NotImplementedError
 
+    def _batches(
+        self, pull: typing.Callable[[int], list[Task]]
+    ) -> typing.Iterator[tuple[list[Task], int]]:
+        """Each batch ``pull`` gives, with the running total, within
+        ``max_tasks_per_run``; while none comes, ``on_starvation`` hears of it."""
+        self._begin()
+        limit = self.config.max_tasks_per_run
+        pulled = 0
+        idle_since = time.monotonic()
+        while limit == 0 or pulled < limit:
+            want = self.config.tasks_per_transaction
+            if limit:
+                want = min(want, limit - pulled)
+            tasks = pull(want)
+            if not tasks:
+                self._starving(idle_since)
+                continue
+            pulled += len(tasks)
+            idle_since = time.monotonic()
+            yield tasks, pulled
+
     def _starving(self, idle_since: float) -> None:
         starvation = self.config.starvation
         if starvation is None or self.on_starvation is None:
