@@ -94,10 +94,16 @@ class Session:
                     seen += os.read(main_fd, 65536)
             assert b"live workers" in seen, f"{line} drew nothing: {seen!r}"
             process.send_signal(signal.SIGINT)
-            returncode = process.wait(timeout=TIMEOUT_SECONDS)
+            # Keep reading while it exits: a terminal nobody reads fills up, and a
+            # redraw blocked on it would hold the exit back.
+            deadline = time.monotonic() + TIMEOUT_SECONDS
             with contextlib.suppress(OSError):  # the terminal is gone once it exited
+                while process.poll() is None and time.monotonic() < deadline:
+                    if select.select([main_fd], [], [], 0.2)[0]:
+                        seen += os.read(main_fd, 65536)
                 while select.select([main_fd], [], [], 0.2)[0]:
                     seen += os.read(main_fd, 65536)
+            returncode = process.wait(timeout=TIMEOUT_SECONDS)
         finally:
             if process.poll() is None:
                 process.kill()
