@@ -43,6 +43,13 @@ def sergeant_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "sergeant.cli"]
 
 
+def _as_on_a_terminal() -> None:
+    """In the child: Ctrl-C reaches it, as on a terminal. A runner started in the
+    background ignores SIGINT, and a signal mask blocking it is inherited too."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 class Session:
     """Runs commands as the README writes them, against private brokers."""
 
@@ -84,6 +91,7 @@ class Session:
             stdin=subprocess.DEVNULL,
             stdout=terminal,
             stderr=terminal,
+            preexec_fn=_as_on_a_terminal,
         )
         os.close(terminal)
         seen = b""
