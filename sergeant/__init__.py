@@ -1,8 +1,9 @@
 """Sergeant: a fast, safe and simple distributed task queue.
 
-Subclass ``sergeant.worker.Worker``, return a ``sergeant.config.WorkerConfig`` from
+Subclass ``sergeant.Worker``, return a ``sergeant.WorkerConfig`` from
 ``generate_config()``, implement ``work(task)``, and run it under
-``sergeant.supervisor`` (or ``sergeant run module:Class``).
+``sergeant.supervisor`` (or ``sergeant run module:Class``). The 0.27 module paths
+(``sergeant.worker``, ``sergeant.config``, ``sergeant.objects``...) keep working.
 """
 
 from __future__ import annotations
@@ -11,8 +12,45 @@ import importlib
 import typing
 
 from sergeant import config, connector, encoder, errors, logging, objects, worker
+from sergeant.config import Logging, Starvation, Timeouts, WorkerConfig
+from sergeant.control import (
+    WorkerInterrupt,
+    WorkerMaxRetries,
+    WorkerRequeue,
+    WorkerRespawn,
+    WorkerRetry,
+    WorkerStop,
+    WorkerTimedout,
+)
+from sergeant.errors import (
+    ConfigError,
+    ConnectionLost,
+    ResultTimeout,
+    SergeantError,
+    TaskFailed,
+)
+from sergeant.objects import Task
+from sergeant.worker import Worker
 
 __all__ = [
+    "ConfigError",
+    "ConnectionLost",
+    "Logging",
+    "ResultTimeout",
+    "SergeantError",
+    "Starvation",
+    "Task",
+    "TaskFailed",
+    "Timeouts",
+    "Worker",
+    "WorkerConfig",
+    "WorkerInterrupt",
+    "WorkerMaxRetries",
+    "WorkerRequeue",
+    "WorkerRespawn",
+    "WorkerRetry",
+    "WorkerStop",
+    "WorkerTimedout",
     "__version__",
     "config",
     "connector",

@@ -3,7 +3,7 @@
 ``sergeant run --metrics-port PORT`` (or ``Supervisor(metrics_port=PORT)``) gives its
 workers a fresh ``PROMETHEUS_MULTIPROC_DIR`` and sets ``SERGEANT_METRICS=1``; each
 worker process then records into that directory (prometheus-client multiprocess
-mode) and the supervisor serves the sum (see ``sergeant.metrics_server``). Without
+mode) and the supervisor serves the sum (see ``sergeant.ops.metrics_server``). Without
 both variables nothing is recorded and ``prometheus_client`` is never imported.
 
 Recorded by the workers (label ``queue`` on each):

@@ -11,11 +11,9 @@ import click
 
 from sergeant.broker import Broker
 from sergeant.config import Connector, Encoder
-from sergeant.connector import create
-from sergeant.encoder import Encoder as TaskEncoder
 from sergeant.errors import SergeantError
-from sergeant.loader import load_worker_class
 from sergeant.worker import Worker
+from sergeant.worker.loader import load_worker_class
 
 __all__ = ["BROKER_HELP", "Target", "broker_option", "check_local_file", "resolve"]
 
@@ -47,7 +45,7 @@ class Target:
         tb: types.TracebackType | None,
     ) -> None:
         """Close the connector; a broker error becomes one clear CLI error, not a traceback."""
-        self.broker.connector.close()
+        self.broker.close()
         if isinstance(exc, SergeantError):
             raise click.ClickException(str(exc)) from exc
 
@@ -168,10 +166,7 @@ def resolve(
             )
         if connector_config.type == "local" and "file_path" in connector_config.params:
             check_local_file(os.fspath(connector_config.params["file_path"]), spec, creates)
-        connector = create(connector_config.type, connector_config.params)
+        broker = Broker.from_config(connector_config, encoder_config)
     except SergeantError as exc:
         raise click.BadParameter(str(exc)) from exc
-    encoder = TaskEncoder(
-        encoder_config.serializer, encoder_config.compressor, encoder_config.signing_keys()
-    )
-    return Target(Broker(connector, encoder), queue)
+    return Target(broker, queue)

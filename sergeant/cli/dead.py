@@ -11,10 +11,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from sergeant.broker import DeadLetter, Peek, jsonable
 from sergeant.cli._tables import id_column
 from sergeant.cli._target import broker_option, resolve
-from sergeant.connector import DeadLetter
-from sergeant.encoder.peek import Peek, jsonable
 
 __all__ = ["DeadRow", "dead"]
 
@@ -142,15 +141,14 @@ def requeue_dead(broker: str, queue: str | None, limit: int) -> None:
     """
     with resolve(broker) as target:
         queue = target.queue(queue)
-        connector = target.broker.connector
-        total = connector.dead_count(queue)
+        total = target.broker.number_of_dead_tasks(queue)
         if limit:
             total = min(limit, total)
         moved = 0
         with Progress(console=Console(stderr=True), transient=True) as progress:
             bar = progress.add_task("requeueing", total=total)
             while moved < total:
-                step = connector.requeue_dead(queue, min(REQUEUE_CHUNK, total - moved))
+                step = target.broker.requeue_dead_tasks(queue, min(REQUEUE_CHUNK, total - moved))
                 if step == 0:
                     break
                 moved += step
@@ -170,7 +168,7 @@ def purge_dead(broker: str, queue: str | None, yes: bool) -> None:
     with resolve(broker) as target:
         queue = target.queue(queue)
         if not yes:
-            count = target.broker.connector.dead_count(queue)
+            count = target.broker.number_of_dead_tasks(queue)
             click.confirm(f"Delete {count} dead tasks of {queue!r}?", abort=True)
-        deleted = target.broker.connector.purge_dead(queue)
+        deleted = target.broker.purge_dead_tasks(queue)
     click.echo(f"purged {deleted} dead tasks of {queue!r}")

@@ -11,17 +11,17 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from sergeant import _stats
 from sergeant.cli._tables import id_column
 from sergeant.cli._target import Target, broker_option, resolve
 from sergeant.objects import Task
+from sergeant.ops import stats as _stats
 
 __all__ = ["purge", "push", "queue_stats", "stats"]
 
 
 def queue_stats(target: Target, queue: str) -> _stats.QueueStats:
-    """Counts, rate and live workers of one queue (see ``sergeant._stats.queue_stats``)."""
-    return _stats.queue_stats(target.broker.connector, queue)
+    """Counts, rate and live workers of one queue (see ``sergeant.ops.stats.queue_stats``)."""
+    return _stats.queue_stats(target.broker, queue)
 
 
 _Column = typing.Literal[

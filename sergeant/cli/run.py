@@ -9,7 +9,7 @@ import click
 
 from sergeant import metrics
 from sergeant.errors import SergeantError
-from sergeant.supervisor import Supervisor
+from sergeant.process.supervisor import Supervisor
 
 __all__ = ["parse_size", "run"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import typing
 
-from sergeant.connector._connector import (
+from sergeant.connector.base import (
     Connector,
     DeadLetter,
     Delivery,

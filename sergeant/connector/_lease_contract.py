@@ -1,6 +1,6 @@
 """The connector contract, part two: leases (lease, acknowledge, release, extend, reclaim).
 
-``sergeant.connector._connector.Connector`` combines this with the other parts; the
+``sergeant.connector.base.Connector`` combines this with the other parts; the
 fencing rules are in its module docstring.
 """
 

@@ -1,6 +1,6 @@
 """The connector contract, part one: ready and delayed items (push, pop, count, purge).
 
-``sergeant.connector._connector.Connector`` combines this with the lease and the
+``sergeant.connector.base.Connector`` combines this with the lease and the
 remaining parts; the vocabulary (ready, delayed, priority, order) is in its module
 docstring.
 """

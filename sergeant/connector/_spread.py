@@ -23,8 +23,10 @@ import itertools
 import random
 import typing
 
-from sergeant.connector import _connector
-from sergeant.connector._connector import (
+from sergeant.connector import base
+from sergeant.connector._polling import poll
+from sergeant.connector._spread_by_name import ByName, member_index
+from sergeant.connector.base import (
     WAIT_POLL_FIRST_SECONDS,
     WAIT_POLL_MAX_SECONDS,
     DeadLetter,
@@ -32,8 +34,6 @@ from sergeant.connector._connector import (
     Priority,
     ReclaimResult,
 )
-from sergeant.connector._polling import poll
-from sergeant.connector._spread_by_name import ByName, member_index
 
 __all__ = ["MIN_SPREAD_CHUNK", "Spread", "member_index", "spread"]
 
@@ -58,7 +58,7 @@ def spread(count: int, member_count: int) -> list[tuple[int, int]]:
     return bounds
 
 
-class Spread(ByName, _connector.Connector):
+class Spread(ByName, base.Connector):
     """Queues spread over independent member connectors; see the module docstring.
 
     Args:
@@ -66,7 +66,7 @@ class Spread(ByName, _connector.Connector):
             and dead letters with ``node == i``.
     """
 
-    def __init__(self, members: typing.Sequence[_connector.Connector]) -> None:
+    def __init__(self, members: typing.Sequence[base.Connector]) -> None:
         self._members = list(members)
         self._one = self._members[0] if len(self._members) == 1 else None
         one = self._one
@@ -76,17 +76,17 @@ class Spread(ByName, _connector.Connector):
         # A random first start, so that many workers do not all begin at member 0.
         self._turn = itertools.count(random.randrange(1 << 16))
 
-    def _rotated(self) -> list[_connector.Connector]:
+    def _rotated(self) -> list[base.Connector]:
         # next() on itertools.count is atomic under the GIL: no lock needed.
         start = next(self._turn) % len(self._members)
         return self._members[start:] + self._members[:start]
 
-    def _sum(self, count: typing.Callable[[_connector.Connector], int]) -> int:
+    def _sum(self, count: typing.Callable[[base.Connector], int]) -> int:
         return sum(count(member) for member in self._members)
 
     def _grouped(
         self, deliveries: typing.Sequence[Delivery]
-    ) -> list[tuple[_connector.Connector, list[Delivery]]]:
+    ) -> list[tuple[base.Connector, list[Delivery]]]:
         """``deliveries`` by the member they name; a node no longer listed holds none."""
         by_node: dict[int, list[Delivery]] = {}
         for delivery in deliveries:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import zlib
 
-from sergeant.connector import _connector
-from sergeant.connector._connector import Lock
+from sergeant.connector import base
+from sergeant.connector.base import Lock
 
 __all__ = ["ByName", "member_index"]
 
@@ -22,9 +22,9 @@ def member_index(name: str, member_count: int) -> int:
 class ByName:
     """Keys, locks and the worker registry of a spread connector (see ``Spread``)."""
 
-    _members: list[_connector.Connector]
+    _members: list[base.Connector]
 
-    def _member_for(self, name: str) -> _connector.Connector:
+    def _member_for(self, name: str) -> base.Connector:
         return self._members[member_index(name, len(self._members))]
 
     # -- keys and locks (one member each, by CRC32 of the name) ------------------

@@ -141,8 +141,8 @@ def make_process_killer(config: WorkerConfig | None = None) -> ProcessKiller:
     """
     # Imported here: ``python -m sergeant.killer.process`` must not find its module
     # already imported by the ``sergeant`` package (runpy warns and may misbehave).
-    from sergeant import _running
-    from sergeant.kill_note import KillNote
+    from sergeant.broker import running as _running
+    from sergeant.broker.kill_note import KillNote
     from sergeant.killer.process import ProcessKiller, kill_mark_path
 
     running = _running.file_path()

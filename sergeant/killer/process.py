@@ -12,7 +12,7 @@ its stdin pipe, one per line::
     STOP <slot>                          disarm <slot>
 
 Deadlines are kept on the watchdog's monotonic clock. When the worker passes its
-broker and queue (a ``KillNote``, see ``sergeant.kill_note``), the watchdog, right
+broker and queue (a ``KillNote``, see ``sergeant.broker.kill_note``), the watchdog, right
 after a kill, stores a short kill note for the task id given with START, so that
 the task is dead-lettered as ``'killed after timeout'`` once it passes its
 delivery bound.
@@ -37,8 +37,8 @@ import typing
 
 import psutil
 
-from sergeant.kill_note import ENV as NOTE_ENV
-from sergeant.kill_note import KillNote, text
+from sergeant.broker.kill_note import ENV as NOTE_ENV
+from sergeant.broker.kill_note import KillNote, text
 
 __all__ = [
     "Command",

@@ -1,6 +1,6 @@
 """The connector contract, run against every broker set-up (see ``CONNECTOR_KINDS``).
 
-Each test names one promise of ``sergeant/connector/_connector.py``.
+Each test names one promise of ``sergeant/connector/base.py``.
 """
 
 from __future__ import annotations

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from sergeant.broker import Broker
+from sergeant.broker.results import DEAD_LETTER, ResultStore
 from sergeant.connector import Connector
 from sergeant.encoder import Encoder
 from sergeant.errors import TaskFailed
 from sergeant.executor import Outcome
 from sergeant.objects import Task
-from sergeant.results import DEAD_LETTER, ResultStore
 from tests.servers import wait_until
 
 OWNER = "worker-test"

@@ -1,6 +1,6 @@
 """Fencing tokens never repeat for an item, and idle at-most-once waits end on a push.
 
-Each test names one promise of ``sergeant/connector/_connector.py``.
+Each test names one promise of ``sergeant/connector/base.py``.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
+from sergeant.broker.results import DEAD_LETTER
 from sergeant.errors import TaskFailed
-from sergeant.results import DEAD_LETTER
 from tests.fault.harness import QUEUE, Chaos, kill
 from tests.servers import wait_until
 

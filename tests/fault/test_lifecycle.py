@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from sergeant.connector.local import Connector
+from sergeant.connector.sqlite import Connector
 from tests.fault.harness import QUEUE, Chaos, kill
 from tests.servers import wait_until
 

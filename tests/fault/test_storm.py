@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from sergeant import _prefetch
+from sergeant.consume import prefetch as _prefetch
 from tests.fault.harness import QUEUE, Chaos, kill, seeded_random
 from tests.servers import wait_until
 

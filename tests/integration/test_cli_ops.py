@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from sergeant._stats import QueueStats
 from sergeant.cli import main
 from sergeant.cli.dead import DeadRow
 from sergeant.config import Connector
 from sergeant.connector import create
-from sergeant.connector._connector import Connector as BaseConnector
+from sergeant.connector.base import Connector as BaseConnector
+from sergeant.ops.stats import QueueStats
 from tests.servers import RedisServer, wait_until
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from sergeant.config import Connector
 from sergeant.connector import create
-from sergeant.connector._connector import Connector as BaseConnector
+from sergeant.connector.base import Connector as BaseConnector
 from tests.servers import RedisServer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 from sergeant.cli import main
 from sergeant.config import Connector
 from sergeant.connector import create
-from sergeant.connector._connector import Connector as BaseConnector
+from sergeant.connector.base import Connector as BaseConnector
 from tests.servers import RedisServer
 
 TARGET = "tests.workers.cli_target:UrlWorker"  # its config names the queue 'cli-jobs'

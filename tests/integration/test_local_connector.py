@@ -1,4 +1,4 @@
-"""The SQLite ("local") connector beyond the shared contract: processes, files, schema."""
+"""The SQLite ("sqlite") connector beyond the shared contract: processes, files, schema."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from typing import Any, Literal
 
 import pytest
 
-from sergeant.connector import local, local_schema, local_session, local_sql
-from sergeant.connector.local import Connector
+from sergeant.connector import sqlite
+from sergeant.connector.sqlite import Connector, session, sql
+from sergeant.connector.sqlite import schema as local_schema
 from sergeant.errors import BrokerFileReplaced, BrokerUnavailable, ConnectionLost, ConnectorError
 from tests.servers import wait_until
 
@@ -219,7 +220,7 @@ def test_pop_order_uses_the_ready_index(path: str, statement: str) -> None:
     raw = sqlite3.connect(path)
     try:
         params = (1.0, "o", QUEUE, 10) if statement == "LEASE_READY" else (QUEUE, 10)
-        plan = raw.execute("EXPLAIN QUERY PLAN " + getattr(local_sql, statement), params)
+        plan = raw.execute("EXPLAIN QUERY PLAN " + getattr(sql, statement), params)
         details = [row[3] for row in plan]
     finally:
         raw.close()
@@ -234,7 +235,7 @@ def test_write_lock_held_too_long_is_connection_lost(
     path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A write lock held past the busy timeout surfaces as ConnectionLost."""
-    monkeypatch.setattr(local_session, "DEFAULT_BUSY_TIMEOUT_SECONDS", 0.05)
+    monkeypatch.setattr(session, "DEFAULT_BUSY_TIMEOUT_SECONDS", 0.05)
     connector = Connector(path)
     connector.ping()
     other = sqlite3.connect(path, isolation_level=None)
@@ -287,7 +288,7 @@ def test_file_changed_under_the_connection_is_refused_from_then_on(
         with Connector(path) as other:
             other.push(QUEUE, b"new")
     with pytest.raises(BrokerFileReplaced, match=r"deleted or moved away|replaced by another"):
-        _poll_idle(connector, 10 * local.IDENTITY_CHECK_SECONDS)
+        _poll_idle(connector, 10 * sqlite.IDENTITY_CHECK_SECONDS)
     with pytest.raises(BrokerFileReplaced):
         connector.push(QUEUE, b"lost")
     connector.close()
@@ -297,7 +298,7 @@ def test_file_changed_under_the_connection_is_refused_from_then_on(
 
 def test_an_unchanged_file_is_never_refused(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Checking the file's identity on every call finds nothing to complain about."""
-    monkeypatch.setattr(local_session, "IDENTITY_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(session, "IDENTITY_CHECK_SECONDS", 0.0)
     with Connector(path) as connector, Connector(path) as other:
         for i in range(20):
             other.push(QUEUE, b"%d" % i)

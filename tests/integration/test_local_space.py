@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 
-from sergeant.connector import local_space
-from sergeant.connector.local import Connector
-from sergeant.connector.local_reserve import RESERVE_BYTES
+from sergeant.connector.sqlite import Connector, space
+from sergeant.connector.sqlite.reserve import RESERVE_BYTES
 
 OPERATIONS_DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 DOCUMENTED_PATH = "/var/lib/myapp/queue.sqlite3"
@@ -233,7 +232,7 @@ def test_a_big_old_file_is_left_alone_and_says_how(
     path: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     make_old_format(path, 10)
-    monkeypatch.setattr(local_space, "CONVERT_MAX_BYTES", 4096)
+    monkeypatch.setattr(space, "CONVERT_MAX_BYTES", 4096)
     caplog.set_level(logging.INFO, logger="sergeant.connector.local")
     for _ in range(2):
         connector = Connector(path)
@@ -257,7 +256,7 @@ def test_the_documented_conversion_of_a_big_file_works(path: str) -> None:
     connector = Connector(path)
     try:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(local_space, "CONVERT_MAX_BYTES", 0)  # as if it were big
+            patch.setattr(space, "CONVERT_MAX_BYTES", 0)  # as if it were big
             connector.ping()
         assert pragma(path, "auto_vacuum") == 0
         subprocess.run([sys.executable, *argv[1:]], check=True, timeout=PROCESS_TIMEOUT)

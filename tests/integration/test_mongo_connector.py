@@ -13,7 +13,7 @@ import pytest
 
 from sergeant.connector import Delivery, create
 from sergeant.connector.mongo import Connector
-from sergeant.connector.mongo_support import translate_error
+from sergeant.connector.mongo.support import translate_error
 from sergeant.errors import BrokerUnavailable, ConfigError, ConnectionLost, ConnectorError
 from tests.servers import free_port, wait_until
 

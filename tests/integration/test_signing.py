@@ -14,7 +14,7 @@ import pytest
 from sergeant.broker import BAD_SIGNATURE
 from sergeant.config import Connector
 from sergeant.connector import create
-from sergeant.connector._connector import Connector as BaseConnector
+from sergeant.connector.base import Connector as BaseConnector
 from sergeant.encoder import Encoder
 from sergeant.objects import Task
 from tests.integration.test_cli_security import crafted_pickle

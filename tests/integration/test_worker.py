@@ -10,8 +10,9 @@ import typing
 
 import pytest
 
-from sergeant import _prefetch, config
-from sergeant.consumer import Consumer
+from sergeant import config
+from sergeant.consume import Consumer
+from sergeant.consume import prefetch as _prefetch
 from sergeant.objects import Task
 from sergeant.worker import Worker, WorkerSummary
 from tests.servers import wait_until

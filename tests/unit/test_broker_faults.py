@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from sergeant import _backoff
-from sergeant._backoff import Backoff, retry_call
 from sergeant.broker import KILLED_AFTER_TIMEOUT, WORKER_DIED, Broker, kill_note_key
 from sergeant.connector import create
+from sergeant.consume import backoff as _backoff
+from sergeant.consume.backoff import Backoff, retry_call
 from sergeant.encoder import Encoder
 from sergeant.errors import BrokerUnavailable, ConfigError, ConnectionLost
 from sergeant.objects import Task

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
 import logging
+import subprocess
+import sys
 import tempfile
 
 import pytest
@@ -155,3 +158,46 @@ def test_logstash_handlers_signatures() -> None:
         100,
         60.0,
     )
+
+
+def test_the_flat_api_names_the_classes_a_user_needs() -> None:
+    """``from sergeant import Worker, WorkerConfig, Task, TaskFailed`` works, and each
+    name is the very object under its 0.27 path."""
+    from sergeant import errors, objects
+
+    for name in sergeant.__all__:
+        assert hasattr(sergeant, name), name
+    assert sergeant.Worker is worker.Worker
+    assert sergeant.WorkerConfig is config.WorkerConfig
+    assert sergeant.Task is objects.Task
+    assert sergeant.TaskFailed is errors.TaskFailed
+    assert sergeant.WorkerRetry is worker.WorkerRetry
+
+
+def test_the_027_module_paths_are_the_moved_modules() -> None:
+    """``sergeant.supervisor``, ``sergeant.slave`` and the connector modules of 0.27
+    still import and name the classes that moved into the layer packages."""
+    import sergeant.connector.mongo
+    import sergeant.connector.redis
+    import sergeant.killer.process
+    import sergeant.slave
+    import sergeant.supervisor
+    from sergeant.process import supervisor, worker_process
+
+    assert sergeant.supervisor.Supervisor is supervisor.Supervisor
+    assert sergeant.slave.Slave is worker_process.Slave
+    assert sergeant.slave.main is worker_process.main
+    assert sergeant.connector.redis.Connector.__name__ == "Connector"
+    assert sergeant.connector.mongo.Connector.__name__ == "Connector"
+    # Each connector type is reachable as an attribute, as in 0.27.
+    assert sergeant.connector.local is importlib.import_module("sergeant.connector.local")
+
+
+@pytest.mark.parametrize("module", ["sergeant.supervisor", "sergeant.slave"])
+def test_the_027_entry_points_run_with_python_m(module: str) -> None:
+    """``python -m sergeant.supervisor --help`` and ``python -m sergeant.slave --help``."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"python -m {module}" in done.stdout

@@ -7,10 +7,10 @@ import typing
 
 import pytest
 
-from sergeant import _presence, config
+from sergeant import config
 from sergeant.broker import Broker
 from sergeant.connector import Delivery, create
-from sergeant.consumer import Consumer
+from sergeant.consume import Consumer, presence
 from sergeant.encoder import Encoder
 from sergeant.executor import Outcome
 from sergeant.objects import Task
@@ -33,7 +33,7 @@ def make_consumer(broker: Broker, **settings: typing.Any) -> Consumer:
 def heartbeat(consumer: Consumer) -> tuple[int, str | None, int]:
     """What the consumer's heartbeat says now: running tasks, current task, tasks done."""
     consumer.publish_presence()
-    [info] = _presence.decode(consumer.broker.connector.workers(), QUEUE)
+    [info] = presence.decode(consumer.broker.connector.workers(), QUEUE)
     return info["running"], info["current_task_id"], info["tasks_done"]
 
 

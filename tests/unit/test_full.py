@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from sergeant import _full
 from sergeant.errors import BrokerFull
+from sergeant.logging import refusals as _full
 
 LOGGER = logging.getLogger("tests.full")
 

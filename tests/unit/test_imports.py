@@ -3,16 +3,19 @@
 Read from the source with ``ast`` (nothing is imported). Every import counts: at
 module level, inside a function, and under ``if typing.TYPE_CHECKING:`` (a type is a
 dependency too; the heartbeat drives a protocol rather than importing the consumer).
-Three rules:
+The rules:
 
 - no upward import: a module imports only from its own layer or the ones below;
 - no cycle between modules;
 - a private module (a ``_name`` part) is imported only from its home: a package's
-  ``pkg._x`` from inside ``pkg``, a top-level ``sergeant._x`` from its own layer.
+  ``pkg._x`` from inside ``pkg``, a top-level ``sergeant._x`` from its own layer;
+- the broker is the only door: above it, no import of ``sergeant.connector`` or
+  ``sergeant.encoder`` and no ``broker.connector`` / ``broker.encoder``;
+- the packages in ``INDEPENDENT`` (two sides of one layer) do not import each other.
 
-What the tree still breaks is in ``ALLOWED``, each entry with why; the restructuring
-of the package tree removes them, and an entry that no longer matches fails the test
-so the list only shrinks. ``docs/concepts/architecture.md`` draws these layers.
+A crossing let through goes in ``ALLOWED`` with why; an entry that no longer matches
+fails the test, so the list only shrinks (it is empty). ``docs/concepts/architecture.md``
+draws these layers.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ import pathlib
 # The source tree, not the imported package: a broken import must not hide the report.
 PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "sergeant"
 
-#: Bottom to top. A name stands for the module and everything under it (except the
-#: root ``sergeant``, which is only the flat public API in ``__init__``).
+#: Bottom to top: one package per layer (the core is the top-level modules). A name
+#: stands for the module and everything under it (except the root ``sergeant``, which
+#: is only the flat public API in ``__init__``).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # Leaves every layer may use: errors, records, settings, how a task ends, the log
-    # handlers, and the Prometheus counters (no sergeant import of their own).
+    # handlers and throttles, and the Prometheus counters.
     (
         "core",
         (
@@ -42,90 +46,37 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "sergeant.metrics",
         ),
     ),
-    # Bytes only: the connector contract and its engines; ``_full`` throttles the
-    # "broker is full" log lines the engines write.
-    ("connector", ("sergeant.connector", "sergeant._full")),
+    # Bytes only: the connector contract and its engines.
+    ("connector", ("sergeant.connector",)),
     # Tasks to bytes and back.
     ("encoder", ("sergeant.encoder",)),
-    # Tasks over a connector: push, lease, ack, dead letters; stored results.
-    (
-        "broker",
-        (
-            "sergeant.broker",
-            "sergeant._broker_admin",
-            "sergeant.kill_note",
-            "sergeant._rejects",
-            "sergeant.results",
-        ),
-    ),
-    # Running tasks: the consumer and its helpers, the executors, the killers.
-    (
-        "run",
-        (
-            "sergeant.consumer",
-            "sergeant._consumer_state",
-            "sergeant._at_most_once",
-            "sergeant._lease_book",
-            "sergeant._at_least_once",
-            "sergeant._backoff",
-            "sergeant._heartbeat",
-            "sergeant._prefetch",
-            "sergeant._presence",
-            "sergeant._running",
-            "sergeant.executor",
-            "sergeant.killer",
-        ),
-    ),
+    # Tasks over a connector: push, lease, ack, dead letters, kill notes, stored
+    # results, the running-task file. The only door to a connector or an encoder.
+    ("broker", ("sergeant.broker",)),
+    # Running tasks: the consumer (leases in, acknowledgements out), the executors
+    # and the killers. ``INDEPENDENT`` keeps the two sides apart.
+    ("run", ("sergeant.consume", "sergeant.executor", "sergeant.killer")),
     # The user's class and its loop, and loading it by name.
-    (
-        "worker",
-        (
-            "sergeant.worker",
-            "sergeant._worker_admin",
-            "sergeant._worker_loop",
-            "sergeant._worker_produce",
-            "sergeant._gc",
-            "sergeant._tracked",
-            "sergeant.loader",
-        ),
-    ),
+    ("worker", ("sergeant.worker",)),
     # What an operator reads: queue stats and the metrics endpoint.
-    ("ops", ("sergeant._stats", "sergeant.metrics_server")),
-    # Processes: the worker process entry, the supervisor and its protocol.
-    (
-        "process",
-        (
-            "sergeant.slave",
-            "sergeant._parent",
-            "sergeant.supervisor",
-            "sergeant.supervisor_leases",
-            "sergeant.supervisor_policy",
-            "sergeant.supervisor_slots",
-        ),
-    ),
+    ("ops", ("sergeant.ops",)),
+    # Processes: the worker process, the supervisor and its protocol; the 0.27 paths.
+    ("process", ("sergeant.process", "sergeant.supervisor", "sergeant.slave")),
     ("cli", ("sergeant.cli",)),
     ("api", ("sergeant",)),
 )
 
-#: (importer, imported) pairs the contract lets through for now, each with why.
-ALLOWED: dict[tuple[str, str], str] = {
-    # ``Throttle`` lives with ``Refusals`` in the connector layer's ``_full``; the
-    # broker's reject log, the backoff and the consumer's presence log reuse it.
-    ("sergeant._rejects", "sergeant._full"): "shared log throttle, owned by the connector layer",
-    ("sergeant._backoff", "sergeant._full"): "shared log throttle, owned by the connector layer",
-    ("sergeant.consumer", "sergeant._full"): "shared log throttle, owned by the connector layer",
-    # The running-task file is written by the consumer and read by the worker process
-    # and the supervisor: a process protocol that should be public in the process layer.
-    ("sergeant.slave", "sergeant._running"): "running-task file, written by the consumer",
-    ("sergeant.supervisor", "sergeant._running"): "running-task file, written by the consumer",
-    (
-        "sergeant.supervisor_leases",
-        "sergeant._running",
-    ): "running-task file, written by the consumer",
-    # Stats read the workers' heartbeats; the CLI prints the stats.
-    ("sergeant._stats", "sergeant._presence"): "heartbeat format, owned by the consumer",
-    ("sergeant.cli.queues", "sergeant._stats"): "queue stats, owned by the ops layer",
-}
+#: Packages of one layer that must not import each other.
+INDEPENDENT: tuple[tuple[str, str], ...] = (
+    ("sergeant.consume", "sergeant.executor"),
+    ("sergeant.consume", "sergeant.killer"),
+)
+
+#: Layers above the broker, which must reach connectors and encoders through it.
+ABOVE_THE_BROKER = ("run", "worker", "ops", "process", "cli")
+
+#: (importer, imported) pairs the contract lets through, each with why.
+ALLOWED: dict[tuple[str, str], str] = {}
 
 #: Import cycles let through for now, each with why.
 ALLOWED_CYCLES: dict[frozenset[str], str] = {
@@ -295,6 +246,62 @@ def test_no_import_cycle() -> None:
 
 def test_the_contract_catches_an_upward_import() -> None:
     # The checker itself: a connector importing the CLI is reported.
-    edge = Edge("sergeant.connector._connector", "sergeant.cli", "x.py:1")
-    assert list(breaches([edge])) == [("sergeant.connector._connector", "sergeant.cli")]
-    assert cycles([edge, Edge("sergeant.cli", "sergeant.connector._connector", "y.py:1")])
+    edge = Edge("sergeant.connector.base", "sergeant.cli", "x.py:1")
+    assert list(breaches([edge])) == [("sergeant.connector.base", "sergeant.cli")]
+    assert cycles([edge, Edge("sergeant.cli", "sergeant.connector.base", "y.py:1")])
+
+
+def independent_breaches(edges: list[Edge]) -> list[str]:
+    def inside(module: str, package: str) -> bool:
+        return module == package or module.startswith(package + ".")
+
+    return [
+        f"{edge.where}: {edge.importer} imports {edge.imported}, which must stay apart"
+        for edge in edges
+        for one, other in INDEPENDENT
+        if (inside(edge.importer, one) and inside(edge.imported, other))
+        or (inside(edge.importer, other) and inside(edge.imported, one))
+    ]
+
+
+def door_breaches(edges: list[Edge]) -> list[str]:
+    """Imports of a connector or an encoder, and uses of ``broker.connector`` or
+    ``broker.encoder``, in the layers above the broker."""
+    found = [
+        f"{edge.where}: {edge.importer} imports {edge.imported} past the broker"
+        for edge in edges
+        if layer_name(edge.importer) in ABOVE_THE_BROKER
+        and edge.imported.split(".")[:2] in (["sergeant", "connector"], ["sergeant", "encoder"])
+    ]
+    for name, path in all_modules().items():
+        if layer_name(name) not in ABOVE_THE_BROKER:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in ("connector", "encoder")
+                and isinstance(node.value, (ast.Name, ast.Attribute))
+                and getattr(node.value, "attr", getattr(node.value, "id", "")) == "broker"
+            ):
+                where = f"{path.relative_to(PACKAGE.parent)}:{node.lineno}"
+                found.append(f"{where}: {name} reaches broker.{node.attr}")
+    return found
+
+
+def test_independent_packages_do_not_import_each_other() -> None:
+    found = independent_breaches(import_graph())
+    assert not found, "\n".join(found)
+
+
+def test_the_broker_is_the_only_door() -> None:
+    # Above the broker, nothing touches a connector or an encoder: the records they
+    # share are re-exported by ``sergeant.broker``.
+    found = door_breaches(import_graph())
+    assert not found, "past the broker:\n" + "\n".join(found)
+
+
+def test_the_door_check_catches_a_connector_import() -> None:
+    edge = Edge("sergeant.consume", "sergeant.connector.base", "x.py:1")
+    assert door_breaches([edge]) == [
+        "x.py:1: sergeant.consume imports sergeant.connector.base past the broker"
+    ]

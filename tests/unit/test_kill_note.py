@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from sergeant import kill_note
-from sergeant.broker import KILLED_AFTER_TIMEOUT, Broker
+from sergeant.broker import KILLED_AFTER_TIMEOUT, Broker, kill_note
+from sergeant.broker.kill_note import KillNote
 from sergeant.connector import create
 from sergeant.encoder import Encoder
-from sergeant.kill_note import KillNote
 from sergeant.objects import Task
 
 

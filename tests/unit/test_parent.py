@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from sergeant import _parent
+from sergeant.process import parent as _parent
 from tests.servers import wait_until
 
 #: Not this process's parent: the watch sees its "supervisor" gone at once.
@@ -45,7 +45,7 @@ def test_without_the_kernel_the_watch_sends_sigterm_then_kills_after_the_grace(
     signals: list[tuple[str, int]], caplog: pytest.LogCaptureFixture
 ) -> None:
     """The polling path: SIGTERM for the graceful stop, then the bounded exit."""
-    with caplog.at_level(logging.WARNING, logger="sergeant._parent"):
+    with caplog.at_level(logging.WARNING, logger="sergeant.process.parent"):
         _watch_until_it_ends(stopping=False)
     assert signals == [
         ("kill", signal.SIGTERM),

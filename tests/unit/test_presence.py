@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from sergeant._presence import Presence
+from sergeant.consume.presence import Presence
 
 
 def test_running_tasks_and_the_current_one() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sergeant.cli.run import parse_size
-from sergeant.supervisor_policy import (
+from sergeant.process.policy import (
     BACKOFF_MAX_SECONDS,
     ExitCode,
     SlaveStatus,

@@ -17,7 +17,7 @@ import typing
 
 from sergeant.broker import LeasedBatch
 from sergeant.connector import Delivery
-from sergeant.consumer import Consumer
+from sergeant.consume import Consumer
 from sergeant.objects import Task
 
 __all__ = ["FAULT", "POINTS", "CrashingConsumer", "crash_if"]

@@ -19,7 +19,7 @@ import math
 import time
 import typing
 
-from sergeant.connector._connector import DeadLetter, Priority
+from sergeant.connector.base import DeadLetter, Priority
 from sergeant.connector.redis import entries, keys, notify, registry, spread
 from sergeant.connector.redis._leasing import Leasing
 from sergeant.connector.redis._nodeset import (

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import typing
 
-from sergeant.connector._connector import Delivery, ReclaimResult
+from sergeant.connector.base import Delivery, ReclaimResult
 from sergeant.connector.redis import keys, spread, tokens
 from sergeant.connector.redis._nodeset import NodeSet
 from sergeant.connector.redis.scripts import Scripts

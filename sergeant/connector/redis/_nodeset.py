@@ -12,12 +12,12 @@ import os
 import threading
 import typing
 
-from sergeant import _full
-from sergeant.connector import _connector
+from sergeant.connector import base as _connector
 from sergeant.connector.redis import entries, keys, spread
 from sergeant.connector.redis.nodes import Node
 from sergeant.connector.redis.settings import RedisSettings, parse_params
 from sergeant.errors import ConnectorError
+from sergeant.logging import refusals
 
 __all__ = [
     "BLOCK_SLICE_SECONDS",
@@ -73,7 +73,7 @@ class NodeSet(_connector.Connector):
         self._closed = False
         self._connect_lock = threading.Lock()
         addresses = ",".join(node.address for node in self._settings.nodes)
-        self._refusals = _full.Refusals(logger, f"Redis at {addresses}")
+        self._refusals = refusals.Refusals(logger, f"Redis at {addresses}")
 
     def _all(self) -> list[Node]:
         if self._pid != os.getpid():

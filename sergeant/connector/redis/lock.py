@@ -5,14 +5,14 @@ from __future__ import annotations
 import typing
 import uuid
 
-from sergeant.connector import _connector
+from sergeant.connector import base
 from sergeant.connector.redis import keys
 from sergeant.connector.redis.nodes import Node
 
 __all__ = ["Lock"]
 
 
-class Lock(_connector.Lock):
+class Lock(base.Lock):
     """A Redis lock: ``SET NX PX`` with a fresh owner token, compare-and-act in Lua.
 
     Args:

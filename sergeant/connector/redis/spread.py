@@ -21,8 +21,8 @@ import typing
 
 import redis.cluster
 
-from sergeant.connector._connector import DeadLetter, Delivery
 from sergeant.connector._spread import MIN_SPREAD_CHUNK, spread
+from sergeant.connector.base import DeadLetter, Delivery
 from sergeant.connector.redis import entries, keys
 from sergeant.connector.redis.lane import bulk, command, with_head
 from sergeant.connector.redis.nodes import Node

@@ -1,0 +1,64 @@
+"""MongoDB connector: the persistent broker, on one deployment or several independent ones.
+
+The ``url`` form names one deployment (a server, a replica set, a sharded cluster),
+served with strict order. In the Sergeant 0.27 ``nodes`` form every entry is a
+deployment of its own with its own client, as in 0.27: one entry is one
+deployment, several are spread over as independent Redis nodes are (see
+``sergeant.connector._spread``). The documents of each deployment are described in
+``sergeant.connector.mongo.node``; settings, the client and error wrapping in
+``support``; the lock in ``lock``.
+"""
+
+from __future__ import annotations
+
+import typing
+
+from pymongo.database import Database
+
+from sergeant.connector._spread import Spread
+from sergeant.connector.mongo.lock import Lock
+from sergeant.connector.mongo.node import Node
+from sergeant.connector.mongo.support import Document, client_handles
+
+__all__ = [
+    "Connector",
+    "Lock",
+]
+
+
+class Connector(Spread):
+    """Queues, leases, dead letters, keys and locks in MongoDB.
+
+    Args:
+        nodes: the Sergeant 0.27 form, ``[{'host': str, 'port': int (default 27017),
+            'replica_set': str | None}, ...]``: each entry an independent deployment
+            (its replica set, when named, is reached through that host). With
+            several, queues are spread over them and order holds per node only.
+        url: a ``mongodb://`` (or ``mongodb+srv://``) URI of one deployment, instead
+            of ``nodes``; it carries any seed list, replica set and options.
+        database: the database holding the collections, on every deployment.
+
+    Raises:
+        ConfigError: not exactly one of ``nodes`` and ``url``, a bad node or URI, or
+            one ``host:port`` listed twice.
+    """
+
+    name = "mongo"
+    supports_blocking = False
+
+    def __init__(
+        self,
+        nodes: list[dict[str, typing.Any]] | None = None,
+        url: str | None = None,
+        database: str = "sergeant",
+    ) -> None:
+        handles = client_handles(nodes, url, database)
+        super().__init__([Node(handle, index) for index, handle in enumerate(handles)])
+        #: The deployments' addresses (a URI with its password masked), for messages.
+        self.address = ",".join(handle.address for handle in handles)
+
+    def _database(self) -> Database[Document]:
+        """The first deployment's database, for operator views and tests."""
+        node = self._members[0]
+        assert isinstance(node, Node)
+        return node._database()

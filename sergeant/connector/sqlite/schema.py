@@ -1,0 +1,214 @@
+"""The SQLite broker file's schema, its migrations and the set-up of a new connection.
+
+Layout (schema version :data:`SCHEMA_VERSION`, stored in ``PRAGMA user_version``):
+
+* ``tasks``: one row per ready, delayed or leased item.
+
+  - ``priority``: 0 for ``HIGH``, 1 for ``NORMAL``.
+  - ``seq``: the order within a priority. Pushes and due delayed items take the next
+    value of the ``tail`` counter (ascending); released and reclaimed items take
+    values below the ``head`` counter (descending, always negative), so they sort
+    ahead of everything else of their priority.
+  - ``eta``: 0 for ready items; the Unix seconds they are due for delayed items.
+    Due items are "moved" (``eta = 0`` and a tail ``seq``) by the pop or lease that
+    sees them, in the same transaction, so they join the tail when they become due.
+  - ``deadline``: NULL unless leased; then the Unix seconds the lease runs out.
+  - ``deliveries``: times handed out.
+  - The fencing token of a lease is the item's ``seq`` when leased: every entry into
+    ready (push, due, release, reclaim, requeue from dead) takes a fresh ``seq`` from
+    one of the two counters, which never go back, so a token never repeats.
+
+* ``dead``: dead letters, oldest first by ``id``; ``task_id`` keeps the item's id.
+* ``keys``: values with an optional expiry; expired rows are invisible to reads and
+  swept by writes.
+* ``locks``: named locks with an owner token and an expiry.
+* ``counters``: the ``tail`` and ``head`` sequence counters.
+* ``workers`` (version 2): live-worker heartbeats, ``id``, ``info`` and
+  ``expires_at`` (Unix seconds); expired rows are invisible to reads and swept by
+  writes (see ``registry``).
+
+Partial indexes (each query in ``sql`` repeats the index's WHERE terms
+literally, which is what lets SQLite's planner use a partial index):
+
+* ``tasks_ready (queue, priority, seq) WHERE deadline IS NULL AND eta = 0``: pop order.
+* ``tasks_delayed (queue, eta) WHERE deadline IS NULL AND eta > 0``: due items.
+* ``tasks_leased (queue, deadline) WHERE deadline IS NOT NULL``: expired leases.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+
+from sergeant.connector.sqlite.sql import (
+    BEGIN_IMMEDIATE,
+    COMMIT,
+    PAGE_COUNT,
+    PRAGMA_AUTO_VACUUM,
+    PRAGMA_BUSY_TIMEOUT,
+    PRAGMA_JOURNAL_SIZE_LIMIT,
+    is_busy,
+    rollback,
+)
+from sergeant.errors import BrokerUnavailable
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "connect", "set_up"]
+
+#: Bumped with every schema change; a migration in ``MIGRATIONS`` leads to it.
+SCHEMA_VERSION = 2
+
+
+CREATE_SCHEMA_V1 = (
+    """CREATE TABLE IF NOT EXISTS tasks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        queue TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        eta REAL NOT NULL,
+        payload BLOB NOT NULL,
+        deadline REAL,
+        owner TEXT,
+        deliveries INTEGER NOT NULL DEFAULT 0
+    )""",
+    """CREATE INDEX IF NOT EXISTS tasks_ready ON tasks (queue, priority, seq)
+        WHERE deadline IS NULL AND eta = 0""",
+    """CREATE INDEX IF NOT EXISTS tasks_delayed ON tasks (queue, eta)
+        WHERE deadline IS NULL AND eta > 0""",
+    """CREATE INDEX IF NOT EXISTS tasks_leased ON tasks (queue, deadline)
+        WHERE deadline IS NOT NULL""",
+    """CREATE TABLE IF NOT EXISTS dead (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        queue TEXT NOT NULL,
+        task_id INTEGER NOT NULL,
+        payload BLOB NOT NULL,
+        reason TEXT NOT NULL,
+        error TEXT NOT NULL,
+        deliveries INTEGER NOT NULL,
+        dead_at REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS dead_queue ON dead (queue, id)",
+    """CREATE TABLE IF NOT EXISTS keys (
+        key TEXT PRIMARY KEY,
+        value BLOB NOT NULL,
+        expires_at REAL
+    )""",
+    "CREATE INDEX IF NOT EXISTS keys_expiry ON keys (expires_at) WHERE expires_at IS NOT NULL",
+    """CREATE TABLE IF NOT EXISTS locks (
+        name TEXT PRIMARY KEY,
+        token TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS counters (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    )""",
+    "INSERT OR IGNORE INTO counters (name, value) VALUES ('tail', 0), ('head', 0)",
+)
+
+# Version 2: the live-worker registry (see ``registry``).
+CREATE_SCHEMA_V2 = (
+    """CREATE TABLE IF NOT EXISTS workers (
+        id TEXT PRIMARY KEY,
+        info BLOB NOT NULL,
+        expires_at REAL NOT NULL
+    )""",
+)
+
+#: Statements taking a file at ``user_version`` N (the key) to N + 1.
+MIGRATIONS: dict[int, tuple[str, ...]] = {0: CREATE_SCHEMA_V1, 1: CREATE_SCHEMA_V2}
+
+# -- connection set-up ----------------------------------------------------------------
+
+GET_JOURNAL_MODE = "PRAGMA journal_mode"
+PRAGMA_JOURNAL_WAL = "PRAGMA journal_mode = WAL"
+# NORMAL is safe in WAL: a power loss may drop the last commits, never corrupt the file.
+PRAGMA_SYNCHRONOUS = "PRAGMA synchronous = NORMAL"
+GET_USER_VERSION = "PRAGMA user_version"
+SET_USER_VERSION = "PRAGMA user_version = {version:d}"
+
+
+def connect(
+    file_path: str, busy_timeout_seconds: float, journal_size_limit: int
+) -> sqlite3.Connection:
+    """Open ``file_path`` (creating its directory), configured and at :data:`SCHEMA_VERSION`.
+
+    Raises:
+        OSError: the directory cannot be created.
+        BrokerUnavailable: the file cannot use WAL, or has a newer schema.
+        sqlite3.Error: from SQLite; busy only after ``busy_timeout_seconds``.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(file_path)), exist_ok=True)
+    conn = sqlite3.connect(
+        file_path,
+        timeout=busy_timeout_seconds,
+        isolation_level=None,  # the connector issues BEGIN IMMEDIATE / COMMIT itself
+        check_same_thread=False,  # the connector guards it with a mutex instead
+    )
+    # Processes opening a new file together race to switch it to WAL, and SQLite
+    # reports the losers as busy at once, without waiting: retry them.
+    give_up = time.monotonic() + busy_timeout_seconds
+    pause = 0.001
+    while True:
+        try:
+            set_up(conn, int(busy_timeout_seconds * 1000), file_path, journal_size_limit)
+            return conn
+        except sqlite3.Error as exc:
+            if not is_busy(exc) or time.monotonic() >= give_up:
+                conn.close()
+                raise
+        except BaseException:
+            conn.close()
+            raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
+def set_up(
+    conn: sqlite3.Connection, busy_timeout_ms: int, file_path: str, journal_size_limit: int
+) -> None:
+    """Configure a new connection and bring the file to :data:`SCHEMA_VERSION`.
+
+    A new file gets incremental auto-vacuum (see ``space``).
+
+    Raises:
+        BrokerUnavailable: the file cannot use WAL, or has a newer schema.
+        sqlite3.Error: from SQLite, such as busy while another process sets it up.
+    """
+    conn.execute(PRAGMA_BUSY_TIMEOUT.format(milliseconds=busy_timeout_ms))
+    (pages,) = conn.execute(PAGE_COUNT).fetchall()[0]
+    if pages == 0:  # a new file
+        conn.execute(PRAGMA_AUTO_VACUUM)
+    (mode,) = conn.execute(GET_JOURNAL_MODE).fetchall()[0]
+    if mode != "wal":  # switching needs an exclusive lock: only when needed
+        (mode,) = conn.execute(PRAGMA_JOURNAL_WAL).fetchall()[0]
+    if str(mode).lower() not in ("wal", "memory"):
+        raise BrokerUnavailable(
+            f"SQLite broker file {file_path!r} cannot use write-ahead logging "
+            f"(journal_mode is {mode!r}); put it on a local disk"
+        )
+    conn.execute(PRAGMA_SYNCHRONOUS)
+    conn.execute(PRAGMA_JOURNAL_SIZE_LIMIT.format(size=journal_size_limit))
+    (version,) = conn.execute(GET_USER_VERSION).fetchall()[0]
+    if version != SCHEMA_VERSION:
+        _migrate(conn, file_path)
+
+
+def _migrate(conn: sqlite3.Connection, file_path: str) -> None:
+    conn.execute(BEGIN_IMMEDIATE)
+    try:
+        # Read again under the write lock: another process may have migrated.
+        (version,) = conn.execute(GET_USER_VERSION).fetchall()[0]
+        if version > SCHEMA_VERSION:
+            raise BrokerUnavailable(
+                f"SQLite broker file {file_path!r} has schema version {version}, "
+                f"newer than this Sergeant's {SCHEMA_VERSION}; upgrade Sergeant"
+            )
+        for step in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[step]:
+                conn.execute(statement)
+        conn.execute(SET_USER_VERSION.format(version=SCHEMA_VERSION))
+        conn.execute(COMMIT)
+    except BaseException:
+        rollback(conn)
+        raise

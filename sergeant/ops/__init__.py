@@ -1,0 +1,1 @@
+"""The operator's side: queue statistics and the metrics server."""

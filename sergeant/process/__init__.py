@@ -1,0 +1,1 @@
+"""Processes: the worker process, the supervisor that runs it, and its policy."""

@@ -1,0 +1,134 @@
+"""Producing on ``Worker``: ``push_task``, ``push_tasks`` and ``get_result``.
+
+A mixin of ``sergeant.worker.Worker``; the methods keep their 0.27 signatures
+and documentation there.
+"""
+
+from __future__ import annotations
+
+import typing
+
+from sergeant.broker import Broker, Priority, checked_kwargs
+from sergeant.broker.results import ResultStore
+from sergeant.config import WorkerConfig
+from sergeant.errors import ConfigError
+from sergeant.objects import new_task_ids
+
+__all__ = ["Producing"]
+
+
+class Producing:
+    """Pushing tasks and fetching their results."""
+
+    config: WorkerConfig
+    broker: Broker
+    _result_store: ResultStore
+
+    if typing.TYPE_CHECKING:
+
+        def get_trace_id(self) -> str | None: ...
+
+    def push_task(
+        self,
+        kwargs: dict[str, typing.Any],
+        task_name: str | None = None,
+        priority: Priority = "NORMAL",
+        consumable_from: float | None = None,
+        trace_id: str | None = None,
+    ) -> str:
+        """Push one task; returns its id.
+
+        Args:
+            kwargs: the task's arguments.
+            task_name: the queue; defaults to this worker's ``config.name``.
+            priority: ``'HIGH'`` is served before ``'NORMAL'``.
+            consumable_from: Unix seconds before which the task is not handed out.
+            trace_id: a correlation id; inside ``work`` it defaults to the running
+                task's trace id.
+
+        Raises:
+            TypeError: ``kwargs`` is not a dict (with str keys, under the msgpack
+                and json serializers); nothing is pushed.
+            sergeant.errors.EncodingError: a value cannot be encoded by the serializer.
+            sergeant.errors.ConnectorError: the broker did not take the task.
+        """
+        checked = checked_kwargs([kwargs], "push_task(kwargs)", False, self._serializer_name)
+        return self._push(checked, task_name, priority, consumable_from, trace_id)[0]
+
+    def push_tasks(
+        self,
+        kwargs_list: typing.Iterable[dict[str, typing.Any]],
+        task_name: str | None = None,
+        priority: Priority = "NORMAL",
+        consumable_from: float | None = None,
+        trace_id: str | None = None,
+    ) -> list[str]:
+        """Push many tasks in one batch; returns their ids in order (see ``push_task``).
+
+        Nothing is pushed when an item is refused; the error names its index.
+        """
+        if isinstance(kwargs_list, (dict, str, bytes)):
+            raise TypeError(
+                f"push_tasks(kwargs_list) is a {type(kwargs_list).__name__}, not a list; pass "
+                "one kwargs dict per task, such as [{'id': 7}, {'id': 8}] (or use push_task)"
+            )
+        kwargs_list = kwargs_list if isinstance(kwargs_list, list) else list(kwargs_list)
+        checked = checked_kwargs(
+            kwargs_list, "push_tasks(kwargs_list)", True, self._serializer_name
+        )
+        return self._push(checked, task_name, priority, consumable_from, trace_id)
+
+    @property
+    def _serializer_name(self) -> str:
+        return self.config.encoder.serializer
+
+    def _push(
+        self,
+        kwargs_list: typing.Sequence[dict[str, typing.Any]],
+        task_name: str | None,
+        priority: Priority,
+        consumable_from: float | None,
+        trace_id: str | None,
+    ) -> list[str]:
+        _check_priority(priority)
+        ids = new_task_ids(len(kwargs_list))
+        self.broker.push_new(
+            task_name or self.config.name,
+            ids,
+            kwargs_list,
+            trace_id or self.get_trace_id(),
+            priority,
+            consumable_from or 0.0,
+        )
+        return ids
+
+    def get_result(
+        self, task_id: str, timeout: float | None = None, task_name: str | None = None
+    ) -> typing.Any:
+        """The value ``work`` returned for ``task_id``, waiting for it if needed.
+
+        The worker that runs the task must keep results
+        (``WorkerConfig.result_ttl_seconds > 0``) and share this worker's serializer.
+        A dead-lettered task raises ``TaskFailed`` as soon as it is in the dead
+        letters of its queue, whatever the workers keep.
+
+        Args:
+            task_id: an id returned by ``push_task`` or ``push_tasks``.
+            timeout: seconds to wait at most; None waits until the result comes,
+                0 looks once. Redis wakes the wait as soon as the result is stored;
+                the other brokers poll, backing off to 0.2 s. The dead letters are
+                looked at every 0.5 s at most.
+            task_name: the queue the task was pushed to; None for this worker's own.
+
+        Raises:
+            sergeant.errors.TaskFailed: the task failed, timed out, ran out of
+                retries or was dead-lettered; carries the remote exception's type
+                and message, or the dead letter's ``reason``.
+            sergeant.errors.ResultTimeout: no result within ``timeout``.
+        """
+        return self._result_store.fetch(task_id, timeout, task_name or self.config.name)
+
+
+def _check_priority(priority: str) -> None:
+    if priority not in ("NORMAL", "HIGH"):
+        raise ConfigError(f"priority is {priority!r}; use 'NORMAL' or 'HIGH'")
