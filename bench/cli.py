@@ -14,7 +14,7 @@ import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from bench import environments, markdown
+from bench import compare, environments, markdown
 from bench.libraries import (
     BENCH_DIR,
     OWN_ENV,
@@ -24,7 +24,7 @@ from bench.libraries import (
     Sizes,
     all_libraries,
 )
-from bench.report import summarize
+from bench.report import compare_ratios, summarize
 from bench.runner import Brokers, Run, measure
 from tests.redis_servers import RedisClusterServers
 from tests.servers import MongoWireServer, RedisServer
@@ -48,7 +48,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--libraries", help="comma-separated subset, e.g. sergeant,sergeant-0.27,redis-py")
     add("--workloads", help="comma-separated subset of: " + ", ".join(w.name for w in WORKLOADS))
     add("--no-peers", action="store_true", help="only libraries of this project's venv")
-    add("--output", type=Path, help="write JSON, Markdown and chart here (default: results+docs)")
+    add("--compare", metavar="REV", help="also run Sergeant with git revision REV's code")
+    add(
+        "--output",
+        type=Path,
+        help="write JSON, Markdown and chart here (default: results+docs; "
+        "with --compare: bench/results/compare-COMMIT)",
+    )
     add("--no-chart", action="store_true", help="skip the PNG chart")
     add("--profile", action="store_true", help="profile Sergeant's hot paths instead")
     return parser.parse_args(argv)
@@ -140,7 +146,7 @@ def run_all(libraries: list[Library], workloads: list[str], sizes: Sizes, rounds
                     figure = run.value()
                     shown = f"{figure:,.2f}" if figure is not None else "-"
                     print(
-                        f"round {round_number} {workload:<20} {library.name:<16} n={n:<7} "
+                        f"round {round_number} {workload:<20} {library.name:<24} n={n:<7} "
                         f"{shown:>12} {status}",
                         file=sys.stderr,
                         flush=True,
@@ -156,6 +162,11 @@ def collect_versions(libraries: list[Library]) -> dict[str, dict[str, str]]:
         else:
             names = [library.version_of or library.name, "redis", "hiredis"]
         found[library.name] = environments.versions(library.python, names)
+        # A compare run's two sides share the installed metadata: name their commits.
+        if library.source == PROJECT_DIR:
+            found[library.name]["sergeant"] += f" (this tree, {compare.this_tree()})"
+        elif library.source is not None:
+            found[library.name]["sergeant"] = "commit " + library.name.partition("@")[2]
     return found
 
 
@@ -173,6 +184,9 @@ def render_chart(json_path: Path, png_path: Path) -> bool:
 def write_outputs(args: argparse.Namespace, runs: list[Run], meta: dict[str, typing.Any]) -> Path:
     results_dir = args.output or BENCH_DIR / "results"
     docs_dir = args.output or PROJECT_DIR / "docs"
+    if "compare" in meta and args.output is None:
+        # Never over the published page and results: a side folder per compared commit.
+        results_dir = docs_dir = BENCH_DIR / "results" / f"compare-{meta['compare']['commit']}"
     results_dir.mkdir(parents=True, exist_ok=True)
     cells = summarize(runs)
     json_path = results_dir / "latest.json"
@@ -181,6 +195,9 @@ def write_outputs(args: argparse.Namespace, runs: list[Run], meta: dict[str, typ
         "summary": {lib: {w: c.as_json() for w, c in by.items()} for lib, by in cells.items()},
         "runs": [dataclasses.asdict(run) for run in runs],
     }
+    if "compare" in meta:
+        document["compare"] = {**meta["compare"], "ratios": compare_ratios(cells)}
+        print("\n".join(markdown.compare_table(cells)), flush=True)
     json_path.write_text(json.dumps(document, indent=2))
     chart = ""
     if not args.no_chart and render_chart(json_path, docs_dir / "img" / "benchmarks.png"):
@@ -203,15 +220,20 @@ def main(argv: list[str] | None = None) -> int:
     if any(library.name not in OWN_ENV for library in libraries):
         environments.ensure_peer_venvs()
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    runs = run_all(libraries, workloads, sizes_from(args), args.rounds)
-    meta = {
+    meta: dict[str, typing.Any] = {
         "command": "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "started": started,
         "rounds": args.rounds,
         "sizes": dataclasses.asdict(sizes_from(args)),
-        "machine": environments.machine(),
-        "versions": collect_versions(libraries),
     }
+    with contextlib.ExitStack() as stack:
+        if args.compare:
+            commit, tree = stack.enter_context(compare.checkout(args.compare))
+            libraries = compare.with_twins(libraries, commit, tree)
+            meta["compare"] = {"revision": args.compare, "commit": commit}
+        runs = run_all(libraries, workloads, sizes_from(args), args.rounds)
+        meta["machine"] = environments.machine()
+        meta["versions"] = collect_versions(libraries)
     write_outputs(args, runs, meta)
     failed = [run for run in runs if not run.ok]
     return 1 if failed else 0

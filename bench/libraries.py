@@ -82,6 +82,8 @@ class Library:
         workloads: report workload name -> driver options.
         broker: ``redis``, ``redis-cluster``, ``local`` or ``mongo`` (the driver's connector).
         version_of: the distribution whose version the report shows.
+        source: the tree whose ``sergeant`` package the driver must import (put first on
+            its ``PYTHONPATH`` and checked by the driver); None: whatever the venv has.
     """
 
     name: str
@@ -91,6 +93,7 @@ class Library:
     workloads: dict[str, dict[str, typing.Any]]
     broker: str = "redis"
     version_of: str = ""
+    source: Path | None = None
 
     def size(self, workload: str, sizes: Sizes) -> int:
         """How many tasks this library's run of ``workload`` moves."""

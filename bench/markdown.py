@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import typing
 
-from bench.libraries import WORKLOADS_BY_NAME
-from bench.report import COMPARED_AT, THROUGHPUT, Cell, Target, ratio, targets
+from bench.libraries import WORKLOADS, WORKLOADS_BY_NAME, Metric
+from bench.report import (
+    COMPARED_AT,
+    THROUGHPUT,
+    Cell,
+    Target,
+    ratio,
+    targets,
+    twin_of,
+    twins,
+)
 
 HEADER = """# Benchmarks
 
@@ -66,9 +75,21 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def _with_twins(columns: tuple[str, ...], cells: dict[str, dict[str, Cell]]) -> list[str]:
+    """The columns present, each followed by its ``@commit`` twin (``--compare``)."""
+    found: list[str] = []
+    for column in columns:
+        if column in cells:
+            twin = twin_of(cells, column)
+            found += [column] if twin is None else [column, twin]
+    return found
+
+
 def throughput_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
-    """Tasks/s per workload and library, with ours over 0.27 and over the raw ceiling."""
-    columns = [c for c in PEER_COLUMNS if c in cells]
+    """Tasks/s per workload and library, with ours over 0.27, over the raw ceiling and,
+    with ``--compare``, over the other revision."""
+    columns = _with_twins(PEER_COLUMNS, cells)
+    twin = twin_of(cells, "sergeant")
     rows = []
     for workload in THROUGHPUT:
         if not any(workload in cells[c] for c in columns):
@@ -84,14 +105,35 @@ def throughput_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
                 if compared
                 else ""
             )
+        if twin is not None:
+            row.append(_ratio(ratio(cells, ("sergeant", workload), (twin, workload))))
         rows.append(row)
     head = ["workload (tasks/s)", *columns, "ours ÷ 0.27", "ours ÷ ceiling"]
+    if twin is not None:
+        head.append("ours ÷ " + twin.partition("@")[2])
+    return _table(head, rows)
+
+
+def compare_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
+    """Every workload of each library next to its ``@commit`` twin, and current ÷ twin."""
+    rows = []
+    for twin, base in twins(cells).items():
+        for workload in WORKLOADS:
+            ours, theirs = cells[base].get(workload.name), cells[twin].get(workload.name)
+            if ours is None or theirs is None:
+                continue
+            digits = {Metric.RATE: 0, Metric.LATENCY: 2, Metric.RSS: 2}[workload.metric]
+            measured = ratio(cells, (base, workload.name), (twin, workload.name))
+            mine, other = _cell(ours, None, digits), _cell(theirs, None, digits)
+            unit = workload.metric.value
+            rows.append([base, workload.title, unit, mine, other, _ratio(measured)])
+    head = ["library", "workload", "unit", "this tree", "other revision", "this ÷ other"]
     return _table(head, rows)
 
 
 def brokers_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
     """Sergeant's throughput on each broker (single-node Redis next to the Redis Cluster)."""
-    columns = [c for c in BROKER_COLUMNS if c in cells]
+    columns = _with_twins(BROKER_COLUMNS, cells)
     rows = []
     for workload in THROUGHPUT:
         found = [cells[c].get(workload) for c in columns]
@@ -109,7 +151,7 @@ def _counts(by_workload: dict[str, Cell]) -> str:
 
 def scaling_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
     """Batched consume with 1, 2 and 4 worker processes, on one server and on the cluster."""
-    columns = [c for c in SCALING_COLUMNS if "consume_procs_1" in cells.get(c, {})]
+    columns = [c for c in _with_twins(SCALING_COLUMNS, cells) if "consume_procs_1" in cells[c]]
     rows = []
     for procs in (1, 2, 4):
         workload = f"consume_procs_{procs}"
@@ -200,6 +242,9 @@ MEMORY_NOTE = """Sergeant's memory over N tasks: one worker process (batched 1,0
 runs a queue of N tasks; its RSS after every N/10 tasks. Growth is the last sample minus
 the lowest one (the first, unless RSS fell after it); bytes per task over the last 9N/10:"""
 
+COMPARE_NOTE = """Each round ran both trees back to back. Above 1x is this tree doing better for
+tasks/s and worse for ms and MiB."""
+
 NOTES = """## How each workload is measured
 
 - **push one-by-one**: one call per task (`push_task`, `enqueue`, `apply_async`, `send`,
@@ -246,6 +291,16 @@ NOTES = """## How each workload is measured
   process on one private Redis, and prints the worker's CPU time per task and the
   throughput of each run and the medians' ratio (`--batch 1` for one-task pulls). CPU
   time per task is what a shared machine perturbs least.
+- **compare mode**: `bench/run --compare REV` also runs every Sergeant library of the
+  run with the code of git revision REV (exported into a temporary directory, put first
+  on the driver's `PYTHONPATH`; the driver checks where `sergeant` came from), as
+  `sergeant@COMMIT` right after `sergeant` in every round, so before and after of one
+  change come from one run. It adds a column and an `ours ÷ COMMIT` ratio to the
+  throughput table and a section with every workload side by side (printed too), and
+  writes to `bench/results/compare-COMMIT/` unless `--output` says otherwise (never this
+  page). A quick check of one change:
+  `bench/run --no-peers --libraries sergeant --compare main~1 --rounds 3
+  --workloads push_one,push_bulk,consume_one,consume_batched,consume_batched_amo`.
 """
 
 
@@ -254,6 +309,9 @@ def render(cells: dict[str, dict[str, Cell]], meta: dict[str, typing.Any], chart
     lines = [HEADER, "## Environment", "", *environment_lines(meta), ""]
     lines += ["## Targets", "", *targets_table(targets(cells)), ""]
     lines += ["## Throughput on Redis", "", *throughput_table(cells), ""]
+    if twins(cells):
+        lines += ["## This tree vs " + ", ".join(twins(cells)), "", COMPARE_NOTE, ""]
+        lines += [*compare_table(cells), ""]
     if chart:
         lines += [f"![throughput by library and workload]({chart})", ""]
     if any(name in cells for name in BROKER_COLUMNS[1:]):

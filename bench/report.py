@@ -105,6 +105,35 @@ def ratio(
     return a / b if a is not None and b else None
 
 
+def twin_name(library: str, commit: str) -> str:
+    """The column of ``library`` run with the code of ``commit`` (``--compare``)."""
+    return f"{library}@{commit}"
+
+
+def twins(libraries: typing.Iterable[str]) -> dict[str, str]:
+    """``{twin: library}`` for every ``library@commit`` column whose library also ran."""
+    names = set(libraries)
+    found = {name: name.partition("@")[0] for name in names if "@" in name}
+    return {twin: base for twin, base in sorted(found.items()) if base in names}
+
+
+def twin_of(cells: dict[str, dict[str, Cell]], library: str) -> str | None:
+    """The ``library@commit`` column of ``library`` in these results, if any."""
+    return next((t for t, base in twins(cells).items() if base == library), None)
+
+
+def compare_ratios(cells: dict[str, dict[str, Cell]]) -> dict[str, dict[str, float | None]]:
+    """``{twin: {workload: current / twin}}``: this tree over the other revision."""
+    return {
+        twin: {
+            workload: ratio(cells, (base, workload), (twin, workload))
+            for workload in cells[twin]
+            if workload in cells[base]
+        }
+        for twin, base in twins(cells).items()
+    }
+
+
 @dataclasses.dataclass
 class Target:
     """One target of DESIGN.md §6 (as set for this round), checked against the medians."""

@@ -79,18 +79,25 @@ def driver_args(
     library: Library, workload: str, n: int, brokers: Brokers, run_id: str
 ) -> dict[str, typing.Any]:
     """The JSON arguments of one driver run."""
-    return {
+    args = {
         **library.workloads[workload],
         "n": n,
         "queue": f"bench-{run_id}",
         "redis": {"host": "127.0.0.1", "port": brokers.redis_port},
         "connector": brokers.connector(library.broker, run_id),
     }
+    if library.source is not None:
+        args["sergeant_tree"] = str(library.source)
+    return args
 
 
-def _driver_env() -> dict[str, str]:
-    # The original Sergeant must import from its own venv, never from this checkout.
-    return {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+def _driver_env(library: Library) -> dict[str, str]:
+    # The original Sergeant must import from its own venv, never from this checkout;
+    # a library with a source tree imports that tree's package first.
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    if library.source is not None:
+        env["PYTHONPATH"] = str(library.source)
+    return env
 
 
 def run_driver(library: Library, args: dict[str, typing.Any]) -> dict[str, typing.Any]:
@@ -101,7 +108,7 @@ def run_driver(library: Library, args: dict[str, typing.Any]) -> dict[str, typin
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT_SECONDS,
-        env=_driver_env(),
+        env=_driver_env(library),
         cwd=tempfile.gettempdir(),
     )
     lines = completed.stdout.strip().splitlines()

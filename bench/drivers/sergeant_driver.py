@@ -3,6 +3,8 @@
 Both expose the same Worker API (``generate_config``/``work``/``init_worker``/
 ``work_loop``/``push_task(s)``), so one driver serves both; fields only this
 project has (``delivery``) are passed only when the installed ``WorkerConfig`` has them.
+With ``args["sergeant_tree"]`` (a ``--compare`` run) it first checks that ``sergeant``
+was imported from that tree.
 
 Workloads (``args["workload"]``): ``push_one``, ``push_bulk``, ``consume`` (one
 process, ``tasks_per_transaction`` per pull), ``consume_procs`` (``procs`` worker
@@ -18,9 +20,11 @@ import subprocess
 import sys
 import time
 import typing
+from pathlib import Path
 
 import _common
 
+import sergeant
 from sergeant.config import Connector, WorkerConfig
 from sergeant.worker import Worker
 
@@ -290,8 +294,20 @@ ROLES: dict[str, typing.Callable[[dict[str, typing.Any]], None]] = {
 }
 
 
+def check_source(args: dict[str, typing.Any]) -> None:
+    """Stop unless ``sergeant`` came from the tree the harness asked for: a comparison of
+    two revisions would otherwise silently measure one of them twice."""
+    tree = args.get("sergeant_tree")
+    if tree is None:
+        return
+    loaded = Path(sergeant.__file__).resolve()
+    if not loaded.is_relative_to(Path(tree).resolve()):
+        raise SystemExit(f"sergeant was imported from {loaded}, not from {tree}")
+
+
 def main() -> None:
     args = _common.read_args()
+    check_source(args)
     role = args.get("role")
     if role:
         ROLES[role](args)
