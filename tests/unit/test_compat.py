@@ -190,7 +190,7 @@ def test_the_027_module_paths_are_the_moved_modules() -> None:
     assert sergeant.connector.redis.Connector.__name__ == "Connector"
     assert sergeant.connector.mongo.Connector.__name__ == "Connector"
     # Each connector type is reachable as an attribute, as in 0.27.
-    assert sergeant.connector.local is importlib.import_module("sergeant.connector.local")
+    assert sergeant.connector.local is importlib.import_module("sergeant.connector.sqlite")
 
 
 @pytest.mark.parametrize("module", ["sergeant.supervisor", "sergeant.slave"])
