@@ -107,7 +107,10 @@ def push_on(
             return node.scripts.push(k, high, eta, items)
         pipe = node.client.pipeline(transaction=True)
         for start in range(0, count, PUSH_CHUNK):
-            node.scripts.push(k, high, eta, items[start : start + PUSH_CHUNK], pipe)
+            # One script's wake tokens for the whole push: the first chunk's, which
+            # holds at least WAKE_TOKENS entries.
+            chunk = items[start : start + PUSH_CHUNK]
+            node.scripts.push(k, high, eta, chunk, pipe, wake=start == 0)
         pipe.execute()
     return count
 
