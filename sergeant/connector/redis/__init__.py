@@ -20,7 +20,7 @@ import time
 import typing
 
 from sergeant.connector._connector import DeadLetter, Priority
-from sergeant.connector.redis import entries, keys, notify, registry, spread
+from sergeant.connector.redis import entries, keys, notify, push, registry, spread
 from sergeant.connector.redis._leasing import Leasing
 from sergeant.connector.redis._nodeset import (
     BLOCK_SLICE_SECONDS,
@@ -94,7 +94,7 @@ class Connector(Leasing):
         nodes = self._rotated()
         try:
             for node, (begin, end) in zip(nodes, spread.spread(count, len(nodes)), strict=False):
-                spread.push_on(node, k, high, consumable_from, items[begin:end])
+                push.push(node, k, high, consumable_from, items[begin:end])
         except BrokerFull as exc:
             self._refusals.refused(exc)
             raise
