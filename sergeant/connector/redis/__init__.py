@@ -1,8 +1,10 @@
 """The Redis connector: queues, leases and locks on Redis servers or a Redis Cluster.
 
-Every operation on a queue is one Lua script (``lua/*.lua``) touching only that
-queue's keys, which share one hash tag (see :mod:`sergeant.connector.redis.keys`),
-so it is atomic and runs on one Redis Cluster slot. One server and a Redis Cluster
+Every operation on a queue is atomic on its node and touches only that queue's
+keys, which share one hash tag (see :mod:`sergeant.connector.redis.keys`), so it
+runs on one Redis Cluster slot. Each is one Lua script (``lua/*.lua``) but the
+push, whose cases (a script, or plain RPUSH in one MULTI/EXEC) are chosen and
+documented in :mod:`sergeant.connector.redis.push`. One server and a Redis Cluster
 (one client routing each script by its queue's slot) keep strict order; several
 independent servers spread each queue over all of them (see
 :mod:`sergeant.connector.redis.spread`), with order per node only. Params are

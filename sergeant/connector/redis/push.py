@@ -23,7 +23,7 @@ Why the fast paths (measured on a loopback, one push of 40-byte payloads):
 ``push.lua`` copies every entry into Lua and out again, and the raw lane write
 (:mod:`sergeant.connector.redis.lane`) skips redis-py's per-call work, so the
 lane's MULTI/EXEC takes about 0.75x the wall time of one script call for 1 to 99
-entries and about 0.7x for 1,000 to 10,000, at the same or less client CPU. A
+entries and about 0.7x for 1,000 to 10,000, at about the same client CPU. A
 redis-py pipeline costs about three times the client CPU of one script call at
 100 entries, so below that a busy lane falls back to the script. Making the lane
 write a transaction (MULTI/EXEC around its RPUSH, RPUSH, LTRIM) costs about 1%
