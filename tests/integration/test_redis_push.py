@@ -73,12 +73,14 @@ def test_every_push_leaves_what_push_lua_leaves(
     assert contents(conn, pushed_keys) == contents(conn, expected_keys)
 
 
-def test_an_error_running_a_lane_push_is_raised(conn: Connector, queue: str) -> None:
-    """An error inside the transaction comes back in EXEC's reply: it must not pass."""
+@pytest.mark.parametrize("size", [1, 100])
+def test_an_error_running_a_lane_push_is_raised(conn: Connector, queue: str, size: int) -> None:
+    """An error inside a transaction comes back in EXEC's reply: it must not pass."""
     node = conn._all()[0]
     k = keys.queue_keys(queue)
     node.client.set(k.normal, b"not a list")
     with pytest.raises(ConnectorError, match="WRONGTYPE"):
-        push.push(node, k, False, 0.0, entries.make_entries(conn._ids, b"N", [b"x"]))
+        push.push(node, k, False, 0.0, entries.make_entries(conn._ids, b"N", [b"x"] * size))
+    node.client.delete(k.normal)
     conn.push(queue, b"y", priority="HIGH")  # the lane still works
     assert conn.pop_many(queue, 1) == [b"y"]
