@@ -1,10 +1,11 @@
 """The Redis connector: queues, leases and locks on Redis servers or a Redis Cluster.
 
-Every operation on a queue is atomic on its node and touches only that queue's
-keys, which share one hash tag (see :mod:`sergeant.connector.redis.keys`), so it
-runs on one Redis Cluster slot. Each is one Lua script (``lua/*.lua``) but the
-push, whose cases (a script, or plain RPUSH in one MULTI/EXEC) are chosen and
-documented in :mod:`sergeant.connector.redis.push`. One server and a Redis Cluster
+Every operation on a queue touches only that queue's keys, which share one hash
+tag (see :mod:`sergeant.connector.redis.keys`), so it runs on one Redis Cluster
+slot. Each is one Lua script (``lua/*.lua``), atomic, but the push: its entries
+land in one script or one RPUSH, with or without MULTI/EXEC around it and its
+wake tokens; :mod:`sergeant.connector.redis.push` chooses the case and documents
+them all. One server and a Redis Cluster
 (one client routing each script by its queue's slot) keep strict order; several
 independent servers spread each queue over all of them (see
 :mod:`sergeant.connector.redis.spread`), with order per node only. Params are
