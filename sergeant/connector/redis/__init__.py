@@ -1,8 +1,11 @@
 """The Redis connector: queues, leases and locks on Redis servers or a Redis Cluster.
 
-Every operation on a queue is one Lua script (``lua/*.lua``) touching only that
-queue's keys, which share one hash tag (see :mod:`sergeant.connector.redis.keys`),
-so it is atomic and runs on one Redis Cluster slot. One server and a Redis Cluster
+Every operation on a queue touches only that queue's keys, which share one hash
+tag (see :mod:`sergeant.connector.redis.keys`), so it runs on one Redis Cluster
+slot. Each is one Lua script (``lua/*.lua``), atomic, but the push: its entries
+land in one script or one RPUSH, with or without MULTI/EXEC around it and its
+wake tokens; :mod:`sergeant.connector.redis.push` chooses the case and documents
+them all. One server and a Redis Cluster
 (one client routing each script by its queue's slot) keep strict order; several
 independent servers spread each queue over all of them (see
 :mod:`sergeant.connector.redis.spread`), with order per node only. Params are
@@ -20,7 +23,7 @@ import time
 import typing
 
 from sergeant.connector.base import DeadLetter, Priority
-from sergeant.connector.redis import entries, keys, notify, registry, spread
+from sergeant.connector.redis import entries, keys, notify, push, registry, spread
 from sergeant.connector.redis._leasing import Leasing
 from sergeant.connector.redis._nodeset import (
     BLOCK_SLICE_SECONDS,
@@ -94,7 +97,7 @@ class Connector(Leasing):
         nodes = self._rotated()
         try:
             for node, (begin, end) in zip(nodes, spread.spread(count, len(nodes)), strict=False):
-                spread.push_on(node, k, high, consumable_from, items[begin:end])
+                push.push(node, k, high, consumable_from, items[begin:end])
         except BrokerFull as exc:
             self._refusals.refused(exc)
             raise

@@ -251,9 +251,14 @@ class Scripts:
         eta: float,
         entries: typing.Sequence[bytes],
         pipe: redis.client.Pipeline | None = None,
+        wake: bool = True,
     ) -> int:
-        """Append ``entries`` to one priority; queued on ``pipe`` when given (returns 0)."""
-        args: list[Arg] = [repr(float(eta)) if eta > 0 else "0", WAKE_TOKENS, "H" if high else "N"]
+        """Append ``entries`` to one priority; queued on ``pipe`` when given (returns 0).
+
+        ``wake=False`` adds no wake tokens (a later part of one push in one MULTI/EXEC).
+        """
+        cap = WAKE_TOKENS if wake else 0
+        args: list[Arg] = [repr(float(eta)) if eta > 0 else "0", cap, "H" if high else "N"]
         args += entries
         if pipe is not None:
             self._push.registered(k, args, client=pipe)

@@ -8,49 +8,36 @@ leases visit every node, again from a rotating start, so no node is left
 undrained. Each node keeps FIFO within a priority and HIGH before NORMAL for what
 it holds, but there is no order across nodes: the connector reports
 ``ordered = False``. Leases, reclaim and dead letters work per node; a
-:class:`~sergeant.connector.Delivery` records its node in ``Delivery.node``.
+:class:`~sergeant.connector.Delivery` records its node in ``Delivery.node``. Each
+node's part of a push goes through :func:`sergeant.connector.redis.push.push`.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import random
 import typing
 
-import redis.cluster
-
 from sergeant.connector._spread import MIN_SPREAD_CHUNK, spread
 from sergeant.connector.base import DeadLetter, Delivery
 from sergeant.connector.redis import entries, keys
-from sergeant.connector.redis.lane import bulk, command, with_head
 from sergeant.connector.redis.nodes import Node
-from sergeant.connector.redis.scripts import WAKE_TOKENS
 from sergeant.connector.redis.settings import RedisSettings
 from sergeant.connector.redis.tokens import lease_on
 
 __all__ = [
     "MIN_SPREAD_CHUNK",
-    "PUSH_CHUNK",
     "Rotation",
     "connect",
     "dead_letters_of",
     "group_by_node",
     "lease_reply",
     "lease_round",
-    "push_on",
     "reclaim_on",
     "settle_pairs",
     "spread",
 ]
-
-#: Most entries per push script call; a bigger push runs several in one MULTI/EXEC.
-PUSH_CHUNK = 2000
-#: Fewest ready entries pushed with plain RPUSH (below, one script call is cheaper).
-MIN_PLAIN_PUSH = 100
-#: Entries per RPUSH of a plain push.
-PLAIN_PUSH_CHUNK = 10_000
 
 
 def connect(settings: RedisSettings) -> list[Node]:
@@ -76,64 +63,6 @@ class Rotation:
         # next() on itertools.count is atomic under the GIL: no lock needed.
         start = next(self._turn) % len(nodes)
         return nodes[start:] + nodes[:start]
-
-
-def push_on(
-    node: Node,
-    k: keys.QueueKeys,
-    high: bool,
-    eta: float,
-    items: typing.Sequence[bytes],
-) -> int:
-    """Push entries on one node (or cluster) atomically: one script, or one MULTI/EXEC.
-
-    A cluster pipeline refuses EVALSHA, so a cluster gets one script call however big
-    the push (``push.lua`` writes in bounded chunks itself).
-    """
-    count = len(items)
-    with node:
-        if isinstance(node.client, redis.cluster.RedisCluster):
-            return node.scripts.push(k, high, eta, items)
-        if eta <= 0 and count >= MIN_PLAIN_PUSH:
-            return _plain_push(node.client, k, high, items)
-        if eta <= 0 and node.lane is not None:
-            # A small ready push: RPUSH and the wake tokens in one write, no script.
-            # Not one transaction; a wake token lost with a broken connection only
-            # leaves a blocked lease to its next poll.
-            head, wake = _small_push_parts(k.high if high else k.normal, k.wake, count)
-            if node.lane.try_send(with_head(head, 2, items) + wake, 3) is not None:
-                return count
-        if count <= PUSH_CHUNK:
-            return node.scripts.push(k, high, eta, items)
-        pipe = node.client.pipeline(transaction=True)
-        for start in range(0, count, PUSH_CHUNK):
-            node.scripts.push(k, high, eta, items[start : start + PUSH_CHUNK], pipe)
-        pipe.execute()
-    return count
-
-
-@functools.lru_cache(maxsize=1024)
-def _small_push_parts(ready: str, wake: str, count: int) -> tuple[bytes, bytes]:
-    """The fixed parts of a small ready push of ``count`` entries: the RPUSH head
-    (without its length) and the two wake-token commands."""
-    tokens = ["1"] * min(count, WAKE_TOKENS)
-    tail = command("RPUSH", wake, *tokens) + command("LTRIM", wake, -WAKE_TOKENS, -1)
-    return bulk("RPUSH") + bulk(ready), tail
-
-
-def _plain_push(
-    client: redis.Redis, k: keys.QueueKeys, high: bool, items: typing.Sequence[bytes]
-) -> int:
-    """A big ready push as plain RPUSHes in one MULTI/EXEC: what ``push.lua`` does for a
-    ready push (entries, then wake tokens), without copying every entry into Lua."""
-    pipe = client.pipeline(transaction=True)
-    ready = k.high if high else k.normal
-    for start in range(0, len(items), PLAIN_PUSH_CHUNK):
-        pipe.rpush(ready, *items[start : start + PLAIN_PUSH_CHUNK])
-    pipe.rpush(k.wake, *["1"] * min(len(items), WAKE_TOKENS))
-    pipe.ltrim(k.wake, -WAKE_TOKENS, -1)
-    pipe.execute()
-    return len(items)
 
 
 def lease_reply(r: list[typing.Any], node: int) -> tuple[int, list[Delivery]]:

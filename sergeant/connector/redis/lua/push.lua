@@ -2,7 +2,7 @@
 --
 -- KEYS: the queue's keys (see _lib.lua)
 -- ARGV[1] eta (Unix seconds); 0 or a time past on the server clock means ready now
--- ARGV[2] most wake tokens to keep
+-- ARGV[2] most wake tokens to keep; 0 adds none (a later part of one push)
 -- ARGV[3] 'H' for HIGH, 'N' for NORMAL
 -- ARGV[4..] entries (header + payload), in the order they must be handed out
 --
