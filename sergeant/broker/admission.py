@@ -1,0 +1,166 @@
+"""How leased and popped payloads become tasks: decoded, and the ones that must not
+run sent to the dead letters with why (a bad signature, an undecodable payload, a task
+over its delivery bound), each logged as a rate rather than a line per task.
+
+A mixin of ``sergeant.broker.Broker``: the usual case (every payload decodes, none is
+over the bound) is one list comprehension; the rest is the slow path.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import typing
+
+from sergeant.broker import kill_note
+from sergeant.broker.rejects import RejectLog
+from sergeant.connector import Connector, Delivery
+from sergeant.encoder import Encoder
+from sergeant.encoder.signing import BadSignature
+from sergeant.errors import DecodeError
+from sergeant.objects import Task
+
+__all__ = [
+    "BAD_SIGNATURE",
+    "KILLED_AFTER_TIMEOUT",
+    "UNDECODABLE",
+    "WORKER_DIED",
+    "Admission",
+    "LeasedBatch",
+    "LeasedTask",
+]
+
+logger = logging.getLogger("sergeant.broker")
+
+#: Dead-letter reason of a task over its delivery bound whose worker was killed by
+#: the watchdog at its hard deadline.
+KILLED_AFTER_TIMEOUT = "killed after timeout"
+#: Dead-letter reason of a task over its delivery bound, otherwise.
+WORKER_DIED = "worker died"
+#: What ``Broker.on_dead_letter`` is told for an undecodable payload (whose stored
+#: reason is the decoder's error text, too varied for a metric label).
+UNDECODABLE = "undecodable"
+#: Dead-letter reason of a task refused by a worker with signing keys: unsigned, or
+#: not signed by one of its keys (never decoded).
+BAD_SIGNATURE = "bad signature"
+
+
+class LeasedTask(typing.NamedTuple):
+    """A decoded task and the lease that must settle it."""
+
+    task: Task
+    delivery: Delivery
+
+
+class LeasedBatch(typing.NamedTuple):
+    """Leased tasks and, in the same order, the leases that must settle them
+    (two lists: no object per task)."""
+
+    tasks: list[Task]
+    deliveries: list[Delivery]
+
+
+class Admission:
+    """Decoding what a connector handed out, and the fate of what cannot run."""
+
+    connector: Connector
+    encoder: Encoder
+    _rejects: RejectLog
+
+    if typing.TYPE_CHECKING:
+
+        def _dead_lettered(self, queue: str, reason: str, moved: int) -> None: ...
+
+    def _decode_popped(self, queue: str, payloads: list[bytes]) -> list[Task]:
+        """Popped payloads decoded; an undecodable one is logged and dropped."""
+        decode = self.encoder.decode
+        try:  # the usual case: every payload decodes
+            return [decode(payload) for payload in payloads]
+        except DecodeError:
+            pass
+        tasks = []
+        for payload in payloads:
+            try:
+                tasks.append(decode(payload))
+            except DecodeError as exc:
+                self._rejects.report(
+                    queue, "task_undecodable", "dropped an undecodable task from queue %r: %s",
+                    queue, exc,
+                )  # fmt: skip
+        return tasks
+
+    def _admit(self, queue: str, deliveries: list[Delivery], max_deliveries: int) -> LeasedBatch:
+        """Decode leased deliveries; dead-letter those that must not run (see lease_tasks)."""
+        decode = self.encoder.decode
+        try:  # the usual case: every payload decodes
+            tasks = [decode(delivery.payload) for delivery in deliveries]
+        except DecodeError:
+            return self._admit_one_by_one(queue, deliveries, max_deliveries)
+        bound, over = max_deliveries or sys.maxsize, False
+        for task, delivery in zip(tasks, deliveries, strict=True):
+            times = task.deliveries = delivery.deliveries
+            if times > bound:
+                over = True
+        if over:
+            return self._admit_one_by_one(queue, deliveries, max_deliveries)
+        return LeasedBatch(tasks, deliveries)
+
+    def _admit_one_by_one(
+        self, queue: str, deliveries: list[Delivery], max_deliveries: int
+    ) -> LeasedBatch:
+        batch = LeasedBatch([], [])
+        decode = self.encoder.decode
+        for delivery in deliveries:
+            try:
+                task = decode(delivery.payload)
+            except BadSignature as exc:
+                moved = self.connector.dead_letter_many(
+                    queue, [delivery], BAD_SIGNATURE, exc.reason
+                )
+                self._dead_lettered(queue, BAD_SIGNATURE, moved)
+                self._rejects.report(
+                    queue, "task_bad_signature",
+                    "dead-lettered a task with a bad signature from queue %r, not decoded: %s",
+                    queue, exc.reason,
+                )  # fmt: skip
+                continue
+            except DecodeError as exc:
+                moved = self.connector.dead_letter_many(queue, [delivery], str(exc), exc.reason)
+                self._dead_lettered(queue, UNDECODABLE, moved)
+                self._rejects.report(
+                    queue, "task_undecodable",
+                    "dead-lettered an undecodable task from queue %r: %s", queue, exc,
+                )  # fmt: skip
+                continue
+            if 0 < max_deliveries < delivery.deliveries:
+                self._bury_over_budget(queue, task, delivery, max_deliveries)
+                continue
+            task.deliveries = delivery.deliveries
+            batch.tasks.append(task)
+            batch.deliveries.append(delivery)
+        return batch
+
+    def _bury_over_budget(
+        self, queue: str, task: Task, delivery: Delivery, max_deliveries: int
+    ) -> None:
+        """Dead-letter a task whose earlier ``max_deliveries`` deliveries all died."""
+        note_key = kill_note.key(queue, task.id)
+        note = self.connector.key_get(note_key)
+        if note is not None:
+            reason, error = KILLED_AFTER_TIMEOUT, note.decode("utf-8", "replace")
+        else:
+            reason = WORKER_DIED
+            error = f"its lease expired {max_deliveries} times: its worker died or was cut off"
+        moved = self.connector.dead_letter_many(queue, [delivery], reason, error)
+        self._dead_lettered(queue, reason, moved)
+        if moved and note:
+            self.connector.key_delete(note_key)
+        # The count the dead letter records: the times it was handed out, this one included.
+        logger.error(
+            "dead-lettered task %s of queue %r after %d deliveries: %s",
+            task.id,
+            queue,
+            delivery.deliveries,
+            reason,
+            extra={"event": "task_over_delivery_bound", "queue": queue, "reason": reason},
+        )
