@@ -36,7 +36,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     defaults = Sizes()
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     add = parser.add_argument
-    add("--n", type=int, default=defaults.n, help="tasks per run (default %(default)s)")
+    add("--n", type=int, help=f"tasks per run (default {defaults.n})")
+    add(
+        "--batched-n",
+        type=int,
+        help="tasks in the batched consumes of Sergeant, 0.27 and redis-py on Redis "
+        f"(default {defaults.batched_n:,}, or --n when given)",
+    )
     add("--push-one-n", type=int, help="tasks for push one-by-one (default n/10)")
     add("--peer-push-n", type=int, default=defaults.peer_push_n, help="cap for peers' pushes")
     add("--peer-consume-n", type=int, default=defaults.peer_consume_n, help="cap: peers' consume")
@@ -61,9 +67,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def sizes_from(args: argparse.Namespace) -> Sizes:
-    push_one_n = args.push_one_n or max(1, args.n // 10)
+    n = args.n or Sizes.n
+    push_one_n = args.push_one_n or max(1, n // 10)
+    # A run that sets --n (a quick look, a smoke test) sizes its batched runs with it too.
+    batched_n = args.batched_n or (args.n or Sizes.batched_n)
     return Sizes(
-        args.n,
+        n,
         push_one_n,
         args.peer_push_n,
         args.peer_consume_n,
@@ -71,6 +80,7 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
         args.mongo_n,
         args.latency_n,
         args.memory_n,
+        batched_n,
     )
 
 
@@ -214,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         from bench import profile
 
-        profile.main(args.n, args.output or BENCH_DIR / "results")
+        profile.main(args.n or Sizes.n, args.output or BENCH_DIR / "results")
         return 0
     libraries, workloads = select(args)
     if any(library.name not in OWN_ENV for library in libraries):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typing
 
+from bench import markdown_cpu
 from bench.libraries import WORKLOADS, WORKLOADS_BY_NAME, Metric
 from bench.report import (
     COMPARED_AT,
@@ -312,6 +313,7 @@ def render(cells: dict[str, dict[str, Cell]], meta: dict[str, typing.Any], chart
     if twins(cells):
         lines += ["## This tree vs " + ", ".join(twins(cells)), "", COMPARE_NOTE, ""]
         lines += [*compare_table(cells), ""]
+    lines += markdown_cpu.section(cells)
     if chart:
         lines += [f"![throughput by library and workload]({chart})", ""]
     if any(name in cells for name in BROKER_COLUMNS[1:]):
@@ -337,5 +339,5 @@ def render(cells: dict[str, dict[str, Cell]], meta: dict[str, typing.Any], chart
     ]
     if failed:
         lines += ["## Failed runs", "", *failed, ""]
-    lines += [NOTES]
+    lines += [NOTES + markdown_cpu.CPU_METHOD]
     return "\n".join(lines)

@@ -6,6 +6,8 @@ import dataclasses
 import statistics
 import typing
 
+from bench.cpu import CpuCell
+from bench.cpu import summarize as summarize_cpu
 from bench.libraries import WORKLOADS, Metric
 from bench.runner import Run
 
@@ -62,6 +64,7 @@ class Cell:
     p99: tuple[float, float, float] | None = None
     errors: list[str] = dataclasses.field(default_factory=list)
     memory: list[MemoryRun] = dataclasses.field(default_factory=list)
+    cpu: CpuCell | None = None
 
     def as_json(self) -> dict[str, typing.Any]:
         return dataclasses.asdict(self)
@@ -88,6 +91,7 @@ def summarize(runs: list[Run]) -> dict[str, dict[str, Cell]]:
             cell.p99 = _stats(p99s)
         if workload == "memory_flat":
             cell.memory = [MemoryRun.of(run) for run in good]
+        cell.cpu = summarize_cpu([run.cpu_per_task() for run in good])
         cells.setdefault(library, {})[workload] = cell
     return cells
 

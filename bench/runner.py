@@ -12,6 +12,7 @@ import time
 import typing
 from pathlib import Path
 
+from bench.cpu import RunCpu, of_result, whole_run_redis
 from bench.libraries import DRIVERS_DIR, Library
 
 #: A driver that runs longer than this is stopped and its run recorded as failed.
@@ -74,6 +75,18 @@ class Run:
             return self.value("growth_mib")
         return self.rate
 
+    def cpu_per_task(self) -> RunCpu:
+        """CPU microseconds per task (worker, Redis, sum) and steady/spawn-to-last rates."""
+        return of_result(self.n, self.seconds, self.extra)
+
+
+def redis_cpu_now(port: int) -> dict[str, float]:
+    """The private Redis server's ``used_cpu_*`` seconds so far (``INFO cpu``)."""
+    import redis
+
+    info = redis.Redis(host="127.0.0.1", port=port).info("cpu")
+    return {key: float(value) for key, value in info.items() if key.startswith("used_cpu_")}
+
 
 def driver_args(
     library: Library, workload: str, n: int, brokers: Brokers, run_id: str
@@ -124,11 +137,15 @@ def measure(library: Library, workload: str, n: int, brokers: Brokers, round_num
     run_id = f"{library.name}-{workload}-{round_number}-{time.time_ns()}"
     args = driver_args(library, workload, n, brokers, run_id)
     run = Run(library.name, workload, round_number, n, ok=False)
+    before = redis_cpu_now(brokers.redis_port)
     try:
         result = run_driver(library, args)
     except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
         run.error = str(exc)
         return run
+    # The whole driver run, fill and start-up included: context for the driver's own
+    # figure, which covers only its timed interval.
+    result["redis_cpu_whole_run"] = whole_run_redis(before, redis_cpu_now(brokers.redis_port))
     run.seconds = float(result.pop("seconds"))
     run.distinct = result.pop("distinct")
     result.pop("n", None)

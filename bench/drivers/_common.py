@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import resource
 import sys
 import time
 import typing
@@ -30,6 +31,49 @@ def result(
 ) -> dict[str, typing.Any]:
     """The result object every driver emits."""
     return {"seconds": seconds, "n": n, "distinct": distinct, "pid": os.getpid(), **extra}
+
+
+#: ``INFO cpu`` fields (seconds): the whole server, and its main thread where Redis has it.
+REDIS_CPU_FIELDS = (
+    "used_cpu_user",
+    "used_cpu_sys",
+    "used_cpu_user_main_thread",
+    "used_cpu_sys_main_thread",
+)
+
+
+def own_cpu() -> dict[str, float]:
+    """This process's user and system CPU seconds so far (every thread)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"worker_user": usage.ru_utime, "worker_sys": usage.ru_stime}
+
+
+def redis_cpu(client: typing.Any) -> dict[str, float]:
+    """The Redis server's CPU seconds so far (``INFO cpu``), as ``redis_*`` fields."""
+    info = client.info("cpu")
+    return {
+        "redis_" + key.removeprefix("used_cpu_"): float(info[key])
+        for key in REDIS_CPU_FIELDS
+        if key in info
+    }
+
+
+def cpu_sample(client: typing.Any | None) -> dict[str, float]:
+    """This process's CPU and, given a client of the server the work goes through, Redis's."""
+    sample = own_cpu()
+    if client is not None:
+        sample.update(redis_cpu(client))
+    return sample
+
+
+def cpu_delta(start: dict[str, float], end: dict[str, float]) -> dict[str, float]:
+    """CPU seconds spent between two samples, field by field."""
+    return {key: end[key] - start[key] for key in start if key in end}
+
+
+def steady(first: float, last: float) -> dict[str, float]:
+    """The first task's start to the last one's end (seconds), as a result field."""
+    return {"steady_seconds": last - first} if last > first else {}
 
 
 def percentile(values: list[float], fraction: float) -> float:

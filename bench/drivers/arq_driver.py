@@ -19,11 +19,16 @@ from arq.connections import RedisSettings
 QUEUE = "arq:queue"
 GATHER_CHUNK = 1000
 _seen: set[int] = set()
+#: When the first task started and the latest one ended (``time.time()``).
+_stamps = [0.0, 0.0]
 
 
 async def record(ctx: dict[str, typing.Any], i: int) -> None:
     """The task: record ``i``."""
+    if not _seen:
+        _stamps[0] = time.time()
     _seen.add(i)
+    _stamps[1] = time.time()
 
 
 async def enqueue_all(pool: typing.Any, n: int) -> None:
@@ -38,7 +43,10 @@ async def run(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
     pool = await create_pool(settings)
     await pool.flushdb()
     n, workload = args["n"], args["workload"]
+    # A plain client for INFO: sampling must not wait on the event loop.
+    client = _common.redis_client(args)
     if workload in ("push_one", "push_bulk"):
+        cpu = _common.cpu_sample(client)
         started = time.perf_counter()
         if workload == "push_bulk":
             await enqueue_all(pool, n)
@@ -46,7 +54,8 @@ async def run(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
             for i in range(n):
                 await pool.enqueue_job("record", i)
         seconds = time.perf_counter() - started
-        return _common.result(seconds, n, int(await pool.zcard(QUEUE)))
+        cpu = _common.cpu_delta(cpu, _common.cpu_sample(client))
+        return _common.result(seconds, n, int(await pool.zcard(QUEUE)), cpu=cpu)
     if workload == "consume":
         await enqueue_all(pool, n)
         jobs = args.get("prefetch", 1)
@@ -59,11 +68,13 @@ async def run(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
             handle_signals=False,
             log_results=False,
         )
+        cpu = _common.cpu_sample(client)
         started = time.perf_counter()
         await worker.main()
         seconds = time.perf_counter() - started
+        cpu = _common.cpu_delta(cpu, _common.cpu_sample(client))
         await worker.close()
-        return _common.result(seconds, n, len(_seen))
+        return _common.result(seconds, n, len(_seen), cpu=cpu, **_common.steady(*_stamps))
     raise ValueError(f"unknown workload {workload!r}")
 
 

@@ -11,6 +11,7 @@ import json
 import os
 import time
 
+import _common
 import redis
 from celery import Celery
 
@@ -27,20 +28,27 @@ app.conf.update(
 
 _seen: set[int] = set()
 _state = {"executions": 0, "first": 0.0}
+#: The worker's and Redis's CPU when the first task started (the solo pool runs tasks in
+#: the worker's own process, so this process's rusage is the worker's).
+_cpu: dict[str, float] = {}
 
 
 @app.task(name="bench.record")
 def record(i: int) -> None:
     """Record ``i``; after the expected count, write the result to Redis."""
     if not _state["executions"]:
+        _cpu.update(_common.cpu_sample(redis.Redis.from_url(REDIS_URL)))
         _state["first"] = time.time()
     _seen.add(i)
     _state["executions"] += 1
     if _state["executions"] == int(os.environ.get("BENCH_EXPECTED", "0")):
+        last = time.time()
+        client = redis.Redis.from_url(REDIS_URL)
         report = {
             "first": _state["first"],
-            "last": time.time(),
+            "last": last,
             "distinct": len(_seen),
             "executions": _state["executions"],
+            "cpu": _common.cpu_delta(_cpu, _common.cpu_sample(client)),
         }
-        redis.Redis.from_url(REDIS_URL).set(os.environ["BENCH_RESULT_KEY"], json.dumps(report))
+        client.set(os.environ["BENCH_RESULT_KEY"], json.dumps(report))

@@ -41,7 +41,8 @@ def queued(args: dict[str, typing.Any], module: typing.Any) -> int:
 def push(args: dict[str, typing.Any], bulk: bool) -> dict[str, typing.Any]:
     module = setup(args)
     _common.redis_client(args).delete(module.QUEUE)
-    n = args["n"]
+    n, client = args["n"], _common.redis_client(args)
+    cpu = _common.cpu_sample(client)
     started = time.perf_counter()
     if bulk:
         push_all(module, n)
@@ -49,7 +50,8 @@ def push(args: dict[str, typing.Any], bulk: bool) -> dict[str, typing.Any]:
         for i in range(n):
             module.record.apply_async((i,))
     seconds = time.perf_counter() - started
-    return _common.result(seconds, n, queued(args, module))
+    cpu = _common.cpu_delta(cpu, _common.cpu_sample(client))
+    return _common.result(seconds, n, queued(args, module), cpu=cpu)
 
 
 def consume(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
@@ -72,6 +74,7 @@ def consume(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
         "-Q", module.QUEUE, "--without-gossip", "--without-mingle", "--without-heartbeat",
         "--loglevel=WARNING",
     ]  # fmt: skip
+    spawned = time.time()
     worker = subprocess.Popen(
         command, cwd=HERE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -84,8 +87,17 @@ def consume(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
+    # Already first task to last: the steady state is the primary figure here.
     seconds = report["last"] - report["first"]
-    return _common.result(seconds, n, report["distinct"], executions=report["executions"])
+    return _common.result(
+        seconds,
+        n,
+        report["distinct"],
+        executions=report["executions"],
+        cpu=report["cpu"],
+        steady_seconds=seconds,
+        spawn_seconds=report["last"] - spawned,
+    )
 
 
 def main() -> None:

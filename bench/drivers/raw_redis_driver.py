@@ -68,13 +68,17 @@ def run(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
     items = payloads(n)
     if workload.startswith("consume"):
         push(client, items, batch)
+        cpu = _common.cpu_sample(client)
         seconds, popped = timed_pop(client, n, workload, batch)
+        cpu = _common.cpu_delta(cpu, _common.cpu_sample(client))
         distinct = len(set(popped))
     else:
+        cpu = _common.cpu_sample(client)
         seconds = timed_push(client, items, workload, batch)
+        cpu = _common.cpu_delta(cpu, _common.cpu_sample(client))
         distinct = client.llen(QUEUE)
     client.delete(QUEUE)
-    return _common.result(seconds, n, distinct)
+    return _common.result(seconds, n, distinct, cpu=cpu)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import typing
 
 import _common
 from rq import Queue, SimpleWorker
-from rq_tasks import record, seen
+from rq_tasks import record, seen, stamps
 
 QUEUE = "bench-rq"
 
@@ -31,22 +31,32 @@ def enqueue_many(queue: Queue, n: int, chunk: int = 10_000) -> None:
 
 def run(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
     queue, n, workload = queue_for(args), args["n"], args["workload"]
+    client = queue.connection
     if workload == "push_one":
+        cpu = _common.cpu_sample(client)
         started = time.perf_counter()
         for i in range(n):
             queue.enqueue(record, i)
-        return _common.result(time.perf_counter() - started, n, queue.count)
+        seconds = time.perf_counter() - started
+        cpu = _common.cpu_delta(cpu, _common.cpu_sample(client))
+        return _common.result(seconds, n, queue.count, cpu=cpu)
     if workload == "push_bulk":
         batch = [Queue.prepare_data(record, args=(i,)) for i in range(n)]
+        cpu = _common.cpu_sample(client)
         started = time.perf_counter()
         queue.enqueue_many(batch)
-        return _common.result(time.perf_counter() - started, n, queue.count)
+        seconds = time.perf_counter() - started
+        cpu = _common.cpu_delta(cpu, _common.cpu_sample(client))
+        return _common.result(seconds, n, queue.count, cpu=cpu)
     if workload == "consume":
         enqueue_many(queue, n)
-        worker = SimpleWorker([queue], connection=queue.connection)
+        worker = SimpleWorker([queue], connection=client)
+        cpu = _common.cpu_sample(client)
         started = time.perf_counter()
         worker.work(burst=True, logging_level="WARNING")
-        return _common.result(time.perf_counter() - started, n, len(seen))
+        seconds = time.perf_counter() - started
+        cpu = _common.cpu_delta(cpu, _common.cpu_sample(client))
+        return _common.result(seconds, n, len(seen), cpu=cpu, **_common.steady(*stamps))
     raise ValueError(f"unknown workload {workload!r}")
 
 

@@ -50,24 +50,39 @@ def worker_config(args: dict[str, typing.Any], max_tasks: int) -> typing.Any:
 
 
 def make_worker(args: dict[str, typing.Any], max_tasks: int = 0) -> typing.Any:
-    """A Worker on the benchmark queue that records each task's ``i`` (and delay)."""
+    """A Worker on the benchmark queue that records each task's ``i`` (and delay), and
+    when its first task started and its ``max_tasks``-th ended (``stamps``)."""
 
     class BenchWorker(Worker):  # type: ignore[misc]
         seen: typing.ClassVar[set[int]] = set()
         executions: typing.ClassVar[list[int]] = [0]
         delays: typing.ClassVar[list[float]] = []
+        stamps: typing.ClassVar[list[float]] = [0.0, 0.0]
 
         def generate_config(self) -> typing.Any:
             return worker_config(args, max_tasks)
 
         def work(self, task: typing.Any) -> None:
             kwargs = task.kwargs
+            if not self.executions[0]:
+                self.stamps[0] = time.time()
             if "t" in kwargs:
                 self.delays.append(time.time() - kwargs["t"])
             self.seen.add(kwargs["i"])
             self.executions[0] += 1
+            if self.executions[0] == max_tasks:
+                self.stamps[1] = time.time()
 
     return BenchWorker()
+
+
+def redis_of(args: dict[str, typing.Any]) -> typing.Any | None:
+    """A client of the private single-node Redis when the work goes through it, else None
+    (SQLite, Mongo, and the cluster, whose nodes are other servers)."""
+    connector = args["connector"]
+    if connector["type"] != "redis" or "nodes" not in connector["params"]:
+        return None
+    return _common.redis_client(args)
 
 
 def fill(worker: typing.Any, start: int, stop: int) -> None:
@@ -76,48 +91,63 @@ def fill(worker: typing.Any, start: int, stop: int) -> None:
         worker.push_tasks([{"i": i} for i in range(low, min(stop, low + FILL_CHUNK))])
 
 
-def fill_and_run(worker: typing.Any, n: int) -> float:
-    """Fill an empty queue with ``n`` tasks (not timed); seconds the work loop takes for them."""
+def fill_and_run(
+    worker: typing.Any, n: int, client: typing.Any | None = None
+) -> tuple[float, dict[str, float]]:
+    """Fill an empty queue with ``n`` tasks (not timed); seconds the work loop takes for
+    them, and the CPU this process (and Redis, given ``client``) spent meanwhile."""
     worker.init_worker()
     worker.purge_tasks()
     fill(worker, 0, n)
+    cpu = _common.cpu_sample(client)
     started = time.perf_counter()
     worker.work_loop()
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    return seconds, _common.cpu_delta(cpu, _common.cpu_sample(client))
 
 
 def push_one(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
     worker = make_worker(args)
     worker.init_broker()
     worker.purge_tasks()
-    n = args["n"]
+    n, client = args["n"], redis_of(args)
     push = worker.push_task
+    cpu = _common.cpu_sample(client)
     started = time.perf_counter()
     for i in range(n):
         push({"i": i})
     seconds = time.perf_counter() - started
-    return _common.result(seconds, n, worker.number_of_enqueued_tasks())
+    cpu = _common.cpu_delta(cpu, _common.cpu_sample(client))
+    return _common.result(seconds, n, worker.number_of_enqueued_tasks(), cpu=cpu)
 
 
 def push_bulk(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
     worker = make_worker(args)
     worker.init_broker()
     worker.purge_tasks()
-    n = args["n"]
+    n, client = args["n"], redis_of(args)
     kwargs_list = [{"i": i} for i in range(n)]
+    cpu = _common.cpu_sample(client)
     started = time.perf_counter()
     worker.push_tasks(kwargs_list)
     seconds = time.perf_counter() - started
-    return _common.result(seconds, n, worker.number_of_enqueued_tasks())
+    cpu = _common.cpu_delta(cpu, _common.cpu_sample(client))
+    return _common.result(seconds, n, worker.number_of_enqueued_tasks(), cpu=cpu)
 
 
 def consume(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
     n = args["n"]
     worker = make_worker(args, max_tasks=n)
-    seconds = fill_and_run(worker, n)
+    seconds, cpu = fill_and_run(worker, n, redis_of(args))
     left = worker.number_of_enqueued_tasks()
     return _common.result(
-        seconds, n, len(worker.seen), executions=worker.executions[0], left_in_queue=left
+        seconds,
+        n,
+        len(worker.seen),
+        executions=worker.executions[0],
+        left_in_queue=left,
+        cpu=cpu,
+        **_common.steady(*worker.stamps),
     )
 
 
@@ -146,9 +176,12 @@ def consume_procs(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
     worker.purge_tasks()
     fill(worker, 0, n)
     shares = [n // procs + (1 if k < n % procs else 0) for k in range(procs)]
+    spawned = time.time()
     children = [spawn(args, role="proc_worker", n=share) for share in shares]
     for child in children:
         wait_ready(child)
+    client = redis_of(args)
+    redis_before = _common.redis_cpu(client) if client is not None else {}
     for child in children:
         assert child.stdin is not None
         child.stdin.write("go\n")
@@ -157,16 +190,25 @@ def consume_procs(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
     for child in children:
         out, _ = child.communicate(timeout=_common.WAIT_TIMEOUT_SECONDS)
         reports.append(json.loads(out.strip().splitlines()[-1]))
+    redis_after = _common.redis_cpu(client) if client is not None else {}
     seen: set[int] = set()
     for report in reports:
         seen.update(report["seen"])
-    seconds = max(r["end"] for r in reports) - min(r["start"] for r in reports)
+    end = max(r["end"] for r in reports)
+    seconds = end - min(r["start"] for r in reports)
+    # The processes' CPU adds up: each measured its own work loop.
+    cpu = {key: sum(r["cpu"][key] for r in reports) for key in ("worker_user", "worker_sys")}
+    cpu.update(_common.cpu_delta(redis_before, redis_after))
+    busy = [r for r in reports if r["executions"]] or reports
     return _common.result(
         seconds,
         n,
         len(seen),
         executions=sum(r["executions"] for r in reports),
         per_process=[r["executions"] for r in reports],
+        cpu=cpu,
+        spawn_seconds=end - spawned,
+        **_common.steady(min(r["first"] for r in busy), max(r["last"] for r in busy)),
     )
 
 
@@ -175,11 +217,14 @@ def proc_worker(args: dict[str, typing.Any]) -> None:
     worker.init_worker()
     print("ready", flush=True)
     sys.stdin.readline()
+    cpu = _common.own_cpu()
     start = time.time()
     worker.work_loop()
     end = time.time()
-    report = {"start": start, "end": end, "seen": sorted(worker.seen)}
-    _common.emit({**report, "executions": worker.executions[0]})
+    cpu = _common.cpu_delta(cpu, _common.own_cpu())
+    report = {"start": start, "end": end, "seen": sorted(worker.seen), "cpu": cpu}
+    first, last = worker.stamps
+    _common.emit({**report, "executions": worker.executions[0], "first": first, "last": last})
 
 
 def latency(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
@@ -258,7 +303,7 @@ def memory_flat(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
     """One worker runs N queued tasks; RSS growth from the first sample (warm) to the end."""
     n = args["n"]
     worker = FlatWorker(args, n)
-    seconds = fill_and_run(worker, n)
+    seconds, _ = fill_and_run(worker, n)
     mib = 1024 * 1024
     samples = worker.samples
     # From the lowest sample, not the first: memory the fill left behind and the allocator
