@@ -32,7 +32,7 @@ __all__ = [
 
 #: Accepted ``Connector.type`` values and the module implementing each.
 CONNECTOR_TYPES: dict[str, str] = {
-    "local": "sergeant.connector.local",
+    "local": "sergeant.connector.sqlite",
     "redis": "sergeant.connector.redis",
     "mongo": "sergeant.connector.mongo",
     "memory": "sergeant.connector.memory",
