@@ -20,6 +20,7 @@ import typing
 from sergeant.broker import kill_note
 from sergeant.broker.admin import QueueAdministration
 from sergeant.broker.fleet import Fleet, QueueCounts
+from sergeant.broker.progress import ProgressKeeping
 from sergeant.broker.rejects import RejectLog
 from sergeant.broker.results import ResultStore
 from sergeant.config import Connector as ConnectorConfig
@@ -95,11 +96,12 @@ class LeasedBatch(typing.NamedTuple):
     deliveries: list[Delivery]
 
 
-class Broker(QueueAdministration, Fleet):
+class Broker(QueueAdministration, Fleet, ProgressKeeping):
     """Task-level operations on one connector with one encoder (the counts, purges,
     dead letters and locks come from ``QueueAdministration``; presence and owner-wide
-    lease keeping from ``Fleet``). Nothing above this layer touches a connector or an
-    encoder: the records they share (``Delivery``, ``DeadLetter``...) are re-exported here.
+    lease keeping from ``Fleet``; task progress from ``ProgressKeeping``). Nothing
+    above this layer touches a connector or an encoder: the records they share
+    (``Delivery``, ``DeadLetter``...) are re-exported here.
     """
 
     def __init__(self, connector: Connector, encoder: Encoder) -> None:
