@@ -145,3 +145,15 @@ def test_the_record_lives_as_long_as_results_else_a_day() -> None:
     assert progress_ttl(60.0) == 60.0
     assert progress_ttl(0.0) == DEFAULT_TTL_SECONDS == 86_400.0
     assert 0 < _progress.WRITE_INTERVAL_SECONDS <= 1
+
+
+def test_at_most_once_stores_the_last_value_too(
+    memory_config: tuple[str, dict[str, object]],
+) -> None:
+    worker = build(memory_config, max_tasks_per_run=1, delivery="at_most_once")
+    try:
+        [task_id] = worker.push_tasks([{"steps": 100}])
+        worker.work_loop()
+        assert worker.get_progress(task_id)[:2] == (1.0, "step 100 of 100")  # type: ignore[index]
+    finally:
+        worker.close()
