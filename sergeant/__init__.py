@@ -29,13 +29,14 @@ from sergeant.errors import (
     SergeantError,
     TaskFailed,
 )
-from sergeant.objects import Task
+from sergeant.objects import Progress, Task
 from sergeant.worker import Worker
 
 __all__ = [
     "ConfigError",
     "ConnectionLost",
     "Logging",
+    "Progress",
     "ResultTimeout",
     "SergeantError",
     "Starvation",

@@ -1,4 +1,5 @@
-"""The task object handed to ``Worker.work`` (0.27 fields plus an id and a delivery count)."""
+"""The task object handed to ``Worker.work`` (0.27 fields plus an id and a delivery count),
+and the progress record a task reports (``Worker.set_progress``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import time
 import typing
 
-__all__ = ["Task", "new_task_id", "new_task_ids"]
+__all__ = ["Progress", "Task", "new_task_id", "new_task_ids"]
 
 # A random per-process prefix plus a counter: unique across processes and hosts
 # (64 random bits per process), and an order of magnitude cheaper than uuid4 per task.
@@ -57,3 +58,17 @@ class Task:
     run_count: int = 0
     id: str = dataclasses.field(default_factory=new_task_id)
     deliveries: int = dataclasses.field(default=0, compare=False)
+
+
+class Progress(typing.NamedTuple):
+    """The last progress a task recorded with ``Worker.set_progress``.
+
+    Attributes:
+        fraction: how much is done, from 0.0 to 1.0.
+        message: what the task said with it, or None.
+        updated_at: Unix seconds when the task recorded it.
+    """
+
+    fraction: float
+    message: str | None
+    updated_at: float

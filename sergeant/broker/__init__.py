@@ -28,6 +28,7 @@ from sergeant.broker.admission import (
     LeasedTask,
 )
 from sergeant.broker.fleet import Fleet, QueueCounts
+from sergeant.broker.progress import ProgressKeeping
 from sergeant.broker.rejects import RejectLog
 from sergeant.broker.results import ResultStore
 from sergeant.config import Connector as ConnectorConfig
@@ -75,11 +76,12 @@ KILL_NOTE_TTL_SECONDS = kill_note.TTL_SECONDS
 kill_note_key = kill_note.key
 
 
-class Broker(Admission, QueueAdministration, Fleet):
+class Broker(Admission, QueueAdministration, Fleet, ProgressKeeping):
     """Task-level operations on one connector with one encoder (the counts, purges,
     dead letters and locks come from ``QueueAdministration``; presence and owner-wide
-    lease keeping from ``Fleet``). Nothing above this layer touches a connector or an
-    encoder: the records they share (``Delivery``, ``DeadLetter``...) are re-exported here.
+    lease keeping from ``Fleet``; task progress from ``ProgressKeeping``). Nothing
+    above this layer touches a connector or an encoder: the records they share
+    (``Delivery``, ``DeadLetter``...) are re-exported here.
     """
 
     def __init__(self, connector: Connector, encoder: Encoder) -> None:

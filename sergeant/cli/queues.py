@@ -43,6 +43,15 @@ def _ago(since: object, now: float) -> str:
     return f"{now - since:.1f}s" if isinstance(since, (int, float)) else "-"
 
 
+def _progress(progress: object) -> str:
+    """A heartbeat's ``current_task_progress`` as ``42% message``, or ``-``."""
+    if not isinstance(progress, dict) or not isinstance(progress.get("fraction"), (int, float)):
+        return "-"
+    message = progress.get("message")
+    percent = f"{progress['fraction']:.0%}"
+    return f"{percent} {message}" if message else percent
+
+
 def _tables(rows: list[_stats.QueueStats]) -> Group:
     """The queues table, then one table of the live workers (with their current task)."""
     queues = Table(title=f"sergeant stats  {time.strftime('%H:%M:%S')}")
@@ -58,6 +67,7 @@ def _tables(rows: list[_stats.QueueStats]) -> Group:
         workers.add_column(title, justify="left" if title == "up" else "right")
     id_column(workers, "current task", (worker.get("current_task_id") or "-" for _, worker in live))
     workers.add_column("for")
+    workers.add_column("progress", overflow="fold")
     now = time.time()
     for queue, worker in live:
         workers.add_row(
@@ -68,6 +78,7 @@ def _tables(rows: list[_stats.QueueStats]) -> Group:
             str(worker.get("done_last_minute")),
             str(worker.get("current_task_id") or "-"),
             _ago(worker.get("current_task_since"), now),
+            _progress(worker.get("current_task_progress")),
         )
     return Group(queues, workers)
 
@@ -90,7 +101,8 @@ _JSON_KINDS: dict[type, str] = {
 @click.option("--watch", type=float, default=None, metavar="SECONDS", help="Refresh in place.")
 def stats(broker: str, queues: tuple[str, ...], as_json: bool, watch: float | None) -> None:
     """Show ready (HIGH / NORMAL), delayed, leased (running) and dead tasks per queue,
-    the tasks done in the last minute, and the live workers with their current task.
+    the tasks done in the last minute, and the live workers with their current task
+    and its progress (Worker.set_progress).
 
     The rate and the workers come from the workers' heartbeats (every 5 s at most),
     so they lag by a few seconds; a worker that exited is gone within 15 s.

@@ -147,6 +147,8 @@ class Consumer(LeaseLoop, PopLoop):
         """
         self.thread_state.task = None
         self.tasks_done += 1
+        if self.progress.cells:  # only tasks that reported progress pay for this
+            self.progress.finish(task.id)
         key = id(task)
         self._current.pop(key, None)
         running = self._running  # empty at-most-once: nothing more to do then
@@ -235,7 +237,9 @@ class Consumer(LeaseLoop, PopLoop):
         """Publish this worker's heartbeat, alive for a few heartbeat intervals; a full
         broker's refusal is logged once a minute (the worker goes on, unlisted)."""
         ttl = heartbeat_interval(self.config) * _presence.HEARTBEAT_TTL_FACTOR
-        info = self.presence.info(self.tasks_done, self._current.copy().values())
+        info = self.presence.info(
+            self.tasks_done, self._current.copy().values(), self.progress.latest
+        )
         try:
             self.broker.register_worker(self.presence.worker_id, info, ttl)
         except BrokerFull as exc:

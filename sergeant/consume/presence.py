@@ -7,7 +7,12 @@ vanishes from ``sergeant stats`` within that time. The info is JSON (orjson)::
 
     {"id": "host:pid:abcd", "host": ..., "pid": ..., "queue": ..., "started": <Unix s>,
      "heartbeat_at": <Unix s>, "tasks_done": n, "done_last_minute": m, "running": k,
-     "current_task_id": "..." | null, "current_task_since": <Unix s> | null}
+     "current_task_id": "..." | null, "current_task_since": <Unix s> | null,
+     "current_task_progress": {"fraction": f, "message": "..." | null} | null}
+
+``current_task_progress`` is the current task's latest ``Worker.set_progress`` value,
+read from memory (its message cut to :data:`PROGRESS_MESSAGE_MAX_CHARS`, to keep the
+record small); null until the task reports one.
 
 ``done_last_minute`` counts tasks settled in the last 60 s, so summing it over live
 workers gives a queue's rate without a write per task. Nothing is counted per task:
@@ -28,12 +33,24 @@ import uuid
 
 import orjson
 
-__all__ = ["HEARTBEAT_SECONDS", "HEARTBEAT_TTL_FACTOR", "Presence", "decode"]
+__all__ = [
+    "HEARTBEAT_SECONDS",
+    "HEARTBEAT_TTL_FACTOR",
+    "PROGRESS_MESSAGE_MAX_CHARS",
+    "Presence",
+    "ProgressLookup",
+    "decode",
+]
 
 #: Longest pause, in seconds, between two heartbeats of a worker.
 HEARTBEAT_SECONDS = 5.0
 #: A heartbeat stays alive this many intervals, so one late beat is not a death.
 HEARTBEAT_TTL_FACTOR = 3.0
+#: Longest progress message a heartbeat carries (the full one is in the progress record).
+PROGRESS_MESSAGE_MAX_CHARS = 200
+
+#: The latest ``(fraction, message)`` of a running task by its id, or None.
+ProgressLookup = typing.Callable[[str], "tuple[float, str | None] | None"]
 
 _WINDOW_SECONDS = 60
 
@@ -56,15 +73,22 @@ class Presence:
         self._samples: collections.deque[tuple[float, int]] = collections.deque()
         self._samples.append((time.monotonic(), 0))
 
-    def info(self, tasks_done: int, running: typing.Iterable[tuple[str, float]]) -> bytes:
+    def info(
+        self,
+        tasks_done: int,
+        running: typing.Iterable[tuple[str, float]],
+        progress: ProgressLookup | None = None,
+    ) -> bytes:
         """The heartbeat's JSON (see the module docstring); samples ``tasks_done``.
 
         Args:
             tasks_done: tasks settled since the worker started.
             running: the tasks running now: ``(task id, Unix seconds it started)``.
+            progress: the latest progress of a running task, by its id.
         """
         running = sorted(running, key=lambda item: item[1])
         current = running[0] if running else (None, None)
+        latest = progress(current[0]) if progress is not None and current[0] is not None else None
         document: dict[str, typing.Any] = {
             **self._fixed,
             "started": self.started,
@@ -74,6 +98,9 @@ class Presence:
             "running": len(running),
             "current_task_id": current[0],
             "current_task_since": current[1],
+            "current_task_progress": None
+            if latest is None
+            else {"fraction": latest[0], "message": _short(latest[1])},
         }
         return orjson.dumps(document)
 
@@ -88,6 +115,10 @@ class Presence:
         # Tasks done at the window's start, at a steady pace between the two samples.
         done_then = old_done + (new_done - old_done) * (since - old_at) / (new_at - old_at)
         return tasks_done - round(done_then)
+
+
+def _short(message: str | None) -> str | None:
+    return message if message is None else message[:PROGRESS_MESSAGE_MAX_CHARS]
 
 
 def decode(infos: typing.Iterable[bytes], queue: str | None = None) -> list[dict[str, typing.Any]]:

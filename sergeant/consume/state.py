@@ -16,11 +16,13 @@ import typing
 
 from sergeant.broker import Broker, Delivery
 from sergeant.broker import running as _running
+from sergeant.broker.progress import progress_ttl
 from sergeant.config import WorkerConfig
 from sergeant.consume.backoff import RETRYABLE, retry_call
 from sergeant.consume.heartbeat import Heartbeat
 from sergeant.consume.prefetch import PendingPull, pulls_ahead
 from sergeant.consume.presence import Presence
+from sergeant.consume.progress import ProgressBook
 from sergeant.objects import Task
 
 __all__ = ["CLOSE_RETRY_SECONDS", "ConsumerState", "CurrentTask", "StarvationCallback"]
@@ -86,6 +88,8 @@ class ConsumerState:
         self._progress = (0, time.monotonic())  # (tasks_done, when it last moved)
         self._heartbeat: Heartbeat | None = None
         self.presence = Presence(self.queue)
+        #: The running tasks' ``Worker.set_progress`` values (see ``consume.progress``).
+        self.progress = ProgressBook(broker, progress_ttl(config.result_ttl_seconds))
         # Where the supervisor finds the running task if this process dies; the lean
         # form (one thread) is written here, one store per task (see broker.running).
         self._record = _running.RunningRecord(config.number_of_threads, broker.names_running_by)

@@ -33,6 +33,7 @@ from sergeant.objects import Task
 from sergeant.worker.admin import Administering
 from sergeant.worker.loop import WorkerSummary, WorkLoop
 from sergeant.worker.produce import Producing
+from sergeant.worker.progress import Reporting
 
 __all__ = [
     "Worker",
@@ -51,7 +52,7 @@ _W = typing.TypeVar("_W", bound="Worker")
 _LOG_FORMAT = "%(asctime)s %(name)-12s %(process)d %(levelname)-8s %(message)s"
 
 
-class Worker(WorkLoop, Producing, Administering):
+class Worker(WorkLoop, Producing, Administering, Reporting):
     """Base class of a Sergeant worker.
 
     Its producing, administration and loop methods live in mixins, one per concern.

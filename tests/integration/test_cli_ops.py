@@ -139,6 +139,42 @@ def test_stats_shows_live_workers_their_current_task_and_rate(
     assert stats(broker_url, "ops")["workers"] == []  # unregistered on exit
 
 
+def test_stats_shows_the_running_tasks_progress(
+    broker_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stats --json (and the table) show the running task's last set_progress value."""
+    from tests.workers import ops
+
+    monkeypatch.setenv("SERGEANT_TEST_BROKER_URL", broker_url)
+    monkeypatch.setenv("SERGEANT_TEST_MAX_TASKS", "1")
+    monkeypatch.setenv("COLUMNS", "200")  # the table's cells unfolded
+    ops.RELEASE.clear()
+    with ops.OpsWorker() as worker:
+        worker.init_worker()
+        held = worker.push_task({"progress": 0.4, "message": "page 4 of 10", "hold": True})
+        loop = threading.Thread(target=worker.work_loop)
+        loop.start()
+        try:
+
+            def reported() -> bool:
+                [worker_row] = stats(broker_url, "ops")["workers"]
+                return bool(
+                    worker_row["current_task_id"] == held
+                    and worker_row["current_task_progress"]
+                    == {"fraction": 0.4, "message": "page 4 of 10"}
+                )
+
+            wait_until(reported, timeout=20, message="the heartbeat with the task's progress")
+            table = sergeant("stats", "-b", broker_url, "ops").output
+            assert "40% page 4 of 10" in table
+        finally:
+            ops.RELEASE.set()
+            loop.join(timeout=30)
+        progress = worker.get_progress(held)
+        assert progress is not None
+        assert (progress.fraction, progress.message) == (0.4, "page 4 of 10")
+
+
 def test_purge_asks_then_empties(broker_url: str, connector: BaseConnector) -> None:
     """purge asks first (no keeps everything); --yes empties the queue."""
     connector.push_many("q", [b"a", b"b"])

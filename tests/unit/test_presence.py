@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from sergeant.consume.presence import Presence
+from sergeant.consume.presence import PROGRESS_MESSAGE_MAX_CHARS, Presence
 
 
 def test_running_tasks_and_the_current_one() -> None:
@@ -19,6 +19,22 @@ def test_running_tasks_and_the_current_one() -> None:
     assert (info["queue"], info["tasks_done"]) == ("q", 3)
     info = orjson.loads(presence.info(3, []))
     assert (info["running"], info["current_task_id"], info["current_task_since"]) == (0, None, None)
+
+
+def test_the_current_tasks_progress_with_a_short_message() -> None:
+    """The current task's latest progress rides along, its message cut short; else null."""
+    presence = Presence("q")
+    latest = {"first": (0.25, "x" * 1_000), "second": (0.5, None)}
+    info = orjson.loads(presence.info(0, [("second", 20.0), ("first", 10.0)], latest.get))
+    assert info["current_task_progress"] == {
+        "fraction": 0.25,
+        "message": "x" * PROGRESS_MESSAGE_MAX_CHARS,
+    }
+    info = orjson.loads(presence.info(0, [("second", 20.0)], latest.get))
+    assert info["current_task_progress"] == {"fraction": 0.5, "message": None}
+    info = orjson.loads(presence.info(0, [("third", 20.0)], latest.get))
+    assert info["current_task_progress"] is None
+    assert orjson.loads(presence.info(0, [], latest.get))["current_task_progress"] is None
 
 
 def test_done_last_minute_from_the_heartbeats_samples() -> None:

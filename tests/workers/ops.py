@@ -4,7 +4,8 @@
 (default ``ops``), ``SERGEANT_TEST_MAX_TASKS`` its ``max_tasks_per_run`` (default 0),
 ``SERGEANT_TEST_RESULT_TTL`` its ``result_ttl_seconds`` (default 60). A task returns
 ``kwargs['value']``, raises ``ValueError`` when ``kwargs['fail']``, sleeps
-``kwargs['sleep']`` seconds, and waits for :data:`RELEASE` when ``kwargs['hold']``
+``kwargs['sleep']`` seconds, reports ``kwargs['progress']`` (with the message
+``kwargs.get('message')``) first, and waits for :data:`RELEASE` when ``kwargs['hold']``
 (in-process tests only).
 """
 
@@ -35,6 +36,8 @@ class OpsWorker(worker.Worker):
         )
 
     def work(self, task: objects.Task) -> typing.Any:
+        if "progress" in task.kwargs:
+            self.set_progress(float(task.kwargs["progress"]), task.kwargs.get("message"))
         if task.kwargs.get("hold"):
             RELEASE.wait(30)
         if task.kwargs.get("sleep"):
