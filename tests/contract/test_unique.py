@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from sergeant.connector import Connector, Delivery
+from tests.servers import wait_until
 
 LEASE = 30.0
 OWNER = "worker-test"
@@ -97,3 +98,29 @@ def test_keys_are_per_queue(connector: Connector, queue: str) -> None:
     connector.push_unique(queue, [b"a"], ["k"], ["id-1"])
     assert connector.push_unique(queue + "-other", [b"b"], ["k"], ["id-2"]) == ["id-2"]
     connector.purge(queue + "-other")
+
+
+def test_a_reclaimed_item_keeps_its_key_until_past_the_bound(
+    connector: Connector, queue: str
+) -> None:
+    """Reclaimed and requeued: still held; reclaimed past the delivery bound: free."""
+    connector.push_unique(queue, [b"a"], ["k"], ["id-1"])
+    for attempt in (1, 2):
+        assert len(connector.lease_many(queue, 1, OWNER, 0.1)) == 1
+
+        def reclaimed() -> bool:
+            result = connector.reclaim_expired(queue, 2)
+            return result.requeued + result.dead_lettered == 1
+
+        wait_until(reclaimed, timeout=10, message="the lease to expire")
+        expected = "id-1" if attempt == 1 else "id-2"
+        assert connector.push_unique(queue, [b"b"], ["k"], ["id-2"]) == [expected]
+    assert connector.dead_count(queue) == 1
+
+
+def test_a_dead_item_requeued_holds_no_key(connector: Connector, queue: str) -> None:
+    connector.push_unique(queue, [b"a"], ["k"], ["id-1"])
+    connector.dead_letter_many(queue, lease_all(connector, queue), "bad")
+    assert connector.requeue_dead(queue) == 1
+    assert connector.push_unique(queue, [b"b"], ["k"], ["id-2"]) == ["id-2"]
+    assert sorted(connector.pop_many(queue, 10)) == [b"a", b"b"]

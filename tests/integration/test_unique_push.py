@@ -1,5 +1,8 @@
 """Unique pushes from several processes: 100 concurrent pushes of one key from 4
-processes store one task; once it is acknowledged, the key can be pushed again."""
+processes store one task; once it is acknowledged, the key can be pushed again.
+
+The ledger is independent of the pushes' answers: every stored task is leased and
+acknowledged, and counted."""
 
 from __future__ import annotations
 
@@ -66,14 +69,16 @@ def _drain_by_lease(connector: Connector, queue: str) -> int:
     return count
 
 
-@pytest.mark.parametrize("kind", ["local", "redis"])
+@pytest.mark.parametrize("kind", ["local", "redis", "mongo"])
 def test_concurrent_pushes_of_one_key_store_one_task(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path, queue: str
 ) -> None:
     if kind == "local":
         params: dict[str, typing.Any] = {"file_path": str(tmp_path / "broker.sqlite3")}
-    else:
+    elif kind == "redis":
         params = {"nodes": [request.getfixturevalue("redis_node")]}
+    else:
+        params = request.getfixturevalue("mongo_params")
     connector = create(kind, params)
     try:
         holders = _push_from_processes(kind, params, queue, "first")
