@@ -1,4 +1,5 @@
-"""The Redis push: every push of entries on one node (or one cluster) goes through :func:`push`.
+"""The Redis push: every push of entries on one node (or one cluster) goes through
+:func:`push`, or :func:`push_unique` when the entries hold unique keys.
 
 ``push.lua`` defines what a push does; the other cases send the same commands
 without the script, where the script costs more than the work:

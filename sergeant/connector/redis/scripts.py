@@ -15,7 +15,7 @@ purge_dead, requeue_dead, the lock and worker-registry ones) begin with
 :data:`ALLOW_OOM`, so Redis 7+ runs them above ``maxmemory``; what they write
 (a lease record, a heartbeat) is small beside what they free. ``requeue_dead``
 is among them: it moves dead entries back and drops their records, adding
-nothing. Push is not, so a full Redis refuses new tasks (``BrokerFull``), and
+nothing. Push and push_unique are not, so a full Redis refuses new tasks (``BrokerFull``), and
 so are the read-only scripts, which never need it. A server older than 7 reads
 the flag line as Lua and refuses to load it: the script then falls back to its
 source without that line, once per script and client.
