@@ -78,7 +78,13 @@ class BrokerFull(ConnectorError):
 
 
 class ConnectionLost(ConnectorError):
-    """The connection to the broker broke during an operation; it may be retried."""
+    """The connection to the broker broke during an operation; it may be retried.
+
+    A push that raised it may or may not have been stored. To retry it safely, push
+    with a ``unique_key`` (``Worker.push_task(..., unique_key=...)``): the retry
+    stores the task only if the first attempt did not, and returns the stored
+    task's id either way (while that task is queued or running).
+    """
 
 
 class EncodingError(SergeantError):

@@ -13,7 +13,6 @@ watchdog left a kill note for it (see ``sergeant.broker.kill_note``), else ``'wo
 from __future__ import annotations
 
 import logging
-import time
 import typing
 
 from sergeant.broker import kill_note
@@ -28,6 +27,7 @@ from sergeant.broker.admission import (
     LeasedTask,
 )
 from sergeant.broker.fleet import Fleet, QueueCounts
+from sergeant.broker.produce import Producing
 from sergeant.broker.progress import ProgressKeeping
 from sergeant.broker.rejects import RejectLog
 from sergeant.broker.results import ResultStore
@@ -76,12 +76,13 @@ KILL_NOTE_TTL_SECONDS = kill_note.TTL_SECONDS
 kill_note_key = kill_note.key
 
 
-class Broker(Admission, QueueAdministration, Fleet, ProgressKeeping):
-    """Task-level operations on one connector with one encoder (the counts, purges,
-    dead letters and locks come from ``QueueAdministration``; presence and owner-wide
-    lease keeping from ``Fleet``; task progress from ``ProgressKeeping``). Nothing
-    above this layer touches a connector or an encoder: the records they share
-    (``Delivery``, ``DeadLetter``...) are re-exported here.
+class Broker(Producing, Admission, QueueAdministration, Fleet, ProgressKeeping):
+    """Task-level operations on one connector with one encoder (pushes come from
+    ``Producing``; decoding what is handed out from ``Admission``; the counts, purges,
+    dead letters and locks from ``QueueAdministration``; presence and owner-wide lease
+    keeping from ``Fleet``; task progress from ``ProgressKeeping``). Nothing above this
+    layer touches a connector or an encoder: the records they share (``Delivery``,
+    ``DeadLetter``...) are re-exported here.
     """
 
     def __init__(self, connector: Connector, encoder: Encoder) -> None:
@@ -111,36 +112,6 @@ class Broker(Admission, QueueAdministration, Fleet, ProgressKeeping):
     def _dead_lettered(self, queue: str, reason: str, moved: int) -> None:
         if moved and self.on_dead_letter is not None:
             self.on_dead_letter(queue, reason)
-
-    # -- producing ----------------------------------------------------------------
-
-    def push_tasks(
-        self,
-        queue: str,
-        tasks: typing.Sequence[Task],
-        priority: Priority = "NORMAL",
-        consumable_from: float = 0.0,
-    ) -> int:
-        """Encode and push tasks in one batch; returns how many were pushed."""
-        payloads = self.encoder.encode_many(tasks)
-        return self.connector.push_many(queue, payloads, priority, consumable_from)
-
-    def push_new(
-        self,
-        queue: str,
-        ids: typing.Sequence[str],
-        kwargs_list: typing.Sequence[dict[str, typing.Any]],
-        trace_id: str | None,
-        priority: Priority,
-        consumable_from: float,
-    ) -> int:
-        """Push new tasks made from their ids and kwargs, in one batch; returns how many.
-
-        The fast path of ``Worker.push_tasks``: envelopes straight from kwargs, no
-        ``Task`` object per task.
-        """
-        payloads = self.encoder.encode_new(ids, kwargs_list, trace_id, time.time())
-        return self.connector.push_many(queue, payloads, priority, consumable_from)
 
     # -- consuming ----------------------------------------------------------------
 

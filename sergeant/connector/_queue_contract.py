@@ -46,6 +46,43 @@ class QueueContract(abc.ABC):
                 settles and dead-letters what it holds, so workers drain it.
         """
 
+    def push_unique(
+        self,
+        queue: str,
+        items: typing.Sequence[bytes],
+        unique_keys: typing.Sequence[str | None],
+        task_ids: typing.Sequence[str],
+        priority: Priority = "NORMAL",
+        consumable_from: float = 0.0,
+    ) -> list[str]:
+        """Push items that hold a key while they live in the queue, in one atomic step.
+
+        An item whose key is held (by an item of ``queue`` that is ready, delayed or
+        leased) is not stored; the others are appended in order, as by
+        :meth:`push_many`. A key is held from the push that stores its item until
+        that item leaves the queue for good: acknowledged, popped, dead-lettered (by
+        any path) or purged. A release, a reclaim or a charge that requeues keeps it.
+        A later item of the same call with the key of an earlier one is not stored.
+        An item whose key is None is always stored and holds nothing. On several
+        independent nodes a keyed item goes to the node its key hashes to, so the
+        check and the store are one step on one node.
+
+        Args:
+            queue, priority, consumable_from: as for :meth:`push_many`.
+            items: the payloads, in push order.
+            unique_keys: one key (or None) per item.
+            task_ids: one opaque id per item, handed back to later pushes of its key.
+
+        Returns:
+            Per item, the id of the item now holding its key: its own when it was
+            stored (always, for a None key).
+
+        Raises:
+            ValueError: the three sequences differ in length.
+            BrokerFull: as for :meth:`push_many`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support unique pushes")
+
     def push(
         self,
         queue: str,

@@ -23,7 +23,7 @@ import itertools
 import random
 import typing
 
-from sergeant.connector import base
+from sergeant.connector import _unique, base
 from sergeant.connector._polling import poll
 from sergeant.connector._spread_by_name import ByName, member_index
 from sergeant.connector.base import (
@@ -113,6 +113,37 @@ class Spread(ByName, base.Connector):
             if end > begin:
                 member.push_many(queue, payloads[begin:end], priority, consumable_from)
         return len(payloads)
+
+    def push_unique(
+        self,
+        queue: str,
+        items: typing.Sequence[bytes],
+        unique_keys: typing.Sequence[str | None],
+        task_ids: typing.Sequence[str],
+        priority: Priority = "NORMAL",
+        consumable_from: float = 0.0,
+    ) -> list[str]:
+        """Push keyed items each to the member its key hashes to, so one member holds
+        each key; each member's part is one push there."""
+        if self._one is not None:
+            return self._one.push_unique(
+                queue, items, unique_keys, task_ids, priority, consumable_from
+            )
+        _unique.check(items, unique_keys, task_ids)
+        members = self._members
+        holders = [""] * len(items)
+        for index, positions in _unique.groups(queue, unique_keys, len(members)).items():
+            part = members[index].push_unique(
+                queue,
+                [items[p] for p in positions],
+                [unique_keys[p] for p in positions],
+                [task_ids[p] for p in positions],
+                priority,
+                consumable_from,
+            )
+            for position, holder in zip(positions, part, strict=True):
+                holders[position] = holder
+        return holders
 
     def pop_many(self, queue: str, count: int) -> list[bytes]:
         """Remove and return up to ``count`` ready items, every member visited."""

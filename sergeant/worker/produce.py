@@ -35,8 +35,17 @@ class Producing:
         priority: Priority = "NORMAL",
         consumable_from: float | None = None,
         trace_id: str | None = None,
+        unique_key: str | None = None,
     ) -> str:
         """Push one task; returns its id.
+
+        With ``unique_key``, the task is stored only if no task holding that key is
+        queued, delayed or running in the queue; otherwise nothing is stored and the
+        holder's id is returned. The key is free again once its task is settled
+        (acknowledged, dead-lettered or purged; popped, under at-most-once). The
+        broker checks and stores in one atomic step. It is also the safe retry of a
+        push that raised ``ConnectionLost`` (which may or may not have stored it):
+        push again with the same key and get the stored task's id, or store it now.
 
         Args:
             kwargs: the task's arguments.
@@ -45,15 +54,19 @@ class Producing:
             consumable_from: Unix seconds before which the task is not handed out.
             trace_id: a correlation id; inside ``work`` it defaults to the running
                 task's trace id.
+            unique_key: a non-empty str; see above.
 
         Raises:
             TypeError: ``kwargs`` is not a dict (with str keys, under the msgpack
-                and json serializers); nothing is pushed.
+                and json serializers), or ``unique_key`` is not a str; nothing is
+                pushed.
+            ValueError: ``unique_key`` is empty.
             sergeant.errors.EncodingError: a value cannot be encoded by the serializer.
             sergeant.errors.ConnectorError: the broker did not take the task.
         """
         checked = checked_kwargs([kwargs], "push_task(kwargs)", False, self._serializer_name)
-        return self._push(checked, task_name, priority, consumable_from, trace_id)[0]
+        keys = None if unique_key is None else _checked_keys([unique_key], 1, "push_task")
+        return self._push(checked, task_name, priority, consumable_from, trace_id, keys)[0]
 
     def push_tasks(
         self,
@@ -62,10 +75,19 @@ class Producing:
         priority: Priority = "NORMAL",
         consumable_from: float | None = None,
         trace_id: str | None = None,
+        unique_keys: typing.Sequence[str | None] | None = None,
     ) -> list[str]:
         """Push many tasks in one batch; returns their ids in order (see ``push_task``).
 
         Nothing is pushed when an item is refused; the error names its index.
+        ``unique_keys`` gives one key (or None) per task, as ``push_task``'s
+        ``unique_key``; each returned id is then that of the task holding the key.
+        A later task with the key of an earlier one in the same call is not stored
+        and gets the earlier one's id.
+
+        Raises:
+            ValueError: ``unique_keys`` is not as long as ``kwargs_list``, or holds an
+                empty key.
         """
         if isinstance(kwargs_list, (dict, str, bytes)):
             raise TypeError(
@@ -76,7 +98,10 @@ class Producing:
         checked = checked_kwargs(
             kwargs_list, "push_tasks(kwargs_list)", True, self._serializer_name
         )
-        return self._push(checked, task_name, priority, consumable_from, trace_id)
+        keys = None
+        if unique_keys is not None:
+            keys = _checked_keys(unique_keys, len(checked), "push_tasks")
+        return self._push(checked, task_name, priority, consumable_from, trace_id, keys)
 
     @property
     def _serializer_name(self) -> str:
@@ -89,9 +114,20 @@ class Producing:
         priority: Priority,
         consumable_from: float | None,
         trace_id: str | None,
+        unique_keys: typing.Sequence[str | None] | None = None,
     ) -> list[str]:
         _check_priority(priority)
         ids = new_task_ids(len(kwargs_list))
+        if unique_keys is not None:
+            return self.broker.push_new_unique(
+                task_name or self.config.name,
+                ids,
+                kwargs_list,
+                unique_keys,
+                trace_id or self.get_trace_id(),
+                priority,
+                consumable_from or 0.0,
+            )
         self.broker.push_new(
             task_name or self.config.name,
             ids,
@@ -132,3 +168,25 @@ class Producing:
 def _check_priority(priority: str) -> None:
     if priority not in ("NORMAL", "HIGH"):
         raise ConfigError(f"priority is {priority!r}; use 'NORMAL' or 'HIGH'")
+
+
+def _checked_keys(
+    unique_keys: typing.Sequence[str | None], count: int, where: str
+) -> list[str | None]:
+    """The keys as a list, refused unless one per task, each None or a non-empty str."""
+    if isinstance(unique_keys, (str, bytes)):
+        raise TypeError(f"{where}(unique_keys) is a {type(unique_keys).__name__}; pass a list")
+    keys = list(unique_keys)
+    if len(keys) != count:
+        raise ValueError(
+            f"{where}(unique_keys) has {len(keys)} keys for {count} tasks; give one "
+            "(or None) per task"
+        )
+    for index, key in enumerate(keys):
+        if key is None:
+            continue
+        if not isinstance(key, str):
+            raise TypeError(f"{where}: unique key {index} is a {type(key).__name__}, not a str")
+        if not key:
+            raise ValueError(f"{where}: unique key {index} is empty; use a non-empty str")
+    return keys

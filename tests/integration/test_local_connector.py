@@ -203,6 +203,28 @@ def test_schema_version_and_wal_are_set(path: str) -> None:
         check.close()
 
 
+def test_a_version_2_file_migrates_and_keeps_its_tasks(path: str) -> None:
+    """A file of schema version 2 gets the unique columns and index; its rows, which
+    hold no key, stay and are handed out as before."""
+    raw = sqlite3.connect(path)
+    for step in (0, 1):
+        for statement in local_schema.MIGRATIONS[step]:
+            raw.execute(statement)
+    raw.execute("PRAGMA user_version = 2")
+    raw.execute(sql.INSERT_TASK, (QUEUE, sql.PRIORITY_NORMAL, 1, 0.0, b"old"))
+    raw.commit()
+    raw.close()
+    with Connector(path) as connector:
+        assert connector.push_unique(QUEUE, [b"new"], ["k"], ["id-1"]) == ["id-1"]
+        assert connector.push_unique(QUEUE, [b"dup"], ["k"], ["id-2"]) == ["id-1"]
+        assert connector.pop_many(QUEUE, 10) == [b"old", b"new"]
+    check = sqlite3.connect(path)
+    try:
+        assert check.execute("PRAGMA user_version").fetchone()[0] == local_schema.SCHEMA_VERSION
+    finally:
+        check.close()
+
+
 def test_newer_schema_is_refused(path: str) -> None:
     """A file written by a newer Sergeant is refused with what to do."""
     raw = sqlite3.connect(path)

@@ -21,7 +21,7 @@ import typing
 import uuid
 from collections.abc import Sequence
 
-from sergeant.connector import base
+from sergeant.connector import _unique, base
 from sergeant.connector.base import Delivery, Priority, ReclaimResult
 from sergeant.connector.memory import steps
 from sergeant.connector.memory.dead import DeadLetters
@@ -72,11 +72,57 @@ class Connector(DeadLetters, KeysAndWorkers, base.Connector):
 
         return self._locked(push)
 
+    def push_unique(
+        self,
+        queue: str,
+        items: Sequence[bytes],
+        unique_keys: Sequence[str | None],
+        task_ids: Sequence[str],
+        priority: Priority = "NORMAL",
+        consumable_from: float = 0.0,
+    ) -> list[str]:
+        """See :meth:`sergeant.connector.Connector.push_unique`; checked and stored
+        under the store's lock."""
+        _unique.check(items, unique_keys, task_ids)
+        high = priority == "HIGH"
+
+        def push(data: Store) -> list[str]:
+            target = data.queue(queue)
+            holders, stored = [], []
+            for payload, key, task_id in zip(items, unique_keys, task_ids, strict=True):
+                held = target.unique.get(key) if key is not None else None
+                if held is not None:
+                    holders.append(held[0])
+                    continue
+                item = Item(uuid.uuid4().hex, bytes(payload), high, unique_key=key)
+                if key is not None:
+                    target.unique[key] = (task_id, item)
+                holders.append(task_id)
+                stored.append(item)
+            due = consumable_from if consumable_from > time.time() else 0.0
+            for item in stored:
+                if due:
+                    heapq.heappush(target.delayed, (due, next(data.counter), item))
+                else:
+                    target.lane(item).append(item)
+            if stored:
+                data.cond.notify_all()
+            return holders
+
+        return self._locked(push)
+
     def pop_many(self, queue: str, count: int) -> list[bytes]:
         """See :meth:`sergeant.connector.Connector.pop_many`."""
         if count <= 0:
             return []
-        return self._locked(lambda data: [i.payload for i in steps.take(data.queue(queue), count)])
+
+        def pop(data: Store) -> list[bytes]:
+            target = data.queue(queue)
+            taken = steps.take(target, count)
+            target.free(taken)
+            return [item.payload for item in taken]
+
+        return self._locked(pop)
 
     def wait_for_items(self, queue: str, block_seconds: float) -> bool:
         """See :meth:`sergeant.connector.Connector.wait_for_items`; no polling."""
@@ -109,6 +155,7 @@ class Connector(DeadLetters, KeysAndWorkers, base.Connector):
         def purge(data: Store) -> int:
             target = data.queue(queue)
             purged = len(target.high) + len(target.normal) + len(target.delayed)
+            target.free([*target.high, *target.normal, *(d[2] for d in target.delayed)])
             target.high.clear()
             target.normal.clear()
             target.delayed.clear()
@@ -147,7 +194,14 @@ class Connector(DeadLetters, KeysAndWorkers, base.Connector):
 
     def ack_many(self, queue: str, deliveries: Sequence[Delivery]) -> int:
         """See :meth:`sergeant.connector.Connector.ack_many`."""
-        return self._locked(lambda data: len(steps.settle(data.queue(queue), deliveries)))
+
+        def ack(data: Store) -> int:
+            target = data.queue(queue)
+            held = steps.settle(target, deliveries)
+            target.free(lease.item for lease in held)
+            return len(held)
+
+        return self._locked(ack)
 
     def release_many(self, queue: str, deliveries: Sequence[Delivery]) -> int:
         """See :meth:`sergeant.connector.Connector.release_many`."""

@@ -26,6 +26,7 @@ class DeadLetters(StoreAccess):
             held = steps.settle(target, deliveries)
             now = time.time()
             target.dead.extend(Dead(lease.item, reason, error, now) for lease in held)
+            target.free(lease.item for lease in held)
             return len(held)
 
         return self._locked(bury)

@@ -79,6 +79,7 @@ def charge(
     spent = [lease for lease in leases if 0 < max_deliveries <= lease.item.deliveries]
     requeue = [lease.item for lease in leases if not 0 < max_deliveries <= lease.item.deliveries]
     target.dead.extend(Dead(lease.item, reason, error, now) for lease in spent)
+    target.free(lease.item for lease in spent)
     target.to_head(requeue)
     if requeue:
         data.cond.notify_all()

@@ -13,6 +13,7 @@ import heapq
 import itertools
 import os
 import threading
+import typing
 
 from sergeant.errors import ConnectorError
 
@@ -27,6 +28,8 @@ class Item:
     payload: bytes
     high: bool
     deliveries: int = 0
+    #: The key it holds while it lives in the queue (``push_unique``), if any.
+    unique_key: str | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -60,6 +63,17 @@ class QueueData:
     #: By token: a token alone names its lease.
     leased: dict[int, Lease] = dataclasses.field(default_factory=dict)
     dead: collections.deque[Dead] = dataclasses.field(default_factory=collections.deque)
+    #: Held unique keys: key -> (task id, the item holding it).
+    unique: dict[str, tuple[str, Item]] = dataclasses.field(default_factory=dict)
+
+    def free(self, items: typing.Iterable[Item]) -> None:
+        """Free the keys of items that leave the queue for good."""
+        if not self.unique:
+            return  # the usual case: no unique items in this queue
+        for item in items:
+            if item.unique_key is not None:
+                self.unique.pop(item.unique_key, None)
+                item.unique_key = None
 
     def lane(self, item: Item) -> collections.deque[Item]:
         return self.high if item.high else self.normal

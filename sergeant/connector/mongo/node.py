@@ -6,7 +6,7 @@ Collections of the ``database`` (default ``'sergeant'``):
 * ``tasks``: one document per ready, delayed or leased item::
 
       {_id: ObjectId, queue, state, priority, seq, eta, payload, deliveries,
-       claim, owner, deadline}
+       claim, owner, deadline[, unique_key, task_id]}
 
   ``state`` is ``'r'`` (ready, or delayed while ``eta`` is in the future), ``'l'``
   (leased until ``deadline``) or ``'m'`` (being moved to ``dead``). ``priority`` is
@@ -16,7 +16,8 @@ Collections of the ``database`` (default ``'sergeant'``):
   entry into ready takes a fresh ``seq`` that is never reused, so ``(_id, seq)``
   names one stay in ready: a claim that matches every candidate it read knows it
   got them unchanged and needs no second read. Indexes: ``(queue, state,
-  priority, seq)`` and ``claim``.
+  priority, seq)``, ``claim``, and unique ``(queue, unique_key)`` over the documents
+  that hold a key (see ``unique``).
 * ``dead``: ``{_id (the item's), queue, seq, payload, reason, error, deliveries,
   dead_at, claim}``, oldest first by ``(dead_at, seq)``; indexes ``(queue,
   dead_at, seq)`` and ``claim``.
@@ -57,7 +58,7 @@ from collections.abc import Sequence
 import pymongo
 from pymongo.database import Database
 
-from sergeant.connector import base
+from sergeant.connector import _unique, base
 from sergeant.connector._polling import poll
 from sergeant.connector.base import DeadLetter, Delivery, Priority, ReclaimResult
 from sergeant.connector.mongo import keys as mongo_keys
@@ -82,6 +83,7 @@ from sergeant.connector.mongo.support import (
     where,
     wrap_errors,
 )
+from sergeant.connector.mongo.unique import push_unique
 
 __all__ = [
     "Lock",
@@ -139,6 +141,23 @@ class Node(base.Connector):
         ]
         self._database().tasks.insert_many(documents, ordered=True)
         return len(documents)
+
+    @wrap_errors
+    def push_unique(
+        self,
+        queue: str,
+        items: Sequence[bytes],
+        unique_keys: Sequence[str | None],
+        task_ids: Sequence[str],
+        priority: Priority = "NORMAL",
+        consumable_from: float = 0.0,
+    ) -> list[str]:
+        """Push items holding unique keys (see ``unique``); see ``Connector.push_unique``."""
+        if priority not in PRIORITIES:
+            raise ValueError(f"priority is {priority!r}; use 'NORMAL' or 'HIGH'")
+        _unique.check(items, unique_keys, task_ids)
+        rows = list(zip(items, unique_keys, task_ids, strict=True))
+        return push_unique(self._database(), queue, PRIORITIES[priority], consumable_from, rows)
 
     @wrap_errors
     def pop_many(self, queue: str, count: int) -> list[bytes]:

@@ -314,3 +314,10 @@ def _create_indexes(database: Database[Document]) -> None:
     database.tasks.create_index("claim")
     database.dead.create_index([("queue", 1), ("dead_at", 1), ("seq", 1)])
     database.dead.create_index("claim")
+    # One holder per unique key and queue (see ``unique``): documents without a key
+    # are outside the partial index.
+    database.tasks.create_index(
+        [("queue", 1), ("unique_key", 1)],
+        unique=True,
+        partialFilterExpression={"unique_key": {"$type": "string"}},
+    )

@@ -22,6 +22,7 @@ import math
 import time
 import typing
 
+from sergeant.connector import _unique
 from sergeant.connector.base import DeadLetter, Priority
 from sergeant.connector.redis import entries, keys, notify, push, registry, spread
 from sergeant.connector.redis._leasing import Leasing
@@ -104,6 +105,46 @@ class Connector(Leasing):
         if self._refusals.count:
             self._refusals.accepted()
         return count
+
+    def push_unique(
+        self,
+        queue: str,
+        items: typing.Sequence[bytes],
+        unique_keys: typing.Sequence[str | None],
+        task_ids: typing.Sequence[str],
+        priority: Priority = "NORMAL",
+        consumable_from: float = 0.0,
+    ) -> list[str]:
+        """Push items holding unique keys (``push.push_unique``); see the contract.
+
+        On several independent nodes each keyed item goes to the node its key hashes
+        to, so each key is checked and set on one node; each node's part is atomic.
+        """
+        if priority not in _PRIORITIES:
+            raise ConfigError(f"priority is {priority!r}; use 'NORMAL' or 'HIGH'")
+        _unique.check(items, unique_keys, task_ids)
+        k = keys.queue_keys(queue)
+        high = priority == "HIGH"
+        made = entries.make_entries(self._ids, b"H" if high else b"N", items)
+        nodes = self._all()
+        holders = [""] * len(items)
+        try:
+            for index, positions in _unique.groups(queue, unique_keys, len(nodes)).items():
+                part = push.push_unique(
+                    nodes[index],
+                    k,
+                    high,
+                    consumable_from,
+                    [made[p] for p in positions],
+                    [unique_keys[p] for p in positions],
+                    [task_ids[p] for p in positions],
+                )
+                for position, holder in zip(positions, part, strict=True):
+                    holders[position] = holder
+        except BrokerFull as exc:
+            self._refusals.refused(exc)
+            raise
+        return holders
 
     def pop_many(self, queue: str, count: int) -> list[bytes]:
         """Remove and return up to ``count`` ready items, every node visited; see the contract."""

@@ -36,6 +36,10 @@ key: a push is one RPUSH, a lease one LPOP plus one record per batch. ::
     sergeant:{emails}:dead            list    dead entries, oldest first
     sergeant:{emails}:dead:info       hash    item id -> JSON {reason, error, deliveries, dead_at}
     sergeant:{emails}:wake            list    tokens pushed on new ready items; idle leases BLPOP it
+    sergeant:{emails}:unique          hash    unique key -> item id (20 chars) + task id of the
+                                              item holding it (``push_unique``)
+    sergeant:{emails}:unique:items    hash    item id -> the unique key it holds; absent when
+                                              no item of the queue holds one
 
 Outside queues::
 
@@ -77,6 +81,8 @@ class QueueKeys(typing.NamedTuple):
     dead_info: str
     wake: str
     owned: str
+    unique: str
+    unique_items: str
 
 
 @functools.lru_cache(maxsize=4096)
@@ -96,6 +102,8 @@ def queue_keys(queue: str) -> QueueKeys:
         dead_info=base + "dead:info",
         wake=base + "wake",
         owned=base + "owned",
+        unique=base + "unique",
+        unique_items=base + "unique:items",
     )
 
 

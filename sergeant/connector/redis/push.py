@@ -1,4 +1,5 @@
-"""The Redis push: every push of entries on one node (or one cluster) goes through :func:`push`.
+"""The Redis push: every push of entries on one node (or one cluster) goes through
+:func:`push`, or :func:`push_unique` when the entries hold unique keys.
 
 ``push.lua`` defines what a push does; the other cases send the same commands
 without the script, where the script costs more than the work:
@@ -18,6 +19,9 @@ one server, delayed; or ready, fewer   one ``push.lua`` call
 than 100, lane busy; up to 2,000
 one server, delayed, more than 2,000   MULTI, one ``push.lua`` call per 2,000
                                        entries, EXEC (wake token from the first)
+a unique push (:func:`push_unique`),   one ``push_unique.lua`` call: the keys are
+any size, server or cluster            checked and set, and the entries whose
+                                       key was free appended, in one step
 =====================================  ==========================================
 
 Why the fast paths (loopback, 40-byte payloads, one push): ``push.lua`` copies
@@ -62,7 +66,7 @@ from sergeant.connector.redis.lane import Lane, bulk, command, with_head
 from sergeant.connector.redis.nodes import Node
 from sergeant.connector.redis.scripts import WAKE_TOKENS
 
-__all__ = ["MIN_MULTI_PUSH", "PLAIN_PUSH_CHUNK", "PUSH_CHUNK", "push"]
+__all__ = ["MIN_MULTI_PUSH", "PLAIN_PUSH_CHUNK", "PUSH_CHUNK", "push", "push_unique"]
 
 #: Most entries per push script call; a bigger push runs several in one MULTI/EXEC.
 PUSH_CHUNK = 2000
@@ -111,6 +115,30 @@ def push(
             node.scripts.push(k, high, eta, chunk, pipe, wake=start == 0)
         pipe.execute()
     return count
+
+
+def push_unique(
+    node: Node,
+    k: keys.QueueKeys,
+    high: bool,
+    eta: float,
+    items: typing.Sequence[bytes],
+    unique_keys: typing.Sequence[str | None],
+    task_ids: typing.Sequence[str],
+) -> list[str]:
+    """Append the entries whose unique key is free, in one ``push_unique.lua`` call
+    (the guarantee of the module docstring holds for the entries stored).
+
+    Returns:
+        Per entry, the task id holding its key (its own when it was stored).
+    """
+    if not items:
+        return []
+    triples: list[bytes | str] = []
+    for entry, key, task_id in zip(items, unique_keys, task_ids, strict=True):
+        triples += (entry, "" if key is None else key, task_id)
+    with node:
+        return node.scripts.push_unique(k, high, eta, triples)
 
 
 def _lane_push(lane: Lane, k: keys.QueueKeys, high: bool, items: typing.Sequence[bytes]) -> bool:

@@ -15,7 +15,7 @@ purge_dead, requeue_dead, the lock and worker-registry ones) begin with
 :data:`ALLOW_OOM`, so Redis 7+ runs them above ``maxmemory``; what they write
 (a lease record, a heartbeat) is small beside what they free. ``requeue_dead``
 is among them: it moves dead entries back and drops their records, adding
-nothing. Push is not, so a full Redis refuses new tasks (``BrokerFull``), and
+nothing. Push and push_unique are not, so a full Redis refuses new tasks (``BrokerFull``), and
 so are the read-only scripts, which never need it. A server older than 7 reads
 the flag line as Lua and refuses to load it: the script then falls back to its
 source without that line, once per script and client.
@@ -75,6 +75,7 @@ class LeaseRequest(typing.NamedTuple):
 
 _QUEUE_SCRIPTS = (
     "push",
+    "push_unique",
     "pop",
     "lease",
     "ack",
@@ -234,6 +235,7 @@ class Scripts:
     ) -> None:
         s = {name: _Script(client, source, lane) for name, source in SOURCES.items()}
         self._push, self._pop, self._lease = s["push"], s["pop"], s["lease"]
+        self._push_unique = s["push_unique"]
         self._ack, self._release, self._extend = s["ack"], s["release"], s["extend"]
         self._dead_letter, self._reclaim = s["dead_letter"], s["reclaim"]
         self._length, self._purge = s["length"], s["purge"]
@@ -264,6 +266,15 @@ class Scripts:
             self._push.registered(k, args, client=pipe)
             return 0
         return int(self._push(k, args))
+
+    def push_unique(
+        self, k: QueueKeys, high: bool, eta: float, triples: typing.Sequence[Arg]
+    ) -> list[str]:
+        """Append the entries of ``triples`` (entry, key or ``''``, task id) whose key
+        is free; per triple, the task id holding its key."""
+        args: list[Arg] = [repr(float(eta)) if eta > 0 else "0", WAKE_TOKENS, "H" if high else "N"]
+        holders: list[bytes | str] = self._push_unique(k, [*args, *triples])
+        return [h.decode() if isinstance(h, bytes) else h for h in holders]
 
     def pop(self, k: QueueKeys, count: int) -> list[bytes]:
         """Remove and return up to ``count`` ready entries."""

@@ -37,8 +37,9 @@ import time
 import typing
 from collections.abc import Sequence
 
+from sergeant.connector import _unique
 from sergeant.connector.base import Delivery, Priority, ReclaimResult
-from sergeant.connector.sqlite import registry, sql
+from sergeant.connector.sqlite import registry, sql, unique
 from sergeant.connector.sqlite.dead import DeadLetters
 from sergeant.connector.sqlite.keys import Keys, Lock
 from sergeant.connector.sqlite.registry import Registry
@@ -105,6 +106,35 @@ class Connector(DeadLetters, Keys, Registry):
         if self._refusals.count:
             self._refusals.accepted()
         return count
+
+    def push_unique(
+        self,
+        queue: str,
+        items: Sequence[bytes],
+        unique_keys: Sequence[str | None],
+        task_ids: Sequence[str],
+        priority: Priority = "NORMAL",
+        consumable_from: float = 0.0,
+    ) -> list[str]:
+        """See :meth:`sergeant.connector.Connector.push_unique`: INSERT OR IGNORE on the
+        partial UNIQUE index ``(queue, unique_key)``, then the holder read, in one
+        transaction."""
+        _unique.check(items, unique_keys, task_ids)
+        rank = sql.priority_rank(priority)
+        if not items:
+            return []
+        try:
+            self._check_room()
+            with self._transaction() as conn:
+                eta = consumable_from if consumable_from > time.time() else 0.0
+                rows = list(zip(items, unique_keys, task_ids, strict=True))
+                holders = unique.push_unique(conn, queue, rank, eta, rows)
+        except BrokerFull as exc:
+            self._refusals.refused(exc)
+            raise
+        if self._refusals.count:
+            self._refusals.accepted()
+        return holders
 
     def pop_many(self, queue: str, count: int) -> list[bytes]:
         """See :meth:`sergeant.connector.Connector.pop_many`."""

@@ -26,6 +26,11 @@ Layout (schema version :data:`SCHEMA_VERSION`, stored in ``PRAGMA user_version``
 * ``workers`` (version 2): live-worker heartbeats, ``id``, ``info`` and
   ``expires_at`` (Unix seconds); expired rows are invisible to reads and swept by
   writes (see ``registry``).
+* ``tasks.unique_key``, ``tasks.task_id`` (version 3): the key a row holds while it
+  is in the table (``push_unique``), and the task id a push of the same key gets
+  back; NULL for other rows. A row leaves the table when it is settled (acknowledged,
+  popped, dead-lettered, purged), which frees its key; requeued dead items come
+  back without one.
 
 Partial indexes (each query in ``sql`` repeats the index's WHERE terms
 literally, which is what lets SQLite's planner use a partial index):
@@ -33,6 +38,8 @@ literally, which is what lets SQLite's planner use a partial index):
 * ``tasks_ready (queue, priority, seq) WHERE deadline IS NULL AND eta = 0``: pop order.
 * ``tasks_delayed (queue, eta) WHERE deadline IS NULL AND eta > 0``: due items.
 * ``tasks_leased (queue, deadline) WHERE deadline IS NOT NULL``: expired leases.
+* ``tasks_unique`` (version 3), UNIQUE ``(queue, unique_key) WHERE unique_key IS NOT
+  NULL``: one holder per key and queue.
 """
 
 from __future__ import annotations
@@ -56,7 +63,7 @@ from sergeant.errors import BrokerUnavailable
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "connect", "set_up"]
 
 #: Bumped with every schema change; a migration in ``MIGRATIONS`` leads to it.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 CREATE_SCHEMA_V1 = (
@@ -115,8 +122,20 @@ CREATE_SCHEMA_V2 = (
     )""",
 )
 
+# Version 3: unique pushes (see ``unique``). Existing rows get NULLs: they hold no key.
+CREATE_SCHEMA_V3 = (
+    "ALTER TABLE tasks ADD COLUMN unique_key TEXT",
+    "ALTER TABLE tasks ADD COLUMN task_id TEXT",
+    """CREATE UNIQUE INDEX IF NOT EXISTS tasks_unique ON tasks (queue, unique_key)
+        WHERE unique_key IS NOT NULL""",
+)
+
 #: Statements taking a file at ``user_version`` N (the key) to N + 1.
-MIGRATIONS: dict[int, tuple[str, ...]] = {0: CREATE_SCHEMA_V1, 1: CREATE_SCHEMA_V2}
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    0: CREATE_SCHEMA_V1,
+    1: CREATE_SCHEMA_V2,
+    2: CREATE_SCHEMA_V3,
+}
 
 # -- connection set-up ----------------------------------------------------------------
 

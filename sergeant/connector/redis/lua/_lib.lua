@@ -4,6 +4,7 @@
 local HIGH, NORMAL, DELAYED_HIGH, DELAYED_NORMAL = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local LEASES, LEASED, LEASED_COUNT, LEASE_SEQ = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local DEAD, DEAD_INFO, WAKE, OWNED = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local UNIQUE, UNIQUE_ITEMS = KEYS[13], KEYS[14]
 -- An entry is a 25-byte header then the payload: byte 1 'H' or 'N' (the priority to
 -- return to), bytes 2-21 the item id, bytes 22-25 its earlier unacknowledged
 -- deliveries (zero-padded decimal, saturating at 9999).
@@ -31,6 +32,31 @@ local function is_high(entry)
   return byte(entry, 1) == 72 -- 'H'
 end
 
+-- Whether any entry of the queue holds a unique key: one EXISTS per script call, so
+-- a queue without unique entries pays nothing per entry.
+local unique_known, unique_any = false, false
+local function has_unique()
+  if not unique_known then
+    unique_known, unique_any = true, redis.call('EXISTS', UNIQUE_ITEMS) == 1
+  end
+  return unique_any
+end
+
+-- Free the unique keys of entries that leave the queue for good.
+local function free(entries)
+  if not has_unique() then
+    return
+  end
+  for _, e in ipairs(entries) do
+    local id = item_id(e)
+    local key = redis.call('HGET', UNIQUE_ITEMS, id)
+    if key then
+      redis.call('HDEL', UNIQUE_ITEMS, id)
+      redis.call('HDEL', UNIQUE, key)
+    end
+  end
+end
+
 -- Move a leased entry to the dead letters: its header counts `deliveries` (this one
 -- included); the record under its id says why.
 local function bury(entry, deliveries, reason, error, dead_at)
@@ -38,6 +64,7 @@ local function bury(entry, deliveries, reason, error, dead_at)
   redis.call('HSET', DEAD_INFO, item_id(entry), cjson.encode({
     reason = reason, error = error, deliveries = deliveries, dead_at = dead_at,
   }))
+  free({entry})
 end
 
 -- Wake up to n blocked leases (at most cap tokens are kept).
@@ -132,13 +159,14 @@ local function held_slots(token, ranges)
 end
 
 -- Stop holding `slots` of batch `token`; returns their entries when `want_entries`.
+-- Without `want_entries` it is an acknowledgement: the entries' unique keys are freed.
 local function settle(token, ranges, want_entries)
   local held, flags, live, owner = held_slots(token, ranges)
   if #held == 0 then
     return 0, {}
   end
   local entries = {}
-  if want_entries then
+  if want_entries or has_unique() then
     local all = cmsgpack.unpack(redis.call('HGET', LEASES, token))
     for k, s in ipairs(held) do
       entries[k] = all[s]
@@ -159,6 +187,9 @@ local function settle(token, ranges, want_entries)
     redis.call('HSET', LEASES, token .. ':f', concat(out), token .. ':n', live - #held)
   end
   redis.call('DECRBY', LEASED_COUNT, #held)
+  if not want_entries then
+    free(entries)
+  end
   return #held, entries
 end
 

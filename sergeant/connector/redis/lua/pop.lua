@@ -6,17 +6,18 @@
 --
 -- Returns: the entries, HIGH before NORMAL, FIFO within a priority.
 -- Invariants: due delayed entries are made ready first, in this same atomic step
--- (at most max(count, 1000) per priority, so one call stays short).
+-- (at most max(count, 1000) per priority, so one call stays short). Popped entries
+-- free their unique keys.
 local count = tonumber(ARGV[1])
 promote(now_text(), math.max(count, 1000))
 local entries = redis.call('LPOP', HIGH, count) or {}
 if #entries == 0 then
-  return redis.call('LPOP', NORMAL, count) or {} -- the usual case: no copy
-end
-if #entries < count then
+  entries = redis.call('LPOP', NORMAL, count) or {} -- the usual case: no copy
+elseif #entries < count then
   local more = redis.call('LPOP', NORMAL, count - #entries) or {}
   for k = 1, #more do
     entries[#entries + 1] = more[k]
   end
 end
+free(entries) -- popped is settled: at most once
 return entries

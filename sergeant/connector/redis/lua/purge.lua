@@ -4,7 +4,15 @@
 -- KEYS: the queue's keys (see _lib.lua)
 --
 -- Returns: the number of entries deleted.
--- Invariants: leased and dead entries stay.
+-- Invariants: leased and dead entries stay; the deleted ones free their unique keys.
+if has_unique() then
+  for _, list in ipairs({HIGH, NORMAL}) do
+    free(redis.call('LRANGE', list, 0, -1))
+  end
+  for _, zset in ipairs({DELAYED_HIGH, DELAYED_NORMAL}) do
+    free(redis.call('ZRANGE', zset, 0, -1))
+  end
+end
 local n = redis.call('LLEN', HIGH) + redis.call('LLEN', NORMAL)
   + redis.call('ZCARD', DELAYED_HIGH) + redis.call('ZCARD', DELAYED_NORMAL)
 redis.call('DEL', HIGH, NORMAL, DELAYED_HIGH, DELAYED_NORMAL)
