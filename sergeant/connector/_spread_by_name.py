@@ -7,7 +7,7 @@ from __future__ import annotations
 import zlib
 
 from sergeant.connector import base
-from sergeant.connector.base import Lock
+from sergeant.connector.base import Lock, Priority
 
 __all__ = ["ByName", "member_index"]
 
@@ -66,3 +66,43 @@ class ByName:
     def workers(self) -> list[bytes]:
         """The info of every live worker, from the first member."""
         return self._members[0].workers()
+
+    # -- held workflow steps (one member each, by CRC32 of the flow and node) -----
+
+    def _flow_member(self, flow_id: str, node: int) -> base.Connector:
+        return self._member_for(f"{flow_id}:{node}")
+
+    def hold(
+        self,
+        queue: str,
+        flow_id: str,
+        node: int,
+        payload: bytes,
+        needed: int,
+        priority: Priority = "NORMAL",
+        ttl_seconds: float = 86400.0,
+    ) -> None:
+        """Hold the step on the member its flow and node hash to."""
+        member = self._flow_member(flow_id, node)
+        member.hold(queue, flow_id, node, payload, needed, priority, ttl_seconds)
+
+    def advance(
+        self,
+        queue: str,
+        flow_id: str,
+        node: int,
+        member: int,
+        value: bytes,
+        ttl_seconds: float = 86400.0,
+    ) -> bool:
+        """Advance the step on the member holding it."""
+        holder = self._flow_member(flow_id, node)
+        return holder.advance(queue, flow_id, node, member, value, ttl_seconds)
+
+    def flow_values(self, queue: str, flow_id: str, node: int) -> dict[int, bytes]:
+        """The step's values, from the member holding it."""
+        return self._flow_member(flow_id, node).flow_values(queue, flow_id, node)
+
+    def flow_released(self, queue: str, flow_id: str, node: int) -> bool:
+        """Whether the step was released, on the member holding it."""
+        return self._flow_member(flow_id, node).flow_released(queue, flow_id, node)

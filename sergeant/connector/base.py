@@ -35,6 +35,7 @@ import abc
 import types
 import typing
 
+from sergeant.connector._flow_contract import FlowContract
 from sergeant.connector._lease_contract import LeaseContract
 from sergeant.connector._lock import Lock
 from sergeant.connector._polling import (
@@ -59,7 +60,7 @@ __all__ = [
 ]
 
 
-class Connector(QueueContract, LeaseContract):
+class Connector(QueueContract, LeaseContract, FlowContract):
     """A broker engine holding named queues of opaque payloads.
 
     Implementations open their connections lazily, so an instance created before a

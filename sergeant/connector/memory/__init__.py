@@ -25,6 +25,7 @@ from sergeant.connector import _unique, base
 from sergeant.connector.base import Delivery, Priority, ReclaimResult
 from sergeant.connector.memory import steps
 from sergeant.connector.memory.dead import DeadLetters
+from sergeant.connector.memory.flows import Flows
 from sergeant.connector.memory.keys import KeysAndWorkers
 from sergeant.connector.memory.lock import Lock
 from sergeant.connector.memory.store import Item, Lease, Store, forget
@@ -34,7 +35,7 @@ __all__ = ["Connector", "Lock", "forget"]
 T = typing.TypeVar("T")
 
 
-class Connector(DeadLetters, KeysAndWorkers, base.Connector):
+class Connector(DeadLetters, KeysAndWorkers, Flows, base.Connector):
     """A broker in this process's memory, shared by every connector of the same ``name``.
 
     Args:

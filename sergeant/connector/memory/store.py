@@ -65,6 +65,8 @@ class QueueData:
     dead: collections.deque[Dead] = dataclasses.field(default_factory=collections.deque)
     #: Held unique keys: key -> (task id, the item holding it).
     unique: dict[str, tuple[str, Item]] = dataclasses.field(default_factory=dict)
+    #: Held workflow steps by (flow id, node) (see ``memory.flows``).
+    flows: dict[tuple[str, int], typing.Any] = dataclasses.field(default_factory=dict)
 
     def free(self, items: typing.Iterable[Item]) -> None:
         """Free the keys of items that leave the queue for good."""
