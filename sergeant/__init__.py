@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import typing
 
-from sergeant import config, connector, encoder, errors, logging, objects, worker
+from sergeant import config, connector, encoder, errors, logging, objects, worker, workflow
 from sergeant.config import Logging, Starvation, Timeouts, WorkerConfig
 from sergeant.control import (
     WorkerInterrupt,
@@ -61,6 +61,7 @@ __all__ = [
     "objects",
     "supervisor",
     "worker",
+    "workflow",
 ]
 
 __version__ = "1.0.0.dev0"

@@ -50,6 +50,9 @@ class Task:
         id: a unique id, kept across retries, requeues and redeliveries.
         deliveries: how many times the broker has handed it out (1 on first run);
             not stored with the task, filled in when it is leased.
+        previous: in a workflow (``sergeant.workflow``), what the previous item
+            returned: None for the first, a list in group order after a group.
+        workflow_id: the workflow this task is a step of, or None.
     """
 
     kwargs: dict[str, typing.Any] = dataclasses.field(default_factory=dict)
@@ -58,6 +61,10 @@ class Task:
     run_count: int = 0
     id: str = dataclasses.field(default_factory=new_task_id)
     deliveries: int = dataclasses.field(default=0, compare=False)
+    previous: typing.Any = dataclasses.field(default=None, compare=False)
+    workflow_id: str | None = None
+    #: The step's place in its workflow (``sergeant.broker.flows``); None for plain tasks.
+    _flow: dict[str, typing.Any] | None = dataclasses.field(default=None, repr=False, compare=False)
 
 
 class Progress(typing.NamedTuple):

@@ -27,6 +27,7 @@ from sergeant.broker.admission import (
     LeasedTask,
 )
 from sergeant.broker.fleet import Fleet, QueueCounts
+from sergeant.broker.flows import Flows
 from sergeant.broker.produce import Producing
 from sergeant.broker.progress import ProgressKeeping
 from sergeant.broker.rejects import RejectLog
@@ -76,11 +77,12 @@ KILL_NOTE_TTL_SECONDS = kill_note.TTL_SECONDS
 kill_note_key = kill_note.key
 
 
-class Broker(Producing, Admission, QueueAdministration, Fleet, ProgressKeeping):
+class Broker(Producing, Admission, QueueAdministration, Fleet, ProgressKeeping, Flows):
     """Task-level operations on one connector with one encoder (pushes come from
     ``Producing``; decoding what is handed out from ``Admission``; the counts, purges,
     dead letters and locks from ``QueueAdministration``; presence and owner-wide lease
-    keeping from ``Fleet``; task progress from ``ProgressKeeping``). Nothing above this
+    keeping from ``Fleet``; task progress from ``ProgressKeeping``; workflows from
+    ``Flows``). Nothing above this
     layer touches a connector or an encoder: the records they share (``Delivery``,
     ``DeadLetter``...) are re-exported here.
     """

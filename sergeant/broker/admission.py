@@ -71,8 +71,18 @@ class Admission:
 
         def _dead_lettered(self, queue: str, reason: str, moved: int) -> None: ...
 
+        def fill_previous(self, queue: str, tasks: typing.Iterable[Task]) -> None: ...
+
     def _decode_popped(self, queue: str, payloads: list[bytes]) -> list[Task]:
-        """Popped payloads decoded; an undecodable one is logged and dropped."""
+        """Popped payloads decoded (workflow steps given their ``previous``); an
+        undecodable one is logged and dropped."""
+        steps = self.encoder.steps_decoded
+        tasks = self._decode_popped_plain(queue, payloads)
+        if self.encoder.steps_decoded != steps:
+            self.fill_previous(queue, tasks)
+        return tasks
+
+    def _decode_popped_plain(self, queue: str, payloads: list[bytes]) -> list[Task]:
         decode = self.encoder.decode
         try:  # the usual case: every payload decodes
             return [decode(payload) for payload in payloads]
@@ -90,7 +100,17 @@ class Admission:
         return tasks
 
     def _admit(self, queue: str, deliveries: list[Delivery], max_deliveries: int) -> LeasedBatch:
-        """Decode leased deliveries; dead-letter those that must not run (see lease_tasks)."""
+        """Decode leased deliveries; dead-letter those that must not run (see lease_tasks);
+        give workflow steps their ``previous``."""
+        steps = self.encoder.steps_decoded
+        batch = self._admit_decoded(queue, deliveries, max_deliveries)
+        if self.encoder.steps_decoded != steps:  # only batches holding steps pay for this
+            self.fill_previous(queue, batch.tasks)
+        return batch
+
+    def _admit_decoded(
+        self, queue: str, deliveries: list[Delivery], max_deliveries: int
+    ) -> LeasedBatch:
         decode = self.encoder.decode
         try:  # the usual case: every payload decodes
             tasks = [decode(delivery.payload) for delivery in deliveries]

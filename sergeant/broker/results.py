@@ -81,14 +81,18 @@ class DeadLookup:
         connector: the broker's connector.
         encoder: reads task ids from payloads.
         queue: the task's queue.
-        task_id: the task looked for.
+        task_id: the task looked for (or several: the steps of a workflow in ``queue``).
     """
 
-    def __init__(self, connector: Connector, encoder: Encoder, queue: str, task_id: str) -> None:
+    def __init__(
+        self, connector: Connector, encoder: Encoder, queue: str, task_id: str | frozenset[str]
+    ) -> None:
         self.connector = connector
         self.encoder = encoder
         self.queue = queue
-        self.task_id = task_id
+        self.task_ids = frozenset([task_id]) if isinstance(task_id, str) else task_id
+        #: The id of the task whose dead letter :meth:`find` returned.
+        self.found: str | None = None
         self._seen: set[tuple[int, str]] = set()
         self._count = -1
         self._scanned_at = 0.0
@@ -105,15 +109,21 @@ class DeadLookup:
             name = (dead.node, dead.item_id)
             if name in self._seen:
                 continue
-            if self.encoder.peek_id(dead.payload) == self.task_id:
+            found = self.encoder.peek_id(dead.payload)
+            if found in self.task_ids:
+                self.found = found
                 return dead
             self._seen.add(name)
         return None
 
 
-def _dead_failure(task_id: str, dead: DeadLetter) -> TaskFailed:
+def _dead_failure(
+    task_id: str, dead: DeadLetter, found: str | None = None, queue: str = ""
+) -> TaskFailed:
     detail = f": {dead.error}" if dead.error else ""
     message = f"dead-lettered after {dead.deliveries} deliveries: {dead.reason}{detail}"
+    if found is not None and found != task_id:  # a step of workflow task_id
+        message = f"step {found} of queue {queue!r} failed: {message}"
     return TaskFailed(task_id, DEAD_LETTER, message, reason=dead.reason)
 
 
@@ -148,7 +158,13 @@ class ResultStore:
             data = self.serializer.dumps({"ok": False, "type": "EncodingError", "message": message})
         self.connector.key_set_notify(result_key(task_id), data, self.ttl_seconds)
 
-    def fetch(self, task_id: str, timeout: float | None, queue: str) -> typing.Any:
+    def fetch(
+        self,
+        task_id: str,
+        timeout: float | None,
+        queue: str,
+        lookups: typing.Sequence[DeadLookup] | None = None,
+    ) -> typing.Any:
         """The value ``work`` returned for ``task_id``, waiting up to ``timeout`` seconds.
 
         While it waits it also looks for the task in the dead letters of ``queue``.
@@ -157,6 +173,8 @@ class ResultStore:
             task_id: an id returned by ``push_task``/``push_tasks``.
             timeout: seconds to wait at most; None waits until it comes, 0 looks once.
             queue: the queue the task was pushed to.
+            lookups: where to look for dead letters instead of ``queue`` (a
+                workflow's steps, by queue).
 
         Raises:
             TaskFailed: the task failed, timed out, ran out of retries or was
@@ -164,16 +182,17 @@ class ResultStore:
             ResultTimeout: no result within ``timeout``.
         """
         key = result_key(task_id)
-        dead = DeadLookup(self.connector, self.encoder, queue, task_id)
+        looks = lookups or [DeadLookup(self.connector, self.encoder, queue, task_id)]
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = 0.0  # the first look does not wait
         while True:
             data = self.connector.wait_for_key(key, pause)
             if data is not None:
                 return self._read(task_id, data)
-            letter = dead.find()
-            if letter is not None:
-                raise _dead_failure(task_id, letter)
+            for dead in looks:
+                letter = dead.find()
+                if letter is not None:
+                    raise _dead_failure(task_id, letter, dead.found, dead.queue)
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise ResultTimeout(

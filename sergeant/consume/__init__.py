@@ -39,6 +39,7 @@ from sergeant.consume.at_most_once import PopLoop
 from sergeant.consume.backoff import RETRYABLE, retry_call
 from sergeant.consume.heartbeat import Heartbeat, heartbeat_interval
 from sergeant.consume.state import CLOSE_RETRY_SECONDS, CurrentTask, StarvationCallback
+from sergeant.consume.steps import end_step
 from sergeant.control import Outcome
 from sergeant.errors import BrokerFull, ConnectorError
 from sergeant.logging import refusals
@@ -147,6 +148,9 @@ class Consumer(LeaseLoop, PopLoop):
         """
         self.thread_state.task = None
         self.tasks_done += 1
+        if task._flow is not None and not end_step(self.broker, self.queue, task, outcome, value):
+            self._release_step(task)
+            return
         if self.progress.cells:  # only tasks that reported progress pay for this
             self.progress.finish(task.id)
         key = id(task)
@@ -169,6 +173,20 @@ class Consumer(LeaseLoop, PopLoop):
         record = self._record
         record.clear(record.cell_of_this_thread())
         self._dead_letter(dead)
+
+    def _release_step(self, task: Task) -> None:
+        """Give a workflow step whose advance failed back to its queue, to run again."""
+        key = id(task)
+        self._current.pop(key, None)
+        delivery = self._running.pop(key, None)
+        if delivery is None:
+            return  # at most once: popped, nothing to give back
+        if not self._lean:
+            self._record.clear(self._record.cell_of_this_thread())
+        try:
+            self.broker.release(self.queue, [delivery])
+        except ConnectorError:
+            pass  # its lease expires and it is reclaimed
 
     def _charge_abort(self, task: Task, delivery: Delivery, exc: BaseException) -> None:
         """``work`` raised ``exc`` (``SystemExit``, ``KeyboardInterrupt``...), which ends

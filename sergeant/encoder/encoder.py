@@ -6,6 +6,7 @@ cheaper to build and parse than a dict, and the same shape for every serializer.
 
 from __future__ import annotations
 
+import threading
 import typing
 
 from sergeant.encoder.compressor import COMPRESSORS, Compressor
@@ -50,6 +51,10 @@ class Encoder:
         self.serializer: Serializer = SERIALIZERS[serializer]()
         self.compressor: Compressor | None = COMPRESSORS[compressor]() if compressor else None
         self.signer: Signer | None = Signer(signing_keys) if signing_keys else None
+        #: Workflow steps decoded so far: a batch that left it unchanged has none, so
+        #: the broker looks for steps only in the batches that hold some.
+        self.steps_decoded = 0
+        self._steps_lock = threading.Lock()
 
     def encode(self, task: Task) -> bytes:
         """The bytes for one task.
@@ -60,8 +65,34 @@ class Encoder:
         return self.encode_many([task])[0]
 
     def encode_many(self, tasks: typing.Iterable[Task]) -> list[bytes]:
-        """The bytes for many tasks, in order (one call, no per-task overhead beyond codecs)."""
-        return self._encode([[t.id, t.kwargs, t.trace_id, t.date, t.run_count] for t in tasks])
+        """The bytes for many tasks, in order (one call, no per-task overhead beyond codecs).
+
+        A workflow step keeps its place in the workflow: its envelope has a sixth item.
+        """
+        return self._encode(
+            [
+                [t.id, t.kwargs, t.trace_id, t.date, t.run_count]
+                if t._flow is None
+                else [t.id, t.kwargs, t.trace_id, t.date, t.run_count, t._flow]
+                for t in tasks
+            ]
+        )
+
+    def encode_steps(
+        self,
+        ids: typing.Sequence[str],
+        kwargs_list: typing.Sequence[dict[str, typing.Any]],
+        flows: typing.Sequence[dict[str, typing.Any]],
+        trace_id: str | None,
+        date: float,
+    ) -> list[bytes]:
+        """The bytes for new workflow steps: ``encode_new`` plus each step's place."""
+        return self._encode(
+            [
+                [task_id, kwargs, trace_id, date, 0, flow]
+                for task_id, kwargs, flow in zip(ids, kwargs_list, flows, strict=True)
+            ]
+        )
 
     def encode_new(
         self,
@@ -150,13 +181,26 @@ class Encoder:
         try:
             task_id, kwargs, trace_id, date, run_count = envelope
         except (TypeError, ValueError):
-            kwargs = None
+            return self._decode_step(envelope, raw)
         if type(kwargs) is not dict or type(envelope) not in (list, tuple):
             raise DecodeError(self.serializer.name, raw, f"not a task envelope: {envelope!r:.100}")
         # Hot path: fill the slots directly, about half the cost of Task.__init__.
         task = _new_task(Task)
         task.kwargs, task.trace_id, task.date = kwargs, trace_id, date
         task.run_count, task.id, task.deliveries = run_count, task_id, 0
+        return task
+
+    def _decode_step(self, envelope: typing.Any, raw: bytes) -> Task:
+        """A workflow step's six-item envelope (off the hot path: plain tasks have five)."""
+        try:
+            task_id, kwargs, trace_id, date, run_count, flow = envelope
+        except (TypeError, ValueError):
+            kwargs = flow = None
+        if type(kwargs) is not dict or type(flow) is not dict:
+            raise DecodeError(self.serializer.name, raw, f"not a task envelope: {envelope!r:.100}")
+        with self._steps_lock:
+            self.steps_decoded += 1
+        task = Task(kwargs, trace_id, date, run_count, task_id, 0, None, flow.get("f"), flow)
         return task
 
     def _loads(self, data: bytes, raw: bytes) -> typing.Any:

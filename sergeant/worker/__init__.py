@@ -31,6 +31,7 @@ from sergeant.executor import Executor, SerialExecutor, noop_hook
 from sergeant.logging import JsonFormatter
 from sergeant.objects import Task
 from sergeant.worker.admin import Administering
+from sergeant.worker.flows import Workflows
 from sergeant.worker.loop import WorkerSummary, WorkLoop
 from sergeant.worker.produce import Producing
 from sergeant.worker.progress import Reporting
@@ -52,7 +53,7 @@ _W = typing.TypeVar("_W", bound="Worker")
 _LOG_FORMAT = "%(asctime)s %(name)-12s %(process)d %(levelname)-8s %(message)s"
 
 
-class Worker(WorkLoop, Producing, Administering, Reporting):
+class Worker(WorkLoop, Producing, Administering, Reporting, Workflows):
     """Base class of a Sergeant worker.
 
     Its producing, administration and loop methods live in mixins, one per concern.

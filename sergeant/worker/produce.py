@@ -9,6 +9,7 @@ from __future__ import annotations
 import typing
 
 from sergeant.broker import Broker, Priority, checked_kwargs
+from sergeant.broker.flows import FLOW_PREFIX
 from sergeant.broker.results import ResultStore
 from sergeant.config import WorkerConfig
 from sergeant.errors import ConfigError
@@ -162,6 +163,8 @@ class Producing:
                 and message, or the dead letter's ``reason``.
             sergeant.errors.ResultTimeout: no result within ``timeout``.
         """
+        if task_id.startswith(FLOW_PREFIX):
+            return self.broker.fetch_flow(self._result_store, task_id, timeout)
         return self._result_store.fetch(task_id, timeout, task_name or self.config.name)
 
 

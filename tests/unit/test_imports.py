@@ -44,6 +44,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "sergeant.control",
             "sergeant.logging",
             "sergeant.metrics",
+            "sergeant.workflow",
         ),
     ),
     # Bytes only: the connector contract and its engines.
