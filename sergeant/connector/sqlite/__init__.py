@@ -27,7 +27,7 @@ worker polls an empty queue, at most every :data:`MAINTENANCE_SECONDS`.
 
 This module holds the queue and lease operations; the connection and the rules
 above in ``session``, dead letters in ``dead``, keys and locks in
-``keys``, live workers in ``registry``.
+``keys``, live workers in ``registry``, held workflow steps in ``flows``.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from sergeant.connector import _unique
 from sergeant.connector.base import Delivery, Priority, ReclaimResult
 from sergeant.connector.sqlite import registry, sql, unique
 from sergeant.connector.sqlite.dead import DeadLetters
+from sergeant.connector.sqlite.flows import Flows
 from sergeant.connector.sqlite.keys import Keys, Lock
 from sergeant.connector.sqlite.registry import Registry
 from sergeant.connector.sqlite.session import (
@@ -68,7 +69,7 @@ POLL_FIRST_SECONDS = 0.001
 POLL_MAX_SECONDS = 0.05
 
 
-class Connector(DeadLetters, Keys, Registry):
+class Connector(DeadLetters, Flows, Keys, Registry):
     """A broker stored in one SQLite file, shared by the processes of one machine.
 
     Args:

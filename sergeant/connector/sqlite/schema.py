@@ -31,6 +31,13 @@ Layout (schema version :data:`SCHEMA_VERSION`, stored in ``PRAGMA user_version``
   back; NULL for other rows. A row leaves the table when it is settled (acknowledged,
   popped, dead-lettered, purged), which frees its key; requeued dead items come
   back without one.
+* ``flow_nodes`` (version 4): held workflow steps (see ``flows``), one row per
+  ``(queue, flow_id, node)``: the held ``payload`` (emptied once pushed), ``high``
+  (1 for ``HIGH``), ``needed`` (0 while only members were recorded), ``released``
+  (1 once complete) and ``expires_at`` (Unix seconds). Expired rows are invisible
+  to reads and swept by writes.
+* ``flow_values`` (version 4): one row per recorded member of a node, with its
+  ``value``; they live and go with their node's row.
 
 Partial indexes (each query in ``sql`` repeats the index's WHERE terms
 literally, which is what lets SQLite's planner use a partial index):
@@ -40,6 +47,8 @@ literally, which is what lets SQLite's planner use a partial index):
 * ``tasks_leased (queue, deadline) WHERE deadline IS NOT NULL``: expired leases.
 * ``tasks_unique`` (version 3), UNIQUE ``(queue, unique_key) WHERE unique_key IS NOT
   NULL``: one holder per key and queue.
+
+``flow_nodes_expiry (expires_at)`` (version 4) finds the nodes to sweep.
 """
 
 from __future__ import annotations
@@ -63,7 +72,7 @@ from sergeant.errors import BrokerUnavailable
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "connect", "set_up"]
 
 #: Bumped with every schema change; a migration in ``MIGRATIONS`` leads to it.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 CREATE_SCHEMA_V1 = (
@@ -130,11 +139,36 @@ CREATE_SCHEMA_V3 = (
         WHERE unique_key IS NOT NULL""",
 )
 
+# Version 4: held workflow steps (see ``flows``).
+CREATE_SCHEMA_V4 = (
+    """CREATE TABLE IF NOT EXISTS flow_nodes (
+        queue TEXT NOT NULL,
+        flow_id TEXT NOT NULL,
+        node INTEGER NOT NULL,
+        payload BLOB NOT NULL,
+        high INTEGER NOT NULL,
+        needed INTEGER NOT NULL,
+        released INTEGER NOT NULL,
+        expires_at REAL NOT NULL,
+        PRIMARY KEY (queue, flow_id, node)
+    )""",
+    "CREATE INDEX IF NOT EXISTS flow_nodes_expiry ON flow_nodes (expires_at)",
+    """CREATE TABLE IF NOT EXISTS flow_values (
+        queue TEXT NOT NULL,
+        flow_id TEXT NOT NULL,
+        node INTEGER NOT NULL,
+        member INTEGER NOT NULL,
+        value BLOB NOT NULL,
+        PRIMARY KEY (queue, flow_id, node, member)
+    )""",
+)
+
 #: Statements taking a file at ``user_version`` N (the key) to N + 1.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     0: CREATE_SCHEMA_V1,
     1: CREATE_SCHEMA_V2,
     2: CREATE_SCHEMA_V3,
+    3: CREATE_SCHEMA_V4,
 }
 
 # -- connection set-up ----------------------------------------------------------------
