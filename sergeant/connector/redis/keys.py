@@ -40,6 +40,11 @@ key: a push is one RPUSH, a lease one LPOP plus one record per batch. ::
                                               item holding it (``push_unique``)
     sergeant:{emails}:unique:items    hash    item id -> the unique key it holds; absent when
                                               no item of the queue holds one
+    sergeant:{emails}:flow:<flow>:<node>
+                                      hash    one held workflow step: 'n' members needed,
+                                              'c' recorded, 'r' released, 'p' its entry
+                                              until pushed, 'v:<member>' each value;
+                                              PX TTL from its last hold or advance
 
 Outside queues::
 
@@ -57,7 +62,7 @@ import functools
 import typing
 import zlib
 
-__all__ = ["QueueKeys", "key", "lock", "node_index", "notify", "queue_keys"]
+__all__ = ["QueueKeys", "flow_node", "key", "lock", "node_index", "notify", "queue_keys"]
 
 PREFIX = "sergeant"
 
@@ -105,6 +110,11 @@ def queue_keys(queue: str) -> QueueKeys:
         unique=base + "unique",
         unique_items=base + "unique:items",
     )
+
+
+def flow_node(queue: str, flow_id: str, node: int) -> str:
+    """The hash of one held workflow step, under the hash tag of ``queue``."""
+    return f"{PREFIX}:{{{queue}}}:flow:{flow_id}:{node}"
 
 
 def key(name: str) -> str:

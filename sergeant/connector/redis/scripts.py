@@ -15,10 +15,11 @@ purge_dead, requeue_dead, the lock and worker-registry ones) begin with
 :data:`ALLOW_OOM`, so Redis 7+ runs them above ``maxmemory``; what they write
 (a lease record, a heartbeat) is small beside what they free. ``requeue_dead``
 is among them: it moves dead entries back and drops their records, adding
-nothing. Push and push_unique are not, so a full Redis refuses new tasks (``BrokerFull``), and
-so are the read-only scripts, which never need it. A server older than 7 reads
-the flag line as Lua and refuses to load it: the script then falls back to its
-source without that line, once per script and client.
+nothing. Push, push_unique and the flow scripts (which push) are not, so a full
+Redis refuses new tasks (``BrokerFull``), and so are the read-only scripts, which
+never need it. A server older than 7 reads the flag line as Lua and refuses to
+load it: the script then falls back to its source without that line, once per
+script and client.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ _QUEUE_SCRIPTS = (
     "charge",
     "extend_owned",
     "release_owned",
+    "flow_hold",
+    "flow_advance",
 )
 _LOCK_SCRIPTS = ("lock_release", "lock_set_ttl", "reserve_tokens")
 #: The first line of a script that Redis 7+ runs even when it is out of memory.
@@ -245,6 +248,7 @@ class Scripts:
         self._release_owned = s["release_owned"]
         self._lock_release, self._lock_set_ttl = s["lock_release"], s["lock_set_ttl"]
         self._reserve_tokens = s["reserve_tokens"]
+        self._flow_hold, self._flow_advance = s["flow_hold"], s["flow_advance"]
 
     def push(
         self,
@@ -374,6 +378,14 @@ class Scripts:
     def purge_dead(self, k: QueueKeys) -> int:
         """Delete every dead entry; returns how many."""
         return int(self._purge_dead(k, ()))
+
+    def flow_hold(self, k: QueueKeys, node: str, needed: int, ttl_ms: int, entry: bytes) -> None:
+        """Hold ``entry`` (``b''``: none) in flow node ``node`` until ``needed`` members."""
+        self._flow_hold((*k, node), (needed, ttl_ms, WAKE_TOKENS, entry))
+
+    def flow_advance(self, k: QueueKeys, node: str, member: int, value: bytes, ms: int) -> bool:
+        """Record ``member``'s ``value`` in ``node``; True once the node is released."""
+        return bool(self._flow_advance((*k, node), (member, value, ms, WAKE_TOKENS)))
 
     def lock_release(self, key: str, token: str) -> bool:
         """Delete lock ``key`` if ``token`` owns it."""
