@@ -1,0 +1,57 @@
+"""Two worker classes on two queues for the workflow tests, configured by
+``SERGEANT_TEST_FLOW_BROKER`` (``type`` and ``params`` as JSON). Each step returns
+its ``v`` and what it got as ``previous``, and appends ``done <task id> <pid>`` to the
+ledger in ``SERGEANT_TEST_LEDGER`` (when set) before it returns."""
+
+from __future__ import annotations
+
+import json
+import os
+import typing
+
+from sergeant import config
+from sergeant.objects import Task
+from sergeant.worker import Worker
+
+__all__ = ["StepsA", "StepsB", "environment"]
+
+
+def environment(kind: str, params: dict[str, object], ledger: str = "") -> dict[str, str]:
+    return {
+        "SERGEANT_TEST_FLOW_BROKER": json.dumps({"type": kind, "params": params}),
+        "SERGEANT_TEST_LEDGER": ledger,
+    }
+
+
+class _Steps(Worker):
+    QUEUE: typing.ClassVar[str]
+
+    def generate_config(self) -> config.WorkerConfig:
+        broker = json.loads(os.environ["SERGEANT_TEST_FLOW_BROKER"])
+        return config.WorkerConfig(
+            name=self.QUEUE,
+            connector=config.Connector(type=broker["type"], params=broker["params"]),
+            tasks_per_transaction=int(os.environ.get("SERGEANT_TEST_PER_TRANSACTION", "10")),
+            lease_seconds=float(os.environ.get("SERGEANT_TEST_LEASE", "30")),
+            block_seconds=0.1,
+        )
+
+    def work(self, task: Task) -> object:
+        if task.kwargs.get("fail"):
+            raise ValueError(f"step {task.kwargs.get('v')} was told to fail")
+        ledger = os.environ.get("SERGEANT_TEST_LEDGER")
+        if ledger:
+            fd = os.open(ledger, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+            try:
+                os.write(fd, f"done {task.id} {os.getpid()}\n".encode())
+            finally:
+                os.close(fd)
+        return {"v": task.kwargs.get("v"), "prev": task.previous, "flow": task.workflow_id}
+
+
+class StepsA(_Steps):
+    QUEUE = "flow-a"
+
+
+class StepsB(_Steps):
+    QUEUE = "flow-b"
