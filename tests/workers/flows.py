@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import typing
 
 from sergeant import config
 from sergeant.objects import Task
 from sergeant.worker import Worker
+from tests.workers import crash_points
 
 __all__ = ["StepsA", "StepsB", "environment"]
 
@@ -26,6 +28,9 @@ def environment(kind: str, params: dict[str, object], ledger: str = "") -> dict[
 class _Steps(Worker):
     QUEUE: typing.ClassVar[str]
 
+    if crash_points.FAULT is not None:  # SERGEANT_FAULT: die at that point
+        _consumer_class = crash_points.CrashingConsumer
+
     def generate_config(self) -> config.WorkerConfig:
         broker = json.loads(os.environ["SERGEANT_TEST_FLOW_BROKER"])
         return config.WorkerConfig(
@@ -34,9 +39,12 @@ class _Steps(Worker):
             tasks_per_transaction=int(os.environ.get("SERGEANT_TEST_PER_TRANSACTION", "10")),
             lease_seconds=float(os.environ.get("SERGEANT_TEST_LEASE", "30")),
             block_seconds=0.1,
+            timeouts=config.Timeouts(grace_period=1.0),
         )
 
     def work(self, task: Task) -> object:
+        if task.kwargs.get("ms"):
+            time.sleep(task.kwargs["ms"] / 1000)
         if task.kwargs.get("fail"):
             raise ValueError(f"step {task.kwargs.get('v')} was told to fail")
         ledger = os.environ.get("SERGEANT_TEST_LEDGER")
