@@ -119,7 +119,7 @@ class Flows:
         database.tasks.update_one(
             where(_id=held_id, state=HELD, token=token), {"$set": {"armed": True}}
         )
-        _release(database, key, held_id)
+        _release(database, key, held_id, token)
 
     @wrap_errors
     def advance(
@@ -135,7 +135,7 @@ class Flows:
         ``Connector.advance``."""
         database, key = self._database(), _key(queue, flow_id, node)
         held_id = _held_id(key)
-        _touch(database, key, queue, ttl_seconds)
+        token = _touch(database, key, queue, ttl_seconds).get("inserted")
         document = {
             "_id": json.dumps([queue, flow_id, node, member]),
             "node": key,
@@ -147,7 +147,7 @@ class Flows:
         except pymongo.errors.DuplicateKeyError:
             pass  # recorded already: the first value stays
         database.tasks.bulk_write([_add_member(held_id, member)])
-        return _release(database, key, held_id)
+        return _release(database, key, held_id, token)
 
     @wrap_errors
     def flow_values(self, queue: str, flow_id: str, node: int) -> dict[int, bytes]:
@@ -225,10 +225,15 @@ def _insert_held(
     return token
 
 
-def _release(database: Database[Document], key: str, held_id: ObjectId) -> bool:
-    """Push the held item if the node is complete; whether it is (now or before)."""
-    marker = database.flow_nodes.find_one({"_id": key}, {"inserted": 1})
-    token = None if marker is None else marker.get("inserted")
+def _release(database: Database[Document], key: str, held_id: ObjectId, token: str | None) -> bool:
+    """Push the held item if the node is complete; whether it is (now or before).
+
+    ``token`` is the node's ``inserted`` if known (written once, it never changes);
+    if not, it is read again, as a hold may have written it since.
+    """
+    if token is None:
+        marker = database.flow_nodes.find_one({"_id": key}, {"inserted": 1})
+        token = None if marker is None else marker.get("inserted")
     if token is None:
         return False
     held = database.tasks.find_one({"_id": held_id}, HELD_FIELDS)
