@@ -27,6 +27,8 @@ Collections of the ``database`` (default ``'sergeant'``):
 * ``keys``: ``{_id: key, value, expires_at}`` (see ``keys``); ``locks``:
   ``{_id: name, token, expires_at}``. Expiry is checked on every read; no TTL index
   is relied upon.
+* ``flow_nodes`` and ``flow_values``: held workflow steps, whose items wait in
+  ``tasks`` with ``state`` ``'h'`` (see ``flows``).
 
 Batches are claimed, not locked: find candidate ids in order, then
 ``update_many`` them from ready to leased under a fresh ``claim`` id; a caller
@@ -65,6 +67,7 @@ from sergeant.connector.mongo import keys as mongo_keys
 from sergeant.connector.mongo import registry
 from sergeant.connector.mongo.claim import claim_ready
 from sergeant.connector.mongo.dead import requeue, start_moves
+from sergeant.connector.mongo.flows import Flows
 from sergeant.connector.mongo.lock import Lock
 from sergeant.connector.mongo.requeue import charge, reclaim_expired, release
 from sergeant.connector.mongo.support import (
@@ -85,10 +88,7 @@ from sergeant.connector.mongo.support import (
 )
 from sergeant.connector.mongo.unique import push_unique
 
-__all__ = [
-    "Lock",
-    "Node",
-]
+__all__ = ["Lock", "Node"]
 
 #: First and largest pause, in seconds, of a polling ``lease_many(block_seconds=...)``.
 POLL_FIRST_SECONDS = 0.002
@@ -98,8 +98,8 @@ POP_CLAIM_SECONDS = 60.0
 POP_OWNER = "<pop>"
 
 
-class Node(base.Connector):
-    """Queues, leases, dead letters, keys and locks in one MongoDB deployment's database.
+class Node(Flows, base.Connector):
+    """Queues, leases, dead letters, held steps, keys and locks in one MongoDB deployment.
 
     Args:
         handle: the deployment's client (opened lazily, per process).

@@ -314,6 +314,8 @@ def _create_indexes(database: Database[Document]) -> None:
     database.tasks.create_index("claim")
     database.dead.create_index([("queue", 1), ("dead_at", 1), ("seq", 1)])
     database.dead.create_index("claim")
+    database.flow_values.create_index("node")
+    database.flow_nodes.create_index("expires_at")
     # One holder per unique key and queue (see ``unique``): documents without a key
     # are outside the partial index.
     database.tasks.create_index(
