@@ -79,6 +79,30 @@ local function wake(n, cap)
   end
 end
 
+-- Append entries[first..last], in order, to the tail of a priority's ready list, or
+-- to its delayed set scored `eta` (its text); then wake blocked leases: one token per
+-- ready entry, one for a delayed push (at most `cap` kept; 0 adds none).
+local function append(entries, first, last, high, eta, delayed, cap)
+  if delayed then
+    local zset = high and DELAYED_HIGH or DELAYED_NORMAL
+    for i = first, last, CHUNK do
+      local scored = {}
+      for k = i, math.min(i + CHUNK - 1, last) do
+        scored[#scored + 1] = eta
+        scored[#scored + 1] = entries[k]
+      end
+      redis.call('ZADD', zset, unpack(scored))
+    end
+    wake(1, cap)
+    return
+  end
+  local list = high and HIGH or NORMAL
+  for i = first, last, CHUNK do
+    redis.call('RPUSH', list, unpack(entries, i, math.min(i + CHUNK - 1, last)))
+  end
+  wake(last - first + 1, cap)
+end
+
 -- Put entries at the head of their own priority, keeping their given order.
 local function push_front(entries)
   local high, normal = {}, {}

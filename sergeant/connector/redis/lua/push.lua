@@ -17,25 +17,5 @@ if eta > 0 then
   local t = redis.call('TIME')
   delayed = eta > tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
-local high = ARGV[3] == 'H'
-if delayed then
-  local zset = high and DELAYED_HIGH or DELAYED_NORMAL
-  for i = 4, #ARGV, CHUNK do
-    local scored = {}
-    for k = i, math.min(i + CHUNK - 1, #ARGV) do
-      scored[#scored + 1] = ARGV[1]
-      scored[#scored + 1] = ARGV[k]
-    end
-    redis.call('ZADD', zset, unpack(scored))
-  end
-  -- One token so a blocked lease recomputes its wait for the earliest eta.
-  wake(1, tonumber(ARGV[2]))
-  return n
-end
-local list = high and HIGH or NORMAL
-for i = 4, #ARGV, CHUNK do
-  redis.call('RPUSH', list, unpack(ARGV, i, math.min(i + CHUNK - 1, #ARGV)))
-end
--- One token per entry, up to the cap, so as many blocked leases wake as can get one.
-wake(n, tonumber(ARGV[2]))
+append(ARGV, 4, #ARGV, ARGV[3] == 'H', ARGV[1], delayed, tonumber(ARGV[2]))
 return n

@@ -36,22 +36,5 @@ end
 if #stored == 0 then
   return holders
 end
-if delayed then
-  local zset = ARGV[3] == 'H' and DELAYED_HIGH or DELAYED_NORMAL
-  for i = 1, #stored, CHUNK do
-    local scored = {}
-    for k = i, math.min(i + CHUNK - 1, #stored) do
-      scored[#scored + 1] = ARGV[1]
-      scored[#scored + 1] = stored[k]
-    end
-    redis.call('ZADD', zset, unpack(scored))
-  end
-  wake(1, tonumber(ARGV[2]))
-  return holders
-end
-local list = ARGV[3] == 'H' and HIGH or NORMAL
-for i = 1, #stored, CHUNK do
-  redis.call('RPUSH', list, unpack(stored, i, math.min(i + CHUNK - 1, #stored)))
-end
-wake(#stored, tonumber(ARGV[2]))
+append(stored, 1, #stored, ARGV[3] == 'H', ARGV[1], delayed, tonumber(ARGV[2]))
 return holders
