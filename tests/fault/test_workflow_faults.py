@@ -61,6 +61,19 @@ def chord(size: int, ms: int) -> workflow.Chain:
     return workflow.chain(members, workflow.step("flow-b", {"v": "after"}))
 
 
+def set_up(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, str], Path]:
+    """The workers' environment (a 2 s lease) for broker ``kind``, also set here, and
+    the ledger's path."""
+    connector_type, params = connector_params(request, kind, tmp_path)
+    ledger = tmp_path / "ledger"
+    env = {**flows.environment(connector_type, params, str(ledger)), "SERGEANT_TEST_LEASE": "2"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env, ledger
+
+
 def check_once(producer: flows.StepsA, flow_id: str, size: int, ledger: Path) -> None:
     result = producer.get_result(flow_id, timeout=120)
     assert [value["v"] for value in result["prev"]] == list(range(size))
@@ -77,11 +90,7 @@ def test_a_sigkill_storm_in_a_group_fires_the_next_step_once(
     """Group of 500 (Mongo: 150) then one step; busy workers SIGKILLed 8 times."""
     size = 150 if kind == "mongo" else 500
     _, rng = seeded_random()
-    connector_type, params = connector_params(request, kind, tmp_path)
-    ledger = tmp_path / "ledger"
-    env = {**flows.environment(connector_type, params, str(ledger)), "SERGEANT_TEST_LEASE": "2"}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    env, ledger = set_up(kind, request, tmp_path, monkeypatch)
     producer = flows.StepsA()
     producer.init_broker()
     members = start("StepsA", env, "--workers", "3")
@@ -114,11 +123,7 @@ def test_a_crash_between_success_and_acknowledgement_fires_the_next_step_once(
     """A worker that SIGKILLs itself before each acknowledgement (the members ran and
     advanced the workflow); clean workers then rerun them: one push of the next step."""
     size = 20
-    connector_type, params = connector_params(request, kind, tmp_path)
-    ledger = tmp_path / "ledger"
-    env = {**flows.environment(connector_type, params, str(ledger)), "SERGEANT_TEST_LEASE": "2"}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    env, ledger = set_up(kind, request, tmp_path, monkeypatch)
     producer = flows.StepsA()
     producer.init_broker()
     try:
