@@ -94,13 +94,17 @@ class Connector(DeadLetters, Flows, Keys, Registry):
         rank = sql.priority_rank(priority)
         if count == 0:
             return 0
-        try:
+
+        def push() -> None:
             self._check_room()
             with self._transaction() as conn:
                 eta = consumable_from if consumable_from > time.time() else 0.0
                 first = sql.advance(conn, sql.ADVANCE_TAIL, count) - count + 1
                 rows = ((queue, rank, first + i, eta, p) for i, p in enumerate(payloads))
                 conn.executemany(sql.INSERT_TASK, rows)
+
+        try:
+            self._with_log_room(push)
         except BrokerFull as exc:
             self._refusals.refused(exc)
             raise
@@ -124,12 +128,16 @@ class Connector(DeadLetters, Flows, Keys, Registry):
         rank = sql.priority_rank(priority)
         if not items:
             return []
-        try:
+
+        def push() -> list[str]:
             self._check_room()
             with self._transaction() as conn:
                 eta = consumable_from if consumable_from > time.time() else 0.0
                 rows = list(zip(items, unique_keys, task_ids, strict=True))
-                holders = unique.push_unique(conn, queue, rank, eta, rows)
+                return unique.push_unique(conn, queue, rank, eta, rows)
+
+        try:
+            holders = self._with_log_room(push)
         except BrokerFull as exc:
             self._refusals.refused(exc)
             raise

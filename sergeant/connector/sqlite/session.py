@@ -231,7 +231,7 @@ class Session(_connector.Connector):
         """Run a step that hands out, settles or deletes what the file holds; when the
         disk is full, spend the reserve once and run it again (it never committed)."""
         try:
-            return step()
+            return self._with_log_room(step)
         except BrokerFull:
             if not self._reserve.release():
                 raise
@@ -244,6 +244,32 @@ class Session(_connector.Connector):
             extra={"event": "broker_reserve_released"},
         )
         return step()
+
+    def _with_log_room(self, step: typing.Callable[[], T]) -> T:
+        """Run a write step; when the disk is full, checkpoint the log once and run it
+        again (it never committed).
+
+        A full disk stops the log (the ``-wal`` file) from growing. A log whose frames
+        are all in the file already starts over from its beginning at the next write,
+        but SQLite checkpoints by itself only every 1,000 frames, so a log just short
+        of that stays full and every write fails, acknowledgements too. A passive
+        checkpoint writes into the file's own pages and grows nothing.
+        """
+        try:
+            return step()
+        except BrokerFull:
+            if not self._checkpoint():
+                raise
+        return step()
+
+    def _checkpoint(self) -> bool:
+        """A passive checkpoint; True when it moved every frame of the log into the file."""
+        try:
+            with self._session() as conn:
+                busy, frames, done = conn.execute(sql.CHECKPOINT_PASSIVE).fetchone()
+        except ConnectorError:
+            return False
+        return bool(busy == 0 and frames > 0 and frames == done)
 
     def _check_room(self) -> None:
         """Refuse a push that would take the room kept for draining (see

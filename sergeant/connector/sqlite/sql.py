@@ -208,6 +208,10 @@ def free_bytes(conn: sqlite3.Connection) -> int:
     return int(pages) * int(size)
 
 
+#: Moves the log's frames into the file where no reader needs them; never grows a file.
+CHECKPOINT_PASSIVE = "PRAGMA wal_checkpoint(PASSIVE)"
+
+
 def rollback(conn: sqlite3.Connection) -> None:
     """Roll back the open transaction, if any; a failure here must not hide the cause."""
     if conn.in_transaction:
