@@ -16,6 +16,7 @@ from sergeant.connector.base import (
     Lock,
     Priority,
     ReclaimResult,
+    Waiting,
 )
 from sergeant.errors import ConfigError
 
@@ -27,6 +28,7 @@ __all__ = [
     "Lock",
     "Priority",
     "ReclaimResult",
+    "Waiting",
     "create",
 ]
 

@@ -66,3 +66,18 @@ class ReclaimResult:
 
     requeued: int = 0
     dead_lettered: int = 0
+
+
+class Waiting(typing.NamedTuple):
+    """A ready or delayed item as ``Connector.waiting`` lists it, to be removed by
+    ``Connector.remove_waiting``.
+
+    Attributes:
+        ref: how the engine names the item (opaque).
+        payload: the item's payload.
+        node: the node holding it, on a connector spread over several.
+    """
+
+    ref: bytes
+    payload: bytes
+    node: int = 0

@@ -26,6 +26,7 @@ import typing
 from sergeant.connector import _unique, base
 from sergeant.connector._polling import poll
 from sergeant.connector._spread_by_name import ByName, member_index
+from sergeant.connector._spread_waiting import SpreadWaiting
 from sergeant.connector.base import (
     WAIT_POLL_FIRST_SECONDS,
     WAIT_POLL_MAX_SECONDS,
@@ -58,7 +59,7 @@ def spread(count: int, member_count: int) -> list[tuple[int, int]]:
     return bounds
 
 
-class Spread(ByName, base.Connector):
+class Spread(ByName, SpreadWaiting, base.Connector):
     """Queues spread over independent member connectors; see the module docstring.
 
     Args:

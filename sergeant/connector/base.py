@@ -45,7 +45,8 @@ from sergeant.connector._polling import (
     poll,
 )
 from sergeant.connector._queue_contract import Priority, QueueContract
-from sergeant.connector._records import DeadLetter, Delivery, ReclaimResult
+from sergeant.connector._records import DeadLetter, Delivery, ReclaimResult, Waiting
+from sergeant.connector._waiting_contract import WaitingContract
 
 __all__ = [
     "KEY_POLL_MAX_SECONDS",
@@ -57,10 +58,11 @@ __all__ = [
     "Lock",
     "Priority",
     "ReclaimResult",
+    "Waiting",
 ]
 
 
-class Connector(QueueContract, LeaseContract, FlowContract):
+class Connector(QueueContract, LeaseContract, FlowContract, WaitingContract):
     """A broker engine holding named queues of opaque payloads.
 
     Implementations open their connections lazily, so an instance created before a

@@ -29,13 +29,14 @@ from sergeant.connector.memory.flows import Flows
 from sergeant.connector.memory.keys import KeysAndWorkers
 from sergeant.connector.memory.lock import Lock
 from sergeant.connector.memory.store import Item, Lease, Store, forget
+from sergeant.connector.memory.waiting import WaitingItems
 
 __all__ = ["Connector", "Lock", "forget"]
 
 T = typing.TypeVar("T")
 
 
-class Connector(DeadLetters, KeysAndWorkers, Flows, base.Connector):
+class Connector(DeadLetters, KeysAndWorkers, Flows, WaitingItems, base.Connector):
     """A broker in this process's memory, shared by every connector of the same ``name``.
 
     Args:
