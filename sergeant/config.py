@@ -78,6 +78,7 @@ class LoggingEvents:
         on_starvation: log ``worker is starving`` (WARNING) each time ``on_starvation``
             is called.
         on_stop: log ``worker was stopped by a task`` (INFO) when a task called ``stop()``.
+        on_cancel: log ``task was cancelled`` (INFO) when ``Worker.cancel`` stopped a task.
     """
 
     on_success: bool = False
@@ -88,6 +89,7 @@ class LoggingEvents:
     on_requeue: bool = True
     on_starvation: bool = True
     on_stop: bool = True
+    on_cancel: bool = True
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):

@@ -15,6 +15,7 @@ import enum
 
 __all__ = [
     "Outcome",
+    "WorkerCancelled",
     "WorkerException",
     "WorkerInterrupt",
     "WorkerMaxRetries",
@@ -32,6 +33,11 @@ class WorkerException(BaseException):
 
 class WorkerTimedout(WorkerException):
     """Raised inside a task that ran past ``Timeouts.timeout``."""
+
+
+class WorkerCancelled(WorkerException):
+    """Raised inside a task that ``Worker.cancel`` cancelled while it ran (or before it
+    started); routed to ``on_cancel``."""
 
 
 class WorkerRetry(WorkerException):
@@ -71,3 +77,5 @@ class Outcome(enum.Enum):
     #: ``work`` raised a ``BaseException`` that ends the worker (``SystemExit``,
     #: ``KeyboardInterrupt``, ...): the delivery is charged to the task.
     ABORTED = "aborted"
+    #: ``Worker.cancel`` stopped it (``WorkerCancelled``): acknowledged, not retried.
+    CANCELLED = "cancelled"

@@ -34,6 +34,7 @@ __all__ = [
     "LockError",
     "ResultTimeout",
     "SergeantError",
+    "TaskCancelled",
     "TaskFailed",
     "WorkerImportError",
 ]
@@ -138,6 +139,11 @@ class TaskFailed(SergeantError):
         self.error_message = error_message
         self.reason = reason
         super().__init__(f"task {task_id} failed: {error_type}: {error_message}")
+
+
+class TaskCancelled(TaskFailed):
+    """The task (or workflow) whose result was asked for was cancelled with
+    ``Worker.cancel``: removed before it ran, or stopped while it ran."""
 
 
 class WorkerImportError(SergeantError, ImportError):

@@ -46,6 +46,10 @@ class Flows:
     connector: Connector
     encoder: Encoder
 
+    if typing.TYPE_CHECKING:
+
+        def request_cancel(self, queue: str, task_ids: typing.Sequence[str]) -> None: ...
+
     # -- pushing ----------------------------------------------------------------
 
     def push_flow(self, item: workflow.Item, trace_id: str | None, ttl_seconds: float) -> str:
@@ -233,3 +237,32 @@ class Flows:
                 lookup.task_ids = lookup.task_ids - {lookup.found}
                 lookup._count = -1  # look again for the others
         return found
+
+    def cancel_flow(self, flow_id: str) -> bool:
+        """Cancel every step of a workflow that has not finished, and the workflow
+        itself (``get_result`` raises TaskCancelled); False when it has ended."""
+        from sergeant.broker.cancel import CANCELLED
+
+        plan = self.flow_plan(flow_id)
+        if plan is None or self.connector.key_get(result_key(flow_id)) is not None:
+            return False
+        record = {"ok": False, "type": CANCELLED, "message": f"workflow {flow_id} was cancelled"}
+        dumps = self.encoder.serializer.dumps
+        self.connector.key_set_notify(result_key(flow_id), dumps(record), float(plan["ttl"]))
+        by_queue: dict[str, list[str]] = collections.defaultdict(list)
+        for step_id, queue, _ in plan["steps"]:
+            by_queue[queue].append(step_id)
+        for queue, ids in by_queue.items():
+            self._cancel_steps(queue, ids)
+        return True
+
+    def _cancel_steps(self, queue: str, ids: list[str]) -> None:
+        """Remove the waiting steps of ``ids``; ask the workers to stop the others,
+        and not to start those held yet (they are pushed when their needs succeed)."""
+        wanted = set(ids)
+        found = [
+            w for w in self.connector.waiting(queue) if self.encoder.peek_id(w.payload) in wanted
+        ]
+        if found:
+            self.connector.remove_waiting(queue, found)
+        self.request_cancel(queue, ids)

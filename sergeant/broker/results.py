@@ -37,7 +37,7 @@ import typing
 from sergeant.connector import Connector, DeadLetter
 from sergeant.control import Outcome
 from sergeant.encoder import Encoder
-from sergeant.errors import ResultTimeout, TaskFailed
+from sergeant.errors import ResultTimeout, TaskCancelled, TaskFailed
 
 __all__ = ["DEAD_LETTER", "DeadLookup", "ResultStore", "result_key"]
 
@@ -54,7 +54,12 @@ WAIT_SLICE_MAX_SECONDS = 0.5
 #: (a requeue and a new dead letter in between leave the count as it was).
 RESCAN_SECONDS = 5.0
 
-_KEPT = frozenset({Outcome.SUCCESS, Outcome.FAILURE, Outcome.TIMEOUT, Outcome.MAX_RETRIES})
+_KEPT = frozenset(
+    {Outcome.SUCCESS, Outcome.FAILURE, Outcome.TIMEOUT, Outcome.MAX_RETRIES, Outcome.CANCELLED}
+)
+
+#: Failure types that mean the task was cancelled (``get_result`` raises TaskCancelled).
+_CANCELLED = frozenset({"TaskCancelled", "WorkerCancelled"})
 
 
 def result_key(task_id: str) -> str:
@@ -211,4 +216,6 @@ class ResultStore:
         record = self.serializer.loads(data)
         if record.get("ok"):
             return record.get("value")
-        raise TaskFailed(task_id, str(record.get("type")), str(record.get("message")))
+        kind = str(record.get("type"))
+        failure = TaskCancelled if kind in _CANCELLED else TaskFailed
+        raise failure(task_id, kind, str(record.get("message")))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sergeant.cli import dead, demo, queues, run
+from sergeant.cli import cancel, dead, demo, queues, run
 
 __all__ = ["main"]
 
@@ -21,3 +21,4 @@ main.add_command(queues.stats)
 main.add_command(queues.purge)
 main.add_command(queues.push)
 main.add_command(dead.dead)
+main.add_command(cancel.cancel)

@@ -40,7 +40,7 @@ from sergeant.consume.backoff import RETRYABLE, retry_call
 from sergeant.consume.heartbeat import Heartbeat, heartbeat_interval
 from sergeant.consume.state import CLOSE_RETRY_SECONDS, CurrentTask, StarvationCallback
 from sergeant.consume.steps import end_step
-from sergeant.control import Outcome
+from sergeant.control import Outcome, WorkerCancelled
 from sergeant.errors import BrokerFull, ConnectorError
 from sergeant.logging import refusals
 from sergeant.objects import Task
@@ -51,6 +51,7 @@ logger = logging.getLogger("sergeant.consumer")  # the name it had before the mo
 
 _MAX_RETRIES = Outcome.MAX_RETRIES  # looked up once: settle() runs per task
 _ABORTED = Outcome.ABORTED
+_CANCELLED = Outcome.CANCELLED
 
 
 def new_owner_id() -> str:
@@ -107,6 +108,10 @@ class Consumer(LeaseLoop, PopLoop):
     ) -> None:
         super().__init__(broker, config, on_starvation, thread_state, owner or new_owner_id())
         self._presence_refused = refusals.Throttle()
+        #: Ids of the queue's tasks asked to stop (``Worker.cancel``), read each heartbeat.
+        self._cancel_ids: frozenset[str] = frozenset()
+        #: Stops a running task by id (the executor's ``cancel_running``), if set.
+        self.on_cancel_running: typing.Callable[[str], bool] | None = None
         if self.at_least_once and _running.file_path() is None:
             _warn_if_leases_can_lapse(config)
 
@@ -134,6 +139,8 @@ class Consumer(LeaseLoop, PopLoop):
         self.thread_state.task = task
         key = id(task)
         self._current[key] = (task.id, time.time())
+        if self._cancel_ids and task.id in self._cancel_ids:
+            raise WorkerCancelled(f"task {task.id} was cancelled before it started")
         if self._lean:
             return  # marked as it was handed out (see _leased_tasks)
         delivery = self._running.get(key)
@@ -148,6 +155,8 @@ class Consumer(LeaseLoop, PopLoop):
         """
         self.thread_state.task = None
         self.tasks_done += 1
+        if outcome is _CANCELLED:
+            self._cancelled(task)
         if task._flow is not None and not end_step(self.broker, self.queue, task, outcome, value):
             self._release_step(task)
             return
@@ -173,6 +182,29 @@ class Consumer(LeaseLoop, PopLoop):
         record = self._record
         record.clear(record.cell_of_this_thread())
         self._dead_letter(dead)
+
+    # -- cancelling -------------------------------------------------------------------
+
+    def check_cancels(self) -> None:
+        """Read the queue's cancel requests (each heartbeat, and at start): tasks asked
+        to stop are not started, and running ones are stopped (``on_cancel_running``)."""
+        ids = self.broker.cancel_requests(self.queue)
+        self._cancel_ids = ids
+        stop = self.on_cancel_running
+        if ids and stop is not None:
+            for task_id, _ in self._current.copy().values():
+                if task_id in ids:
+                    stop(task_id)
+
+    def _cancelled(self, task: Task) -> None:
+        """``task`` was cancelled: its result says so (whatever results are kept)."""
+        try:
+            self.broker.record_cancelled(task.id, None, "cancelled while it ran")
+        except ConnectorError as exc:
+            logger.warning(
+                "could not record that task %s was cancelled: %s", task.id, exc,
+                extra={"event": "cancel_record_failed", "queue": self.queue},
+            )  # fmt: skip
 
     def _release_step(self, task: Task) -> None:
         """Give a workflow step whose advance failed back to its queue, to run again."""
@@ -274,6 +306,7 @@ class Consumer(LeaseLoop, PopLoop):
         never stops the worker."""
         try:
             self.publish_presence()
+            self.check_cancels()
         except ConnectorError as exc:
             logger.warning(
                 "could not publish the worker heartbeat: %s",

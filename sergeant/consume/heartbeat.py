@@ -27,6 +27,7 @@ class Beating(typing.Protocol):
     def renew_leases(self) -> None: ...
     def reclaim_expired(self) -> None: ...
     def publish_presence(self) -> None: ...
+    def check_cancels(self) -> None: ...
 
 
 def heartbeat_interval(config: WorkerConfig) -> float:
@@ -63,6 +64,7 @@ class Heartbeat(threading.Thread):
                     consumer.renew_leases()
                     consumer.reclaim_expired()
                 consumer.publish_presence()
+                consumer.check_cancels()
             except Exception as exc:  # a broker hiccup must not kill the heartbeat
                 logger.warning(
                     "lease heartbeat failed: %r", exc, extra={"event": "heartbeat_failed"}

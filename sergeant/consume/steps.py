@@ -18,7 +18,9 @@ __all__ = ["FAILED_FOR_GOOD", "end_step"]
 logger = logging.getLogger("sergeant.consumer")
 
 #: Outcomes after which a step will not run again: its workflow fails.
-FAILED_FOR_GOOD = frozenset({Outcome.FAILURE, Outcome.TIMEOUT, Outcome.MAX_RETRIES})
+FAILED_FOR_GOOD = frozenset(
+    {Outcome.FAILURE, Outcome.TIMEOUT, Outcome.MAX_RETRIES, Outcome.CANCELLED}
+)
 
 
 def end_step(broker: Broker, queue: str, task: Task, outcome: Outcome, value: object) -> bool:

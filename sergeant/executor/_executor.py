@@ -15,6 +15,7 @@ import typing
 from sergeant.config import WorkerConfig
 from sergeant.control import (
     Outcome,
+    WorkerCancelled,
     WorkerInterrupt,
     WorkerMaxRetries,
     WorkerRequeue,
@@ -54,6 +55,7 @@ class HookTarget(typing.Protocol):
     def on_requeue(self, task: Task) -> None: ...
     def on_max_retries(self, task: Task) -> None: ...
     def on_stop(self, task: Task) -> None: ...
+    def on_cancel(self, task: Task) -> None: ...
 
 
 class TaskSource(typing.Protocol):
@@ -164,6 +166,12 @@ def handle_timeout(target: HookTarget, task: Task) -> Outcome:
     return _route(target, "on_timeout", task) or Outcome.TIMEOUT
 
 
+def handle_cancel(target: HookTarget, task: Task) -> Outcome:
+    _log_event(target, "on_cancel", logging.INFO, "task was cancelled", task)
+    _call_hook(target, "on_cancel", task)
+    return Outcome.CANCELLED
+
+
 def handle_stop(target: HookTarget, task: Task) -> None:
     _log_event(target, "on_stop", logging.INFO, "worker was stopped by a task", task)
     _call_hook(target, "on_stop", task)
@@ -217,7 +225,15 @@ class _Ended:
 
 
 #: What ``work`` may raise that is routed to hooks (anything else propagates untouched).
-_ROUTED = (WorkerTimedout, WorkerRetry, WorkerMaxRetries, WorkerRequeue, WorkerInterrupt, Exception)
+_ROUTED = (
+    WorkerTimedout,
+    WorkerCancelled,
+    WorkerRetry,
+    WorkerMaxRetries,
+    WorkerRequeue,
+    WorkerInterrupt,
+    Exception,
+)
 
 
 def _after_raise(target: HookTarget, task: Task, exc: BaseException) -> tuple[Outcome, typing.Any]:
@@ -232,6 +248,8 @@ def _after_raise(target: HookTarget, task: Task, exc: BaseException) -> tuple[Ou
     _call_hook(target, "post_work", task, False, exc)
     if isinstance(exc, WorkerTimedout):
         return handle_timeout(target, task), exc
+    if isinstance(exc, WorkerCancelled):
+        return handle_cancel(target, task), exc
     if isinstance(exc, WorkerRetry):
         return handle_retry(target, task), exc
     if isinstance(exc, WorkerMaxRetries):
@@ -260,8 +278,12 @@ class Runner:
 
     def execute(self, tasks: TaskSource, task: Task) -> None:
         """Run ``task`` and settle it in ``tasks`` (see :func:`execute_one`)."""
-        tasks.started(task)
         target = self.target
+        try:
+            tasks.started(task)
+        except WorkerCancelled as exc:  # cancelled before it started: work does not run
+            tasks.settle(task, handle_cancel(target, task), exc)
+            return
         try:
             if self._pre_work:
                 _guarded(target, "pre_work", task)

@@ -17,10 +17,11 @@ import types
 import typing
 
 from sergeant.config import Timeouts, WorkerConfig
-from sergeant.control import WorkerTimedout
+from sergeant.control import WorkerCancelled, WorkerTimedout
 from sergeant.executor._executor import HookTarget, Runner, TaskSource
+from sergeant.executor.cancel import Cancels
 from sergeant.killer import ShutdownRequested
-from sergeant.killer.thread import ThreadKiller
+from sergeant.killer.thread import ThreadKiller, raise_in_thread
 from sergeant.objects import Task
 
 if typing.TYPE_CHECKING:
@@ -29,6 +30,9 @@ if typing.TYPE_CHECKING:
 __all__ = ["SerialExecutor", "TimedTarget", "make_process_killer", "thread_guard"]
 
 Guard = typing.Callable[[Task], typing.ContextManager[None]]
+
+#: Seconds before the alarm that raises WorkerCancelled in the main thread.
+CANCEL_ALARM_SECONDS = 0.001
 
 
 class TimedTarget:
@@ -60,6 +64,11 @@ class SerialExecutor:
         self._in_work = False
         self._watchdog: ProcessKiller | None = None
         self._thread_killer: ThreadKiller | None = None
+        #: What ``Worker.cancel`` can reach: the running task (its id) and its thread.
+        self.cancels = Cancels(target.config)
+        self._current_id: str | None = None
+        self._thread_ident: int | None = None
+        self._cancel_alarm = False
 
     def request_stop(self) -> None:
         """Stop before the next task (called from the SIGTERM handler, in the main thread).
@@ -75,14 +84,18 @@ class SerialExecutor:
     def execute_tasks(self, tasks: TaskSource) -> None:
         """Run every task of the source; an interrupt settles the current task and propagates."""
         timeouts = self.target.config.timeouts
-        if timeouts.timeout <= 0:
-            self._loop(tasks, self.target)
-            return
+        main = threading.current_thread() is threading.main_thread()
+        self._thread_ident = threading.get_ident()
         with contextlib.ExitStack() as stack:
-            self._watchdog = stack.enter_context(make_process_killer(self.target.config))
-            if threading.current_thread() is threading.main_thread():
+            stack.callback(self.cancels.close)
+            if main:  # the alarm raises WorkerTimedout, or WorkerCancelled (cancel_running)
                 previous = signal.signal(signal.SIGALRM, self._on_alarm)
                 stack.callback(signal.signal, signal.SIGALRM, previous)
+            if timeouts.timeout <= 0:
+                self._loop(tasks, self.target)
+                return
+            self._watchdog = stack.enter_context(make_process_killer(self.target.config))
+            if main:
                 guard: Guard = self._alarm_guard
             else:
                 self._thread_killer = stack.enter_context(ThreadKiller(WorkerTimedout))
@@ -95,14 +108,35 @@ class SerialExecutor:
             if self._stopping:
                 return  # the task stays leased as unstarted; closing the consumer releases it
             self._busy = True
+            self._current_id = task.id
             try:
                 execute(tasks, task)
             finally:
                 self._busy = False  # only now may a stop request raise: the task is settled
+                self._current_id = None
+                if self.cancels.cancelling:
+                    self.cancels.ended(task.id)
             if self._stopping:
                 return
 
+    def cancel_running(self, task_id: str) -> bool:
+        """Raise WorkerCancelled in ``task_id`` if it is the running task (called from
+        another thread); the watchdog kills the worker if it still runs
+        ``grace_period`` later. False when it does not run here."""
+        if self._current_id != task_id or not self.cancels.request(task_id):
+            return False
+        if self._thread_ident == threading.main_thread().ident:
+            self._cancel_alarm = True
+            signal.setitimer(signal.ITIMER_REAL, CANCEL_ALARM_SECONDS)
+            return True
+        assert self._thread_ident is not None
+        return raise_in_thread(self._thread_ident, WorkerCancelled)
+
     def _on_alarm(self, signum: int, frame: types.FrameType | None) -> None:
+        if self._cancel_alarm:  # set by cancel_running, not a timeout
+            self._cancel_alarm = False
+            self.cancels.raise_if_cancelled(self._current_id)
+            return
         if self._in_work:  # a late alarm after the task ended is ignored
             raise WorkerTimedout()
 

@@ -15,6 +15,7 @@ import typing
 
 from sergeant.control import WorkerTimedout
 from sergeant.executor._executor import HookTarget, Runner, TaskSource
+from sergeant.executor.cancel import Cancels
 from sergeant.executor.serial import TimedTarget, make_process_killer, thread_guard
 from sergeant.killer import ShutdownRequested
 from sergeant.killer.thread import ThreadKiller, clear_async_exception, raise_in_thread
@@ -47,6 +48,8 @@ class ThreadedExecutor:
         self._stop_sent_to: int | None = None
         self._watchdog: ProcessKiller | None = None
         self._thread_killer: ThreadKiller | None = None
+        #: What ``Worker.cancel`` can reach: each running task's thread.
+        self.cancels = Cancels(target.config)
 
     def request_stop(self) -> None:
         """Stop pulling tasks; running tasks finish (called from the SIGTERM handler).
@@ -71,6 +74,7 @@ class ThreadedExecutor:
     def execute_tasks(self, tasks: TaskSource) -> None:
         """Run every task of the source in the pool; re-raise the first interrupt."""
         with contextlib.ExitStack() as stack:
+            stack.callback(self.cancels.close)
             target = self.target
             if target.config.timeouts.timeout > 0:
                 self._watchdog = stack.enter_context(make_process_killer(target.config))
@@ -98,6 +102,11 @@ class ThreadedExecutor:
         if self._interrupt is not None:
             raise self._interrupt
 
+    def cancel_running(self, task_id: str) -> bool:
+        """Raise WorkerCancelled in the thread running ``task_id`` (see ``Cancels``);
+        False when it does not run here."""
+        return self.cancels.cancel_in_thread(task_id)
+
     def _guard(self, task: Task) -> typing.ContextManager[None]:
         assert self._watchdog is not None
         assert self._thread_killer is not None
@@ -124,9 +133,14 @@ class ThreadedExecutor:
 
     def _run(self, tasks: TaskSource, iterator: typing.Iterator[Task], target: HookTarget) -> None:
         execute = Runner(target).execute
+        cancels, me = self.cancels, threading.get_ident()
         try:
             while (task := self._next(iterator)) is not None:
-                execute(tasks, task)
+                cancels.running_in(task.id, me)
+                try:
+                    execute(tasks, task)
+                finally:
+                    cancels.ended(task.id)
         except BaseException as exc:  # handed to the main thread, which re-raises it
             with self._state_lock:
                 if self._interrupt is None:

@@ -238,6 +238,11 @@ class Worker(WorkLoop, Producing, Administering, Reporting, Workflows):
         """Called when ``work`` ran past ``Timeouts.timeout``; may call ``retry``/``requeue``."""
 
     @noop_hook
+    def on_cancel(self, task: Task) -> None:
+        """Called when ``Worker.cancel`` stopped ``task`` (``WorkerCancelled`` was raised
+        in it, or it was cancelled before it started)."""
+
+    @noop_hook
     def on_retry(self, task: Task) -> None:
         """Called after a task was retried."""
 

@@ -7,6 +7,8 @@ import typing
 
 from sergeant import workflow
 from sergeant.broker import Broker
+from sergeant.broker.flows import FLOW_PREFIX
+from sergeant.config import WorkerConfig
 
 __all__ = ["Workflows"]
 
@@ -18,6 +20,7 @@ class Workflows:
     """Pushing and reading workflows through the broker."""
 
     broker: Broker
+    config: WorkerConfig
 
     if typing.TYPE_CHECKING:
 
@@ -48,6 +51,25 @@ class Workflows:
                 f"push_workflow(result_ttl_seconds) is {result_ttl_seconds!r}; give seconds > 0"
             )
         return self.broker.push_flow(flow, self.get_trace_id(), float(result_ttl_seconds))
+
+    def cancel(self, task_id: str, task_name: str | None = None) -> bool:
+        """Cancel a task (or a workflow, by its id); returns False when it has ended.
+
+        A task still queued or delayed is removed and never runs. A running one gets
+        ``WorkerCancelled`` raised in it (routed to ``on_cancel``) at its worker's next
+        heartbeat, and its worker is killed if it still runs ``grace_period`` later. A
+        task handed out later (prefetched, redelivered) is not started. ``get_result``
+        then raises ``TaskCancelled``. A workflow's steps that have not finished are all
+        cancelled, and no later step runs.
+
+        Args:
+            task_id: an id from ``push_task``/``push_tasks``, or from ``push_workflow``.
+            task_name: the task's queue; None for this worker's own (not needed for a
+                workflow).
+        """
+        if task_id.startswith(FLOW_PREFIX):
+            return self.broker.cancel_flow(task_id)
+        return self.broker.cancel_task(task_name or self.config.name, task_id)
 
     def workflow_status(self, flow_id: str) -> workflow.WorkflowStatus:
         """Where workflow ``flow_id`` and each of its steps stand.

@@ -96,6 +96,8 @@ class WorkLoop:
         self._consumer = self._consumer_class(
             self.broker, self.config, self._handle_starvation, self._current, self.owner_id
         )
+        # Worker.cancel reaches a running task through its executor.
+        self._consumer.on_cancel_running = getattr(self.executor, "cancel_running", None)
         try:
             with gc.fewer_collections():
                 execute = self.executor.execute_tasks

@@ -45,7 +45,7 @@ def ledger_runs(path: Path) -> collections.Counter[str]:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
         return collections.Counter()
-    return collections.Counter(line.split()[1] for line in lines)
+    return collections.Counter(line.split()[1] for line in lines if line.startswith("done "))
 
 
 def worker_pids(supervisor: subprocess.Popen[bytes]) -> list[int]:

@@ -1,12 +1,15 @@
 """Two worker classes on two queues for the workflow tests, configured by
 ``SERGEANT_TEST_FLOW_BROKER`` (``type`` and ``params`` as JSON). Each step returns
-its ``v`` and what it got as ``previous``, and appends ``done <task id> <pid>`` to the
-ledger in ``SERGEANT_TEST_LEDGER`` (when set) before it returns."""
+its ``v`` and what it got as ``previous``, and appends ``start``, ``done`` and
+``cancelled`` lines (``<event> <task id> <pid>``) to the ledger in
+``SERGEANT_TEST_LEDGER`` (when set)."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import time
 import typing
 
@@ -42,18 +45,28 @@ class _Steps(Worker):
             timeouts=config.Timeouts(grace_period=1.0),
         )
 
-    def work(self, task: Task) -> object:
-        if task.kwargs.get("ms"):
-            time.sleep(task.kwargs["ms"] / 1000)
-        if task.kwargs.get("fail"):
-            raise ValueError(f"step {task.kwargs.get('v')} was told to fail")
+    def _record(self, event: str, task: Task) -> None:
         ledger = os.environ.get("SERGEANT_TEST_LEDGER")
         if ledger:
             fd = os.open(ledger, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
             try:
-                os.write(fd, f"done {task.id} {os.getpid()}\n".encode())
+                os.write(fd, f"{event} {task.id} {os.getpid()}\n".encode())
             finally:
                 os.close(fd)
+
+    def on_cancel(self, task: Task) -> None:
+        self._record("cancelled", task)
+
+    def work(self, task: Task) -> object:
+        self._record("start", task)
+        if task.kwargs.get("gil"):  # holds the GIL with every signal blocked: only a kill ends it
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGTERM, signal.SIGINT})
+            ctypes.PyDLL(None).pause()
+        if task.kwargs.get("ms"):
+            time.sleep(task.kwargs["ms"] / 1000)
+        if task.kwargs.get("fail"):
+            raise ValueError(f"step {task.kwargs.get('v')} was told to fail")
+        self._record("done", task)
         return {"v": task.kwargs.get("v"), "prev": task.previous, "flow": task.workflow_id}
 
 
