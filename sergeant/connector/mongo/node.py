@@ -39,9 +39,9 @@ fresh one per leasing call, so it never repeats for an item, whatever happens to
 its delivery count. ``pop_many`` claims then deletes (one item:
 ``find_one_and_delete``); if the popper dies in between, its claim expires after
 ``POP_CLAIM_SECONDS`` and ``reclaim_expired`` requeues the items rather than lose
-them. The claim itself lives in ``claim``; releases, reclaims and charges
-in ``requeue``; moves to and from ``dead`` in ``dead``; the client,
-settings and error wrapping in ``support``; the lock in ``lock``.
+them. The claim itself lives in ``claim``; releases, reclaims and charges in ``requeue``;
+moves to and from ``dead`` in ``dead``; listing and removing waiting items in
+``waiting``; the client, settings and error wrapping in ``support``; the lock in ``lock``.
 
 Delayed items keep the ``seq`` of their push: once due, they are served in push
 order among the other ready items of their priority.
@@ -87,6 +87,7 @@ from sergeant.connector.mongo.support import (
     wrap_errors,
 )
 from sergeant.connector.mongo.unique import push_unique
+from sergeant.connector.mongo.waiting import WaitingItems
 
 __all__ = ["Lock", "Node"]
 
@@ -98,7 +99,7 @@ POP_CLAIM_SECONDS = 60.0
 POP_OWNER = "<pop>"
 
 
-class Node(Flows, base.Connector):
+class Node(WaitingItems, Flows, base.Connector):
     """Queues, leases, dead letters, held steps, keys and locks in one MongoDB deployment.
 
     Args:

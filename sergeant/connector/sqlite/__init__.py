@@ -27,7 +27,8 @@ worker polls an empty queue, at most every :data:`MAINTENANCE_SECONDS`.
 
 This module holds the queue and lease operations; the connection and the rules
 above in ``session``, dead letters in ``dead``, keys and locks in
-``keys``, live workers in ``registry``, held workflow steps in ``flows``.
+``keys``, live workers in ``registry``, held workflow steps in ``flows``, the
+listing and removal of waiting items in ``waiting``.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from sergeant.connector.sqlite.session import (
     KEEP_BYTES,
     MAINTENANCE_SECONDS,
 )
+from sergeant.connector.sqlite.waiting import WaitingItems
 from sergeant.errors import BrokerFull
 
 __all__ = [
@@ -69,7 +71,7 @@ POLL_FIRST_SECONDS = 0.001
 POLL_MAX_SECONDS = 0.05
 
 
-class Connector(DeadLetters, Flows, Keys, Registry):
+class Connector(DeadLetters, Flows, Keys, Registry, WaitingItems):
     """A broker stored in one SQLite file, shared by the processes of one machine.
 
     Args:
