@@ -6,10 +6,8 @@ its ``v`` and what it got as ``previous``, and appends ``start``, ``done`` and
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import signal
 import time
 import typing
 
@@ -59,9 +57,6 @@ class _Steps(Worker):
 
     def work(self, task: Task) -> object:
         self._record("start", task)
-        if task.kwargs.get("gil"):  # holds the GIL with every signal blocked: only a kill ends it
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGTERM, signal.SIGINT})
-            ctypes.PyDLL(None).pause()
         if task.kwargs.get("ms"):
             time.sleep(task.kwargs["ms"] / 1000)
         if task.kwargs.get("fail"):
