@@ -21,9 +21,9 @@ __all__ = ["WaitingItems", "remove_entries"]
 
 #: Entries read per LRANGE / ZRANGE.
 READ_CHUNK = 1000
-#: Entries per ``remove_waiting.lua`` call: each LREM scans its list, so one call
-#: stays short even on a long queue.
-REMOVE_CHUNK = 100
+#: Entries per ``remove_waiting.lua`` call: each LREM scans its list (about 1.5 ms
+#: through 100,000 entries), so one call keeps Redis busy briefly even on a long queue.
+REMOVE_CHUNK = 10
 
 
 def _read(node: Node, k: keys.QueueKeys, limit: int) -> list[bytes]:
