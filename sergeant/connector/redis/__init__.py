@@ -12,8 +12,9 @@ independent servers spread each queue over all of them (see
 described in :mod:`sergeant.connector.redis.settings`.
 
 The class is built in layers: connections and visiting order in ``_nodeset``,
-leases and their settling in ``_leasing``, held workflow steps in ``flows``, the
-queue, dead-letter, key and worker operations here.
+leases and their settling in ``_leasing``, held workflow steps in ``flows``, waiting
+items listed and removed in ``_waiting``, the queue, dead-letter, key and worker
+operations here.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from sergeant.connector.redis._nodeset import (
     MIN_BLOCK_SECONDS,
     MULTI_NODE_BLOCK_SLICE_SECONDS,
 )
+from sergeant.connector.redis._waiting import WaitingItems
 from sergeant.connector.redis.flows import Flows
 from sergeant.connector.redis.lock import Lock
 from sergeant.errors import BrokerFull, ConfigError
@@ -48,7 +50,7 @@ __all__ = [
 _PRIORITIES = ("NORMAL", "HIGH")
 
 
-class Connector(Flows, Leasing):
+class Connector(Flows, Leasing, WaitingItems):
     """Queues on Redis: one server, several independent servers, or one Redis Cluster.
 
     Connections open on first use and again in a forked child. Give exactly one of

@@ -10,8 +10,8 @@ when it is free; on NOSCRIPT (after a restart or a SCRIPT FLUSH), and on a
 cluster, ``register_script``'s object loads and routes it.
 
 A full Redis drains: the scripts that hand out, settle, move or delete what the
-queues hold (pop, lease, ack, release, extend, dead_letter, reclaim, purge,
-purge_dead, requeue_dead, the lock and worker-registry ones) begin with
+queues hold (pop, lease, ack, release, extend, dead_letter, reclaim, purge, purge_dead,
+requeue_dead, remove_waiting, the lock and worker-registry ones) begin with
 :data:`ALLOW_OOM`, so Redis 7+ runs them above ``maxmemory``; what they write
 (a lease record, a heartbeat) is small beside what they free. ``requeue_dead``
 is among them: it moves dead entries back and drops their records, adding
@@ -89,6 +89,7 @@ _QUEUE_SCRIPTS = (
     "dead_letters",
     "requeue_dead",
     "purge_dead",
+    "remove_waiting",
     "charge",
     "extend_owned",
     "release_owned",
@@ -243,7 +244,8 @@ class Scripts:
         self._dead_letter, self._reclaim = s["dead_letter"], s["reclaim"]
         self._length, self._purge = s["length"], s["purge"]
         self._dead_letters, self._requeue_dead = s["dead_letters"], s["requeue_dead"]
-        self._purge_dead = s["purge_dead"]
+        # remove_waiting's typed wrapper is ``_waiting.remove_entries`` (off the hot path).
+        self._purge_dead, self.remove_waiting = s["purge_dead"], s["remove_waiting"]
         self._charge, self._extend_owned = s["charge"], s["extend_owned"]
         self._release_owned = s["release_owned"]
         self._lock_release, self._lock_set_ttl = s["lock_release"], s["lock_set_ttl"]
