@@ -14,6 +14,7 @@ import typing
 from sergeant import config, connector, encoder, errors, logging, objects, worker, workflow
 from sergeant.config import Logging, Starvation, Timeouts, WorkerConfig
 from sergeant.control import (
+    WorkerCancelled,
     WorkerInterrupt,
     WorkerMaxRetries,
     WorkerRequeue,
@@ -27,6 +28,7 @@ from sergeant.errors import (
     ConnectionLost,
     ResultTimeout,
     SergeantError,
+    TaskCancelled,
     TaskFailed,
 )
 from sergeant.objects import Progress, Task
@@ -41,9 +43,11 @@ __all__ = [
     "SergeantError",
     "Starvation",
     "Task",
+    "TaskCancelled",
     "TaskFailed",
     "Timeouts",
     "Worker",
+    "WorkerCancelled",
     "WorkerConfig",
     "WorkerInterrupt",
     "WorkerMaxRetries",

@@ -15,6 +15,7 @@ import typing
 
 from sergeant.config import WorkerConfig
 from sergeant.control import WorkerCancelled
+from sergeant.executor.watchdog import make_process_killer
 from sergeant.killer.thread import raise_in_thread
 
 if typing.TYPE_CHECKING:
@@ -77,8 +78,6 @@ class Cancels:
 
     def _arm(self, task_id: str) -> None:
         if self._watchdog is None:
-            from sergeant.executor.serial import make_process_killer
-
             self._watchdog = make_process_killer(self.config)
             self._watchdog.start()
         self._watchdog.arm(_slot(task_id), self.config.timeouts.grace_period, task_id)

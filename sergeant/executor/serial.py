@@ -16,10 +16,11 @@ import threading
 import types
 import typing
 
-from sergeant.config import Timeouts, WorkerConfig
+from sergeant.config import Timeouts
 from sergeant.control import WorkerCancelled, WorkerTimedout
 from sergeant.executor._executor import HookTarget, Runner, TaskSource
 from sergeant.executor.cancel import Cancels
+from sergeant.executor.watchdog import make_process_killer
 from sergeant.killer import ShutdownRequested
 from sergeant.killer.thread import ThreadKiller, raise_in_thread
 from sergeant.objects import Task
@@ -164,30 +165,6 @@ class SerialExecutor:
         return thread_guard(
             self.target.config.timeouts, self._watchdog, self._thread_killer, task.id
         )
-
-
-def make_process_killer(config: WorkerConfig | None = None) -> ProcessKiller:
-    """A new, unstarted ``ProcessKiller`` for this process.
-
-    Args:
-        config: the worker's configuration; when given, the watchdog notes the
-            tasks it kills in the worker's broker (see ``sergeant.killer.process``).
-    """
-    # Imported here: ``python -m sergeant.killer.process`` must not find its module
-    # already imported by the ``sergeant`` package (runpy warns and may misbehave).
-    from sergeant.broker import running as _running
-    from sergeant.broker.kill_note import KillNote
-    from sergeant.killer.process import ProcessKiller, kill_mark_path
-
-    running = _running.file_path()
-    mark = kill_mark_path(running) if running is not None else None
-    if config is None:
-        return ProcessKiller(mark_path=mark)
-    connector = config.connector
-    if connector.type == "memory":  # the watchdog process cannot reach this one's memory
-        return ProcessKiller(mark_path=mark)
-    note = KillNote(connector.type, connector.params, config.name)
-    return ProcessKiller(note=note, mark_path=mark)
 
 
 @contextlib.contextmanager

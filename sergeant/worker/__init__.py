@@ -17,6 +17,7 @@ from sergeant.broker.results import ResultStore
 from sergeant.config import WorkerConfig
 from sergeant.consume import CurrentTask, new_owner_id
 from sergeant.control import (
+    WorkerCancelled,
     WorkerException,
     WorkerInterrupt,
     WorkerMaxRetries,
@@ -38,6 +39,7 @@ from sergeant.worker.progress import Reporting
 
 __all__ = [
     "Worker",
+    "WorkerCancelled",
     "WorkerException",
     "WorkerInterrupt",
     "WorkerMaxRetries",

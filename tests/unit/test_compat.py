@@ -70,6 +70,7 @@ def test_small_config_classes_defaults() -> None:
     assert defaults(config.LoggingEvents) == {
         "on_success": False, "on_failure": True, "on_timeout": True, "on_retry": True,
         "on_max_retries": True, "on_requeue": True, "on_starvation": True, "on_stop": True,
+        "on_cancel": True,  # new: Worker.cancel
     }  # fmt: skip
     assert defaults(config.Starvation) == {"time_with_no_tasks": "<required>"}
 

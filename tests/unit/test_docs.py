@@ -42,6 +42,7 @@ HOOKS = (
     "on_max_retries",
     "on_starvation",
     "on_stop",
+    "on_cancel",
 )
 
 
