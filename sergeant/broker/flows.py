@@ -101,6 +101,11 @@ class Flows:
 
     # -- running ----------------------------------------------------------------
 
+    @property
+    def steps_seen(self) -> bool:
+        """True once this broker decoded a workflow step."""
+        return self.encoder.steps_decoded != 0
+
     def fill_previous(self, queue: str, tasks: typing.Iterable[Task]) -> None:
         """Set ``previous`` on the workflow steps among ``tasks`` (leased from ``queue``)."""
         loads = self.encoder.serializer.loads

@@ -52,6 +52,7 @@ logger = logging.getLogger("sergeant.consumer")  # the name it had before the mo
 _MAX_RETRIES = Outcome.MAX_RETRIES  # looked up once: settle() runs per task
 _ABORTED = Outcome.ABORTED
 _CANCELLED = Outcome.CANCELLED
+_SUCCESS = Outcome.SUCCESS
 
 
 def new_owner_id() -> str:
@@ -155,13 +156,9 @@ class Consumer(LeaseLoop, PopLoop):
         """
         self.thread_state.task = None
         self.tasks_done += 1
-        if outcome is _CANCELLED:
-            self._cancelled(task)
-        if task._flow is not None and not end_step(self.broker, self.queue, task, outcome, value):
-            self._release_step(task)
+        # One check on the path of a plain success: the rest only when there is more.
+        if (outcome is not _SUCCESS or self.extras) and not self._end_extras(task, outcome, value):
             return
-        if self.progress.cells:  # only tasks that reported progress pay for this
-            self.progress.finish(task.id)
         key = id(task)
         self._current.pop(key, None)
         running = self._running  # empty at-most-once: nothing more to do then
@@ -195,6 +192,19 @@ class Consumer(LeaseLoop, PopLoop):
             for task_id, _ in self._current.copy().values():
                 if task_id in ids:
                     stop(task_id)
+
+    def _end_extras(self, task: Task, outcome: Outcome, value: typing.Any) -> bool:
+        """What a task's end needs beyond its acknowledgement: a cancelled task's
+        result, a workflow step's advance, the last progress value. False when the
+        step could not be advanced (it was given back to run again)."""
+        if outcome is _CANCELLED:
+            self._cancelled(task)
+        if task._flow is not None and not end_step(self.broker, self.queue, task, outcome, value):
+            self._release_step(task)
+            return False
+        if self.progress.cells:
+            self.progress.finish(task.id)
+        return True
 
     def _cancelled(self, task: Task) -> None:
         """``task`` was cancelled: its result says so (whatever results are kept)."""

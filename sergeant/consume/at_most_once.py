@@ -33,6 +33,7 @@ class PopLoop(ConsumerState):
         if not popped:
             popped = retry_call("pop", lambda: self.broker.pop_tasks(queue, count), queue)
         self._popped = collections.deque(popped)
+        self._saw_steps()
         if not popped:
             retry_call(
                 "wait", lambda: self.broker.wait_for_tasks(queue, config.block_seconds), queue

@@ -75,6 +75,7 @@ class LeaseBook(ConsumerState):
     def _arrived(self, batch: LeasedBatch) -> list[Task]:
         """A leased batch came: its leases become the unstarted ones; its tasks are next."""
         self._unstarted = collections.deque(batch.deliveries)
+        self._saw_steps()
         return batch.tasks
 
     def _start_prefetch(self, count: int) -> bool:

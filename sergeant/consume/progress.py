@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+import typing
 
 from sergeant.broker import Broker
 from sergeant.errors import ConnectorError
@@ -51,9 +52,15 @@ class ProgressBook:
         ttl_seconds: how long a stored record is kept.
     """
 
-    def __init__(self, broker: Broker, ttl_seconds: float) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        ttl_seconds: float,
+        on_first_cell: typing.Callable[[], None] | None = None,
+    ) -> None:
         self.broker = broker
         self.ttl_seconds = ttl_seconds
+        self._on_first_cell = on_first_cell
         #: Only tasks that reported have a cell (one thread writes each; GIL-atomic).
         self.cells: dict[str, ProgressCell] = {}
         self._refused = refusals.Throttle()
@@ -64,6 +71,8 @@ class ProgressBook:
         cell = self.cells.get(task_id)
         if cell is None:
             cell = self.cells[task_id] = ProgressCell()
+            if self._on_first_cell is not None:
+                self._on_first_cell()
         cell.value = (fraction, message, now)
         if now < cell.due:
             cell.pending = True

@@ -89,7 +89,13 @@ class ConsumerState:
         self._heartbeat: Heartbeat | None = None
         self.presence = Presence(self.queue)
         #: The running tasks' ``Worker.set_progress`` values (see ``consume.progress``).
-        self.progress = ProgressBook(broker, progress_ttl(config.result_ttl_seconds))
+        #: True once a task may need more than an acknowledgement at its end (a
+        #: workflow step was handed out, or a task reported progress): ``settle``
+        #: looks further only then, so plain tasks pay one check.
+        self.extras = False
+        self.progress = ProgressBook(
+            broker, progress_ttl(config.result_ttl_seconds), self._need_extras
+        )
         # Where the supervisor finds the running task if this process dies; the lean
         # form (one thread) is written here, one store per task (see broker.running).
         self._record = _running.RunningRecord(config.number_of_threads, broker.names_running_by)
@@ -142,6 +148,14 @@ class ConsumerState:
             if count <= 0 or not send(count):
                 return
             asked.append(count)
+
+    def _need_extras(self) -> None:
+        self.extras = True
+
+    def _saw_steps(self) -> None:
+        """After a batch arrived: from the first workflow step on, settle looks further."""
+        if not self.extras and self.broker.steps_seen:
+            self.extras = True
 
     def _prefetch_failed(self, message: str, exc: BaseException) -> None:
         """Log a pull sent ahead that could not be sent or read (the loop goes on)."""

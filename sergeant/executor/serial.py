@@ -67,9 +67,10 @@ class SerialExecutor:
         self._thread_killer: ThreadKiller | None = None
         #: What ``Worker.cancel`` can reach: the running task (its id) and its thread.
         self.cancels = Cancels(target.config)
-        self._current_id: str | None = None
+        self._current: Task | None = None
         self._thread_ident: int | None = None
         self._cancel_alarm = False
+        self._cancelled = False  # a cancel reached the running task
 
     def request_stop(self) -> None:
         """Stop before the next task (called from the SIGTERM handler, in the main thread).
@@ -109,13 +110,13 @@ class SerialExecutor:
             if self._stopping:
                 return  # the task stays leased as unstarted; closing the consumer releases it
             self._busy = True
-            self._current_id = task.id
+            self._current = task  # what cancel_running looks at (while _busy)
             try:
                 execute(tasks, task)
             finally:
                 self._busy = False  # only now may a stop request raise: the task is settled
-                self._current_id = None
-                if self.cancels.cancelling:
+                if self._cancelled:
+                    self._cancelled = False
                     self.cancels.ended(task.id)
             if self._stopping:
                 return
@@ -124,8 +125,12 @@ class SerialExecutor:
         """Raise WorkerCancelled in ``task_id`` if it is the running task (called from
         another thread); the watchdog kills the worker if it still runs
         ``grace_period`` later. False when it does not run here."""
-        if self._current_id != task_id or not self.cancels.request(task_id):
+        current = self._current
+        if not self._busy or current is None or current.id != task_id:
             return False
+        if not self.cancels.request(task_id):
+            return False
+        self._cancelled = True
         if self._thread_ident == threading.main_thread().ident:
             self._cancel_alarm = True
             signal.setitimer(signal.ITIMER_REAL, CANCEL_ALARM_SECONDS)
@@ -136,7 +141,9 @@ class SerialExecutor:
     def _on_alarm(self, signum: int, frame: types.FrameType | None) -> None:
         if self._cancel_alarm:  # set by cancel_running, not a timeout
             self._cancel_alarm = False
-            self.cancels.raise_if_cancelled(self._current_id)
+            current = self._current
+            if self._busy and current is not None:
+                self.cancels.raise_if_cancelled(current.id)
             return
         if self._in_work:  # a late alarm after the task ended is ignored
             raise WorkerTimedout()
