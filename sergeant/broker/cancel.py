@@ -18,7 +18,7 @@ import typing
 import orjson
 
 from sergeant.broker.results import result_key
-from sergeant.connector import Connector
+from sergeant.connector import Connector, Waiting
 from sergeant.encoder import Encoder
 from sergeant.errors import DecodeError, LockError
 
@@ -51,18 +51,25 @@ class Cancelling:
     def cancel_task(self, queue: str, task_id: str) -> bool:
         """Remove ``task_id`` from ``queue`` if it waits there, else ask its worker to
         stop it; False when it has ended already (its result is stored)."""
-        waiting = [
-            item
-            for item in self.connector.waiting(queue)
-            if self.encoder.peek_id(item.payload) == task_id
-        ]
-        if waiting and self.connector.remove_waiting(queue, waiting):
-            self.record_cancelled(task_id, waiting[0].payload, "cancelled before it ran")
+        removed = self.remove_waiting_tasks(queue, [task_id])
+        if removed:
+            self.record_cancelled(task_id, removed[0].payload, "cancelled before it ran")
             return True
         if self.connector.key_get(result_key(task_id)) is not None:
             return False
         self.request_cancel(queue, [task_id])
         return True
+
+    def remove_waiting_tasks(self, queue: str, task_ids: typing.Collection[str]) -> list[Waiting]:
+        """Remove the tasks of ``task_ids`` still waiting in ``queue`` (ids read from the
+        payloads, never decoded); the ones found, or [] when none was removed."""
+        wanted = set(task_ids)
+        found = [
+            w for w in self.connector.waiting(queue) if self.encoder.peek_id(w.payload) in wanted
+        ]
+        if found and self.connector.remove_waiting(queue, found):
+            return found
+        return []
 
     def request_cancel(self, queue: str, task_ids: typing.Sequence[str]) -> None:
         """Add ``task_ids`` to the queue's cancel requests (read by its workers)."""

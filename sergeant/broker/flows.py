@@ -23,7 +23,7 @@ import orjson
 
 from sergeant import workflow
 from sergeant.broker.results import DeadLookup, ResultStore, result_key
-from sergeant.connector import Connector, Priority
+from sergeant.connector import Connector, Priority, Waiting
 from sergeant.encoder import Encoder
 from sergeant.objects import Task, new_task_id
 
@@ -49,6 +49,10 @@ class Flows:
     if typing.TYPE_CHECKING:
 
         def request_cancel(self, queue: str, task_ids: typing.Sequence[str]) -> None: ...
+
+        def remove_waiting_tasks(
+            self, queue: str, task_ids: typing.Collection[str]
+        ) -> list[Waiting]: ...
 
     # -- pushing ----------------------------------------------------------------
 
@@ -177,12 +181,9 @@ class Flows:
         plan = self.flow_plan(flow_id)
         lookups = None
         if plan is not None:
-            by_queue: dict[str, set[str]] = collections.defaultdict(set)
-            for step_id, queue, _ in plan["steps"]:
-                by_queue[queue].add(step_id)
             lookups = [
                 DeadLookup(self.connector, self.encoder, queue, frozenset(ids))
-                for queue, ids in by_queue.items()
+                for queue, ids in _steps_by_queue(plan).items()
             ]
         home = plan["end"][0] if plan is not None else ""
         return results.fetch(flow_id, timeout, home, lookups)
@@ -200,7 +201,7 @@ class Flows:
         home, end, last = plan["end"]
         data = self.connector.key_get(result_key(flow_id))
         record = None if data is None else self.encoder.serializer.loads(data)
-        failed = self._dead_steps(steps)
+        failed = self._dead_steps(plan)
         if record is not None and not record.get("ok"):
             failed.add(record.get("step"))
         waiting_for: dict[int, list[tuple[str, int]]] = collections.defaultdict(list)
@@ -231,16 +232,11 @@ class Flows:
         )
         return workflow.WorkflowStatus(flow_id, flow_state, out)
 
-    def _dead_steps(self, steps: list[list[typing.Any]]) -> set[str | None]:
+    def _dead_steps(self, plan: dict[str, typing.Any]) -> set[str | None]:
         """The ids of the steps found in the dead letters of their queues."""
         found: set[str | None] = set()
-        for queue in {queue for _, queue, _ in steps}:
-            ids = frozenset(step_id for step_id, q, _ in steps if q == queue)
-            lookup = DeadLookup(self.connector, self.encoder, queue, ids)
-            while lookup.find() is not None:
-                found.add(lookup.found)
-                lookup.task_ids = lookup.task_ids - {lookup.found}
-                lookup._count = -1  # look again for the others
+        for queue, ids in _steps_by_queue(plan).items():
+            found |= DeadLookup(self.connector, self.encoder, queue, frozenset(ids)).find_all()
         return found
 
     def cancel_flow(self, flow_id: str) -> bool:
@@ -254,20 +250,17 @@ class Flows:
         record = {"ok": False, "type": CANCELLED, "message": f"workflow {flow_id} was cancelled"}
         dumps = self.encoder.serializer.dumps
         self.connector.key_set_notify(result_key(flow_id), dumps(record), float(plan["ttl"]))
-        by_queue: dict[str, list[str]] = collections.defaultdict(list)
-        for step_id, queue, _ in plan["steps"]:
-            by_queue[queue].append(step_id)
-        for queue, ids in by_queue.items():
-            self._cancel_steps(queue, ids)
+        for queue, ids in _steps_by_queue(plan).items():
+            # The waiting steps are removed; the workers are asked to stop the others
+            # and not to start those held yet (pushed when their needs succeed).
+            self.remove_waiting_tasks(queue, ids)
+            self.request_cancel(queue, ids)
         return True
 
-    def _cancel_steps(self, queue: str, ids: list[str]) -> None:
-        """Remove the waiting steps of ``ids``; ask the workers to stop the others,
-        and not to start those held yet (they are pushed when their needs succeed)."""
-        wanted = set(ids)
-        found = [
-            w for w in self.connector.waiting(queue) if self.encoder.peek_id(w.payload) in wanted
-        ]
-        if found:
-            self.connector.remove_waiting(queue, found)
-        self.request_cancel(queue, ids)
+
+def _steps_by_queue(plan: dict[str, typing.Any]) -> dict[str, list[str]]:
+    """A plan's step ids, by queue."""
+    by_queue: dict[str, list[str]] = collections.defaultdict(list)
+    for step_id, queue, _ in plan["steps"]:
+        by_queue[queue].append(step_id)
+    return by_queue

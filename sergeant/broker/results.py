@@ -121,6 +121,17 @@ class DeadLookup:
             self._seen.add(name)
         return None
 
+    def find_all(self) -> set[str]:
+        """The ids among ``task_ids`` whose dead letters are in the queue now (one scan)."""
+        if self.connector.dead_count(self.queue) == 0:
+            return set()
+        found = set()
+        for dead in self.connector.dead_letters(self.queue, DEAD_SCAN_LIMIT):
+            task_id = self.encoder.peek_id(dead.payload)
+            if task_id in self.task_ids:
+                found.add(task_id)
+        return found
+
 
 def _dead_failure(
     task_id: str, dead: DeadLetter, found: str | None = None, queue: str = ""
