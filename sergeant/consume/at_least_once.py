@@ -32,6 +32,7 @@ class LeaseLoop(LeaseBook):
                 self._top_up(pulled, asked, self._start_prefetch)  # unblock_if_stalled
             unstarted, running = self._unstarted, self._running
             words, field = self._record.batch_marks(unstarted[0] if unstarted else None)
+            self._batch_ids.note(tasks, unstarted)
             for task in tasks:
                 delivery = running[id(task)] = unstarted[0]  # see ConsumerState: enter
                 unstarted.popleft()  # running, then leave
@@ -88,3 +89,4 @@ class LeaseLoop(LeaseBook):
             retry_seconds=0.0,
         )
         self._record.clear_running()
+        self._batch_ids.close()

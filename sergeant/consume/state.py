@@ -17,6 +17,7 @@ import typing
 from sergeant.broker import Broker, Delivery
 from sergeant.broker import running as _running
 from sergeant.broker.progress import progress_ttl
+from sergeant.broker.running_ids import BatchIds
 from sergeant.config import WorkerConfig
 from sergeant.consume.backoff import RETRYABLE, retry_call
 from sergeant.consume.heartbeat import Heartbeat
@@ -100,6 +101,8 @@ class ConsumerState:
         # form (one thread) is written here, one store per task (see broker.running).
         self._record = _running.RunningRecord(config.number_of_threads, broker.names_running_by)
         self._lean = self._record.lean
+        #: The batch's task ids for the supervisor (see broker.running_ids): per batch.
+        self._batch_ids = BatchIds(self._record.form)
 
     def _begin(self) -> None:
         """What the loop does before its first pull (``Consumer`` defines it)."""

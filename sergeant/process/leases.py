@@ -34,6 +34,8 @@ import typing
 from sergeant.broker import KILLED_AFTER_TIMEOUT, Broker
 from sergeant.broker import running as _running
 from sergeant.config import Connector
+from sergeant.killer.process import kill_tree
+from sergeant.process.cancels import CancelWatch, Watched
 from sergeant.process.policy import describe_exit
 
 __all__ = ["Death", "LeaseKeeper", "death_reason"]
@@ -76,9 +78,10 @@ def death_reason(exit_code: int, killed_by_watchdog: bool, killed_for: str | Non
 
 
 class _Child:
-    def __init__(self, leases: dict[str, typing.Any]) -> None:
+    def __init__(self, leases: dict[str, typing.Any], running_path: str | None) -> None:
         self.leases = leases
         self.next_renewal = 0.0
+        self.watched = Watched(leases, running_path) if running_path is not None else None
 
 
 class LeaseKeeper(threading.Thread):
@@ -98,12 +101,20 @@ class LeaseKeeper(threading.Thread):
         self._failing: set[str] = set()
         self._stopped = threading.Event()
         self._idle = threading.Event()
+        self._cancels = CancelWatch(logger, self._call, kill_tree)
 
     # -- called by the supervisor -----------------------------------------------------
 
-    def alive(self, pid: int, leases: dict[str, typing.Any]) -> None:
-        """Child ``pid`` holds leases described by ``leases``: keep them alive."""
-        self._events.put(("alive", pid, leases))
+    def alive(
+        self, pid: int, leases: dict[str, typing.Any], running_path: str | None = None
+    ) -> None:
+        """Child ``pid`` holds leases described by ``leases``: keep them alive (and stop
+        its cancelled tasks, see ``sergeant.process.cancels``, given its running file)."""
+        self._events.put(("alive", pid, _Child(leases, running_path)))
+
+    def killed_for_cancel(self, pid: int) -> bool:
+        """Whether child ``pid`` (ended) was killed to stop a cancelled task."""
+        return self._cancels.forget(pid) is not None
 
     def died(self, pid: int, death: Death | None) -> None:
         """Child ``pid`` ended: stop renewing; settle its leases when it had some."""
@@ -127,6 +138,9 @@ class LeaseKeeper(threading.Thread):
             while not self._stopped.is_set():
                 self._handle_events()
                 self._renew_due()
+                self._cancels.check(
+                    {pid: c.watched for pid, c in self._children.items() if c.watched}
+                )
                 self._release_again()
                 self._stopped.wait(TICK_SECONDS)
         finally:
@@ -140,7 +154,7 @@ class LeaseKeeper(threading.Thread):
             except queue.Empty:
                 return
             if kind == "alive":
-                self._children[pid] = _Child(detail)
+                self._children[pid] = detail
             elif kind == "died":
                 self._children.pop(pid, None)
                 if detail is not None:

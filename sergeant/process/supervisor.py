@@ -41,8 +41,10 @@ if typing.TYPE_CHECKING:
 
 from sergeant import metrics
 from sergeant.broker import running as _running
+from sergeant.broker.running_ids import ids_path
 from sergeant.errors import ConfigError, SergeantError, WorkerImportError
 from sergeant.killer.process import kill_mark_path, kill_tree, take_kill_mark
+from sergeant.process.cancels import KILLED_FOR as CANCEL_KILL
 from sergeant.process.leases import Death, LeaseKeeper, death_reason
 from sergeant.process.policy import ExitCode, SlaveStatus, decide, describe_exit
 from sergeant.process.slots import Slot, tree_rss
@@ -217,10 +219,11 @@ class Supervisor:
             if status is not None:
                 slot.status_seen = True
                 if status.leases is not None:
-                    self._keeper.alive(slot.process.pid, status.leases)
+                    self._keeper.alive(slot.process.pid, status.leases, slot.running_path)
 
     def _spawn(self, slot: Slot) -> None:
-        for stale in (slot.status_path, slot.running_path, kill_mark_path(slot.running_path)):
+        running = slot.running_path
+        for stale in (slot.status_path, running, ids_path(running), kill_mark_path(running)):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(stale)
         slot.status_seen = False
@@ -246,6 +249,8 @@ class Supervisor:
         pid, slot.process = slot.process.pid, None
         status = SlaveStatus.load(slot.status_path)
         killed_for = "over the memory limit" if slot.killed_for_memory else None
+        if self._keeper.killed_for_cancel(pid):
+            killed_for = CANCEL_KILL
         death = self._death(slot, pid, status, exit_code, killed_for)
         if now - slot.started_at >= STABLE_SECONDS:
             slot.failures = 0
@@ -288,8 +293,9 @@ class Supervisor:
         """Hand a dead process's leases to the keeper; the Death when a task was running
         (or the process charged one itself before ending), else None."""
         running = _running.read_running(slot.running_path)
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(slot.running_path)
+        for path in (slot.running_path, ids_path(slot.running_path)):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
         note = take_kill_mark(slot.running_path)
         leases = status.leases if status is not None else None
         if leases is None:

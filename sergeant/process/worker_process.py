@@ -27,6 +27,7 @@ import typing
 
 from sergeant.broker import running as _running
 from sergeant.config import WorkerConfig
+from sergeant.consume.heartbeat import heartbeat_interval
 from sergeant.errors import ConfigError, ConnectorError, WorkerImportError
 from sergeant.killer import ShutdownRequested
 from sergeant.killer.process import kill_tree
@@ -73,6 +74,9 @@ def lease_keeping(config: WorkerConfig, owner: str) -> dict[str, typing.Any] | N
         "owner": owner,
         "lease_seconds": config.lease_seconds,
         "max_deliveries": config.max_deliveries,
+        # A cancelled task left running this long after the request is killed (its
+        # worker learns of it at a heartbeat, then gives it the grace period).
+        "cancel_kill_seconds": heartbeat_interval(config) + config.timeouts.grace_period,
     }
 
 

@@ -1,5 +1,6 @@
 """``Worker.cancel`` with real worker processes (``sergeant run``): a waiting task never
-runs, a running ``time.sleep`` task gets ``on_cancel``, ``get_result`` raises
+runs, a running ``time.sleep`` task gets ``on_cancel``, a task holding the GIL has its
+worker killed by the supervisor and a new one started, ``get_result`` raises
 ``TaskCancelled``, and a cancelled workflow runs no further step. The ledger (one
 line per start, end and cancel, written by the tasks themselves) is the record."""
 
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from sergeant import workflow
@@ -92,6 +94,54 @@ def test_cancel_waiting_running_stuck_and_workflow(
         assert status.state == "failed"
         assert status.steps[1].state == "never ran"
         assert not any(t == f"{flow_id}.1" for t, _ in events(ledger, "start"))
+    finally:
+        kill_tree(supervisor.pid)
+        supervisor.wait(timeout=30)
+        producer.close()
+
+
+def start_fleet(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sergeant.cli", "run", "tests.workers.flows:StepsA"],
+        cwd=PROJECT_ROOT, env={**os.environ, **env},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["local", "redis", "mongo"])
+def test_cancel_a_task_holding_the_gil_kills_its_worker(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No thread of its process runs, so only the supervisor can stop it: at the grace
+    period (1 s here) it kills the worker, records the cancel, and starts a new worker,
+    which refuses the redelivered task and runs the next one."""
+    connector_type, params = connector_params(request, kind, tmp_path)
+    ledger = tmp_path / "ledger"
+    env = {**flows.environment(connector_type, params, str(ledger)), "SERGEANT_TEST_LEASE": "30"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    producer = flows.StepsA()
+    producer.init_broker()
+    supervisor = start_fleet(env)
+    try:
+        stuck = producer.push_task({"gil_seconds": 600})
+        wait_until(lambda: events(ledger, "start"), timeout=60, message="the stuck task to start")
+        stuck_pid = events(ledger, "start")[0][1]
+        assert producer.cancel(stuck)
+        # Well before the 600 s the task holds the GIL, and the 30 s lease.
+        with pytest.raises(TaskCancelled, match="its worker was killed"):
+            producer.get_result(stuck, timeout=25)
+        wait_until(lambda: not psutil.pid_exists(stuck_pid), timeout=30, message="the kill")
+        after = producer.push_task({"v": "after"})
+        wait_until(
+            lambda: any(t == after for t, _ in events(ledger, "done")), timeout=60,
+            message="the next task to run in a new worker",
+        )  # fmt: skip
+        starts = events(ledger, "start")
+        assert [t for t, _ in starts].count(stuck) == 1  # never started again
+        assert starts[-1][0] == after
+        assert starts[-1][1] != stuck_pid
+        assert (stuck, stuck_pid) not in events(ledger, "cancelled")  # nothing ran in it
     finally:
         kill_tree(supervisor.pid)
         supervisor.wait(timeout=30)

@@ -1,13 +1,16 @@
 """Two worker classes on two queues for the workflow tests, configured by
 ``SERGEANT_TEST_FLOW_BROKER`` (``type`` and ``params`` as JSON). Each step returns
-its ``v`` and what it got as ``previous``, and appends ``start``, ``done`` and
+its ``v`` and what it got as ``previous`` (after sleeping ``ms``, or holding the GIL
+``gil_seconds``), and appends ``start``, ``done`` and
 ``cancelled`` lines (``<event> <task id> <pid>``) to the ledger in
 ``SERGEANT_TEST_LEDGER`` (when set)."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import time
 import typing
 
@@ -59,6 +62,9 @@ class _Steps(Worker):
         self._record("start", task)
         if task.kwargs.get("ms"):
             time.sleep(task.kwargs["ms"] / 1000)
+        if task.kwargs.get("gil_seconds"):  # C code that keeps the GIL, deaf to signals
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGUSR1})
+            ctypes.PyDLL(None).sleep(int(task.kwargs["gil_seconds"]))
         if task.kwargs.get("fail"):
             raise ValueError(f"step {task.kwargs.get('v')} was told to fail")
         self._record("done", task)
