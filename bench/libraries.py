@@ -49,11 +49,15 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("latency", "pickup latency, idle worker", Metric.LATENCY),
     Workload("idle_rss", "idle worker RSS", Metric.RSS),
     Workload("memory_flat", "RSS growth over N tasks, one worker (ours only)", Metric.RSS),
+    Workload("progress_off", "loop steps in long tasks, no set_progress (ours; steps/s)"),
+    Workload("progress_on", "the same loop, set_progress at every step (ours; steps/s)"),
 )
 WORKLOADS_BY_NAME = {workload.name: workload for workload in WORKLOADS}
 
 #: Tasks pulled per round trip in the batched workloads (Sergeant's tasks_per_transaction).
 BATCH = 1000
+#: The progress rows: tasks of PROGRESS_STEPS loop steps, each ``sum(range(1000))``.
+PROGRESS_TASKS, PROGRESS_STEPS = 5, 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +114,8 @@ class Library:
             return min(sizes.latency_n, sizes.n)
         if workload == "memory_flat":
             return sizes.memory_n
+        if workload.startswith("progress"):
+            return PROGRESS_TASKS * PROGRESS_STEPS
         n = sizes.push_one_n if workload == "push_one" else sizes.n
         batched = "batched" in workload or workload.startswith("consume_procs")
         if batched and self.group in FAST_GROUPS and self.broker == "redis":
@@ -195,6 +201,8 @@ def all_libraries(our_python: Path) -> list[Library]:
         "tasks_per_transaction": BATCH,
         "delivery": "at_least_once",
     }
+    for name, report in (("progress_off", False), ("progress_on", True)):
+        ours[name] = {"workload": "progress", "report": report, "steps": PROGRESS_STEPS}
     return [
         Library("sergeant", our_python, "sergeant_driver.py", "ours", ours),
         Library(

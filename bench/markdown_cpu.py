@@ -19,7 +19,9 @@ CPU_COLUMNS = (
 )
 ORIGINAL = "sergeant-0.27"
 #: Every workload that moves tasks through Redis, in report order.
-CPU_WORKLOADS = [w.name for w in WORKLOADS if w.metric is Metric.RATE]
+CPU_WORKLOADS = [
+    w.name for w in WORKLOADS if w.metric is Metric.RATE and not w.name.startswith("progress")
+]
 
 CPU_NOTE = """CPU microseconds per task over each run's timed interval (start-up and the
 fill excluded), medians of the rounds: the process(es) doing the work (user + system),

@@ -22,7 +22,11 @@ COMPARED_AT = {
     "consume_batched_amo": "consume_batched",
     "consume_batched_no_prefetch": "consume_batched",
 }
-THROUGHPUT = [w.name for w in WORKLOADS if w.metric is Metric.RATE and "procs" not in w.name]
+THROUGHPUT = [
+    w.name
+    for w in WORKLOADS
+    if w.metric is Metric.RATE and "procs" not in w.name and not w.name.startswith("progress")
+]
 
 
 @dataclasses.dataclass
@@ -65,6 +69,8 @@ class Cell:
     errors: list[str] = dataclasses.field(default_factory=list)
     memory: list[MemoryRun] = dataclasses.field(default_factory=list)
     cpu: CpuCell | None = None
+    #: progress_on: median of each run's task run time with ÷ without, interleaved.
+    overhead: float | None = None
 
     def as_json(self) -> dict[str, typing.Any]:
         return dataclasses.asdict(self)
@@ -91,6 +97,9 @@ def summarize(runs: list[Run]) -> dict[str, dict[str, Cell]]:
             cell.p99 = _stats(p99s)
         if workload == "memory_flat":
             cell.memory = [MemoryRun.of(run) for run in good]
+        overheads = [v for v in (run.value("overhead_ratio") for run in good) if v is not None]
+        if overheads:
+            cell.overhead = statistics.median(overheads)
         cell.cpu = summarize_cpu([run.cpu_per_task() for run in good])
         cells.setdefault(library, {})[workload] = cell
     return cells
@@ -210,12 +219,23 @@ def targets(cells: dict[str, dict[str, Cell]]) -> list[Target]:
         Target("idle worker RSS", _median(cells, ours, "idle_rss"), 40.0, False, "MiB"),
         _memory_target(cells.get(ours, {}).get("memory_flat")),
         Target(
+            "set_progress at each of 10,000 steps: task run time with ÷ without",
+            _overhead(cells.get(ours, {}).get("progress_on")),
+            1.05,
+            False,
+            "x",
+        ),
+        Target(
             "2 processes vs 1",
             ratio(cells, (ours, "consume_procs_2"), (ours, "consume_procs_1")),
             1.6,
         ),
     ]
     return result
+
+
+def _overhead(cell: Cell | None) -> float | None:
+    return cell.overhead if cell is not None else None
 
 
 def _memory_target(cell: Cell | None) -> Target:

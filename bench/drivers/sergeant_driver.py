@@ -9,7 +9,8 @@ was imported from that tree.
 Workloads (``args["workload"]``): ``push_one``, ``push_bulk``, ``consume`` (one
 process, ``tasks_per_transaction`` per pull), ``consume_procs`` (``procs`` worker
 processes), ``latency`` (idle worker, push-to-start delays), ``idle_rss`` and
-``memory_flat`` (this process's RSS while one worker runs N tasks).
+``memory_flat`` (this process's RSS while one worker runs N tasks), ``progress``
+(long tasks with and without ``set_progress`` at every step).
 """
 
 from __future__ import annotations
@@ -322,7 +323,54 @@ def memory_flat(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
     )
 
 
+class ProgressWorker(Worker):  # type: ignore[misc]
+    """Runs tasks of ``steps`` loop steps (``sum(range(1000))``, a few µs), calling
+    ``set_progress`` at every step when the task says ``report``; times each task
+    inside ``work`` (its throttled progress writes included), by ``report``."""
+
+    def __init__(self, args: dict[str, typing.Any], tasks: int) -> None:
+        self.args, self.tasks = args, tasks
+        self.seconds = {False: 0.0, True: 0.0}
+        self.steps_done = {False: 0, True: 0}
+        super().__init__()
+
+    def generate_config(self) -> typing.Any:
+        return worker_config(self.args, self.tasks)
+
+    def work(self, task: typing.Any) -> None:
+        steps, body, report = self.args["steps"], range(1000), task.kwargs["report"]
+        started = time.perf_counter()
+        if report:
+            set_progress = self.set_progress
+            for step in range(steps):
+                sum(body)
+                set_progress(step / steps, "working")
+        else:
+            for step in range(steps):
+                sum(body)
+                step / steps  # the same division as the reporting loop
+        self.seconds[report] += time.perf_counter() - started
+        self.steps_done[report] += steps
+
+
+def progress(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
+    """``n`` loop steps in tasks of ``steps``, with ``set_progress`` at every step when
+    ``report``. Tasks without it run in between (alternating, so the machine's drift
+    hits both alike), for ``overhead_ratio``: run time with ÷ without."""
+    tasks, report = args["n"] // args["steps"], args["report"]
+    worker = ProgressWorker(args, tasks * 2 if report else tasks)
+    worker.init_worker()
+    worker.purge_tasks()
+    kinds = [False, True] * tasks if report else [False] * tasks
+    worker.push_tasks([{"report": kind} for kind in kinds])
+    worker.work_loop()
+    seconds, done = worker.seconds[report], worker.steps_done[report]
+    extra = {"overhead_ratio": seconds / worker.seconds[False]} if report else {}
+    return _common.result(seconds, args["n"], done, **extra)
+
+
 WORKLOADS: dict[str, typing.Callable[[dict[str, typing.Any]], dict[str, typing.Any]]] = {
+    "progress": progress,
     "push_one": push_one,
     "push_bulk": push_bulk,
     "consume": consume,

@@ -35,7 +35,7 @@ def test_harness_runs_every_sergeant_workload_and_verifies_counts(tmp_path: Path
     expected = {
         "push_one", "push_bulk", "consume_one", "consume_batched", "consume_batched_amo",
         "consume_procs_1", "consume_procs_2", "consume_procs_4", "latency", "idle_rss",
-        "memory_flat",
+        "memory_flat", "progress_off", "progress_on",
     }  # fmt: skip
     assert expected <= set(ours)
     assert set(ours) <= set(WORKLOADS_BY_NAME)
@@ -48,6 +48,10 @@ def test_harness_runs_every_sergeant_workload_and_verifies_counts(tmp_path: Path
             assert run["extra"]["sample_every"] == MEMORY_N // 10
             assert len(run["extra"]["rss_samples_mib"]) == 10
             assert "growth_bytes_per_task" in run["extra"]
+        elif run["workload"].startswith("progress"):  # tasks of 10,000 steps, whatever --n
+            assert run["distinct"] == run["n"] > 0
+            if run["workload"] == "progress_on":
+                assert run["extra"]["overhead_ratio"] > 0
         elif run["workload"] == "latency":
             assert run["distinct"] == run["n"] == 50
         else:
@@ -59,4 +63,5 @@ def test_harness_runs_every_sergeant_workload_and_verifies_counts(tmp_path: Path
     assert "## Targets" in page
     assert "bench/run" in page
     assert f"memory growth over {MEMORY_N:,} tasks" in page
+    assert "set_progress at each of 10,000 steps" in page
     assert "memory_flat" not in document["summary"]["redis-py"]
