@@ -33,6 +33,8 @@ CONFIG_PAGES: dict[str, type] = {
     "reference/config/logging.md": config.Logging,
     "reference/config/loggingevents.md": config.LoggingEvents,
     "reference/config/starvation.md": config.Starvation,
+    "reference/config/schedule.md": config.Schedule,
+    "reference/config/ratelimit.md": config.RateLimit,
 }
 
 BEGIN = (
@@ -123,6 +125,8 @@ _REQUIRED: dict[type, dict[str, object]] = {
     config.WorkerConfig: {"name": "queue"},
     config.Connector: {"params": {}},
     config.Starvation: {"time_with_no_tasks": 1},
+    config.Schedule: {"every_seconds": 30},
+    config.RateLimit: {"tasks": 10},
 }
 
 

@@ -22,6 +22,9 @@ from sergeant._config_checks import (
     fail,
     key_bytes,
 )
+from sergeant._config_flow import RateLimit as RateLimit
+from sergeant._config_flow import Schedule as Schedule
+from sergeant._config_flow import check_flow
 from sergeant._config_url import parse_url
 from sergeant.errors import ConfigError
 
@@ -33,6 +36,8 @@ __all__ = [
     "Encoder",
     "Logging",
     "LoggingEvents",
+    "RateLimit",
+    "Schedule",
     "Starvation",
     "Timeouts",
     "WorkerConfig",
@@ -318,6 +323,11 @@ class WorkerConfig:
             can overlap a pull with the running batch (Redis on one server): 1 when
             ``tasks_per_transaction`` > 1, 3 for one-task pulls at-least-once;
             else 0.
+        schedules: tasks pushed on cron lines or intervals, each tick once (``Schedule``).
+        rate_limit: task starts per interval across all workers of the queue.
+        group_concurrency: most tasks of one group (``push_task(group_key=...)``)
+            leased at once across all workers (0 = no bound); groups go round-robin.
+        group_rate_limit: task starts per interval of each group.
     """
 
     name: str
@@ -340,6 +350,10 @@ class WorkerConfig:
     block_seconds: float = DEFAULT_BLOCK_SECONDS
     result_ttl_seconds: float = 0.0
     prefetch: bool | int | None = None
+    schedules: list[Schedule] = dataclasses.field(default_factory=list)
+    rate_limit: RateLimit | None = None
+    group_concurrency: int = 0
+    group_rate_limit: RateLimit | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -372,6 +386,8 @@ class WorkerConfig:
                 prefetch,
                 f"use None, True, False or a number of pulls from 0 to {MAX_PREFETCH}",
             )
+        limits = (self.rate_limit, self.group_concurrency, self.group_rate_limit)
+        check_flow(self.schedules, *limits, self.delivery)
 
     def replace(self, **changes: typing.Any) -> WorkerConfig:
         """A copy with some fields changed (validated like the original)."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from docs_tools import config_pages
 from sergeant import config
 from sergeant.executor import HookTarget
 from sergeant.worker import Worker
@@ -16,16 +17,8 @@ from sergeant.worker import Worker
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DOCS = PROJECT_ROOT / "docs"
 
-#: Each config dataclass and the reference page that documents it.
-CONFIG_PAGES: dict[type, str] = {
-    config.WorkerConfig: "reference/config/workerconfig.md",
-    config.Connector: "reference/config/connector.md",
-    config.Encoder: "reference/config/encoder.md",
-    config.Timeouts: "reference/config/timeouts.md",
-    config.Logging: "reference/config/logging.md",
-    config.LoggingEvents: "reference/config/loggingevents.md",
-    config.Starvation: "reference/config/starvation.md",
-}
+#: Each config dataclass and the reference page that documents it (the generator's list).
+CONFIG_PAGES: dict[type, str] = {cls: page for page, cls in config_pages.CONFIG_PAGES.items()}
 
 #: Public ``Worker`` methods that users override rather than call.
 HOOKS = (

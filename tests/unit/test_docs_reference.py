@@ -60,7 +60,7 @@ def test_a_stale_config_page_is_reported_with_the_fix(tmp_path: Path) -> None:
         text = (PROJECT_ROOT / "docs" / relative).read_text(encoding="utf-8")
         (docs / relative).write_text(text.replace("default `0.0`", "default `5.0`"), "utf-8")
     stale = stale_pages(generate(docs, cli=False))
-    assert [page.path.name for page in stale] == ["workerconfig.md", "timeouts.md"]
+    assert [page.path.name for page in stale] == ["workerconfig.md", "timeouts.md", "schedule.md"]
     assert "+`float`, default `0.0`." in stale[1].diff()
 
 

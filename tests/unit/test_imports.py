@@ -41,6 +41,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "sergeant.config",
             "sergeant._config_checks",
             "sergeant._config_url",
+            "sergeant._config_flow",
             "sergeant.control",
             "sergeant.logging",
             "sergeant.metrics",
