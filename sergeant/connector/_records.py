@@ -1,11 +1,12 @@
-"""Records a connector hands back: leased items, dead letters, reclaim results."""
+"""Records a connector hands back: leased items, dead letters, reclaim results, group
+counts; and the group limits it is given."""
 
 from __future__ import annotations
 
 import dataclasses
 import typing
 
-__all__ = ["DeadLetter", "Delivery", "ReclaimResult"]
+__all__ = ["DeadLetter", "Delivery", "GroupCount", "GroupLimits", "ReclaimResult"]
 
 
 class Delivery(typing.NamedTuple):
@@ -81,3 +82,33 @@ class Waiting(typing.NamedTuple):
     ref: bytes
     payload: bytes
     node: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GroupLimits:
+    """The bounds every group of a queue obeys when this connector leases from it.
+
+    Attributes:
+        concurrency: the most items of one group leased at once (0 = no bound).
+        rate_tasks: the most leases of one group per ``rate_seconds`` (0 = no bound).
+        rate_seconds: the window of ``rate_tasks``, in seconds.
+    """
+
+    concurrency: int = 0
+    rate_tasks: int = 0
+    rate_seconds: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GroupCount:
+    """One group of a queue, as ``Connector.group_counts`` lists it.
+
+    Attributes:
+        group: the group key the items were pushed with.
+        ready: its ready (not delayed) items.
+        leased: its items leased now.
+    """
+
+    group: str
+    ready: int
+    leased: int

@@ -36,6 +36,7 @@ import types
 import typing
 
 from sergeant.connector._flow_contract import FlowContract
+from sergeant.connector._group_contract import GroupContract
 from sergeant.connector._lease_contract import LeaseContract
 from sergeant.connector._lock import Lock
 from sergeant.connector._polling import (
@@ -45,7 +46,14 @@ from sergeant.connector._polling import (
     poll,
 )
 from sergeant.connector._queue_contract import Priority, QueueContract
-from sergeant.connector._records import DeadLetter, Delivery, ReclaimResult, Waiting
+from sergeant.connector._records import (
+    DeadLetter,
+    Delivery,
+    GroupCount,
+    GroupLimits,
+    ReclaimResult,
+    Waiting,
+)
 from sergeant.connector._waiting_contract import WaitingContract
 
 __all__ = [
@@ -55,6 +63,8 @@ __all__ = [
     "Connector",
     "DeadLetter",
     "Delivery",
+    "GroupCount",
+    "GroupLimits",
     "Lock",
     "Priority",
     "ReclaimResult",
@@ -62,7 +72,7 @@ __all__ = [
 ]
 
 
-class Connector(QueueContract, LeaseContract, FlowContract, WaitingContract):
+class Connector(QueueContract, LeaseContract, FlowContract, WaitingContract, GroupContract):
     """A broker engine holding named queues of opaque payloads.
 
     Implementations open their connections lazily, so an instance created before a
