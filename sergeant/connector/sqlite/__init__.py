@@ -28,7 +28,7 @@ worker polls an empty queue, at most every :data:`MAINTENANCE_SECONDS`.
 This module holds the queue and lease operations; the connection and the rules
 above in ``session``, dead letters in ``dead``, keys and locks in
 ``keys``, live workers in ``registry``, held workflow steps in ``flows``, the
-listing and removal of waiting items in ``waiting``.
+listing and removal of waiting items in ``waiting``, grouped items in ``groups``.
 """
 
 from __future__ import annotations
@@ -40,9 +40,10 @@ from collections.abc import Sequence
 
 from sergeant.connector import _unique
 from sergeant.connector.base import Delivery, Priority, ReclaimResult
-from sergeant.connector.sqlite import registry, sql, unique
+from sergeant.connector.sqlite import groups, registry, sql, unique
 from sergeant.connector.sqlite.dead import DeadLetters
 from sergeant.connector.sqlite.flows import Flows
+from sergeant.connector.sqlite.groups import Groups
 from sergeant.connector.sqlite.keys import Keys, Lock
 from sergeant.connector.sqlite.registry import Registry
 from sergeant.connector.sqlite.session import (
@@ -71,7 +72,7 @@ POLL_FIRST_SECONDS = 0.001
 POLL_MAX_SECONDS = 0.05
 
 
-class Connector(DeadLetters, Flows, Keys, Registry, WaitingItems):
+class Connector(DeadLetters, Flows, Groups, Keys, Registry, WaitingItems):
     """A broker stored in one SQLite file, shared by the processes of one machine.
 
     Args:
@@ -161,7 +162,10 @@ class Connector(DeadLetters, Flows, Keys, Registry, WaitingItems):
 
     def _pop_now(self, queue: str, count: int) -> list[typing.Any]:
         with self._transaction() as conn:
-            sql.make_due_ready(conn, queue, time.time())
+            now = time.time()
+            sql.make_due_ready(conn, queue, now)
+            if groups.has_grouped(conn, queue):  # in ring order: keep it
+                return [(n, 0, p) for n, p in enumerate(groups.pop(conn, queue, count, now))]
             return conn.execute(sql.POP_READY, (queue, count)).fetchall()
 
     def _seconds_until_ready(self, queue: str) -> float | None:
@@ -234,6 +238,9 @@ class Connector(DeadLetters, Flows, Keys, Registry, WaitingItems):
         with self._transaction() as conn:
             now = time.time()
             sql.make_due_ready(conn, queue, now)
+            if groups.has_grouped(conn, queue):
+                limits = self._limits_of(queue)
+                return groups.lease(conn, queue, count, owner, lease_seconds, limits, now)
             params = (now + lease_seconds, owner, queue, count)
             rows = conn.execute(sql.LEASE_READY, params).fetchall()
         rows.sort(key=sql.pop_order)

@@ -46,7 +46,7 @@ class DeadLetters(Session):
             rows = conn.execute(sql.SELECT_DEAD, (queue, limit if limit > 0 else -1)).fetchall()
             if rows:
                 first = sql.advance(conn, sql.ADVANCE_TAIL, len(rows)) - len(rows) + 1
-                revived = ((row[0], queue, first + i, row[1]) for i, row in enumerate(rows))
+                revived = ((row[0], queue, first + i, row[1], row[7]) for i, row in enumerate(rows))
                 conn.executemany(sql.REVIVE_TASK, revived)
                 conn.executemany(sql.DELETE_DEAD, ((row[6],) for row in rows))
         return len(rows)

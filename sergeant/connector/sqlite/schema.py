@@ -49,6 +49,21 @@ literally, which is what lets SQLite's planner use a partial index):
   NULL``: one holder per key and queue.
 
 ``flow_nodes_expiry (expires_at)`` (version 4) finds the nodes to sweep.
+
+Version 5, grouped items (see ``groups``):
+
+* ``tasks.group_key``, ``dead.group_key``: the group of a row pushed with
+  ``push_grouped``, kept through leases, releases, reclaims and the dead letter (so
+  ``requeue_dead`` brings it back into its group); NULL for other rows.
+* ``tasks_group_ready (queue, group_key, priority, seq) WHERE deadline IS NULL AND
+  eta = 0 AND group_key IS NOT NULL``: the ring of groups with ready items and each
+  group's order; ``tasks_group_leased (queue, group_key) WHERE deadline IS NOT NULL
+  AND group_key IS NOT NULL``: a group's leased count, exact because it is counted.
+  Ungrouped rows match neither, so they cost these indexes nothing.
+* ``group_ring``: per queue, the ring member the last lease took from (``last``,
+  ``''`` for the ungrouped items).
+* ``group_starts``: one row per lease of a grouped item while a rate limit is set
+  (``queue``, ``group_key``, ``at``), swept once out of the window.
 """
 
 from __future__ import annotations
@@ -72,7 +87,7 @@ from sergeant.errors import BrokerUnavailable
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "connect", "set_up"]
 
 #: Bumped with every schema change; a migration in ``MIGRATIONS`` leads to it.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 CREATE_SCHEMA_V1 = (
@@ -163,12 +178,34 @@ CREATE_SCHEMA_V4 = (
     )""",
 )
 
+# Version 5: grouped items (see ``groups``). Existing rows get NULLs: ungrouped.
+CREATE_SCHEMA_V5 = (
+    "ALTER TABLE tasks ADD COLUMN group_key TEXT",
+    "ALTER TABLE dead ADD COLUMN group_key TEXT",
+    """CREATE INDEX IF NOT EXISTS tasks_group_ready ON tasks (queue, group_key, priority, seq)
+        WHERE deadline IS NULL AND eta = 0 AND group_key IS NOT NULL""",
+    """CREATE INDEX IF NOT EXISTS tasks_group_leased ON tasks (queue, group_key)
+        WHERE deadline IS NOT NULL AND group_key IS NOT NULL""",
+    """CREATE TABLE IF NOT EXISTS group_ring (
+        queue TEXT PRIMARY KEY,
+        last TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS group_starts (
+        queue TEXT NOT NULL,
+        group_key TEXT NOT NULL,
+        at REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS group_starts_key ON group_starts (queue, group_key, at)",
+    "CREATE INDEX IF NOT EXISTS group_starts_at ON group_starts (queue, at)",
+)
+
 #: Statements taking a file at ``user_version`` N (the key) to N + 1.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     0: CREATE_SCHEMA_V1,
     1: CREATE_SCHEMA_V2,
     2: CREATE_SCHEMA_V3,
     3: CREATE_SCHEMA_V4,
+    4: CREATE_SCHEMA_V5,
 }
 
 # -- connection set-up ----------------------------------------------------------------

@@ -105,8 +105,9 @@ RELEASE = f"""UPDATE tasks
 # (deadline, id, queue, token)
 EXTEND = f"UPDATE tasks SET deadline = ? WHERE {_HELD}"
 # (reason, error, now, id, queue, token)
-DEAD_LETTER = f"""INSERT INTO dead (queue, task_id, payload, reason, error, deliveries, dead_at)
-    SELECT queue, id, payload, ?, ?, deliveries, ? FROM tasks WHERE {_HELD}"""
+DEAD_LETTER = f"""INSERT INTO dead
+    (queue, task_id, payload, reason, error, deliveries, dead_at, group_key)
+    SELECT queue, id, payload, ?, ?, deliveries, ?, group_key FROM tasks WHERE {_HELD}"""
 COUNT_LEASED = "SELECT COUNT(*) FROM tasks WHERE queue = ? AND deadline IS NOT NULL"
 
 # (queue, now)
@@ -119,8 +120,10 @@ SELECT_EXPIRED = """SELECT id, deliveries FROM tasks
 # (seq, id)
 REQUEUE_EXPIRED = "UPDATE tasks SET deadline = NULL, owner = NULL, seq = ? WHERE id = ?"
 # (now, id)
-BURY_EXPIRED = """INSERT INTO dead (queue, task_id, payload, reason, error, deliveries, dead_at)
-    SELECT queue, id, payload, 'worker died', '', deliveries, ? FROM tasks WHERE id = ?"""
+BURY_EXPIRED = """INSERT INTO dead
+    (queue, task_id, payload, reason, error, deliveries, dead_at, group_key)
+    SELECT queue, id, payload, 'worker died', '', deliveries, ?, group_key
+    FROM tasks WHERE id = ?"""
 # (id)
 DELETE_TASK = "DELETE FROM tasks WHERE id = ?"
 
@@ -137,17 +140,20 @@ SELECT_BY_TOKEN = "SELECT id FROM tasks WHERE queue = ? AND deadline IS NOT NULL
 # (id, queue, token): a held lease's delivery count
 SELECT_HELD = f"SELECT id, deliveries FROM tasks WHERE {_HELD}"
 # (reason, error, now, id)
-BURY_CHARGED = """INSERT INTO dead (queue, task_id, payload, reason, error, deliveries, dead_at)
-    SELECT queue, id, payload, ?, ?, deliveries, ? FROM tasks WHERE id = ?"""
+BURY_CHARGED = """INSERT INTO dead
+    (queue, task_id, payload, reason, error, deliveries, dead_at, group_key)
+    SELECT queue, id, payload, ?, ?, deliveries, ?, group_key FROM tasks WHERE id = ?"""
 
 # -- dead letters ---------------------------------------------------------------------
 
-# (queue, limit); a negative limit means no limit. Columns in DeadLetter's order, then id.
-SELECT_DEAD = """SELECT task_id, payload, reason, error, deliveries, dead_at, id FROM dead
-    WHERE queue = ? ORDER BY id LIMIT ?"""
-# (id, queue, seq, payload): back under the item's own id, so item ids stay stable.
-REVIVE_TASK = """INSERT INTO tasks (id, queue, priority, seq, eta, payload, deliveries)
-    VALUES (?, ?, 1, ?, 0, ?, 0)"""
+# (queue, limit); a negative limit means no limit. Columns in DeadLetter's order, then
+# id and group_key.
+SELECT_DEAD = """SELECT task_id, payload, reason, error, deliveries, dead_at, id, group_key
+    FROM dead WHERE queue = ? ORDER BY id LIMIT ?"""
+# (id, queue, seq, payload, group_key): back under the item's own id, so item ids stay
+# stable, and in its group.
+REVIVE_TASK = """INSERT INTO tasks (id, queue, priority, seq, eta, payload, deliveries, group_key)
+    VALUES (?, ?, 1, ?, 0, ?, 0, ?)"""
 DELETE_DEAD = "DELETE FROM dead WHERE id = ?"
 PURGE_DEAD = "DELETE FROM dead WHERE queue = ?"
 COUNT_DEAD = "SELECT COUNT(*) FROM dead WHERE queue = ?"
