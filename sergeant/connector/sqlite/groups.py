@@ -31,6 +31,7 @@ import time
 import typing
 from collections.abc import Sequence
 
+from sergeant.connector import _group_keys
 from sergeant.connector._queue_contract import Priority
 from sergeant.connector._records import GroupCount, GroupLimits
 from sergeant.connector.base import Delivery
@@ -231,7 +232,7 @@ class Groups(Session):
         consumable_from: float = 0.0,
     ) -> None:
         """See :meth:`sergeant.connector.Connector.push_grouped`: one transaction."""
-        _check_keys(items, group_keys)
+        _group_keys.check(items, group_keys)
         rank = sql.priority_rank(priority)
         if not items:
             return
@@ -272,14 +273,3 @@ class Groups(Session):
             return []
         rows = self._rows(GROUP_COUNTS, (time.time(), queue, limit))
         return [GroupCount(str(key), int(ready), int(leased)) for key, ready, leased in rows]
-
-
-def _check_keys(items: Sequence[bytes], group_keys: Sequence[str]) -> None:
-    if len(group_keys) != len(items):
-        raise ValueError(
-            f"push_grouped got {len(items)} items and {len(group_keys)} group keys; "
-            "give one group key per item"
-        )
-    for key in group_keys:
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"group key {key!r} is not a non-empty string; name each group")
