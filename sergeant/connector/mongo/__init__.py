@@ -4,7 +4,8 @@ The ``url`` form names one deployment (a server, a replica set, a sharded cluste
 served with strict order. In the Sergeant 0.27 ``nodes`` form every entry is a
 deployment of its own with its own client, as in 0.27: one entry is one
 deployment, several are spread over as independent Redis nodes are (see
-``sergeant.connector._spread``). The documents of each deployment are described in
+``sergeant.connector._spread``; a group lives on one of them, see
+``sergeant.connector._spread_groups``). The documents of each deployment are described in
 ``sergeant.connector.mongo.node``; settings, the client and error wrapping in
 ``support``; the lock in ``lock``.
 """
@@ -16,6 +17,7 @@ import typing
 from pymongo.database import Database
 
 from sergeant.connector._spread import Spread
+from sergeant.connector._spread_groups import SpreadGroups
 from sergeant.connector.mongo.lock import Lock
 from sergeant.connector.mongo.node import Node
 from sergeant.connector.mongo.support import Document, client_handles
@@ -26,7 +28,7 @@ __all__ = [
 ]
 
 
-class Connector(Spread):
+class Connector(SpreadGroups, Spread):
     """Queues, leases, dead letters, keys and locks in MongoDB.
 
     Args:

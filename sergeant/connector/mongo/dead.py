@@ -32,6 +32,8 @@ __all__ = [
 #: Seconds after which a dead-letter move left by a dead caller is finished by others.
 MOVE_GRACE_SECONDS = 60.0
 DEAD_FIELDS = ("_id", "queue", "seq", "payload", "reason", "error", "deliveries", "dead_at")
+# ... and a grouped item's group, which ``requeue`` gives back.
+_GROUP_FIELDS = ("group_key",)
 
 
 def start_moves(
@@ -45,7 +47,9 @@ def start_moves(
     claim = uuid.uuid4().hex
     marks: Document = {"state": MOVING, "claim": claim, "reason": reason, "error": error}
     marks |= {"dead_at": now, "deadline": now + MOVE_GRACE_SECONDS}
-    marked = database.tasks.update_many(query, {"$set": marks}).modified_count
+    # The mark ends the lease: it frees the group slot in the same update (see ``groups``).
+    update = {"$set": marks, "$unset": {"slot": ""}}
+    marked = database.tasks.update_many(query, update).modified_count
     if marked:
         finish_moves(database, where(claim=claim, state=MOVING))
     return marked
@@ -56,7 +60,10 @@ def finish_moves(database: Database[Document], query: Document) -> None:
     documents = list(database.tasks.find(query))
     if not documents:
         return
-    copies = [{**{field: d[field] for field in DEAD_FIELDS}, "claim": ""} for d in documents]
+    copies = [
+        {**{field: d[field] for field in DEAD_FIELDS + _GROUP_FIELDS if field in d}, "claim": ""}
+        for d in documents
+    ]
     insert_new(database.dead, copies)
     ids = [document["_id"] for document in documents]
     database.tasks.delete_many({"_id": {"$in": ids}, "state": MOVING})
@@ -80,7 +87,11 @@ def requeue(database: Database[Document], queue: str, limit: int) -> int:
         return 0
     first, normal = allocate(database, "tail", len(claimed)), PRIORITIES["NORMAL"]
     fresh = [
-        {"_id": document["_id"], **new_item(queue, normal, first + i, 0.0, document["payload"])}
+        {
+            "_id": document["_id"],
+            **new_item(queue, normal, first + i, 0.0, document["payload"]),
+            **{field: document[field] for field in _GROUP_FIELDS if field in document},
+        }
         for i, document in enumerate(claimed)
     ]
     # An _id still in tasks is a dead-letter move in flight: leave that item dead.

@@ -6,7 +6,7 @@ Collections of the ``database`` (default ``'sergeant'``):
 * ``tasks``: one document per ready, delayed or leased item::
 
       {_id: ObjectId, queue, state, priority, seq, eta, payload, deliveries,
-       claim, owner, deadline[, unique_key, task_id]}
+       claim, owner, deadline[, unique_key, task_id][, group_key[, slot]]}
 
   ``state`` is ``'r'`` (ready, or delayed while ``eta`` is in the future), ``'l'``
   (leased until ``deadline``) or ``'m'`` (being moved to ``dead``). ``priority`` is
@@ -41,10 +41,11 @@ its delivery count. ``pop_many`` claims then deletes (one item:
 ``POP_CLAIM_SECONDS`` and ``reclaim_expired`` requeues the items rather than lose
 them. The claim itself lives in ``claim``; releases, reclaims and charges in ``requeue``;
 moves to and from ``dead`` in ``dead``; listing and removing waiting items in
-``waiting``; the client, settings and error wrapping in ``support``; the lock in ``lock``.
+``waiting``; grouped items (their ring, slots and tickets) in ``groups``; the client,
+settings and error wrapping in ``support``; the lock in ``lock``.
 
 Delayed items keep the ``seq`` of their push: once due, they are served in push
-order among the other ready items of their priority.
+order among the other ready items of their priority (of their group, if grouped).
 
 Clock: MongoDB has no cheap server clock here, so lease deadlines, etas and
 expiries are the clients' ``time.time()``; keep worker clocks in sync (NTP).
@@ -65,11 +66,11 @@ from sergeant.connector._polling import poll
 from sergeant.connector.base import DeadLetter, Delivery, Priority, ReclaimResult
 from sergeant.connector.mongo import keys as mongo_keys
 from sergeant.connector.mongo import registry
-from sergeant.connector.mongo.claim import claim_ready
 from sergeant.connector.mongo.dead import requeue, start_moves
 from sergeant.connector.mongo.flows import Flows
+from sergeant.connector.mongo.groups import NO_LIMITS, Groups, claim, has_grouped
 from sergeant.connector.mongo.lock import Lock
-from sergeant.connector.mongo.requeue import charge, reclaim_expired, release
+from sergeant.connector.mongo.requeue import charge, reclaim_expired, release, release_owned
 from sergeant.connector.mongo.support import (
     DEAD_ORDER,
     LEASED,
@@ -99,7 +100,7 @@ POP_CLAIM_SECONDS = 60.0
 POP_OWNER = "<pop>"
 
 
-class Node(WaitingItems, Flows, base.Connector):
+class Node(WaitingItems, Flows, Groups, base.Connector):
     """Queues, leases, dead letters, held steps, keys and locks in one MongoDB deployment.
 
     Args:
@@ -115,6 +116,7 @@ class Node(WaitingItems, Flows, base.Connector):
         self._handle = handle
         self.index = index
         self.address = handle.address
+        self._group_limits: dict[str, base.GroupLimits] = {}
 
     def _database(self) -> Database[Document]:
         return self._handle.database()
@@ -166,12 +168,15 @@ class Node(WaitingItems, Flows, base.Connector):
         if count <= 0:
             return []
         tasks = self._database().tasks
-        if count == 1:
+        grouped = has_grouped(tasks, queue)
+        if count == 1 and not grouped:
             document = tasks.find_one_and_delete(
                 where(queue=queue, state=READY, eta={"$lte": time.time()}), sort=ORDER
             )
             return [] if document is None else [document["payload"]]
-        claimed = claim_ready(tasks, queue, count, POP_OWNER, POP_CLAIM_SECONDS)
+        claimed = claim(
+            self._database(), queue, count, POP_OWNER, POP_CLAIM_SECONDS, NO_LIMITS, grouped
+        )
         if claimed:
             ids = [document["_id"] for document in claimed]
             tasks.delete_many({"_id": {"$in": ids}, "state": LEASED})
@@ -214,10 +219,10 @@ class Node(WaitingItems, Flows, base.Connector):
         """
         if count <= 0:
             return []
-        tasks = self._database().tasks
+        database, limits = self._database(), self._limits_of(queue)
         claimed = (
             poll(
-                lambda: claim_ready(tasks, queue, count, owner, lease_seconds) or None,
+                lambda: claim(database, queue, count, owner, lease_seconds, limits) or None,
                 block_seconds,
                 POLL_FIRST_SECONDS,
                 POLL_MAX_SECONDS,
@@ -289,14 +294,7 @@ class Node(WaitingItems, Flows, base.Connector):
     @wrap_errors
     def release_owned(self, queue: str, owner: str) -> int:
         """Release every lease of ``owner``, in lease order; see ``Connector.release_owned``."""
-        query = where(queue=queue, state=LEASED, owner=owner)
-        owned = list(self._database().tasks.find(query, {"_id": 1, "claim": 1}).sort(ORDER))
-        if not owned:
-            return 0
-        return self.release_many(
-            queue,
-            [Delivery(b"", str(doc["_id"]), int(doc["claim"], 16), 0, self.index) for doc in owned],
-        )
+        return release_owned(self._database(), queue, owner)
 
     @wrap_errors
     def leased_count(self, queue: str) -> int:

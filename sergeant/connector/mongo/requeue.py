@@ -28,7 +28,10 @@ from sergeant.connector.mongo.support import (
     where,
 )
 
-__all__ = ["charge", "reclaim_expired", "release"]
+__all__ = ["charge", "reclaim_expired", "release", "release_owned"]
+
+# Leaving the leased state frees the group slot in the same update (see ``groups``).
+_FREE_SLOT = {"slot": ""}
 
 
 def release(database: Database[Document], queue: str, deliveries: Sequence[Delivery]) -> int:
@@ -40,7 +43,11 @@ def release(database: Database[Document], queue: str, deliveries: Sequence[Deliv
     operations = [
         pymongo.UpdateOne(
             {"_id": item_id, "queue": queue, "state": LEASED, "claim": claim_of(token)},
-            {"$set": {"state": READY, "seq": first + offset}, "$inc": {"deliveries": -1}},
+            {
+                "$set": {"state": READY, "seq": first + offset},
+                "$inc": {"deliveries": -1},
+                "$unset": _FREE_SLOT,
+            },
         )
         for offset, (item_id, token) in enumerate(items)
     ]
@@ -62,7 +69,7 @@ def reclaim_expired(database: Database[Document], queue: str, max_deliveries: in
         operations = [
             pymongo.UpdateOne(
                 {**expired_query, "_id": document["_id"], "deliveries": document["deliveries"]},
-                {"$set": {"state": READY, "seq": first + offset}},
+                {"$set": {"state": READY, "seq": first + offset}, "$unset": _FREE_SLOT},
             )
             for offset, document in enumerate(back)
         ]
@@ -97,10 +104,21 @@ def charge(
     if back:
         first = allocate(database, "head", len(back))
         operations = [
-            pymongo.UpdateOne(query, {"$set": {"state": READY, "seq": first + offset}})
+            pymongo.UpdateOne(
+                query, {"$set": {"state": READY, "seq": first + offset}, "$unset": _FREE_SLOT}
+            )
             for offset, query in enumerate(back)
         ]
         requeued = database.tasks.bulk_write(operations, ordered=False).modified_count
     for query in spent:
         dead_lettered += start_moves(database, query, reason, error, time.time())
     return ReclaimResult(requeued=requeued, dead_lettered=dead_lettered)
+
+
+def release_owned(database: Database[Document], queue: str, owner: str) -> int:
+    """Release every lease of ``owner``, in lease order."""
+    query = where(queue=queue, state=LEASED, owner=owner)
+    owned = list(database.tasks.find(query, {"_id": 1, "claim": 1}).sort(ORDER))
+    return release(
+        database, queue, [Delivery(b"", str(d["_id"]), int(d["claim"], 16), 0) for d in owned]
+    )

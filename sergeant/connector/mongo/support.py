@@ -323,3 +323,15 @@ def _create_indexes(database: Database[Document]) -> None:
         unique=True,
         partialFilterExpression={"unique_key": {"$type": "string"}},
     )
+    # Grouped items (see ``groups``): the ring and each group's order, ungrouped
+    # documents outside; one leased holder per group slot; the rate tickets.
+    database.tasks.create_index(
+        [("queue", 1), ("state", 1), ("group_key", 1), ("priority", 1), ("seq", 1)],
+        partialFilterExpression={"group_key": {"$type": "string"}},
+    )
+    database.tasks.create_index(
+        [("queue", 1), ("group_key", 1), ("slot", 1)],
+        unique=True,
+        partialFilterExpression={"slot": {"$type": "int"}},
+    )
+    database.group_tickets.create_index([("queue", 1), ("group", 1), ("until", 1)])
