@@ -38,6 +38,7 @@ import typing
 from sergeant.connector._flow_contract import FlowContract
 from sergeant.connector._lease_contract import LeaseContract
 from sergeant.connector._lock import Lock
+from sergeant.connector._once_contract import ONCE_SETTLE_SECONDS, OnceContract
 from sergeant.connector._polling import (
     KEY_POLL_MAX_SECONDS,
     WAIT_POLL_FIRST_SECONDS,
@@ -50,6 +51,7 @@ from sergeant.connector._waiting_contract import WaitingContract
 
 __all__ = [
     "KEY_POLL_MAX_SECONDS",
+    "ONCE_SETTLE_SECONDS",
     "WAIT_POLL_FIRST_SECONDS",
     "WAIT_POLL_MAX_SECONDS",
     "Connector",
@@ -62,7 +64,7 @@ __all__ = [
 ]
 
 
-class Connector(QueueContract, LeaseContract, FlowContract, WaitingContract):
+class Connector(QueueContract, LeaseContract, FlowContract, WaitingContract, OnceContract):
     """A broker engine holding named queues of opaque payloads.
 
     Implementations open their connections lazily, so an instance created before a

@@ -189,13 +189,14 @@ def test_a_version_1_file_is_migrated_and_converted(path: str) -> None:
     """A file of schema version 1 (no ``workers`` table), made without auto-vacuum."""
     make_old_format(path, 10)
     raw = sqlite3.connect(path, isolation_level=None)
-    for statement in (  # what versions 2 to 4 added
+    for statement in (  # what versions 2 to 5 added
         "DROP TABLE workers",
         "DROP INDEX tasks_unique",
         "ALTER TABLE tasks DROP COLUMN unique_key",
         "ALTER TABLE tasks DROP COLUMN task_id",
         "DROP TABLE flow_nodes",
         "DROP TABLE flow_values",
+        "DROP TABLE once_keys",
     ):
         raw.execute(statement)
     raw.execute("PRAGMA user_version = 1")

@@ -16,6 +16,7 @@ import typing
 from pymongo.database import Database
 
 from sergeant.connector._spread import Spread
+from sergeant.connector._spread_once import SpreadOnce
 from sergeant.connector.mongo.lock import Lock
 from sergeant.connector.mongo.node import Node
 from sergeant.connector.mongo.support import Document, client_handles
@@ -26,7 +27,7 @@ __all__ = [
 ]
 
 
-class Connector(Spread):
+class Connector(SpreadOnce, Spread):
     """Queues, leases, dead letters, keys and locks in MongoDB.
 
     Args:
