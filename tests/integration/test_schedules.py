@@ -130,3 +130,48 @@ def test_three_supervisors_push_each_tick_once_through_a_sigkill(fleet: Fleet) -
     assert records["every"]["queue"] == QUEUE
     assert records["every"]["last_tick"] >= end
     assert records["cron"]["next_tick"] % 60 == 0
+
+
+def test_sergeant_schedule_pushes_ticks_without_workers(tmp_path: Path) -> None:
+    """A scheduler alone fills the queue with one task per tick; SIGTERM stops it."""
+    broker = tmp_path / "b.sqlite3"
+    params: dict[str, object] = {"file_path": str(broker)}
+    connector = {"type": "local", "params": params}
+    env = {**os.environ, "SERGEANT_TEST_CONNECTOR": json.dumps(connector)}
+    env["SERGEANT_TEST_LEDGER"] = str(tmp_path / "ledger")
+    command = [sys.executable, "-m", "sergeant.cli", "schedule"]
+    with open(tmp_path / "stderr", "wb") as stderr:
+        process = subprocess.Popen(
+            [*command, "tests.workers.scheduled:ScheduledWorker"],
+            cwd=PROJECT_ROOT, env=env, stderr=stderr,
+        )  # fmt: skip
+    try:
+        from sergeant.broker import Broker
+        from sergeant.config import Connector
+
+        reader = Broker.from_config(Connector(type="local", params=params))
+        wait_until(
+            lambda: broker.exists() and reader.connector.length(QUEUE) >= 3, 30, 0.2, "3 ticks"
+        )
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+        tasks = reader.pop_tasks(QUEUE, 1000)
+        every = [t.scheduled_for for t in tasks if t.kwargs == {"s": "every"}]
+        assert len(every) == len(set(every)) >= 3
+        assert all(t is not None and t == int(t) for t in every)
+        reader.close()
+    finally:
+        if process.poll() is None:
+            kill_tree(process.pid)
+            process.wait()
+    assert not read_ticks(str(tmp_path / "ledger"))  # no worker ran
+
+
+def test_sergeant_schedule_names_a_class_without_schedules(tmp_path: Path) -> None:
+    env = {"SERGEANT_TEST_BROKER": str(tmp_path / "b.sqlite3"), "SERGEANT_TEST_LEDGER": "-"}
+    target = "tests.workers.scenario:ScenarioWorker"
+    result = CliRunner().invoke(cli, ["schedule", target], env=env)
+    assert result.exit_code != 0
+    assert "has no schedules" in result.output
+    result = CliRunner().invoke(cli, ["schedule", "no_colon"])
+    assert "module:Class" in result.output
