@@ -5,8 +5,8 @@ schedules, and ``sergeant schedule module:Class`` runs one alone. Every schedule
 computes the same ticks (:mod:`sergeant.ticks`) and tries to push every due tick
 with ``Broker.push_tick``; the broker stores each tick once (``Connector.push_once``),
 so any number of schedulers push each tick exactly once, and a tick whose scheduler
-dies is pushed by the others. Each pushed tick is tried again
-``ONCE_SETTLE_SECONDS`` later, which finishes a push a dead scheduler left pending
+dies is pushed by the others. Each pushed tick is tried again 3.5 s and 12 s later
+(:data:`RETRY_AFTER_SECONDS`), which finishes a push a dead scheduler left pending
 (MongoDB; a no-op elsewhere).
 
 Timing: the loop sleeps until the next tick of any schedule (or a retry), at most
@@ -45,8 +45,9 @@ __all__ = [
 LATE_SECONDS = 5.0
 #: Longest sleep of the loop, so that ``stop()`` is seen within it.
 MAX_SLEEP_SECONDS = 1.0
-#: Seconds after a tick when every scheduler pushes it again (finishing a pending push).
-RETRY_AFTER_SECONDS = ONCE_SETTLE_SECONDS + 0.5
+#: Seconds after a tick when every scheduler pushes it again (finishing a pending push);
+#: the second try covers clocks that differ by up to several seconds.
+RETRY_AFTER_SECONDS = (ONCE_SETTLE_SECONDS + 0.5, 4 * ONCE_SETTLE_SECONDS)
 #: Extra seconds a tick's once mark is kept, for clock differences between schedulers.
 KEEP_MARGIN_SECONDS = 300.0
 
@@ -55,7 +56,7 @@ def keep_seconds(schedule: Schedule) -> float:
     """How long a tick's once mark must last: past the last moment any scheduler may
     push that tick (late, caught up, or retried), with a margin for clock skew."""
     window = max(schedule.catch_up_seconds, LATE_SECONDS)
-    return window + RETRY_AFTER_SECONDS + KEEP_MARGIN_SECONDS
+    return window + max(RETRY_AFTER_SECONDS) + KEEP_MARGIN_SECONDS
 
 
 def describe(schedule: Schedule) -> str:
@@ -172,7 +173,7 @@ class Scheduler:
                 extra={"event": "schedule_pushed", "schedule": schedule.id, "tick": tick},
             )  # fmt: skip
         state.last_tick = tick if state.last_tick is None else max(state.last_tick, tick)
-        self._retries.append((tick + RETRY_AFTER_SECONDS, state, tick))
+        self._retries += [(tick + after, state, tick) for after in RETRY_AFTER_SECONDS]
         if record:
             self._write_record(state)
         return True
