@@ -53,6 +53,8 @@ class Task:
         previous: in a workflow (``sergeant.workflow``), what the previous item
             returned: None for the first, a list in group order after a group.
         workflow_id: the workflow this task is a step of, or None.
+        scheduled_for: for a task pushed by a schedule (``WorkerConfig.schedules``),
+            its tick, as Unix seconds; None for other tasks.
     """
 
     kwargs: dict[str, typing.Any] = dataclasses.field(default_factory=dict)
@@ -65,6 +67,7 @@ class Task:
     workflow_id: str | None = None
     #: The step's place in its workflow (``sergeant.broker.flows``); None for plain tasks.
     _flow: dict[str, typing.Any] | None = dataclasses.field(default=None, repr=False, compare=False)
+    scheduled_for: float | None = None
 
 
 class Progress(typing.NamedTuple):

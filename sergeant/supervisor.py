@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import sys
 
-from sergeant.process.supervisor import Supervisor, SupervisorState, main, tree_rss
+from sergeant.process.supervisor import Supervisor, SupervisorState, tree_rss
+from sergeant.process.supervisor_cli import main
 
 __all__ = ["Supervisor", "SupervisorState", "main", "tree_rss"]
 

@@ -33,6 +33,7 @@ from sergeant.broker.produce import Producing
 from sergeant.broker.progress import ProgressKeeping
 from sergeant.broker.rejects import RejectLog
 from sergeant.broker.results import ResultStore
+from sergeant.broker.schedules import Scheduling
 from sergeant.config import Connector as ConnectorConfig
 from sergeant.config import Encoder as EncoderConfig
 from sergeant.connector import (
@@ -78,7 +79,16 @@ KILL_NOTE_TTL_SECONDS = kill_note.TTL_SECONDS
 kill_note_key = kill_note.key
 
 
-class Broker(Producing, Admission, QueueAdministration, Fleet, ProgressKeeping, Flows, Cancelling):
+class Broker(
+    Producing,
+    Admission,
+    QueueAdministration,
+    Fleet,
+    ProgressKeeping,
+    Flows,
+    Cancelling,
+    Scheduling,
+):
     """Task-level operations on one connector with one encoder (pushes come from
     ``Producing``; decoding what is handed out from ``Admission``; the counts, purges,
     dead letters and locks from ``QueueAdministration``; presence and owner-wide lease

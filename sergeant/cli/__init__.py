@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sergeant.cli import cancel, dead, demo, queues, run
+from sergeant.cli import cancel, dead, demo, queues, run, schedules
 
 __all__ = ["main"]
 
@@ -22,3 +22,5 @@ main.add_command(queues.purge)
 main.add_command(queues.push)
 main.add_command(dead.dead)
 main.add_command(cancel.cancel)
+main.add_command(schedules.schedule)
+main.add_command(schedules.schedules)

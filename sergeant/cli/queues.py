@@ -11,8 +11,10 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from sergeant.broker.schedules import ScheduleRecord
 from sergeant.cli._tables import id_column
 from sergeant.cli._target import Target, broker_option, resolve
+from sergeant.cli.schedules import schedules_table
 from sergeant.objects import Task
 from sergeant.ops import stats as _stats
 
@@ -83,6 +85,17 @@ def _tables(rows: list[_stats.QueueStats]) -> Group:
     return Group(queues, workers)
 
 
+def _schedules(target: Target, names: list[str]) -> list[ScheduleRecord]:
+    return _stats.schedule_stats(target.broker, names)
+
+
+def _view(target: Target, names: list[str]) -> Group:
+    """The queue and worker tables, then the queues' schedules if they have any."""
+    tables = _tables([queue_stats(target, q) for q in names])
+    found = _schedules(target, names)
+    return Group(tables, schedules_table(found)) if found else tables
+
+
 #: What a JSON value that is not an object is called, in ``push``'s error.
 _JSON_KINDS: dict[type, str] = {
     list: "array",
@@ -101,8 +114,9 @@ _JSON_KINDS: dict[type, str] = {
 @click.option("--watch", type=float, default=None, metavar="SECONDS", help="Refresh in place.")
 def stats(broker: str, queues: tuple[str, ...], as_json: bool, watch: float | None) -> None:
     """Show ready (HIGH / NORMAL), delayed, leased (running) and dead tasks per queue,
-    the tasks done in the last minute, and the live workers with their current task
-    and its progress (Worker.set_progress).
+    the tasks done in the last minute, the live workers with their current task
+    and its progress (Worker.set_progress), and the queues' schedules with their
+    last and next tick.
 
     The rate and the workers come from the workers' heartbeats (every 5 s at most),
     so they lag by a few seconds; a worker that exited is gone within 15 s.
@@ -112,17 +126,18 @@ def stats(broker: str, queues: tuple[str, ...], as_json: bool, watch: float | No
     with resolve(broker) as target:
         names = target.queues(queues)
         if as_json:
-            click.echo(json.dumps({"queues": [queue_stats(target, q) for q in names]}))
+            rows = [queue_stats(target, q) for q in names]
+            click.echo(json.dumps({"queues": rows, "schedules": _schedules(target, names)}))
             return
         console = Console()
         if watch is None:
-            console.print(_tables([queue_stats(target, q) for q in names]))
+            console.print(_view(target, names))
             return
         try:
-            with Live(_tables([queue_stats(target, q) for q in names]), console=console) as live:
+            with Live(_view(target, names), console=console) as live:
                 while True:
                     time.sleep(watch)
-                    live.update(_tables([queue_stats(target, q) for q in names]))
+                    live.update(_view(target, names))
         except KeyboardInterrupt:  # Ctrl-C is how a watch ends: not an error
             pass
 

@@ -10,6 +10,7 @@ import importlib
 import typing
 
 from sergeant.connector.base import (
+    ONCE_SETTLE_SECONDS,
     Connector,
     DeadLetter,
     Delivery,
@@ -24,6 +25,7 @@ from sergeant.errors import ConfigError
 
 __all__ = [
     "CONNECTOR_TYPES",
+    "ONCE_SETTLE_SECONDS",
     "Connector",
     "DeadLetter",
     "Delivery",

@@ -39,6 +39,7 @@ from sergeant.connector._flow_contract import FlowContract
 from sergeant.connector._group_contract import GroupContract
 from sergeant.connector._lease_contract import LeaseContract
 from sergeant.connector._lock import Lock
+from sergeant.connector._once_contract import ONCE_SETTLE_SECONDS, OnceContract
 from sergeant.connector._polling import (
     KEY_POLL_MAX_SECONDS,
     WAIT_POLL_FIRST_SECONDS,
@@ -58,6 +59,7 @@ from sergeant.connector._waiting_contract import WaitingContract
 
 __all__ = [
     "KEY_POLL_MAX_SECONDS",
+    "ONCE_SETTLE_SECONDS",
     "WAIT_POLL_FIRST_SECONDS",
     "WAIT_POLL_MAX_SECONDS",
     "Connector",
@@ -72,7 +74,9 @@ __all__ = [
 ]
 
 
-class Connector(QueueContract, LeaseContract, FlowContract, WaitingContract, GroupContract):
+class Connector(
+    QueueContract, LeaseContract, FlowContract, WaitingContract, GroupContract, OnceContract
+):
     """A broker engine holding named queues of opaque payloads.
 
     Implementations open their connections lazily, so an instance created before a

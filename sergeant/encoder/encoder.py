@@ -67,13 +67,14 @@ class Encoder:
     def encode_many(self, tasks: typing.Iterable[Task]) -> list[bytes]:
         """The bytes for many tasks, in order (one call, no per-task overhead beyond codecs).
 
-        A workflow step keeps its place in the workflow: its envelope has a sixth item.
+        A workflow step keeps its place in the workflow, and a scheduled task its tick
+        (under ``'s'``): their envelope has a sixth item, a dict.
         """
         return self._encode(
             [
                 [t.id, t.kwargs, t.trace_id, t.date, t.run_count]
-                if t._flow is None
-                else [t.id, t.kwargs, t.trace_id, t.date, t.run_count, t._flow]
+                if t._flow is None and t.scheduled_for is None
+                else [t.id, t.kwargs, t.trace_id, t.date, t.run_count, _extras(t)]
                 for t in tasks
             ]
         )
@@ -198,10 +199,16 @@ class Encoder:
             kwargs = flow = None
         if type(kwargs) is not dict or type(flow) is not dict:
             raise DecodeError(self.serializer.name, raw, f"not a task envelope: {envelope!r:.100}")
-        with self._steps_lock:
-            self.steps_decoded += 1
-        task = Task(kwargs, trace_id, date, run_count, task_id, 0, None, flow.get("f"), flow)
-        return task
+        scheduled_for = flow.get("s")
+        if scheduled_for is not None:
+            flow = {key: value for key, value in flow.items() if key != "s"}
+        if flow:
+            with self._steps_lock:
+                self.steps_decoded += 1
+        step = flow or None
+        return Task(
+            kwargs, trace_id, date, run_count, task_id, 0, None, flow.get("f"), step, scheduled_for
+        )
 
     def _loads(self, data: bytes, raw: bytes) -> typing.Any:
         """Decompress and deserialize ``data`` (``raw``: the bytes as received)."""
@@ -216,3 +223,11 @@ class Encoder:
             return self.serializer.loads(data)
         except Exception as exc:
             raise DecodeError(self.serializer.name, raw, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _extras(task: Task) -> dict[str, typing.Any]:
+    """The sixth item of an envelope: the step's place, and ``'s'``, the tick."""
+    if task.scheduled_for is None:
+        assert task._flow is not None
+        return task._flow
+    return {**(task._flow or {}), "s": task.scheduled_for}

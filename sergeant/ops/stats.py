@@ -11,9 +11,10 @@ from __future__ import annotations
 import typing
 
 from sergeant.broker import Broker
+from sergeant.broker.schedules import ScheduleRecord
 from sergeant.consume import presence
 
-__all__ = ["QueueStats", "queue_stats"]
+__all__ = ["QueueStats", "queue_stats", "schedule_stats"]
 
 
 class QueueStats(typing.TypedDict):
@@ -50,3 +51,9 @@ def queue_stats(broker: Broker, queue: str) -> QueueStats:
         "done_last_minute": sum(int(w.get("done_last_minute") or 0) for w in workers),
         "workers": workers,
     }
+
+
+def schedule_stats(broker: Broker, queues: typing.Sequence[str]) -> list[ScheduleRecord]:
+    """The records of the schedules of ``queues`` (see ``sergeant.broker.schedules``):
+    each schedule's last and next tick, as every scheduler of it wrote them."""
+    return [record for queue in queues for record in broker.schedule_records(queue)]

@@ -21,7 +21,6 @@ cannot be imported or configured ends the supervisor with one clear sentence.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import enum
 import logging
@@ -47,9 +46,10 @@ from sergeant.killer.process import kill_mark_path, kill_tree, take_kill_mark
 from sergeant.process.cancels import KILLED_FOR as CANCEL_KILL
 from sergeant.process.leases import Death, LeaseKeeper, death_reason
 from sergeant.process.policy import ExitCode, SlaveStatus, decide, describe_exit
+from sergeant.process.scheduler import start_scheduler
 from sergeant.process.slots import Slot, tree_rss
 
-__all__ = ["Supervisor", "SupervisorState", "main", "tree_rss"]
+__all__ = ["Supervisor", "SupervisorState", "tree_rss"]
 
 #: Seconds between checks of the worker processes.
 POLL_SECONDS = 0.05
@@ -137,7 +137,9 @@ class Supervisor:
         directory = tempfile.mkdtemp(prefix="sergeant-supervisor-")
         restore = self._install_signal_handlers()
         self._keeper.start()
+        scheduler = None
         try:
+            scheduler = start_scheduler(self.worker_module_name, self.worker_class_name)
             if self.metrics_port is not None:
                 # Imported only here: a supervisor without metrics never loads prometheus-client.
                 from sergeant.ops.metrics_server import MetricsServer
@@ -155,6 +157,8 @@ class Supervisor:
             self._supervise()
         finally:
             self.state = SupervisorState.STOPPING
+            if scheduler is not None:
+                scheduler.stop()
             self._stop_fleet()
             self._keeper.settle_now(SETTLE_AT_STOP_SECONDS)
             self._keeper.stop()
@@ -354,47 +358,3 @@ class Supervisor:
                 extra={"event": "worker_stopped", "pid": slot.process.pid},
             )  # fmt: skip
             slot.process = None
-
-
-def main(argv: typing.Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m sergeant.supervisor``; returns the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="python -m sergeant.supervisor", description="Run and respawn Sergeant workers."
-    )
-    parser.add_argument("--worker-module", required=True, help="module of the worker class")
-    parser.add_argument("--worker-class", required=True, help="the Worker subclass to run")
-    parser.add_argument("--concurrent-workers", type=int, default=1, help="worker processes")
-    parser.add_argument(
-        "--max-worker-memory-usage", type=int, default=None, help="bytes per worker, or none"
-    )
-    # INFO by default, as 0.27: the started / ended / respawning lines are the fleet's pulse.
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO (default), WARNING...")
-    parser.add_argument(
-        "--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port"
-    )
-    parser.add_argument(
-        "--metrics-host",
-        default=metrics.DEFAULT_HOST,
-        help="the address the metrics listen on (0.0.0.0: every interface)",
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s sergeant-supervisor %(message)s"
-    )
-    try:
-        Supervisor(
-            args.worker_module,
-            args.worker_class,
-            args.concurrent_workers,
-            args.max_worker_memory_usage,
-            metrics_port=args.metrics_port,
-            metrics_host=args.metrics_host,
-        ).start()
-    except SergeantError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

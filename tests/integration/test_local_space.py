@@ -196,6 +196,7 @@ def test_a_version_1_file_is_migrated_and_converted(path: str) -> None:
         "ALTER TABLE tasks DROP COLUMN task_id",
         "DROP TABLE flow_nodes",
         "DROP TABLE flow_values",
+        "DROP TABLE once_keys",
         "DROP INDEX tasks_group_ready",
         "DROP INDEX tasks_group_leased",
         "ALTER TABLE tasks DROP COLUMN group_key",

@@ -46,6 +46,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "sergeant.logging",
             "sergeant.metrics",
             "sergeant.workflow",
+            "sergeant.ticks",
         ),
     ),
     # Bytes only: the connector contract and its engines.

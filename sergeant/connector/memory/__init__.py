@@ -29,6 +29,7 @@ from sergeant.connector.memory.flows import Flows
 from sergeant.connector.memory.groups import NO_LIMITS, Groups
 from sergeant.connector.memory.keys import KeysAndWorkers
 from sergeant.connector.memory.lock import Lock
+from sergeant.connector.memory.once import Once
 from sergeant.connector.memory.store import Item, Lease, Store, forget
 from sergeant.connector.memory.waiting import WaitingItems
 
@@ -37,7 +38,7 @@ __all__ = ["Connector", "Lock", "forget"]
 T = typing.TypeVar("T")
 
 
-class Connector(DeadLetters, KeysAndWorkers, Flows, WaitingItems, Groups, base.Connector):
+class Connector(DeadLetters, KeysAndWorkers, Flows, WaitingItems, Groups, Once, base.Connector):
     """A broker in this process's memory, shared by every connector of the same ``name``.
 
     Args:

@@ -132,6 +132,8 @@ class Store:
         self.locks: dict[str, tuple[str, float]] = {}
         #: worker id -> (info, expires_at)
         self.workers: dict[str, tuple[bytes, float]] = {}
+        #: (queue, once key) -> when its mark expires (``push_once``)
+        self.once: dict[tuple[str, str], float] = {}
         self.counter = itertools.count(1)
 
     def queue(self, name: str) -> QueueData:

@@ -18,6 +18,7 @@ from pymongo.database import Database
 
 from sergeant.connector._spread import Spread
 from sergeant.connector._spread_groups import SpreadGroups
+from sergeant.connector._spread_once import SpreadOnce
 from sergeant.connector.mongo.lock import Lock
 from sergeant.connector.mongo.node import Node
 from sergeant.connector.mongo.support import Document, client_handles
@@ -28,7 +29,7 @@ __all__ = [
 ]
 
 
-class Connector(SpreadGroups, Spread):
+class Connector(SpreadGroups, SpreadOnce, Spread):
     """Queues, leases, dead letters, keys and locks in MongoDB.
 
     Args:

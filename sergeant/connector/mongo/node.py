@@ -27,8 +27,8 @@ Collections of the ``database`` (default ``'sergeant'``):
 * ``keys``: ``{_id: key, value, expires_at}`` (see ``keys``); ``locks``:
   ``{_id: name, token, expires_at}``. Expiry is checked on every read; no TTL index
   is relied upon.
-* ``flow_nodes`` and ``flow_values``: held workflow steps, whose items wait in
-  ``tasks`` with ``state`` ``'h'`` (see ``flows``).
+* ``flow_nodes``, ``flow_values`` (held workflow steps, see ``flows``) and ``once``
+  (once pushes, see ``once``): their items wait in ``tasks`` with ``state`` ``'h'``.
 
 Batches are claimed, not locked: find candidate ids in order, then
 ``update_many`` them from ready to leased under a fresh ``claim`` id; a caller
@@ -48,9 +48,8 @@ Delayed items keep the ``seq`` of their push: once due, they are served in push
 order among the other ready items of their priority (of their group, if grouped).
 
 Clock: MongoDB has no cheap server clock here, so lease deadlines, etas and
-expiries are the clients' ``time.time()``; keep worker clocks in sync (NTP).
-Pushes are not transactional: a crash in the middle of a large ``push_many``
-can leave a prefix of it queued.
+expiries are the clients' ``time.time()``; keep worker clocks in sync (NTP). Pushes
+are not transactional: a crash in a large ``push_many`` can leave a prefix queued.
 """
 
 from __future__ import annotations
@@ -70,6 +69,7 @@ from sergeant.connector.mongo.dead import requeue, start_moves
 from sergeant.connector.mongo.flows import Flows
 from sergeant.connector.mongo.groups import NO_LIMITS, Groups, claim, has_grouped
 from sergeant.connector.mongo.lock import Lock
+from sergeant.connector.mongo.once import Once
 from sergeant.connector.mongo.requeue import charge, reclaim_expired, release, release_owned
 from sergeant.connector.mongo.support import (
     DEAD_ORDER,
@@ -100,7 +100,7 @@ POP_CLAIM_SECONDS = 60.0
 POP_OWNER = "<pop>"
 
 
-class Node(WaitingItems, Flows, Groups, base.Connector):
+class Node(WaitingItems, Flows, Groups, Once, base.Connector):
     """Queues, leases, dead letters, held steps, keys and locks in one MongoDB deployment.
 
     Args:

@@ -38,6 +38,9 @@ Layout (schema version :data:`SCHEMA_VERSION`, stored in ``PRAGMA user_version``
   to reads and swept by writes.
 * ``flow_values`` (version 4): one row per recorded member of a node, with its
   ``value``; they live and go with their node's row.
+* ``once_keys`` (version 6): the marks of ``push_once``, one row per ``(queue,
+  once_key)`` with its ``expires_at`` (Unix seconds); an expired row is replaced by
+  the next push of its key, and each push sweeps a few others (``once_keys_expiry``).
 
 Partial indexes (each query in ``sql`` repeats the index's WHERE terms
 literally, which is what lets SQLite's planner use a partial index):
@@ -87,7 +90,7 @@ from sergeant.errors import BrokerUnavailable
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "connect", "set_up"]
 
 #: Bumped with every schema change; a migration in ``MIGRATIONS`` leads to it.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 CREATE_SCHEMA_V1 = (
@@ -199,6 +202,17 @@ CREATE_SCHEMA_V5 = (
     "CREATE INDEX IF NOT EXISTS group_starts_at ON group_starts (queue, at)",
 )
 
+# Version 6: once pushes (see ``once``).
+CREATE_SCHEMA_V6 = (
+    """CREATE TABLE IF NOT EXISTS once_keys (
+        queue TEXT NOT NULL,
+        once_key TEXT NOT NULL,
+        expires_at REAL NOT NULL,
+        PRIMARY KEY (queue, once_key)
+    )""",
+    "CREATE INDEX IF NOT EXISTS once_keys_expiry ON once_keys (expires_at)",
+)
+
 #: Statements taking a file at ``user_version`` N (the key) to N + 1.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     0: CREATE_SCHEMA_V1,
@@ -206,6 +220,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: CREATE_SCHEMA_V3,
     3: CREATE_SCHEMA_V4,
     4: CREATE_SCHEMA_V5,
+    5: CREATE_SCHEMA_V6,
 }
 
 # -- connection set-up ----------------------------------------------------------------
