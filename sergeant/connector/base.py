@@ -38,6 +38,7 @@ import typing
 from sergeant.connector._flow_contract import FlowContract
 from sergeant.connector._lease_contract import LeaseContract
 from sergeant.connector._lock import Lock
+from sergeant.connector._permits_contract import PermitsContract
 from sergeant.connector._polling import (
     KEY_POLL_MAX_SECONDS,
     WAIT_POLL_FIRST_SECONDS,
@@ -62,7 +63,7 @@ __all__ = [
 ]
 
 
-class Connector(QueueContract, LeaseContract, FlowContract, WaitingContract):
+class Connector(QueueContract, LeaseContract, FlowContract, WaitingContract, PermitsContract):
     """A broker engine holding named queues of opaque payloads.
 
     Implementations open their connections lazily, so an instance created before a

@@ -189,13 +189,14 @@ def test_a_version_1_file_is_migrated_and_converted(path: str) -> None:
     """A file of schema version 1 (no ``workers`` table), made without auto-vacuum."""
     make_old_format(path, 10)
     raw = sqlite3.connect(path, isolation_level=None)
-    for statement in (  # what versions 2 to 4 added
+    for statement in (  # what versions 2 to 5 added
         "DROP TABLE workers",
         "DROP INDEX tasks_unique",
         "ALTER TABLE tasks DROP COLUMN unique_key",
         "ALTER TABLE tasks DROP COLUMN task_id",
         "DROP TABLE flow_nodes",
         "DROP TABLE flow_values",
+        "DROP TABLE starts",
     ):
         raw.execute(statement)
     raw.execute("PRAGMA user_version = 1")
@@ -206,6 +207,7 @@ def test_a_version_1_file_is_migrated_and_converted(path: str) -> None:
         assert pragma(path, "auto_vacuum") == 2
         connector.register_worker("w", b"{}", 60)
         assert connector.workers() == [b"{}"]
+        assert connector.take_starts("q", 2, 60.0, 3)[0] == 2  # the version 5 table
         assert_intact(connector, 10)
     finally:
         connector.close()

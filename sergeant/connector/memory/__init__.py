@@ -28,6 +28,7 @@ from sergeant.connector.memory.dead import DeadLetters
 from sergeant.connector.memory.flows import Flows
 from sergeant.connector.memory.keys import KeysAndWorkers
 from sergeant.connector.memory.lock import Lock
+from sergeant.connector.memory.permits import Permits
 from sergeant.connector.memory.store import Item, Lease, Store, forget
 from sergeant.connector.memory.waiting import WaitingItems
 
@@ -36,7 +37,7 @@ __all__ = ["Connector", "Lock", "forget"]
 T = typing.TypeVar("T")
 
 
-class Connector(DeadLetters, KeysAndWorkers, Flows, WaitingItems, base.Connector):
+class Connector(DeadLetters, KeysAndWorkers, Flows, WaitingItems, Permits, base.Connector):
     """A broker in this process's memory, shared by every connector of the same ``name``.
 
     Args:

@@ -117,6 +117,8 @@ class Store:
         self.locks: dict[str, tuple[str, float]] = {}
         #: worker id -> (info, expires_at)
         self.workers: dict[str, tuple[bytes, float]] = {}
+        #: permit key -> its log of grants, (at, count) (see ``permits``)
+        self.starts: dict[str, list[tuple[float, int]]] = {}
         self.counter = itertools.count(1)
 
     def queue(self, name: str) -> QueueData:

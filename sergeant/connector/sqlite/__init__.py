@@ -44,6 +44,7 @@ from sergeant.connector.sqlite import registry, sql, unique
 from sergeant.connector.sqlite.dead import DeadLetters
 from sergeant.connector.sqlite.flows import Flows
 from sergeant.connector.sqlite.keys import Keys, Lock
+from sergeant.connector.sqlite.permits import Permits
 from sergeant.connector.sqlite.registry import Registry
 from sergeant.connector.sqlite.session import (
     DEFAULT_BUSY_TIMEOUT_SECONDS,
@@ -71,7 +72,7 @@ POLL_FIRST_SECONDS = 0.001
 POLL_MAX_SECONDS = 0.05
 
 
-class Connector(DeadLetters, Flows, Keys, Registry, WaitingItems):
+class Connector(DeadLetters, Flows, Keys, Permits, Registry, WaitingItems):
     """A broker stored in one SQLite file, shared by the processes of one machine.
 
     Args:

@@ -38,6 +38,9 @@ Layout (schema version :data:`SCHEMA_VERSION`, stored in ``PRAGMA user_version``
   to reads and swept by writes.
 * ``flow_values`` (version 4): one row per recorded member of a node, with its
   ``value``; they live and go with their node's row.
+* ``starts`` (version 5): start permits (see ``permits``), one row per grant:
+  ``key``, ``at`` (Unix seconds) and ``count``; rows older than the key's window are
+  deleted by its next grant. Index ``starts_key (key, at)``.
 
 Partial indexes (each query in ``sql`` repeats the index's WHERE terms
 literally, which is what lets SQLite's planner use a partial index):
@@ -72,7 +75,7 @@ from sergeant.errors import BrokerUnavailable
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "connect", "set_up"]
 
 #: Bumped with every schema change; a migration in ``MIGRATIONS`` leads to it.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 CREATE_SCHEMA_V1 = (
@@ -163,12 +166,23 @@ CREATE_SCHEMA_V4 = (
     )""",
 )
 
+# Version 5: start permits of rate limits (see ``permits``).
+CREATE_SCHEMA_V5 = (
+    """CREATE TABLE IF NOT EXISTS starts (
+        key TEXT NOT NULL,
+        at REAL NOT NULL,
+        count INTEGER NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS starts_key ON starts (key, at)",
+)
+
 #: Statements taking a file at ``user_version`` N (the key) to N + 1.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     0: CREATE_SCHEMA_V1,
     1: CREATE_SCHEMA_V2,
     2: CREATE_SCHEMA_V3,
     3: CREATE_SCHEMA_V4,
+    4: CREATE_SCHEMA_V5,
 }
 
 # -- connection set-up ----------------------------------------------------------------
