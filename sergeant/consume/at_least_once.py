@@ -33,7 +33,11 @@ class LeaseLoop(LeaseBook):
             unstarted, running = self._unstarted, self._running
             words, field = self._record.batch_marks(unstarted[0] if unstarted else None)
             self._batch_ids.note(tasks, unstarted)
+            throttle, left = self._throttle, len(tasks)
             for task in tasks:
+                if throttle is not None:  # a fresh start permit first (consume.throttle)
+                    throttle.before_start(left)
+                    left -= 1
                 delivery = running[id(task)] = unstarted[0]  # see ConsumerState: enter
                 unstarted.popleft()  # running, then leave
                 # It starts now. The one-thread executor asks for the next task only once
@@ -48,6 +52,9 @@ class LeaseLoop(LeaseBook):
         if prefetched:
             return prefetched
         queue, config = self.queue, self.config
+        throttle = self._throttle
+        if throttle is not None:
+            count = throttle.acquire(count)  # lease no more than may start now
         with self._flush_lock:
             to_ack = self._acks_to_send()
             # The settled tasks' acknowledgements go with the next lease: one round trip.
@@ -66,6 +73,8 @@ class LeaseLoop(LeaseBook):
                 queue,
             )
             self._acknowledged(to_ack, accepted)
+        if throttle is not None:
+            throttle.pulled(len(batch.tasks))
         return self._arrived(batch)
 
     def _close_leased(self) -> None:
