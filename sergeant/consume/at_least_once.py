@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import typing
+from time import monotonic
 
 from sergeant.broker import running as _running
 from sergeant.consume.backoff import retry_call
@@ -34,9 +35,13 @@ class LeaseLoop(LeaseBook):
             words, field = self._record.batch_marks(unstarted[0] if unstarted else None)
             self._batch_ids.note(tasks, unstarted)
             throttle, left = self._throttle, len(tasks)
+            if throttle is not None:
+                allowed, deadline = throttle.allowed, throttle.deadline
             for task in tasks:
                 if throttle is not None:  # a fresh start permit first (consume.throttle)
-                    throttle.before_start(left)
+                    if allowed <= 0 or monotonic() > deadline:
+                        allowed, deadline = throttle.renew(left, allowed)
+                    allowed -= 1
                     left -= 1
                 delivery = running[id(task)] = unstarted[0]  # see ConsumerState: enter
                 unstarted.popleft()  # running, then leave
@@ -45,6 +50,8 @@ class LeaseLoop(LeaseBook):
                 words[_MARK] = delivery[field]  # type: ignore[assignment]
                 yield task
             words[_MARK] = 0  # the batch is settled: nothing runs while the next is pulled
+            if throttle is not None:
+                throttle.allowed = allowed  # what is left lapses at the next pull
 
     def _lease(self, count: int) -> list[Task]:
         """The next batch, leased (its deliveries in ``_unstarted``)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import typing
+from time import monotonic
 
 from sergeant.consume.backoff import RETRYABLE, retry_call
 from sergeant.consume.state import ConsumerState
@@ -25,7 +26,9 @@ class PopLoop(ConsumerState):
             popped, throttle = self._popped, self._throttle
             while popped:
                 if throttle is not None:  # a fresh start permit first (consume.throttle)
-                    throttle.before_start(len(popped))
+                    if throttle.allowed <= 0 or monotonic() > throttle.deadline:
+                        throttle.renew(len(popped), throttle.allowed)
+                    throttle.allowed -= 1
                 yield popped.popleft()
 
     def _pop(self, count: int) -> list[Task]:

@@ -62,9 +62,11 @@ class Throttle:
         #: Permits left, and the monotonic time by which they must be used.
         self.allowed = 0
         self.deadline = 0.0
-        #: Average monotonic seconds between two hand-outs (None: not measured yet).
+        #: Average monotonic seconds between two hand-outs (None: not measured yet),
+        #: measured over each grant's permits: how many were used, and how long since.
         self.interval: float | None = None
-        self._last_start: float | None = None
+        self._granted = 0
+        self._granted_at = 0.0
         self.throttled = False
         self._last_wait = 0.0
         self.waits = 0
@@ -80,6 +82,7 @@ class Throttle:
     def acquire(self, most: int) -> int:
         """Wait until the broker grants at least one start; the number granted (at most
         :meth:`want` of ``most``), usable until :attr:`deadline`."""
+        self._measure()
         want = self.want(most)
         sent = 0.0
 
@@ -92,25 +95,33 @@ class Throttle:
             granted, retry = retry_call("rate_limit", take, self.queue)
             if granted:
                 self.allowed, self.deadline = granted, sent + self.margin
+                self._granted, self._granted_at = granted, time.monotonic()
                 if granted == want:
                     self._maybe_free()
                 return granted
             self._wait(retry)
 
-    def before_start(self, remaining: int) -> None:
-        """Right before a task is handed out: make sure a fresh permit covers it
-        (``remaining``: tasks of the batch not yet handed out, this one included)."""
-        now = time.monotonic()
-        while self.allowed <= 0 or now > self.deadline:
-            self._last_start = None  # a wait is not a task's time
+    def renew(self, remaining: int, allowed: int) -> tuple[int, float]:
+        """Fresh permits for the next hand-outs: ``(allowed, deadline)``.
+
+        The loop keeps its permits in locals and calls this only when none is left
+        or the deadline has passed (``allowed``: what it had left;
+        ``remaining``: tasks of the batch not yet handed out, the next one included).
+        """
+        self.allowed = allowed
+        while True:
             self.acquire(remaining)
-            now = time.monotonic()
-        self.allowed -= 1
-        last, self._last_start = self._last_start, now
-        if last is not None:
-            gap = now - last
+            if time.monotonic() <= self.deadline:
+                return self.allowed, self.deadline
+
+    def _measure(self) -> None:
+        """Before asking again: the time per hand-out over the last grant's permits."""
+        used = self._granted - self.allowed
+        if used > 0:
+            gap = (time.monotonic() - self._granted_at) / used
             average = self.interval
             self.interval = gap if average is None else average + _SMOOTHING * (gap - average)
+        self._granted = self.allowed = 0
 
     def pulled(self, leased: int) -> None:
         """A pull after :meth:`acquire` brought ``leased`` tasks; unused permits lapse."""

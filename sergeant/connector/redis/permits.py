@@ -8,14 +8,17 @@ slot). The clock is the server's ``TIME``: the workers' clocks play no part. ::
     sergeant:{<key>}:starts     list    'at:count' per grant, oldest first
     sergeant:{<key>}:starts:n   string  the sum of their counts
 
-See ``lua/take_starts.lua`` for the step itself. The script object is registered per
-call (a hash of its source, no round trip); the call is one EVALSHA per batch.
+See ``lua/take_starts.lua`` for the step itself. Its script object is made once per
+client (kept beside it, weakly); a call is one EVALSHA per batch.
 """
 
 from __future__ import annotations
 
 import importlib.resources
 import typing
+import weakref
+
+import redis.commands.core
 
 from sergeant.connector import _permits
 from sergeant.connector.redis._nodeset import NodeSet
@@ -26,6 +29,11 @@ __all__ = ["Permits", "log_keys"]
 _SOURCE = (
     importlib.resources.files("sergeant.connector.redis") / "lua" / "take_starts.lua"
 ).read_text("utf-8")
+
+
+_SCRIPTS: weakref.WeakKeyDictionary[typing.Any, redis.commands.core.Script] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def log_keys(key: str) -> tuple[str, str]:
@@ -44,7 +52,9 @@ class Permits(NodeSet):
         _permits.check(tasks, window_seconds, want)
         node = self._node_for(key)
         with node:
-            script = node.client.register_script(_SOURCE)
+            script = _SCRIPTS.get(node.client)
+            if script is None:
+                script = _SCRIPTS[node.client] = node.client.register_script(_SOURCE)
             reply = typing.cast(
                 list[typing.Any], script(log_keys(key), [tasks, repr(float(window_seconds)), want])
             )
