@@ -305,6 +305,8 @@ class Consumer(LeaseLoop, PopLoop):
         """Publish this worker's heartbeat, alive for a few heartbeat intervals; a full
         broker's refusal is logged once a minute (the worker goes on, unlisted)."""
         ttl = heartbeat_interval(self.config) * _presence.HEARTBEAT_TTL_FACTOR
+        if self._throttle is not None:
+            self.presence.extra.update(self._throttle.report())
         info = self.presence.info(
             self.tasks_done, self._current.copy().values(), self.progress.latest
         )

@@ -123,6 +123,12 @@ class Throttle:
             self.interval = gap if average is None else average + _SMOOTHING * (gap - average)
         self._granted = self.allowed = 0
 
+    def report(self) -> dict[str, typing.Any]:
+        """The heartbeat's fields (see ``consume.presence``): the limit, and whether
+        this worker is throttled now."""
+        limit = {"tasks": self.limit.tasks, "per_seconds": self.limit.per_seconds}
+        return {"rate_limit": limit, "throttled": self.throttled}
+
     def pulled(self, leased: int) -> None:
         """A pull after :meth:`acquire` brought ``leased`` tasks; unused permits lapse."""
         if not leased:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sergeant.killer.process import kill_tree
+from sergeant.ops.stats import queue_stats
 from tests.conftest import connector_params
 from tests.servers import wait_until
 from tests.workers import throttled
@@ -103,12 +104,19 @@ def test_four_workers_keep_the_rate_limit(
     assert busiest <= LIMIT
 
 
+def throttled_workers(producer: throttled.Throttled) -> int:
+    """``throttled_workers`` of the queue's ``sergeant stats`` (-1: no rate limit shown)."""
+    limit = queue_stats(producer.broker, throttled.QUEUE)["rate_limit"]
+    return -1 if limit is None else limit["throttled_workers"]
+
+
 @pytest.mark.parametrize("kind", ["redis", "local"])
 def test_a_stop_ends_a_throttled_wait_and_gives_the_tasks_back(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One start per minute: the worker waits for its next permit; SIGTERM ends that
-    wait at once (well before the minute), and the tasks not started are queued."""
+    """One start per minute: the worker waits for its next permit (``sergeant stats``
+    says so); SIGTERM ends that wait at once (well before the minute), and the tasks
+    not started are queued."""
     connector_type, params = connector_params(request, kind, tmp_path)
     ledger = tmp_path / "ledger"
     env = throttled.environment(connector_type, params, str(ledger), "1/60", "at_least_once")
@@ -126,6 +134,16 @@ def test_a_stop_ends_a_throttled_wait_and_gives_the_tasks_back(
     try:
         wait_until(lambda: len(starts(ledger)) == 1, timeout=60, message="the first start")
         wait_until(lambda: producer.number_of_enqueued_tasks() == 4, timeout=30, message="one done")
+        # ``sergeant stats`` shows it: the limit, the wait, the throttled worker.
+        wait_until(
+            lambda: throttled_workers(producer) == 1,
+            timeout=30,
+            message="the heartbeat to say the worker is throttled",
+        )
+        limit = queue_stats(producer.broker, throttled.QUEUE)["rate_limit"]
+        assert limit is not None
+        assert (limit["tasks"], limit["per_seconds"]) == (1, 60.0)
+        assert 0 < limit["next_start_in"] <= 61
         fleet.terminate()
         assert fleet.wait(timeout=20) is not None  # the wait for the next minute ended
         assert len(starts(ledger)) == 1
