@@ -61,7 +61,7 @@ class LeaseLoop(LeaseBook):
         queue, config = self.queue, self.config
         throttle = self._throttle
         if throttle is not None:
-            count = throttle.acquire(count)  # lease no more than may start now
+            count = throttle.before_pull(count)  # lease no more than may start now
         with self._flush_lock:
             to_ack = self._acks_to_send()
             # The settled tasks' acknowledgements go with the next lease: one round trip.

@@ -38,7 +38,7 @@ class PopLoop(ConsumerState):
         throttle = self._throttle
         if not popped:
             if throttle is not None:
-                count = throttle.acquire(count)  # pop no more than may start now
+                count = throttle.before_pull(count)  # pop no more than may start now
             popped = retry_call("pop", lambda: self.broker.pop_tasks(queue, count), queue)
             if throttle is not None:
                 throttle.pulled(len(popped))

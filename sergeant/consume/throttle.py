@@ -2,10 +2,10 @@
 
 Before a pull the loop asks the broker for permits (``Broker.take_starts``), as many
 as it expects to start within the margin (:func:`sergeant.broker.permits.margin_seconds`),
-and pulls at most that many tasks. Each task is handed out only while a permit
-taken within the margin is left, counted on this process's monotonic clock from
-*before* the request was sent; a task that would start later takes a new permit
-first. So every start falls within the margin after its grant, and the broker's
+and pulls at most that many tasks (after an empty pull: one task, no permit yet).
+Each task is handed out only while a permit taken within the margin is left,
+counted on this process's monotonic clock from *before* the request was sent; a
+task that would start later takes a new permit first. So every start falls within the margin after its grant, and the broker's
 window (``per_seconds`` plus the margin) covers any ``per_seconds`` of starts.
 
 When the broker grants nothing, it says when the next start is allowed: the loop
@@ -68,6 +68,7 @@ class Throttle:
         self._granted = 0
         self._granted_at = 0.0
         self.throttled = False
+        self._idle = False  # the last pull brought nothing
         self._last_wait = 0.0
         self.waits = 0
 
@@ -129,8 +130,21 @@ class Throttle:
         limit = {"tasks": self.limit.tasks, "per_seconds": self.limit.per_seconds}
         return {"rate_limit": limit, "throttled": self.throttled}
 
+    def before_pull(self, most: int) -> int:
+        """How many tasks the next pull may take (of ``most``), permits taken for them.
+
+        After an empty pull the queue is idle: the next pull takes one task and no
+        permit (an empty pull would spend it, and a strict limit would then make the
+        next task wait a whole window); that task takes its permit before it starts.
+        """
+        if self._idle:
+            self.allowed = 0
+            return 1
+        return self.acquire(most)
+
     def pulled(self, leased: int) -> None:
-        """A pull after :meth:`acquire` brought ``leased`` tasks; unused permits lapse."""
+        """The pull brought ``leased`` tasks; permits it does not use lapse."""
+        self._idle = not leased
         if not leased:
             self.allowed = 0
             self.interval = None  # an idle queue: ask for one permit at a time again

@@ -55,6 +55,9 @@ def test_the_throttle_asks_for_what_it_starts_within_the_margin(broker: Broker) 
     assert throttle.want(10) == 10
     throttle.pulled(0)  # an empty pull: back to one at a time
     assert throttle.want(100) == 1
+    assert throttle.before_pull(100) == 1  # idle: one task, no permit spent on it
+    assert throttle.allowed == 0
+    assert broker.take_starts("q", config.RateLimit(1000, 1.0), 0) == (0, 0.0)
     assert not waits
 
 
