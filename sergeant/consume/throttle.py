@@ -5,8 +5,9 @@ as it expects to start within the margin (:func:`sergeant.broker.permits.margin_
 and pulls at most that many tasks (after an empty pull: one task, no permit yet).
 Each task is handed out only while a permit taken within the margin is left,
 counted on this process's monotonic clock from *before* the request was sent; a
-task that would start later takes a new permit first. So every start falls within the margin after its grant, and the broker's
-window (``per_seconds`` plus the margin) covers any ``per_seconds`` of starts.
+task that would start later takes a new permit first. So every start falls within
+the margin after its grant, and the broker's window (``per_seconds`` plus the
+margin) covers any ``per_seconds`` of starts.
 
 When the broker grants nothing, it says when the next start is allowed: the loop
 acknowledges what is settled, then sleeps exactly that long (in short slices, so a
