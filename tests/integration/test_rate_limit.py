@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from sergeant import config
 from sergeant.killer.process import kill_tree
 from sergeant.ops.stats import queue_stats
 from tests.conftest import connector_params
@@ -152,3 +153,40 @@ def test_a_stop_ends_a_throttled_wait_and_gives_the_tasks_back(
         kill_tree(fleet.pid)
         fleet.wait(timeout=30)
         producer.close()
+
+
+class _Threads(throttled.Throttled):
+    """Eight threads in one process, on the in-process broker."""
+
+    NAME = ""
+
+    def generate_config(self) -> config.WorkerConfig:
+        return config.WorkerConfig(
+            name=throttled.QUEUE,
+            connector=config.Connector(type="memory", params={"name": self.NAME}),
+            tasks_per_transaction=10,
+            block_seconds=0.05,
+            number_of_threads=8,
+            max_tasks_per_run=120,
+            rate_limit=config.RateLimit(tasks=20, per_seconds=0.5),
+        )
+
+
+def test_threads_of_one_worker_keep_the_rate_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = tmp_path / "ledger"
+    monkeypatch.setenv("SERGEANT_TEST_LEDGER", str(ledger))
+    worker_class = type("Threads", (_Threads,), {"NAME": f"rate-{tmp_path.name}"})
+    worker = worker_class()
+    worker.init_broker()
+    ids = worker.push_tasks([{"n": n} for n in range(120)])
+    worker.init_worker()
+    try:
+        summary = worker.work_loop()
+    finally:
+        worker.close()
+    assert summary["executor_exception"] is None
+    found = starts(ledger)
+    assert sorted(task_id for _, task_id in found) == sorted(ids)
+    assert most_in_any_window([t for t, _ in found], 0.5) <= 20
