@@ -43,6 +43,10 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("consume_batched", "consume batched (ours: at-least-once, defaults)"),
     Workload("consume_batched_amo", "consume batched, at-most-once"),
     Workload("consume_batched_no_prefetch", "consume batched, at-least-once, prefetch off (ours)"),
+    Workload(
+        "consume_batched_rate_limit",
+        "consume batched, at-least-once, a rate_limit that never binds (ours)",
+    ),
     Workload("consume_procs_1", "batched consume, 1 process"),
     Workload("consume_procs_2", "batched consume, 2 processes"),
     Workload("consume_procs_4", "batched consume, 4 processes"),
@@ -56,6 +60,8 @@ WORKLOADS_BY_NAME = {workload.name: workload for workload in WORKLOADS}
 
 #: Tasks pulled per round trip in the batched workloads (Sergeant's tasks_per_transaction).
 BATCH = 1000
+#: ``RateLimit(tasks=...)`` per second of ``consume_batched_rate_limit``: far above any rate.
+RATE_LIMIT_NOT_BINDING = 100_000_000
 #: The progress rows: tasks of PROGRESS_STEPS loop steps, each ``sum(range(1000))``.
 PROGRESS_TASKS, PROGRESS_STEPS = 5, 10_000
 
@@ -147,6 +153,12 @@ def _sergeant_workloads(full: bool) -> dict[str, dict[str, typing.Any]]:
             "delivery": "at_least_once",
             "prefetch": False,
         },
+        # Permits taken per batch, never refused: what the rate limit's path costs.
+        "consume_batched_rate_limit": {
+            **batched,
+            "delivery": "at_least_once",
+            "rate_limit": RATE_LIMIT_NOT_BINDING,
+        },
     }
     if full:
         workloads["latency"] = {"workload": "latency"}
@@ -192,6 +204,7 @@ def all_libraries(our_python: Path) -> list[Library]:
     original = _sergeant_workloads(full=True)
     for name in ("consume_batched_amo", "consume_batched_no_prefetch", "consume_one_no_prefetch"):
         del original[name]
+    del original["consume_batched_rate_limit"]
     for procs in (1, 2, 4):
         del original[f"consume_procs_{procs}"]
     ours = _sergeant_workloads(full=True)

@@ -264,6 +264,11 @@ NOTES = """## How each workload is measured
   it backs off between fetches) or 1,000. Huey: one thread worker (no batched pull).
   Celery: a real `celery worker --pool=solo` with `--prefetch-multiplier` 1 or 1,000,
   timed from its first task's start to its last task's end (its boot is not counted).
+- **consume batched, rate_limit** (ours): the batched at-least-once consume with
+  `rate_limit=RateLimit(100_000_000, 1.0)`, which never binds: each pull first takes
+  its start permits from the broker (one more round trip per batch, one log entry per
+  grant), and prefetch is off, as it always is with a rate limit. Compare it with the
+  `prefetch off` row for the permits' own cost, and with the plain row for the whole.
 - **scaling**: 1, 2 and 4 Sergeant worker processes share one queue of N tasks
   (each with `max_tasks_per_run` = its share), timed from the first process's start
   to the last one's end. The machine has 2 cores, so 4 processes cannot scale further.

@@ -21,6 +21,7 @@ COMPARED_AT = {
     "consume_batched": "consume_batched",
     "consume_batched_amo": "consume_batched",
     "consume_batched_no_prefetch": "consume_batched",
+    "consume_batched_rate_limit": "consume_batched",
 }
 THROUGHPUT = [
     w.name

@@ -41,6 +41,8 @@ def worker_config(args: dict[str, typing.Any], max_tasks: int) -> typing.Any:
         extra["delivery"] = args["delivery"]
     if "prefetch" in fields and "prefetch" in args:
         extra["prefetch"] = args["prefetch"]
+    if "rate_limit" in fields and args.get("rate_limit"):
+        extra["rate_limit"] = sergeant.config.RateLimit(tasks=args["rate_limit"], per_seconds=1.0)
     return WorkerConfig(
         name=args["queue"],
         connector=Connector(type=args["connector"]["type"], params=args["connector"]["params"]),

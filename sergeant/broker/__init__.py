@@ -29,6 +29,7 @@ from sergeant.broker.admission import (
 from sergeant.broker.cancel import Cancelling
 from sergeant.broker.fleet import Fleet, QueueCounts
 from sergeant.broker.flows import Flows
+from sergeant.broker.permits import Permits
 from sergeant.broker.produce import Producing
 from sergeant.broker.progress import ProgressKeeping
 from sergeant.broker.rejects import RejectLog
@@ -88,6 +89,7 @@ class Broker(
     Flows,
     Cancelling,
     Scheduling,
+    Permits,
 ):
     """Task-level operations on one connector with one encoder (pushes come from
     ``Producing``; decoding what is handed out from ``Admission``; the counts, purges,

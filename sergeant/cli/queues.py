@@ -82,7 +82,29 @@ def _tables(rows: list[_stats.QueueStats]) -> Group:
             _ago(worker.get("current_task_since"), now),
             _progress(worker.get("current_task_progress")),
         )
-    return Group(queues, workers)
+    limits = _rate_limit_table(rows)
+    return Group(queues, workers, *([limits] if limits is not None else []))
+
+
+def _rate_limit_table(rows: list[_stats.QueueStats]) -> Table | None:
+    """The queues with a rate limit: the limit, the wait for the next start, and how
+    many live workers are throttled; None when no queue has one."""
+    limited = [(row["queue"], row["rate_limit"]) for row in rows if row.get("rate_limit")]
+    if not limited:
+        return None
+    table = Table(title="rate limits")
+    table.add_column("queue")
+    for title in ("limit", "next start in", "throttled workers"):
+        table.add_column(title, justify="right")
+    for queue, limit in limited:
+        assert limit is not None
+        table.add_row(
+            queue,
+            f"{limit['tasks']}/{limit['per_seconds']:g}s",
+            f"{limit['next_start_in']:.2f}s",
+            str(limit["throttled_workers"]),
+        )
+    return table
 
 
 def _schedules(target: Target, names: list[str]) -> list[ScheduleRecord]:

@@ -40,6 +40,7 @@ from sergeant.connector._group_contract import GroupContract
 from sergeant.connector._lease_contract import LeaseContract
 from sergeant.connector._lock import Lock
 from sergeant.connector._once_contract import ONCE_SETTLE_SECONDS, OnceContract
+from sergeant.connector._permits_contract import PermitsContract
 from sergeant.connector._polling import (
     KEY_POLL_MAX_SECONDS,
     WAIT_POLL_FIRST_SECONDS,
@@ -75,7 +76,13 @@ __all__ = [
 
 
 class Connector(
-    QueueContract, LeaseContract, FlowContract, WaitingContract, GroupContract, OnceContract
+    QueueContract,
+    LeaseContract,
+    FlowContract,
+    WaitingContract,
+    GroupContract,
+    OnceContract,
+    PermitsContract,
 ):
     """A broker engine holding named queues of opaque payloads.
 

@@ -40,6 +40,7 @@ from sergeant.consume.backoff import RETRYABLE, retry_call
 from sergeant.consume.heartbeat import Heartbeat, heartbeat_interval
 from sergeant.consume.state import CLOSE_RETRY_SECONDS, CurrentTask, StarvationCallback
 from sergeant.consume.steps import end_step
+from sergeant.consume.throttle import Throttle
 from sergeant.control import Outcome, WorkerCancelled
 from sergeant.errors import BrokerFull, ConnectorError
 from sergeant.logging import refusals
@@ -115,6 +116,8 @@ class Consumer(LeaseLoop, PopLoop):
         self.on_cancel_running: typing.Callable[[str], bool] | None = None
         if self.at_least_once and _running.file_path() is None:
             _warn_if_leases_can_lapse(config)
+        if config.rate_limit is not None:
+            self._throttle = Throttle(broker, self.queue, config.rate_limit, self._settle_now)
 
     # -- iteration ------------------------------------------------------------------
 
@@ -129,6 +132,11 @@ class Consumer(LeaseLoop, PopLoop):
         self._publish_first_presence()
         self._heartbeat = Heartbeat(self)
         self._heartbeat.start()
+
+    def _settle_now(self) -> None:
+        """Before a throttled wait: acknowledge the settled tasks now, not after it."""
+        if self.at_least_once:
+            self.flush_acks()
 
     # -- outcomes -------------------------------------------------------------------
 
@@ -297,6 +305,8 @@ class Consumer(LeaseLoop, PopLoop):
         """Publish this worker's heartbeat, alive for a few heartbeat intervals; a full
         broker's refusal is logged once a minute (the worker goes on, unlisted)."""
         ttl = heartbeat_interval(self.config) * _presence.HEARTBEAT_TTL_FACTOR
+        if self._throttle is not None:
+            self.presence.extra.update(self._throttle.report())
         info = self.presence.info(
             self.tasks_done, self._current.copy().values(), self.progress.latest
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import typing
+from time import monotonic
 
 from sergeant.broker import running as _running
 from sergeant.consume.backoff import retry_call
@@ -33,7 +34,15 @@ class LeaseLoop(LeaseBook):
             unstarted, running = self._unstarted, self._running
             words, field = self._record.batch_marks(unstarted[0] if unstarted else None)
             self._batch_ids.note(tasks, unstarted)
+            throttle, left = self._throttle, len(tasks)
+            if throttle is not None:
+                allowed, deadline = throttle.allowed, throttle.deadline
             for task in tasks:
+                if throttle is not None:  # a fresh start permit first (consume.throttle)
+                    if allowed <= 0 or monotonic() > deadline:
+                        allowed, deadline = throttle.renew(left, allowed)
+                    allowed -= 1
+                    left -= 1
                 delivery = running[id(task)] = unstarted[0]  # see ConsumerState: enter
                 unstarted.popleft()  # running, then leave
                 # It starts now. The one-thread executor asks for the next task only once
@@ -41,6 +50,8 @@ class LeaseLoop(LeaseBook):
                 words[_MARK] = delivery[field]  # type: ignore[assignment]
                 yield task
             words[_MARK] = 0  # the batch is settled: nothing runs while the next is pulled
+            if throttle is not None:
+                throttle.allowed = allowed  # what is left lapses at the next pull
 
     def _lease(self, count: int) -> list[Task]:
         """The next batch, leased (its deliveries in ``_unstarted``)."""
@@ -48,6 +59,9 @@ class LeaseLoop(LeaseBook):
         if prefetched:
             return prefetched
         queue, config = self.queue, self.config
+        throttle = self._throttle
+        if throttle is not None:
+            count = throttle.before_pull(count)  # lease no more than may start now
         with self._flush_lock:
             to_ack = self._acks_to_send()
             # The settled tasks' acknowledgements go with the next lease: one round trip.
@@ -66,6 +80,8 @@ class LeaseLoop(LeaseBook):
                 queue,
             )
             self._acknowledged(to_ack, accepted)
+        if throttle is not None:
+            throttle.pulled(len(batch.tasks))
         return self._arrived(batch)
 
     def _close_leased(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import typing
+from time import monotonic
 
 from sergeant.consume.backoff import RETRYABLE, retry_call
 from sergeant.consume.state import ConsumerState
@@ -22,16 +23,25 @@ class PopLoop(ConsumerState):
         for _tasks, pulled in self._batches(self._pop):
             if self._prefetch_depth:
                 self._top_up(pulled, [count for count, _ in self._popping], self._start_pop)
-            popped = self._popped
+            popped, throttle = self._popped, self._throttle
             while popped:
+                if throttle is not None:  # a fresh start permit first (consume.throttle)
+                    if throttle.allowed <= 0 or monotonic() > throttle.deadline:
+                        throttle.renew(len(popped), throttle.allowed)
+                    throttle.allowed -= 1
                 yield popped.popleft()
 
     def _pop(self, count: int) -> list[Task]:
         """The next batch, popped (kept in ``_popped`` until handed out); [] after a wait."""
         queue, config = self.queue, self.config
         popped = self._take_pop()
+        throttle = self._throttle
         if not popped:
+            if throttle is not None:
+                count = throttle.before_pull(count)  # pop no more than may start now
             popped = retry_call("pop", lambda: self.broker.pop_tasks(queue, count), queue)
+            if throttle is not None:
+                throttle.pulled(len(popped))
         self._popped = collections.deque(popped)
         self._saw_steps()
         if not popped:

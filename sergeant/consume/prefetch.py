@@ -20,7 +20,10 @@ PATIENCE_SECONDS = 1.0
 
 
 def pulls_ahead(broker: Broker, config: WorkerConfig) -> int:
-    """``config.prefetch``, with None resolved (see ``WorkerConfig``)."""
+    """``config.prefetch``, with None resolved (see ``WorkerConfig``); 0 with a
+    ``rate_limit``."""
+    if config.rate_limit is not None:
+        return 0  # see consume.throttle: tasks pulled ahead would bunch their starts
     if config.prefetch is not None:
         return int(config.prefetch)
     if not broker.overlaps_pulls:

@@ -10,6 +10,10 @@ vanishes from ``sergeant stats`` within that time. The info is JSON (orjson)::
      "current_task_id": "..." | null, "current_task_since": <Unix s> | null,
      "current_task_progress": {"fraction": f, "message": "..." | null} | null}
 
+plus, with a ``rate_limit``, ``"rate_limit": {"tasks": n, "per_seconds": s}`` and
+``"throttled": true | false`` (see ``consume.throttle``): what :attr:`Presence.extra`
+holds is merged in.
+
 ``current_task_progress`` is the current task's latest ``Worker.set_progress`` value,
 read from memory (its message cut to :data:`PROGRESS_MESSAGE_MAX_CHARS`, to keep the
 record small); null until the task reports one.
@@ -72,6 +76,8 @@ class Presence:
         # (monotonic seconds, tasks_done) per heartbeat, the last minute's and one older.
         self._samples: collections.deque[tuple[float, int]] = collections.deque()
         self._samples.append((time.monotonic(), 0))
+        #: More fields for the heartbeat (the rate limit's state), merged in as they are.
+        self.extra: dict[str, typing.Any] = {}
 
     def info(
         self,
@@ -101,6 +107,7 @@ class Presence:
             "current_task_progress": None
             if latest is None
             else {"fraction": latest[0], "message": _short(latest[1])},
+            **self.extra,
         }
         return orjson.dumps(document)
 

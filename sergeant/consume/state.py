@@ -24,6 +24,7 @@ from sergeant.consume.heartbeat import Heartbeat
 from sergeant.consume.prefetch import PendingPull, pulls_ahead
 from sergeant.consume.presence import Presence
 from sergeant.consume.progress import ProgressBook
+from sergeant.consume.throttle import Throttle
 from sergeant.objects import Task
 
 __all__ = ["CLOSE_RETRY_SECONDS", "ConsumerState", "CurrentTask", "StarvationCallback"]
@@ -103,6 +104,8 @@ class ConsumerState:
         self._lean = self._record.lean
         #: The batch's task ids for the supervisor (see broker.running_ids): per batch.
         self._batch_ids = BatchIds(self._record.form)
+        #: Start permits of ``config.rate_limit`` (set by ``Consumer``), or None.
+        self._throttle: Throttle | None = None
 
     def _begin(self) -> None:
         """What the loop does before its first pull (``Consumer`` defines it)."""

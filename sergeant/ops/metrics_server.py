@@ -98,6 +98,7 @@ class QueueCollector(Collector):
         )
         workers.add_metric([queue], len(stats["workers"]))
         yield workers
+        yield from _rate_limit_metrics(queue, stats)
 
     def close(self) -> None:
         """Close the broker connection, if one was opened."""
@@ -144,3 +145,25 @@ class MetricsServer:
         self._thread.join(timeout=5)
         self._queues.close()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _rate_limit_metrics(queue: str, stats: _stats.QueueStats) -> typing.Iterator[Metric]:
+    """With a rate limit: the seconds until the next allowed start, and the live
+    workers waiting for a start permit."""
+    limit = stats.get("rate_limit")
+    if not limit:
+        return
+    wait = GaugeMetricFamily(
+        "sergeant_queue_next_start_seconds",
+        "Seconds until the queue's rate limit allows the next start (0: now).",
+        labels=["queue"],
+    )
+    wait.add_metric([queue], limit["next_start_in"])
+    yield wait
+    throttled = GaugeMetricFamily(
+        "sergeant_queue_throttled_workers",
+        "Live workers waiting for a start permit of the queue's rate limit.",
+        labels=["queue"],
+    )
+    throttled.add_metric([queue], limit["throttled_workers"])
+    yield throttled

@@ -12,9 +12,28 @@ import typing
 
 from sergeant.broker import Broker
 from sergeant.broker.schedules import ScheduleRecord
+from sergeant.config import RateLimit
 from sergeant.consume import presence
+from sergeant.errors import SergeantError
 
-__all__ = ["QueueStats", "queue_stats", "schedule_stats"]
+__all__ = [
+    "QueueStats",
+    "RateLimitStats",
+    "queue_stats",
+    "rate_limit_stats",
+    "schedule_stats",
+]
+
+
+class RateLimitStats(typing.TypedDict):
+    """A queue's ``rate_limit`` and whether it binds now (see ``rate_limit_stats``)."""
+
+    tasks: int
+    per_seconds: float
+    #: Seconds until the broker allows the next start (0: now).
+    next_start_in: float
+    #: Live workers of the queue waiting for a start permit.
+    throttled_workers: int
 
 
 class QueueStats(typing.TypedDict):
@@ -34,6 +53,8 @@ class QueueStats(typing.TypedDict):
     done_last_minute: int
     #: The live workers' heartbeats (see ``sergeant.consume.presence``).
     workers: list[dict[str, typing.Any]]
+    #: The rate limit's state, when a live worker has one (else None).
+    rate_limit: RateLimitStats | None
 
 
 def queue_stats(broker: Broker, queue: str) -> QueueStats:
@@ -50,6 +71,39 @@ def queue_stats(broker: Broker, queue: str) -> QueueStats:
         "dead": counts.dead,
         "done_last_minute": sum(int(w.get("done_last_minute") or 0) for w in workers),
         "workers": workers,
+        "rate_limit": rate_limit_stats(broker, queue, workers),
+    }
+
+
+def _reported_limit(workers: list[dict[str, typing.Any]]) -> RateLimit | None:
+    """The rate limit a live worker's heartbeat reports, if any (the first one's)."""
+    for worker in workers:
+        found = worker.get("rate_limit")
+        if isinstance(found, dict):
+            try:
+                return RateLimit(int(found["tasks"]), float(found["per_seconds"]))
+            except (KeyError, TypeError, ValueError, SergeantError):
+                continue
+    return None
+
+
+def rate_limit_stats(
+    broker: Broker,
+    queue: str,
+    workers: list[dict[str, typing.Any]],
+    limit: RateLimit | None = None,
+) -> RateLimitStats | None:
+    """The queue's rate limit (``limit``, or the one its live workers report) with the
+    seconds until the next allowed start (one read, nothing granted) and how many live
+    workers wait for a permit; None without a limit."""
+    limit = limit or _reported_limit(workers)
+    if limit is None:
+        return None
+    return {
+        "tasks": limit.tasks,
+        "per_seconds": limit.per_seconds,
+        "next_start_in": round(broker.next_start_in(queue, limit), 3),
+        "throttled_workers": sum(1 for worker in workers if worker.get("throttled") is True),
     }
 
 

@@ -203,6 +203,7 @@ def test_a_version_1_file_is_migrated_and_converted(path: str) -> None:
         "ALTER TABLE dead DROP COLUMN group_key",
         "DROP TABLE group_ring",
         "DROP TABLE group_starts",
+        "DROP TABLE starts",
     ):
         raw.execute(statement)
     raw.execute("PRAGMA user_version = 1")
@@ -213,6 +214,7 @@ def test_a_version_1_file_is_migrated_and_converted(path: str) -> None:
         assert pragma(path, "auto_vacuum") == 2
         connector.register_worker("w", b"{}", 60)
         assert connector.workers() == [b"{}"]
+        assert connector.take_starts("q", 2, 60.0, 3)[0] == 2  # the version 7 table
         assert_intact(connector, 10)
     finally:
         connector.close()

@@ -30,6 +30,7 @@ from sergeant.connector.memory.groups import NO_LIMITS, Groups
 from sergeant.connector.memory.keys import KeysAndWorkers
 from sergeant.connector.memory.lock import Lock
 from sergeant.connector.memory.once import Once
+from sergeant.connector.memory.permits import Permits
 from sergeant.connector.memory.store import Item, Lease, Store, forget
 from sergeant.connector.memory.waiting import WaitingItems
 
@@ -38,7 +39,9 @@ __all__ = ["Connector", "Lock", "forget"]
 T = typing.TypeVar("T")
 
 
-class Connector(DeadLetters, KeysAndWorkers, Flows, WaitingItems, Groups, Once, base.Connector):
+class Connector(
+    DeadLetters, KeysAndWorkers, Flows, WaitingItems, Groups, Once, Permits, base.Connector
+):
     """A broker in this process's memory, shared by every connector of the same ``name``.
 
     Args:

@@ -134,6 +134,8 @@ class Store:
         self.workers: dict[str, tuple[bytes, float]] = {}
         #: (queue, once key) -> when its mark expires (``push_once``)
         self.once: dict[tuple[str, str], float] = {}
+        #: permit key -> its log of grants, (at, count) (see ``permits``)
+        self.starts: dict[str, list[tuple[float, int]]] = {}
         self.counter = itertools.count(1)
 
     def queue(self, name: str) -> QueueData:

@@ -19,6 +19,8 @@ from pymongo.database import Database
 from sergeant.connector._spread import Spread
 from sergeant.connector._spread_groups import SpreadGroups
 from sergeant.connector._spread_once import SpreadOnce
+from sergeant.connector._spread_by_name import member_index
+from sergeant.connector.mongo import permits
 from sergeant.connector.mongo.lock import Lock
 from sergeant.connector.mongo.node import Node
 from sergeant.connector.mongo.support import Document, client_handles
@@ -59,6 +61,15 @@ class Connector(SpreadGroups, SpreadOnce, Spread):
         super().__init__([Node(handle, index) for index, handle in enumerate(handles)])
         #: The deployments' addresses (a URI with its password masked), for messages.
         self.address = ",".join(handle.address for handle in handles)
+
+    def take_starts(
+        self, key: str, tasks: int, window_seconds: float, want: int
+    ) -> tuple[int, float]:
+        """See :meth:`sergeant.connector.Connector.take_starts`: on the deployment
+        holding ``key`` (by name, as keys and locks), one compare-and-set (``permits``)."""
+        node = self._members[member_index(key, len(self._members))]
+        assert isinstance(node, Node)
+        return permits.take_starts(node._database(), node.address, key, tasks, window_seconds, want)
 
     def _database(self) -> Database[Document]:
         """The first deployment's database, for operator views and tests."""

@@ -38,6 +38,7 @@ from sergeant.connector.redis.flows import Flows
 from sergeant.connector.redis.groups import Groups
 from sergeant.connector.redis.lock import Lock
 from sergeant.connector.redis.once import Once
+from sergeant.connector.redis.permits import Permits
 from sergeant.errors import BrokerFull, ConfigError
 
 __all__ = [
@@ -52,7 +53,7 @@ __all__ = [
 _PRIORITIES = ("NORMAL", "HIGH")
 
 
-class Connector(Flows, Leasing, Once, WaitingItems, Groups):
+class Connector(Flows, Leasing, Once, Permits, WaitingItems, Groups):
     """Queues on Redis: one server, several independent servers, or one Redis Cluster.
 
     Connections open on first use and again in a forked child. Give exactly one of

@@ -46,6 +46,7 @@ from sergeant.connector.sqlite.flows import Flows
 from sergeant.connector.sqlite.groups import Groups
 from sergeant.connector.sqlite.keys import Keys, Lock
 from sergeant.connector.sqlite.once import Once
+from sergeant.connector.sqlite.permits import Permits
 from sergeant.connector.sqlite.registry import Registry
 from sergeant.connector.sqlite.session import (
     DEFAULT_BUSY_TIMEOUT_SECONDS,
@@ -73,7 +74,7 @@ POLL_FIRST_SECONDS = 0.001
 POLL_MAX_SECONDS = 0.05
 
 
-class Connector(DeadLetters, Flows, Groups, Keys, Once, Registry, WaitingItems):
+class Connector(DeadLetters, Flows, Groups, Keys, Once, Permits, Registry, WaitingItems):
     """A broker stored in one SQLite file, shared by the processes of one machine.
 
     Args:

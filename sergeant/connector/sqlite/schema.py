@@ -41,6 +41,9 @@ Layout (schema version :data:`SCHEMA_VERSION`, stored in ``PRAGMA user_version``
 * ``once_keys`` (version 6): the marks of ``push_once``, one row per ``(queue,
   once_key)`` with its ``expires_at`` (Unix seconds); an expired row is replaced by
   the next push of its key, and each push sweeps a few others (``once_keys_expiry``).
+* ``starts`` (version 7): start permits (see ``permits``), one row per grant:
+  ``key``, ``at`` (Unix seconds) and ``count``; rows older than the key's window are
+  deleted by its next grant. Index ``starts_key (key, at)``.
 
 Partial indexes (each query in ``sql`` repeats the index's WHERE terms
 literally, which is what lets SQLite's planner use a partial index):
@@ -90,7 +93,7 @@ from sergeant.errors import BrokerUnavailable
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "connect", "set_up"]
 
 #: Bumped with every schema change; a migration in ``MIGRATIONS`` leads to it.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 CREATE_SCHEMA_V1 = (
@@ -213,6 +216,16 @@ CREATE_SCHEMA_V6 = (
     "CREATE INDEX IF NOT EXISTS once_keys_expiry ON once_keys (expires_at)",
 )
 
+# Version 7: start permits of rate limits (see ``permits``).
+CREATE_SCHEMA_V7 = (
+    """CREATE TABLE IF NOT EXISTS starts (
+        key TEXT NOT NULL,
+        at REAL NOT NULL,
+        count INTEGER NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS starts_key ON starts (key, at)",
+)
+
 #: Statements taking a file at ``user_version`` N (the key) to N + 1.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     0: CREATE_SCHEMA_V1,
@@ -221,6 +234,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     3: CREATE_SCHEMA_V4,
     4: CREATE_SCHEMA_V5,
     5: CREATE_SCHEMA_V6,
+    6: CREATE_SCHEMA_V7,
 }
 
 # -- connection set-up ----------------------------------------------------------------
