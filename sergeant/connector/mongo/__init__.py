@@ -17,9 +17,9 @@ import typing
 from pymongo.database import Database
 
 from sergeant.connector._spread import Spread
+from sergeant.connector._spread_by_name import member_index
 from sergeant.connector._spread_groups import SpreadGroups
 from sergeant.connector._spread_once import SpreadOnce
-from sergeant.connector._spread_by_name import member_index
 from sergeant.connector.mongo import permits
 from sergeant.connector.mongo.lock import Lock
 from sergeant.connector.mongo.node import Node
