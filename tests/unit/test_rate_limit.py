@@ -4,6 +4,7 @@ the ``sergeant stats`` table."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import pytest
@@ -61,7 +62,10 @@ def test_the_throttle_asks_for_what_it_starts_within_the_margin(broker: Broker) 
     assert not waits
 
 
-def test_a_throttled_worker_waits_as_long_as_the_broker_says(broker: Broker) -> None:
+def test_a_throttled_worker_waits_as_long_as_the_broker_says(
+    broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="sergeant.consumer")
     waits: list[int] = []
     limit = config.RateLimit(2, 0.2)
     throttle = Throttle(broker, "q", limit, lambda: waits.append(1))
@@ -71,6 +75,8 @@ def test_a_throttled_worker_waits_as_long_as_the_broker_says(broker: Broker) -> 
     assert throttle.acquire(10) >= 1  # waited for the window to slide
     assert waits == [1]
     assert throttle.throttled
+    assert throttle.acquire(10) >= 1  # waits again: still one line
+    assert [r.event for r in caplog.records] == ["rate_limited"]  # type: ignore[attr-defined]
     assert throttle.report() == {
         "rate_limit": {"tasks": 2, "per_seconds": 0.2},
         "throttled": True,
