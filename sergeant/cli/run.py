@@ -110,6 +110,9 @@ def run(
     get their grace period to finish, and tasks not yet started go back to the
     queue.
 
+    When the class's config has schedules, their scheduler runs here too (see
+    sergeant schedule): each tick is pushed once however many run.
+
     \b
     Example: 4 processes of the class Crawler in my_app/workers.py, each
     replaced when it uses more than 512 MB:

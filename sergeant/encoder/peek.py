@@ -146,14 +146,19 @@ def peek(data: bytes, encoder: Encoder) -> Peek:
             body = _DECOMPRESSORS[compressor](body)
             serializer = _sniff_serializer(body, encoder.serializer.name)
         envelope = _LOADERS[serializer](body)
-        task_id, kwargs, trace_id, date, run_count = envelope
+        # A workflow step or a scheduled task has a sixth item, a dict.
+        task_id, kwargs, trace_id, date, run_count, *extras = envelope
         if type(kwargs) is not dict:
             raise TypeError("its kwargs are not a dict")
+        if extras and (len(extras) > 1 or type(extras[0]) is not dict):
+            raise TypeError("its sixth item is not a dict")
     except RefusedGlobal as exc:
         return Peek(None, f"<{serializer}, {size}, {exc}>")
     except Exception as exc:  # any bad bytes: described, never raised
         return Peek(None, f"<{serializer}, {size}, not a task: {type(exc).__name__}: {exc}>"[:300])
     task = Task(kwargs=kwargs, trace_id=trace_id, date=date, run_count=run_count, id=task_id)
+    if extras:
+        task.workflow_id, task.scheduled_for = extras[0].get("f"), extras[0].get("s")
     codec = f"{compressor}+{serializer}" if compressor else serializer
     return Peek(task, ", ".join(filter(None, (codec, size, signature))))
 

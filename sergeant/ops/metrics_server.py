@@ -33,9 +33,33 @@ from sergeant.broker import Broker
 from sergeant.errors import SergeantError
 from sergeant.ops import stats as _stats
 
-__all__ = ["MetricsServer", "QueueCollector"]
+__all__ = ["MetricsServer", "QueueCollector", "schedule_gauges"]
 
 logger = logging.getLogger("sergeant.metrics_server")  # the name it had before the move
+
+
+def schedule_gauges(broker: Broker, queue: str) -> typing.Iterator[Metric]:
+    """Each schedule of ``queue`` with its last and next tick, as Unix seconds (the
+    records ``sergeant schedules`` reads); nothing if they cannot be read."""
+    try:
+        records = _stats.schedule_stats(broker, [queue])
+    except SergeantError:
+        return
+    labels = ["queue", "schedule"]
+    last = GaugeMetricFamily(
+        "sergeant_schedule_last_tick_seconds", "A schedule's last tick pushed.", labels=labels
+    )
+    following = GaugeMetricFamily(
+        "sergeant_schedule_next_tick_seconds", "A schedule's next tick.", labels=labels
+    )
+    for record in records:
+        name = [record["queue"], record["schedule"]]
+        if record["last_tick"] is not None:
+            last.add_metric(name, record["last_tick"])
+        if record["next_tick"] is not None:
+            following.add_metric(name, record["next_tick"])
+    yield last
+    yield following
 
 
 class QueueCollector(Collector):
@@ -99,6 +123,7 @@ class QueueCollector(Collector):
         workers.add_metric([queue], len(stats["workers"]))
         yield workers
         yield from _rate_limit_metrics(queue, stats)
+        yield from schedule_gauges(broker, queue)
 
     def close(self) -> None:
         """Close the broker connection, if one was opened."""

@@ -117,12 +117,16 @@ class Scheduler:
                 )  # fmt: skip
                 self._push(state, last)
         self.step(now)
+        for state in self._states:
+            self._write_record(state)  # the next tick, shown before the first push
 
     def step(self, now: float) -> float:
         """Push what is due at ``now`` and retry pushed ticks whose time has come;
-        returns when something is next due (Unix seconds)."""
+        returns when something is next due (Unix seconds); at least
+        ``MAX_SLEEP_SECONDS`` ahead after a push the broker refused."""
+        refused = False
         for state in self._states:
-            self._push_due(state, now)
+            refused |= not self._push_due(state, now)
         due = [retry for retry in self._retries if retry[0] <= now]
         self._retries = [retry for retry in self._retries if retry[0] > now]
         for _, state, tick in due:
@@ -131,9 +135,11 @@ class Scheduler:
             self._index(now)
         wakes = [state.next_due for state in self._states]
         wakes += [at for at, _, _ in self._retries]
-        return min([*wakes, self._next_index])
+        wake = min([*wakes, self._next_index])
+        return max(wake, now + MAX_SLEEP_SECONDS) if refused else wake
 
-    def _push_due(self, state: _State, now: float) -> None:
+    def _push_due(self, state: _State, now: float) -> bool:
+        """Push the schedule's due ticks; False if the broker refused one (it stays due)."""
         schedule = state.schedule
         pushed = False
         while state.next_due <= now:
@@ -147,11 +153,12 @@ class Scheduler:
                 )  # fmt: skip
                 continue
             if not self._push(state, tick, record=False):
-                return  # the broker failed: due again at the next pass
+                return False  # due again at the next pass
             state.next_due = ticks.next_tick(schedule, tick)
             pushed = True
         if pushed:
             self._write_record(state)
+        return True
 
     def _push(self, state: _State, tick: float, record: bool = True) -> bool:
         """Push one tick (once across schedulers); False if the broker failed."""
@@ -167,8 +174,8 @@ class Scheduler:
                 extra={"event": "schedule_push_failed", "schedule": schedule.id},
             )  # fmt: skip
             return False
-        if stored:
-            self.logger.info(
+        if stored:  # DEBUG: an every-second schedule would fill the log at INFO
+            self.logger.debug(
                 "schedule %r: pushed the tick of %s", schedule.id, _when(tick),
                 extra={"event": "schedule_pushed", "schedule": schedule.id, "tick": tick},
             )  # fmt: skip
@@ -230,7 +237,11 @@ class Scheduler:
         ``MAX_SLEEP_SECONDS`` at a time)."""
         self.begin(time.time())
         while not self._stopping.is_set():
-            wake = self.step(time.time())
+            try:
+                wake = self.step(time.time())
+            except Exception:  # a bug or an unexpected driver error: log, go on
+                self.logger.exception("the scheduler's pass failed; trying again")
+                wake = time.time() + MAX_SLEEP_SECONDS
             self._stopping.wait(min(max(wake - time.time(), 0.0), MAX_SLEEP_SECONDS))
 
     def start(self) -> None:

@@ -100,7 +100,7 @@ def test_died_after_inserting_its_held_document(mongo: Connector) -> None:
     assert drain(mongo) == [b"dead caller's"]
     assert raw(mongo).tasks.find_one({"_id": orphan})["state"] == HELD
     raw(mongo).tasks.update_one({"_id": orphan}, {"$set": {"once_until": time.time() - 1}})
-    mongo_once._last_sweep = 0.0
+    mongo_once._last_sweep.clear()
     mongo.push_once(QUEUE, b"other", "tick-2", KEEP)
     assert raw(mongo).tasks.find_one({"_id": orphan}) is None
 

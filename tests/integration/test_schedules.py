@@ -20,8 +20,13 @@ import psutil
 import pytest
 from click.testing import CliRunner
 
+from sergeant.broker import Broker
 from sergeant.cli import main as cli
+from sergeant.config import Connector, Schedule
+from sergeant.connector import create
+from sergeant.encoder import Encoder
 from sergeant.killer.process import kill_tree
+from sergeant.process.scheduler import MAX_SLEEP_SECONDS, Scheduler
 from tests.conftest import connector_params
 from tests.servers import wait_until
 from tests.workers.scheduled import QUEUE, read_ticks
@@ -86,9 +91,12 @@ def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fleet]:
 
 
 def counts(fleet: Fleet, name: str) -> collections.Counter[float]:
-    return collections.Counter(
-        tick for schedule, tick in read_ticks(fleet.ledger) if schedule == name
-    )
+    """Per tick of schedule ``name``, how many distinct tasks ran for it: a tick pushed
+    twice counts 2 (each scheduler makes its own task id); a task run again because
+    its worker died before acknowledging it counts once."""
+    rows = read_ticks(fleet.ledger)
+    pushed = {(tick, task_id) for schedule, tick, task_id in rows if schedule == name}
+    return collections.Counter(tick for tick, _ in pushed)
 
 
 def test_three_supervisors_push_each_tick_once_through_a_sigkill(fleet: Fleet) -> None:
@@ -130,6 +138,9 @@ def test_three_supervisors_push_each_tick_once_through_a_sigkill(fleet: Fleet) -
     assert records["every"]["queue"] == QUEUE
     assert records["every"]["last_tick"] >= end
     assert records["cron"]["next_tick"] % 60 == 0
+    result = CliRunner().invoke(cli, ["stats", "-b", target, "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert {r["schedule"] for r in json.loads(result.output)["schedules"]} == {"every", "cron"}
 
 
 def test_sergeant_schedule_pushes_ticks_without_workers(tmp_path: Path) -> None:
@@ -146,9 +157,6 @@ def test_sergeant_schedule_pushes_ticks_without_workers(tmp_path: Path) -> None:
             cwd=PROJECT_ROOT, env=env, stderr=stderr,
         )  # fmt: skip
     try:
-        from sergeant.broker import Broker
-        from sergeant.config import Connector
-
         reader = Broker.from_config(Connector(type="local", params=params))
         wait_until(
             lambda: broker.exists() and reader.connector.length(QUEUE) >= 3, 30, 0.2, "3 ticks"
@@ -175,3 +183,19 @@ def test_sergeant_schedule_names_a_class_without_schedules(tmp_path: Path) -> No
     assert "has no schedules" in result.output
     result = CliRunner().invoke(cli, ["schedule", "no_colon"])
     assert "module:Class" in result.output
+
+
+def test_a_refusing_broker_is_not_busy_polled_and_the_tick_stays_due(tmp_path: Path) -> None:
+    """A closed connector (every call refused): the next wake is a second away, not
+    now; once a broker answers, the tick still within its lateness is pushed."""
+    path = str(tmp_path / "b.sqlite3")
+    refusing = Broker(create("local", {"file_path": path}), Encoder())
+    scheduler = Scheduler(refusing, "q", [Schedule(every_seconds=1)])
+    scheduler.begin(5990.0)  # 5986 to 5990: within LATE_SECONDS
+    refusing.connector.close()
+    assert scheduler.step(5991.2) >= 5991.2 + MAX_SLEEP_SECONDS  # 5991 refused
+    scheduler.broker = answering = Broker(create("local", {"file_path": path}), Encoder())
+    scheduler.step(5992.5)
+    ticks = sorted(t.scheduled_for or 0 for t in answering.pop_tasks("q", 100))
+    assert ticks == [float(t) for t in range(5986, 5993)]
+    answering.close()

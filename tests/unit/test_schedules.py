@@ -218,3 +218,25 @@ def test_scheduled_for_survives_encoding(serializer: str) -> None:
     plain = encoder.decode(encoder.encode(Task(kwargs={"a": 1})))
     assert plain.scheduled_for is None
     assert encoder.steps_decoded == 0
+
+
+@pytest.mark.parametrize("serializer", ["pickle", "msgpack", "json"])
+def test_a_scheduled_task_is_peeked_with_its_tick(serializer: str) -> None:
+    """``sergeant dead show`` reads a dead scheduled task without decoding code."""
+    from sergeant.encoder.peek import peek
+
+    encoder = Encoder(serializer)
+    seen = peek(encoder.encode(Task(kwargs={"a": 1}, scheduled_for=120.0)), encoder)
+    assert seen.task is not None
+    assert (seen.task.kwargs, seen.task.scheduled_for) == ({"a": 1}, 120.0)
+
+
+def test_the_metrics_gauges_show_each_schedule(broker: Broker) -> None:
+    from sergeant.ops.metrics_server import schedule_gauges
+
+    Scheduler(broker, "q", [Schedule(every_seconds=60, name="minutely")]).begin(6000.5)
+    gauges = {family.name: family.samples for family in schedule_gauges(broker, "q")}
+    (last,) = gauges["sergeant_schedule_last_tick_seconds"]
+    (following,) = gauges["sergeant_schedule_next_tick_seconds"]
+    assert last.labels == {"queue": "q", "schedule": "minutely"}
+    assert (last.value, following.value) == (6000.0, 6060.0)

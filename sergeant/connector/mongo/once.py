@@ -31,7 +31,7 @@ after it leaves ``'p'`` (finished from step 4). A caller slower than
 Left behind: a caller killed between steps 2 and 3 leaves a held document nothing
 names; held documents carry ``once_until`` (the mark's expiry) and are deleted,
 as expired marks are, by a sweep each process runs at most every
-:data:`SWEEP_SECONDS`. Clock: ``at`` and ``expires_at`` are the clients' clocks.
+:data:`SWEEP_SECONDS` per queue. Clock: ``at`` and ``expires_at`` are the clients' clocks.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ PENDING_SECONDS = ONCE_SETTLE_SECONDS - 1.0
 SWEEP_SECONDS = 60.0
 NEW, PUSHED, DONE = "n", "p", "d"
 _ATTEMPTS = 5
-_last_sweep = 0.0
+#: When this process last swept, per queue (0: never).
+_last_sweep: dict[str, float] = {}
 
 
 class Once:
@@ -81,7 +82,7 @@ class Once:
         """See :meth:`sergeant.connector.Connector.push_once` and the module docstring."""
         _once_contract.check(keep_seconds, priority)
         database = self._database()
-        _sweep(database)
+        _sweep(database, queue)
         mark_id = json.dumps([queue, once_key])
         for _ in range(_ATTEMPTS):
             now = time.time()
@@ -145,14 +146,14 @@ def _finish(database: Database[Document], mark: Document) -> bool:
     return bool(flipped.modified_count == 1)
 
 
-def _sweep(database: Database[Document]) -> None:
-    """Delete expired marks and the held documents nothing names, at most every
-    ``SWEEP_SECONDS`` per process."""
-    global _last_sweep
+def _sweep(database: Database[Document], queue: str) -> None:
+    """Delete expired marks and the queue's held documents nothing names, at most
+    every ``SWEEP_SECONDS`` per process and queue (the ``expires_at`` index of
+    ``once``, and the ``(queue, state, ...)`` index of ``tasks``)."""
     now = time.time()
-    if now - _last_sweep < SWEEP_SECONDS:
+    if now - _last_sweep.get(queue, 0.0) < SWEEP_SECONDS:
         return
-    _last_sweep = now
+    _last_sweep[queue] = now
     database.once.delete_many({"expires_at": {"$lte": now}})
-    orphans: dict[str, typing.Any] = {"state": HELD, "once_until": {"$lte": now}}
+    orphans: dict[str, typing.Any] = {"queue": queue, "state": HELD, "once_until": {"$lte": now}}
     database.tasks.delete_many(orphans)

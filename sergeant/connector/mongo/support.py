@@ -316,6 +316,7 @@ def _create_indexes(database: Database[Document]) -> None:
     database.dead.create_index("claim")
     database.flow_values.create_index("node")
     database.flow_nodes.create_index("expires_at")
+    database.once.create_index("expires_at")
     # One holder per unique key and queue (see ``unique``): documents without a key
     # are outside the partial index.
     database.tasks.create_index(

@@ -1,5 +1,6 @@
 """The Redis push: every push of entries on one node (or one cluster) goes through
-:func:`push`, or :func:`push_unique` when the entries hold unique keys.
+:func:`push`, or :func:`push_unique` when the entries hold unique keys (a once push,
+which marks a key, is in :mod:`sergeant.connector.redis.once`).
 
 ``push.lua`` defines what a push does; the other cases send the same commands
 without the script, where the script costs more than the work:
@@ -22,6 +23,9 @@ one server, delayed, more than 2,000   MULTI, one ``push.lua`` call per 2,000
 a unique push (:func:`push_unique`),   one ``push_unique.lua`` call: the keys are
 any size, server or cluster            checked and set, and the entries whose
                                        key was free appended, in one step
+a once push (``push_once``, in         one ``push_once.lua`` call: the mark set
+``once.py``), one entry, server or     (``SET NX PX``) and, if it was free, the
+cluster                                entry appended, in one step
 =====================================  ==========================================
 
 Why the fast paths (loopback, 40-byte payloads, one push): ``push.lua`` copies
