@@ -147,6 +147,12 @@ local function group_unlease(entries, gone)
       if redis.call('HINCRBY', GROUP_STATE, 'l:' .. g, -1) <= 0 then
         redis.call('HDEL', GROUP_STATE, 'l:' .. g)
       end
+      if redis.call('HEXISTS', GROUP_STATE, 'r:' .. g) == 1 then
+        -- a slot of a group with ready entries: wake a lease waiting on it (the cap
+        -- is push.lua's WAKE_TOKENS)
+        redis.call('RPUSH', WAKE, '1')
+        redis.call('LTRIM', WAKE, -16, -1)
+      end
       if gone then
         redis.call('HDEL', GROUP_ITEMS, item_id(e))
       end
