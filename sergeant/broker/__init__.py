@@ -29,6 +29,7 @@ from sergeant.broker.admission import (
 from sergeant.broker.cancel import Cancelling
 from sergeant.broker.fleet import Fleet, QueueCounts
 from sergeant.broker.flows import Flows
+from sergeant.broker.groups import GroupCount, Grouping
 from sergeant.broker.permits import Permits
 from sergeant.broker.produce import Producing
 from sergeant.broker.progress import ProgressKeeping
@@ -60,6 +61,7 @@ __all__ = [
     "Broker",
     "DeadLetter",
     "Delivery",
+    "GroupCount",
     "LeasedBatch",
     "LeasedTask",
     "Lock",
@@ -90,6 +92,7 @@ class Broker(
     Cancelling,
     Scheduling,
     Permits,
+    Grouping,
 ):
     """Task-level operations on one connector with one encoder (pushes come from
     ``Producing``; decoding what is handed out from ``Admission``; the counts, purges,

@@ -7,7 +7,7 @@ import time
 import typing
 
 import click
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 
@@ -112,10 +112,33 @@ def _schedules(target: Target, names: list[str]) -> list[ScheduleRecord]:
 
 
 def _view(target: Target, names: list[str]) -> Group:
-    """The queue and worker tables, then the queues' schedules if they have any."""
-    tables = _tables([queue_stats(target, q) for q in names])
+    """The queue and worker tables, then the queues' largest groups and schedules if
+    they have any."""
+    parts: list[RenderableType] = [_tables([queue_stats(target, q) for q in names])]
+    groups = _group_rows(target, names)
+    if groups:
+        parts.append(_groups_table(groups))
     found = _schedules(target, names)
-    return Group(tables, schedules_table(found)) if found else tables
+    if found:
+        parts.append(schedules_table(found))
+    return Group(*parts)
+
+
+def _group_rows(target: Target, names: list[str]) -> dict[str, list[_stats.GroupStats]]:
+    """Per queue that has groups, its largest ones (``sergeant.ops.stats.group_stats``)."""
+    found = {queue: _stats.group_stats(target.broker, queue) for queue in names}
+    return {queue: groups for queue, groups in found.items() if groups}
+
+
+def _groups_table(rows: dict[str, list[_stats.GroupStats]]) -> Table:
+    """The largest groups of each queue that has any (running, ready)."""
+    table = Table(title=f"largest groups (top {_stats.GROUPS_SHOWN} per queue)")
+    for title in ("queue", "group", "running", "ready"):
+        table.add_column(title, justify="left" if title in ("queue", "group") else "right")
+    for queue, groups in rows.items():
+        for group in groups:
+            table.add_row(queue, group["group"], str(group["running"]), str(group["ready"]))
+    return table
 
 
 #: What a JSON value that is not an object is called, in ``push``'s error.
@@ -149,7 +172,8 @@ def stats(broker: str, queues: tuple[str, ...], as_json: bool, watch: float | No
         names = target.queues(queues)
         if as_json:
             rows = [queue_stats(target, q) for q in names]
-            click.echo(json.dumps({"queues": rows, "schedules": _schedules(target, names)}))
+            found = {"queues": rows, "schedules": _schedules(target, names)}
+            click.echo(json.dumps({**found, "groups": _group_rows(target, names)}))
             return
         console = Console()
         if watch is None:

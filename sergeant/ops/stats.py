@@ -17,12 +17,18 @@ from sergeant.consume import presence
 from sergeant.errors import SergeantError
 
 __all__ = [
+    "GROUPS_SHOWN",
+    "GroupStats",
     "QueueStats",
     "RateLimitStats",
+    "group_stats",
     "queue_stats",
     "rate_limit_stats",
     "schedule_stats",
 ]
+
+#: Groups shown per queue: the largest (running + ready) first.
+GROUPS_SHOWN = 10
 
 
 class RateLimitStats(typing.TypedDict):
@@ -111,3 +117,22 @@ def schedule_stats(broker: Broker, queues: typing.Sequence[str]) -> list[Schedul
     """The records of the schedules of ``queues`` (see ``sergeant.broker.schedules``):
     each schedule's last and next tick, as every scheduler of it wrote them."""
     return [record for queue in queues for record in broker.schedule_records(queue)]
+
+
+class GroupStats(typing.TypedDict):
+    """One group of a queue (``push_task(group_key=...)``); JSON-ready."""
+
+    group: str
+    #: Leased now (running or about to).
+    running: int
+    #: Ready (not delayed).
+    ready: int
+
+
+def group_stats(broker: Broker, queue: str, limit: int = GROUPS_SHOWN) -> list[GroupStats]:
+    """The ``limit`` largest groups of ``queue`` (running + ready), largest first; empty
+    for a queue without groups or a broker that does not keep them."""
+    return [
+        {"group": count.group, "running": count.leased, "ready": count.ready}
+        for count in broker.group_counts(queue, limit)
+    ]

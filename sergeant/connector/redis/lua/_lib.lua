@@ -138,18 +138,45 @@ local function group_leased(g, limits, now)
   end
 end
 
--- Entries that leave their lease: their groups' slots come back; `gone` (acknowledged)
--- entries leave the queue, so their group is forgotten.
+-- Entries that leave their lease: their groups' slots come back (one HINCRBY per
+-- group), and a lease waiting on a freed group is woken (the cap is push.lua's
+-- WAKE_TOKENS); `gone` (acknowledged) entries leave the queue: their groups are forgotten.
 local function group_unlease(entries, gone)
-  for _, e in ipairs(entries) do
-    local g = group_of(e)
-    if g then
-      if redis.call('HINCRBY', GROUP_STATE, 'l:' .. g, -1) <= 0 then
-        redis.call('HDEL', GROUP_STATE, 'l:' .. g)
+  if #entries == 0 then
+    return
+  end
+  local ids = {}
+  for k, e in ipairs(entries) do ids[k] = item_id(e) end
+  local freed, order = {}, {}
+  for i = 1, #ids, CHUNK do
+    local j = math.min(i + CHUNK - 1, #ids)
+    local found = redis.call('HMGET', GROUP_ITEMS, unpack(ids, i, j))
+    for k = 1, #found do
+      local g = found[k]
+      if g then
+        if not freed[g] then
+          freed[g] = 0
+          order[#order + 1] = g
+        end
+        freed[g] = freed[g] + 1
       end
-      if gone then
-        redis.call('HDEL', GROUP_ITEMS, item_id(e))
-      end
+    end
+  end
+  if #order == 0 then
+    return
+  end
+  for _, g in ipairs(order) do
+    if redis.call('HINCRBY', GROUP_STATE, 'l:' .. g, -freed[g]) <= 0 then
+      redis.call('HDEL', GROUP_STATE, 'l:' .. g)
+    end
+  end
+  if redis.call('EXISTS', GROUP_RING) == 1 then
+    redis.call('RPUSH', WAKE, '1')
+    redis.call('LTRIM', WAKE, -16, -1)
+  end
+  if gone then
+    for i = 1, #ids, CHUNK do
+      redis.call('HDEL', GROUP_ITEMS, unpack(ids, i, math.min(i + CHUNK - 1, #ids)))
     end
   end
 end
@@ -174,29 +201,30 @@ local function ring_take(count, limits, now)
   local taken = {}
   local size = redis.call('LLEN', GROUP_RING)
   local idle = 0
+  local took_high, took_normal = 0, 0
   while #taken < count and idle < size do
-    local g = redis.call('LPOP', GROUP_RING)
+    -- The head member goes to the tail; one that has no ready entry left leaves.
+    local g = redis.call('LMOVE', GROUP_RING, GROUP_RING, 'LEFT', 'RIGHT')
     local e = false
     if g == '' then
       e = redis.call('LPOP', HIGH) or redis.call('LPOP', NORMAL)
-      redis.call('RPUSH', GROUP_RING, '')
-    else
-      local left = 1
-      if limits == nil or group_open(g, limits, now) then
-        local high = true
-        e = redis.call('LPOP', group_list(g, true))
-        if not e then
-          high, e = false, redis.call('LPOP', group_list(g, false))
-        end
-        if e then
-          left = group_took(g, high, -1)
-          if limits then group_leased(g, limits, now) end
-        else
-          left = 0 -- not ready after all: leaves the ring
-          redis.call('HDEL', GROUP_STATE, 'r:' .. g)
-        end
+    elseif limits == nil or group_open(g, limits, now) then
+      local high = true
+      e = redis.call('LPOP', group_list(g, true))
+      if not e then
+        high, e = false, redis.call('LPOP', group_list(g, false))
       end
-      if left > 0 then redis.call('RPUSH', GROUP_RING, g) else size = size - 1 end
+      local left = 0
+      if e then
+        if high then took_high = took_high + 1 else took_normal = took_normal + 1 end
+        left = redis.call('HINCRBY', GROUP_STATE, 'r:' .. g, -1)
+        if limits then group_leased(g, limits, now) end
+      end
+      if left <= 0 then -- not ready any more: leaves the ring (it is the tail now)
+        redis.call('HDEL', GROUP_STATE, 'r:' .. g)
+        redis.call('RPOP', GROUP_RING)
+        size = size - 1
+      end
     end
     if e then
       taken[#taken + 1] = e
@@ -205,6 +233,8 @@ local function ring_take(count, limits, now)
       idle = idle + 1
     end
   end
+  if took_high > 0 then redis.call('HINCRBY', GROUP_STATE, '#H', -took_high) end
+  if took_normal > 0 then redis.call('HINCRBY', GROUP_STATE, '#N', -took_normal) end
   if size <= 1 then
     redis.call('DEL', GROUP_RING)
   end

@@ -39,20 +39,19 @@ end
 local count = tonumber(ARGV[4])
 local now = now_text()
 promote(now, math.max(count, 1000))
-local entries, high
+local entries
 if has_groups() and redis.call('EXISTS', GROUP_RING) == 1 then
   entries = ring_take(count, parse_limits(ARGV[3]), tonumber(now))
-  high = -1
 else
   entries = redis.call('LPOP', HIGH, count) or {}
-  high = #entries
-end
-if high == 0 then
-  entries = redis.call('LPOP', NORMAL, count) or {} -- the usual case: no copy
-elseif high < count then
-  local more = redis.call('LPOP', NORMAL, count - high) or {}
-  for k = 1, #more do
-    entries[high + k] = more[k]
+  local high = #entries
+  if high == 0 then
+    entries = redis.call('LPOP', NORMAL, count) or {} -- the usual case: no copy
+  elseif high < count then
+    local more = redis.call('LPOP', NORMAL, count - high) or {}
+    for k = 1, #more do
+      entries[high + k] = more[k]
+    end
   end
 end
 if #entries == 0 then
