@@ -73,7 +73,9 @@ NO_LIMITS = GroupLimits()
 _UNGROUPED = ""
 # Visits of one member that lose a race before the walk moves on.
 _ATTEMPTS = 3
-_GROUPED = {"group_key": {"$type": "string"}}
+# Group keys are non-empty strings, and ``$gt`` matches strings only: the partial
+# index's filter, spelled the same in every query that must use that index.
+_GROUPED = {"group_key": {"$gt": ""}}
 
 
 def has_grouped(tasks: Collection[Document], queue: str) -> bool:
@@ -171,7 +173,7 @@ class _Ring:
         return self._group_after(_UNGROUPED)
 
     def _group_after(self, position: str) -> str | None:
-        query = {**self._ready(), "group_key": {"$gt": position, "$type": "string"}}
+        query = {**self._ready(), "group_key": {"$gt": position}}
         found = self.tasks.find_one(query, {"group_key": 1}, sort=[("group_key", 1)])
         return None if found is None else str(found["group_key"])
 
