@@ -49,6 +49,10 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("latency", "pickup latency, idle worker", Metric.LATENCY),
     Workload("idle_rss", "idle worker RSS", Metric.RSS),
     Workload("memory_flat", "RSS growth over N tasks, one worker (ours only)", Metric.RSS),
+    Workload(
+        "consume_batched_groups",
+        "consume, batched, over 1,000 groups (ours; group_concurrency not binding)",
+    ),
     Workload("progress_off", "loop steps in long tasks, no set_progress (ours; steps/s)"),
     Workload("progress_on", "the same loop, set_progress at every step (ours; steps/s)"),
 )
@@ -56,6 +60,8 @@ WORKLOADS_BY_NAME = {workload.name: workload for workload in WORKLOADS}
 
 #: Tasks pulled per round trip in the batched workloads (Sergeant's tasks_per_transaction).
 BATCH = 1000
+#: Groups of the consume_batched_groups row (task i is in group i % GROUPS).
+GROUPS = 1000
 #: The progress rows: tasks of PROGRESS_STEPS loop steps, each ``sum(range(1000))``.
 PROGRESS_TASKS, PROGRESS_STEPS = 5, 10_000
 
@@ -200,6 +206,14 @@ def all_libraries(our_python: Path) -> list[Library]:
         "workload": "memory_flat",
         "tasks_per_transaction": BATCH,
         "delivery": "at_least_once",
+    }
+    # Grouped tasks, round-robin over GROUPS groups, the bound far above what a group holds.
+    ours["consume_batched_groups"] = {
+        "workload": "consume",
+        "tasks_per_transaction": BATCH,
+        "delivery": "at_least_once",
+        "groups": GROUPS,
+        "group_concurrency": BATCH,
     }
     for name, report in (("progress_off", False), ("progress_on", True)):
         ours[name] = {"workload": "progress", "report": report, "steps": PROGRESS_STEPS}

@@ -282,6 +282,13 @@ NOTES = """## How each workload is measured
   first sample, taken after N/10 tasks so start-up and the first batches are warm, unless
   memory left from the fill was returned later); the target is under 2 MiB. The run is
   valid when all N distinct tasks ran.
+- **consume_batched_groups** (Sergeant only): the `consume_batched` run (batches of
+  1,000, at-least-once, default prefetch) over N tasks pushed with
+  `push_tasks(..., group_keys=...)`, task i in group `i % 1000`, with
+  `group_concurrency=1000` (more than any group holds, so it never binds): every lease
+  visits the ring of groups, one task per group per round, and every acknowledgement
+  gives its group's slot back. Compare it with the `consume_batched` row for what
+  fairness costs per task.
 - **progress** (Sergeant only): tasks of 10,000 loop steps, each `sum(range(1000))`
   (a few µs), with and without `set_progress(i / 10_000, "working")` at every step, timed
   inside `work` (the throttled broker writes included); the rows are steps per second.

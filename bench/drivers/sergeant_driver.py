@@ -41,6 +41,8 @@ def worker_config(args: dict[str, typing.Any], max_tasks: int) -> typing.Any:
         extra["delivery"] = args["delivery"]
     if "prefetch" in fields and "prefetch" in args:
         extra["prefetch"] = args["prefetch"]
+    if "group_concurrency" in fields and args.get("group_concurrency"):
+        extra["group_concurrency"] = args["group_concurrency"]
     return WorkerConfig(
         name=args["queue"],
         connector=Connector(type=args["connector"]["type"], params=args["connector"]["params"]),
@@ -86,20 +88,26 @@ def redis_of(args: dict[str, typing.Any]) -> typing.Any | None:
     return _common.redis_client(args)
 
 
-def fill(worker: typing.Any, start: int, stop: int) -> None:
-    """Push tasks ``{"i": start..stop-1}`` in chunks (not timed)."""
+def fill(worker: typing.Any, start: int, stop: int, groups: int = 0) -> None:
+    """Push tasks ``{"i": start..stop-1}`` in chunks (not timed); with ``groups``, task
+    ``i`` goes to group ``i % groups``."""
     for low in range(start, stop, FILL_CHUNK):
-        worker.push_tasks([{"i": i} for i in range(low, min(stop, low + FILL_CHUNK))])
+        chunk = range(low, min(stop, low + FILL_CHUNK))
+        if groups:
+            keys = [f"g{i % groups}" for i in chunk]
+            worker.push_tasks([{"i": i} for i in chunk], group_keys=keys)
+        else:
+            worker.push_tasks([{"i": i} for i in chunk])
 
 
 def fill_and_run(
-    worker: typing.Any, n: int, client: typing.Any | None = None
+    worker: typing.Any, n: int, client: typing.Any | None = None, groups: int = 0
 ) -> tuple[float, dict[str, float]]:
     """Fill an empty queue with ``n`` tasks (not timed); seconds the work loop takes for
     them, and the CPU this process (and Redis, given ``client``) spent meanwhile."""
     worker.init_worker()
     worker.purge_tasks()
-    fill(worker, 0, n)
+    fill(worker, 0, n, groups)
     cpu = _common.cpu_sample(client)
     started = time.perf_counter()
     worker.work_loop()
@@ -139,7 +147,7 @@ def push_bulk(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
 def consume(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
     n = args["n"]
     worker = make_worker(args, max_tasks=n)
-    seconds, cpu = fill_and_run(worker, n, redis_of(args))
+    seconds, cpu = fill_and_run(worker, n, redis_of(args), args.get("groups", 0))
     left = worker.number_of_enqueued_tasks()
     return _common.result(
         seconds,

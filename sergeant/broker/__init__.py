@@ -29,6 +29,7 @@ from sergeant.broker.admission import (
 from sergeant.broker.cancel import Cancelling
 from sergeant.broker.fleet import Fleet, QueueCounts
 from sergeant.broker.flows import Flows
+from sergeant.broker.groups import GroupCount, Grouping
 from sergeant.broker.produce import Producing
 from sergeant.broker.progress import ProgressKeeping
 from sergeant.broker.rejects import RejectLog
@@ -58,6 +59,7 @@ __all__ = [
     "Broker",
     "DeadLetter",
     "Delivery",
+    "GroupCount",
     "LeasedBatch",
     "LeasedTask",
     "Lock",
@@ -78,7 +80,16 @@ KILL_NOTE_TTL_SECONDS = kill_note.TTL_SECONDS
 kill_note_key = kill_note.key
 
 
-class Broker(Producing, Admission, QueueAdministration, Fleet, ProgressKeeping, Flows, Cancelling):
+class Broker(
+    Producing,
+    Admission,
+    QueueAdministration,
+    Fleet,
+    ProgressKeeping,
+    Flows,
+    Cancelling,
+    Grouping,
+):
     """Task-level operations on one connector with one encoder (pushes come from
     ``Producing``; decoding what is handed out from ``Admission``; the counts, purges,
     dead letters and locks from ``QueueAdministration``; presence and owner-wide lease

@@ -83,6 +83,25 @@ def _tables(rows: list[_stats.QueueStats]) -> Group:
     return Group(queues, workers)
 
 
+def _group_rows(target: Target, names: list[str]) -> dict[str, list[_stats.GroupStats]]:
+    """Per queue that has groups, its largest ones (``sergeant.ops.stats.group_stats``)."""
+    found = {queue: _stats.group_stats(target.broker, queue) for queue in names}
+    return {queue: groups for queue, groups in found.items() if groups}
+
+
+def _print_groups(console: Console, rows: dict[str, list[_stats.GroupStats]]) -> None:
+    """The largest groups of each queue that has any (running, ready)."""
+    if not rows:
+        return
+    table = Table(title=f"largest groups (top {_stats.GROUPS_SHOWN} per queue)")
+    for title in ("queue", "group", "running", "ready"):
+        table.add_column(title, justify="left" if title in ("queue", "group") else "right")
+    for queue, groups in rows.items():
+        for group in groups:
+            table.add_row(queue, group["group"], str(group["running"]), str(group["ready"]))
+    console.print(table)
+
+
 #: What a JSON value that is not an object is called, in ``push``'s error.
 _JSON_KINDS: dict[type, str] = {
     list: "array",
@@ -112,11 +131,13 @@ def stats(broker: str, queues: tuple[str, ...], as_json: bool, watch: float | No
     with resolve(broker) as target:
         names = target.queues(queues)
         if as_json:
-            click.echo(json.dumps({"queues": [queue_stats(target, q) for q in names]}))
+            found = {"queues": [queue_stats(target, q) for q in names]}
+            click.echo(json.dumps({**found, "groups": _group_rows(target, names)}))
             return
         console = Console()
         if watch is None:
             console.print(_tables([queue_stats(target, q) for q in names]))
+            _print_groups(console, _group_rows(target, names))
             return
         try:
             with Live(_tables([queue_stats(target, q) for q in names]), console=console) as live:

@@ -28,6 +28,10 @@ group, or dead), or given back by ``release_owned``; always in the same atomic
 step as that transition. A dead worker's slots come back when its leases are
 reclaimed or released.
 
+**Dead letters.** ``requeue_dead`` brings a grouped item back to the tail of its group
+when the engine keeps the group in the dead letter (Redis and the memory engine do);
+an engine that does not says so in its ``requeue_dead`` docstring.
+
 **Limits.** They come from :meth:`GroupContract.set_group_limits` (a worker calls it
 from ``WorkerConfig.group_concurrency`` and ``group_rate_limit`` before its first
 lease); a lease made before any limits were set treats them as 0 (no bound).

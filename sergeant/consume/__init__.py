@@ -126,6 +126,7 @@ class Consumer(LeaseLoop, PopLoop):
         start the heartbeat."""
         if self.at_least_once:
             self.reclaim_expired()
+            _set_group_limits(self.broker, self.config)
         self._publish_first_presence()
         self._heartbeat = Heartbeat(self)
         self._heartbeat.start()
@@ -348,3 +349,12 @@ class Consumer(LeaseLoop, PopLoop):
             self._close_leased()
         else:
             self._close_popped()
+
+
+def _set_group_limits(broker: Broker, config: WorkerConfig) -> None:
+    """The per-group bounds of ``WorkerConfig`` (``group_concurrency``,
+    ``group_rate_limit``) for this consumer's leases; none set: nothing is sent."""
+    rate = config.group_rate_limit
+    if config.group_concurrency or rate is not None:
+        tasks, seconds = (rate.tasks, rate.per_seconds) if rate is not None else (0, 0.0)
+        broker.set_group_limits(config.name, config.group_concurrency, tasks, seconds)

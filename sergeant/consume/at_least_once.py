@@ -49,7 +49,11 @@ class LeaseLoop(LeaseBook):
             return prefetched
         queue, config = self.queue, self.config
         with self._flush_lock:
-            to_ack = self._acks_to_send()
+            # A pull still in flight that carries acknowledgements removes them (the
+            # first of _to_ack) when it is read: then this lease carries none (a pull
+            # that came back empty is followed by this one while later pulls fly).
+            carrying = any(pending.sent for pending in self._prefetched)
+            to_ack = [] if carrying else self._acks_to_send()
             # The settled tasks' acknowledgements go with the next lease: one round trip.
             # Until it is accepted they stay in _to_ack, held and renewed (also when retried).
             accepted, batch = retry_call(

@@ -98,11 +98,28 @@ class QueueCollector(Collector):
         )
         workers.add_metric([queue], len(stats["workers"]))
         yield workers
+        yield from _group_gauges(broker, queue)
 
     def close(self) -> None:
         """Close the broker connection, if one was opened."""
         if self._target is not None:
             self._target[0].close()
+
+
+def _group_gauges(broker: Broker, queue: str) -> typing.Iterator[Metric]:
+    """Running and ready tasks of the queue's largest groups (none without groups)."""
+    groups = _stats.group_stats(broker, queue)
+    if not groups:
+        return
+    family = GaugeMetricFamily(
+        "sergeant_group_tasks",
+        f"Tasks of the {_stats.GROUPS_SHOWN} largest groups of a queue, by state.",
+        labels=["queue", "group", "state"],
+    )
+    for group in groups:
+        family.add_metric([queue, group["group"], "running"], group["running"])
+        family.add_metric([queue, group["group"], "ready"], group["ready"])
+    yield family
 
 
 class MetricsServer:

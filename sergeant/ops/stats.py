@@ -13,7 +13,10 @@ import typing
 from sergeant.broker import Broker
 from sergeant.consume import presence
 
-__all__ = ["QueueStats", "queue_stats"]
+__all__ = ["GROUPS_SHOWN", "GroupStats", "QueueStats", "group_stats", "queue_stats"]
+
+#: Groups shown per queue: the largest (running + ready) first.
+GROUPS_SHOWN = 10
 
 
 class QueueStats(typing.TypedDict):
@@ -50,3 +53,22 @@ def queue_stats(broker: Broker, queue: str) -> QueueStats:
         "done_last_minute": sum(int(w.get("done_last_minute") or 0) for w in workers),
         "workers": workers,
     }
+
+
+class GroupStats(typing.TypedDict):
+    """One group of a queue (``push_task(group_key=...)``); JSON-ready."""
+
+    group: str
+    #: Leased now (running or about to).
+    running: int
+    #: Ready (not delayed).
+    ready: int
+
+
+def group_stats(broker: Broker, queue: str, limit: int = GROUPS_SHOWN) -> list[GroupStats]:
+    """The ``limit`` largest groups of ``queue`` (running + ready), largest first; empty
+    for a queue without groups or a broker that does not keep them."""
+    return [
+        {"group": count.group, "running": count.leased, "ready": count.ready}
+        for count in broker.group_counts(queue, limit)
+    ]

@@ -14,6 +14,7 @@ from sergeant.broker.results import ResultStore
 from sergeant.config import WorkerConfig
 from sergeant.errors import ConfigError
 from sergeant.objects import new_task_ids
+from sergeant.worker import grouping
 
 __all__ = ["Producing"]
 
@@ -37,6 +38,7 @@ class Producing:
         consumable_from: float | None = None,
         trace_id: str | None = None,
         unique_key: str | None = None,
+        group_key: str | None = None,
     ) -> str:
         """Push one task; returns its id.
 
@@ -56,17 +58,27 @@ class Producing:
             trace_id: a correlation id; inside ``work`` it defaults to the running
                 task's trace id.
             unique_key: a non-empty str; see above.
+            group_key: a non-empty str naming the task's group (a tenant, a
+                customer): the queue's workers lease groups round-robin, one task
+                per group per round, within ``WorkerConfig.group_concurrency`` and
+                ``group_rate_limit``. Not together with ``unique_key``.
 
         Raises:
             TypeError: ``kwargs`` is not a dict (with str keys, under the msgpack
                 and json serializers), or ``unique_key`` is not a str; nothing is
                 pushed.
-            ValueError: ``unique_key`` is empty.
+            ValueError: ``unique_key`` or ``group_key`` is empty, or both are given
+                (a grouped task cannot hold a unique key).
             sergeant.errors.EncodingError: a value cannot be encoded by the serializer.
             sergeant.errors.ConnectorError: the broker did not take the task.
         """
         checked = checked_kwargs([kwargs], "push_task(kwargs)", False, self._serializer_name)
         keys = None if unique_key is None else _checked_keys([unique_key], 1, "push_task")
+        if group_key is not None:
+            groups = grouping.checked_groups(group_key, 1, "push_task", keys)
+            return self._push_grouped(
+                checked, task_name, priority, consumable_from, trace_id, groups
+            )[0]
         return self._push(checked, task_name, priority, consumable_from, trace_id, keys)[0]
 
     def push_tasks(
@@ -77,6 +89,7 @@ class Producing:
         consumable_from: float | None = None,
         trace_id: str | None = None,
         unique_keys: typing.Sequence[str | None] | None = None,
+        group_keys: typing.Sequence[str | None] | str | None = None,
     ) -> list[str]:
         """Push many tasks in one batch; returns their ids in order (see ``push_task``).
 
@@ -84,11 +97,12 @@ class Producing:
         ``unique_keys`` gives one key (or None) per task, as ``push_task``'s
         ``unique_key``; each returned id is then that of the task holding the key.
         A later task with the key of an earlier one in the same call is not stored
-        and gets the earlier one's id.
+        and gets the earlier one's id. ``group_keys`` gives one group key (or None)
+        per task, as ``push_task``'s ``group_key``, or one str for all of them.
 
         Raises:
-            ValueError: ``unique_keys`` is not as long as ``kwargs_list``, or holds an
-                empty key.
+            ValueError: ``unique_keys`` or ``group_keys`` is not as long as
+                ``kwargs_list`` or holds an empty key, or both are given.
         """
         if isinstance(kwargs_list, (dict, str, bytes)):
             raise TypeError(
@@ -102,6 +116,11 @@ class Producing:
         keys = None
         if unique_keys is not None:
             keys = _checked_keys(unique_keys, len(checked), "push_tasks")
+        if group_keys is not None:
+            groups = grouping.checked_groups(group_keys, len(checked), "push_tasks", keys)
+            return self._push_grouped(
+                checked, task_name, priority, consumable_from, trace_id, groups
+            )
         return self._push(checked, task_name, priority, consumable_from, trace_id, keys)
 
     @property
@@ -133,6 +152,28 @@ class Producing:
             task_name or self.config.name,
             ids,
             kwargs_list,
+            trace_id or self.get_trace_id(),
+            priority,
+            consumable_from or 0.0,
+        )
+        return ids
+
+    def _push_grouped(
+        self,
+        kwargs_list: typing.Sequence[dict[str, typing.Any]],
+        task_name: str | None,
+        priority: Priority,
+        consumable_from: float | None,
+        trace_id: str | None,
+        group_keys: typing.Sequence[str | None],
+    ) -> list[str]:
+        _check_priority(priority)
+        ids = new_task_ids(len(kwargs_list))
+        self.broker.push_new_grouped(
+            task_name or self.config.name,
+            ids,
+            kwargs_list,
+            group_keys,
             trace_id or self.get_trace_id(),
             priority,
             consumable_from or 0.0,

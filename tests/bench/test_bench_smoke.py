@@ -35,7 +35,7 @@ def test_harness_runs_every_sergeant_workload_and_verifies_counts(tmp_path: Path
     expected = {
         "push_one", "push_bulk", "consume_one", "consume_batched", "consume_batched_amo",
         "consume_procs_1", "consume_procs_2", "consume_procs_4", "latency", "idle_rss",
-        "memory_flat", "progress_off", "progress_on",
+        "memory_flat", "progress_off", "progress_on", "consume_batched_groups",
     }  # fmt: skip
     assert expected <= set(ours)
     assert set(ours) <= set(WORKLOADS_BY_NAME)

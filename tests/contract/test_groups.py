@@ -90,6 +90,21 @@ def test_leases_take_one_item_per_group_per_round(connector: Connector, queue: s
     assert len(lease_all(connector, queue)) == (100 + 6 - 9 if connector.ordered else 106)
 
 
+def test_small_leases_hand_out_every_item_once(connector: Connector, queue: str) -> None:
+    """Grouped and ungrouped items, leased two at a time: each exactly once."""
+    push(connector, queue, "a", 3)
+    push(connector, queue, "b", 2, "HIGH")
+    connector.push_many(queue, [b"plain:0", b"plain:1", b"plain:2", b"plain:3"])
+    connector.push_many(queue, [b"plain:h"], "HIGH")
+    seen: list[bytes] = []
+    for _ in range(20):
+        leased = connector.lease_many(queue, 2, OWNER, LEASE)
+        assert connector.ack_many(queue, leased) == len(leased)
+        seen += [d.payload for d in leased]
+    assert len(seen) == len(set(seen)) == 10
+    assert connector.length(queue) == 0
+
+
 def test_the_ring_starts_where_the_previous_lease_stopped(connector: Connector, queue: str) -> None:
     if not connector.ordered:
         pytest.skip("on several nodes each node's ring is its own")

@@ -280,3 +280,23 @@ def test_the_demo_never_touches_the_default_broker_file(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr.decode()
     assert (tmp_path / "sergeant_demo.sqlite3").exists()
     assert not (tmp_path / "sergeant_default_db.sqlite3").exists()
+
+
+def test_stats_lists_the_largest_groups(broker_url: str, connector: BaseConnector) -> None:
+    """Grouped tasks: stats shows each group's running and ready tasks, largest first."""
+    from sergeant.connector._group_contract import GroupContract
+
+    if type(connector).push_grouped is GroupContract.push_grouped:
+        pytest.skip(f"{type(connector).__module__} does not implement groups yet")
+    connector.push_grouped("q", [b"a", b"b", b"c", b"d"], ["big", "big", "big", "small"])
+    connector.lease_many("q", 1, "w", 60)  # the ring starts at the first group pushed
+    result = sergeant("stats", "-b", broker_url, "q", "--json")
+    assert json.loads(result.output)["groups"] == {
+        "q": [
+            {"group": "big", "running": 1, "ready": 2},
+            {"group": "small", "running": 0, "ready": 1},
+        ]
+    }
+    table = sergeant("stats", "-b", broker_url, "q")
+    assert "largest groups" in table.output
+    assert "small" in table.output

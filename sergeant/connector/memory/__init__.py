@@ -23,9 +23,10 @@ from collections.abc import Sequence
 
 from sergeant.connector import _unique, base
 from sergeant.connector.base import Delivery, Priority, ReclaimResult
-from sergeant.connector.memory import steps
+from sergeant.connector.memory import groups, steps
 from sergeant.connector.memory.dead import DeadLetters
 from sergeant.connector.memory.flows import Flows
+from sergeant.connector.memory.groups import NO_LIMITS, Groups
 from sergeant.connector.memory.keys import KeysAndWorkers
 from sergeant.connector.memory.lock import Lock
 from sergeant.connector.memory.store import Item, Lease, Store, forget
@@ -36,7 +37,7 @@ __all__ = ["Connector", "Lock", "forget"]
 T = typing.TypeVar("T")
 
 
-class Connector(DeadLetters, KeysAndWorkers, Flows, WaitingItems, base.Connector):
+class Connector(DeadLetters, KeysAndWorkers, Flows, WaitingItems, Groups, base.Connector):
     """A broker in this process's memory, shared by every connector of the same ``name``.
 
     Args:
@@ -120,7 +121,7 @@ class Connector(DeadLetters, KeysAndWorkers, Flows, WaitingItems, base.Connector
 
         def pop(data: Store) -> list[bytes]:
             target = data.queue(queue)
-            taken = steps.take(target, count)
+            taken = groups.take(target, count, None) if target.groups else steps.take(target, count)
             target.free(taken)
             return [item.payload for item in taken]
 
@@ -185,7 +186,11 @@ class Connector(DeadLetters, KeysAndWorkers, Flows, WaitingItems, base.Connector
             target = data.queue(queue)
             deadline = time.time() + lease_seconds
             leased = []
-            for item in steps.take(target, count):
+            if target.groups:
+                taken = groups.take(target, count, self._group_limits.get(queue, NO_LIMITS))
+            else:
+                taken = steps.take(target, count)
+            for item in taken:
                 item.deliveries += 1
                 token = next(data.counter)
                 target.leased[token] = Lease(item, token, owner, deadline)
@@ -240,7 +245,7 @@ class Connector(DeadLetters, KeysAndWorkers, Flows, WaitingItems, base.Connector
             now = time.time()
             expired = [lease for lease in target.leased.values() if lease.deadline <= now]
             for lease in expired:
-                del target.leased[lease.token]
+                target.drop_lease(lease)
             return steps.charge(data, target, expired, max_deliveries, "worker died", "")
 
         return self._locked(reclaim)
@@ -284,7 +289,7 @@ class Connector(DeadLetters, KeysAndWorkers, Flows, WaitingItems, base.Connector
             target = data.queue(queue)
             owned = steps.owned(target, owner)
             for lease in owned:
-                del target.leased[lease.token]
+                target.drop_lease(lease)
             steps.release(data, target, [lease.item for lease in owned])
             return len(owned)
 

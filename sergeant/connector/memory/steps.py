@@ -52,7 +52,7 @@ def settle(target: QueueData, deliveries: Sequence[Delivery]) -> list[Lease]:
     for delivery in deliveries:
         lease = target.held(delivery.item_id, delivery.token)
         if lease is not None:
-            del target.leased[lease.token]
+            target.drop_lease(lease)
             held.append(lease)
     return held
 

@@ -30,6 +30,8 @@ class Item:
     deliveries: int = 0
     #: The key it holds while it lives in the queue (``push_unique``), if any.
     unique_key: str | None = None
+    #: Its group (``push_grouped``), if any; kept through leases and dead letters.
+    group: str | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -67,6 +69,19 @@ class QueueData:
     unique: dict[str, tuple[str, Item]] = dataclasses.field(default_factory=dict)
     #: Held workflow steps by (flow id, node) (see ``memory.flows``).
     flows: dict[tuple[str, int], typing.Any] = dataclasses.field(default_factory=dict)
+    #: Per group: its leased count and recent lease times (see ``memory.groups``);
+    #: empty until the queue's first grouped push, the only check plain queues pay.
+    groups: dict[str, typing.Any] = dataclasses.field(default_factory=dict)
+    #: The ring of groups (see ``memory.groups``) and where the next lease starts in it.
+    ring: list[str] = dataclasses.field(default_factory=list)
+    ring_next: int = 0
+
+    def drop_lease(self, lease: Lease) -> None:
+        """Forget a lease, giving its group's slot back."""
+        del self.leased[lease.token]
+        group = lease.item.group
+        if group is not None and group in self.groups:
+            self.groups[group].leased -= 1
 
     def free(self, items: typing.Iterable[Item]) -> None:
         """Free the keys of items that leave the queue for good."""

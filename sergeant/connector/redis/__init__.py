@@ -35,6 +35,7 @@ from sergeant.connector.redis._nodeset import (
 )
 from sergeant.connector.redis._waiting import WaitingItems
 from sergeant.connector.redis.flows import Flows
+from sergeant.connector.redis.groups import Groups
 from sergeant.connector.redis.lock import Lock
 from sergeant.errors import BrokerFull, ConfigError
 
@@ -50,7 +51,7 @@ __all__ = [
 _PRIORITIES = ("NORMAL", "HIGH")
 
 
-class Connector(Flows, Leasing, WaitingItems):
+class Connector(Flows, Leasing, WaitingItems, Groups):
     """Queues on Redis: one server, several independent servers, or one Redis Cluster.
 
     Connections open on first use and again in a forked child. Give exactly one of

@@ -74,6 +74,9 @@ class NodeSet(_connector.Connector):
         self._connect_lock = threading.Lock()
         addresses = ",".join(node.address for node in self._settings.nodes)
         self._refusals = refusals.Refusals(logger, f"Redis at {addresses}")
+        #: Per queue (its ``QueueKeys.leases``), the encoded group limits every node's
+        #: leases send (one dict shared with the nodes, also after a fork).
+        self._group_limits: dict[str, str] = {}
 
     def _all(self) -> list[Node]:
         if self._pid != os.getpid():
@@ -87,6 +90,8 @@ class NodeSet(_connector.Connector):
             if self._pid != os.getpid():
                 # In a forked child the parent's sockets are left alone (not closed).
                 self._nodes = spread.connect(self._settings)
+                for node in self._nodes:
+                    node.group_limits = self._group_limits
                 self._pid = os.getpid()
 
     def _rotated(self) -> list[Node]:

@@ -13,7 +13,7 @@ import collections
 import typing
 
 from sergeant.connector.base import Waiting
-from sergeant.connector.redis import entries, keys
+from sergeant.connector.redis import entries, groups, keys
 from sergeant.connector.redis._nodeset import NodeSet
 from sergeant.connector.redis.nodes import Node
 
@@ -27,18 +27,25 @@ REMOVE_CHUNK = 10
 
 
 def _read(node: Node, k: keys.QueueKeys, limit: int) -> list[bytes]:
-    """Up to ``limit`` waiting entries of one node, in hand-out order."""
+    """Up to ``limit`` waiting entries of one node, in hand-out order (a priority's
+    grouped entries after its ungrouped ones, group by group)."""
     found: list[bytes] = []
-    client = node.client
-    for name, is_list in (
-        (k.high, True),
-        (k.delayed_high, False),
-        (k.normal, True),
-        (k.delayed_normal, False),
+    for name, kind in (
+        (k.high, "list"),
+        (k.group_ring, "H"),
+        (k.delayed_high, "zset"),
+        (k.normal, "list"),
+        (k.group_ring, "N"),
+        (k.delayed_normal, "zset"),
     ):
+        if kind in ("H", "N"):
+            found += groups.read_group_entries(node, k, kind == "H", limit - len(found))
+            continue
         start = 0
         while len(found) < limit:
             stop = start + min(READ_CHUNK, limit - len(found)) - 1
+            client = node.client
+            is_list = kind == "list"
             read = client.lrange(name, start, stop) if is_list else client.zrange(name, start, stop)
             chunk = typing.cast(list[bytes], read)
             found += chunk

@@ -40,6 +40,18 @@ key: a push is one RPUSH, a lease one LPOP plus one record per batch. ::
                                               item holding it (``push_unique``)
     sergeant:{emails}:unique:items    hash    item id -> the unique key it holds; absent when
                                               no item of the queue holds one
+    sergeant:{emails}:group:items     hash    item id -> its group (``push_grouped``), while
+                                              the item lives (ready, delayed, leased, dead);
+                                              absent when the queue has no grouped item
+    sergeant:{emails}:group:ring      list    the ring: '' (the ungrouped items) then each
+                                              group with ready items; a lease visits it
+                                              from the head and rotates each visited member
+                                              to the tail; absent when no group is ready
+    sergeant:{emails}:group:state     hash    'r:<group>' its ready items, 'l:<group>' its
+                                              leased items, '#H'/'#N' ready grouped items
+                                              per priority
+    sergeant:{emails}:group:H:<group> list    a group's ready HIGH entries (and ':N:' NORMAL)
+    sergeant:{emails}:group:t:<group> list    a group's last lease times (its rate limit)
     sergeant:{emails}:flow:<flow>:<node>
                                       hash    one held workflow step: 'n' members needed,
                                               'c' recorded, 'r' released, 'p' its entry
@@ -62,7 +74,16 @@ import functools
 import typing
 import zlib
 
-__all__ = ["QueueKeys", "flow_node", "key", "lock", "node_index", "notify", "queue_keys"]
+__all__ = [
+    "QueueKeys",
+    "flow_node",
+    "group_list",
+    "key",
+    "lock",
+    "node_index",
+    "notify",
+    "queue_keys",
+]
 
 PREFIX = "sergeant"
 
@@ -88,6 +109,9 @@ class QueueKeys(typing.NamedTuple):
     owned: str
     unique: str
     unique_items: str
+    group_items: str
+    group_ring: str
+    group_state: str
 
 
 @functools.lru_cache(maxsize=4096)
@@ -109,7 +133,15 @@ def queue_keys(queue: str) -> QueueKeys:
         owned=base + "owned",
         unique=base + "unique",
         unique_items=base + "unique:items",
+        group_items=base + "group:items",
+        group_ring=base + "group:ring",
+        group_state=base + "group:state",
     )
+
+
+def group_list(k: QueueKeys, group: str, high: bool) -> str:
+    """The list of a group's ready entries of one priority, under the queue's hash tag."""
+    return k.group_ring[: -len("ring")] + ("H:" if high else "N:") + group
 
 
 def flow_node(queue: str, flow_id: str, node: int) -> str:

@@ -19,6 +19,7 @@ import redis.cluster
 import redis.exceptions
 import redis.retry
 
+from sergeant.connector.redis.group_scripts import GroupScripts
 from sergeant.connector.redis.lane import Lane
 from sergeant.connector.redis.scripts import Scripts
 from sergeant.connector.redis.settings import NodeConfig
@@ -133,7 +134,17 @@ class Node:
         BrokerUnavailable: a cluster none of whose seeds answered.
     """
 
-    __slots__ = ("address", "client", "index", "lane", "scripts", "tokens", "username")
+    __slots__ = (
+        "address",
+        "client",
+        "group_limits",
+        "group_scripts",
+        "index",
+        "lane",
+        "scripts",
+        "tokens",
+        "username",
+    )
 
     def __init__(self, configs: typing.Sequence[NodeConfig], index: int, cluster: bool) -> None:
         self.index = index
@@ -148,6 +159,10 @@ class Node:
         self.scripts = Scripts(self.client, self.lane)
         #: The fencing tokens this client chooses for its leases on this node.
         self.tokens = Tokens()
+        #: The group scripts, loaded on first use.
+        self.group_scripts: GroupScripts | None = None
+        #: Per queue (its ``QueueKeys.leases``), the group limits its leases send.
+        self.group_limits: dict[str, str] = {}
 
     def __enter__(self) -> Node:
         return self

@@ -82,6 +82,6 @@ def live(client: Client) -> list[bytes]:
 
 def length_by_priority(client: Client, k: QueueKeys) -> tuple[int, int]:
     """Ready ``(HIGH, NORMAL)`` items of one queue on one node (due delayed included)."""
-    keys = (k.high, k.normal, k.delayed_high, k.delayed_normal)
+    keys = (k.high, k.normal, k.delayed_high, k.delayed_normal, k.group_state)
     high, normal = _run(client, "length_by_priority", keys, [])
     return int(high), int(normal)

@@ -55,8 +55,8 @@ RECLAIM_BATCH = 1000
 TOKEN_BLOCK = 4096
 
 
-#: ``lease.lua``'s leading arguments that one worker repeats: lease_seconds, owner.
-LEASE_FIXED_ARGS = 2
+#: ``lease.lua``'s leading arguments one worker repeats: lease_seconds, owner, limits.
+LEASE_FIXED_ARGS = 3
 
 
 class LeaseRequest(typing.NamedTuple):
@@ -67,11 +67,13 @@ class LeaseRequest(typing.NamedTuple):
     owner: str
     token: int
     acks: typing.Sequence[Arg] = ()
+    limits: str = ""  # the queue's group limits, encoded (see ``group_scripts``)
 
     def args(self) -> tuple[Arg, ...]:
         """ARGV, in the script's order: the first :data:`LEASE_FIXED_ARGS` are the same
         from call to call of one worker (packed once, see ``_Script._packed``)."""
-        return (repr(float(self.lease_seconds)), self.owner, self.most, self.token, *self.acks)
+        fixed = (repr(float(self.lease_seconds)), self.owner, self.limits)
+        return (*fixed, self.most, self.token, *self.acks)
 
 
 _QUEUE_SCRIPTS = (

@@ -119,7 +119,8 @@ def lease_on(
     """One ``lease.lua`` call on ``node`` under a client token; see the module docstring."""
     for _ in range(2):  # a second time only after the server lost the block
         token = node.tokens.take(node, k)
-        request = LeaseRequest(count, lease_seconds, owner, token, acks)
+        limits = node.group_limits.get(k.leases, "") if node.group_limits else ""
+        request = LeaseRequest(count, lease_seconds, owner, token, acks, limits)
         reply = _under_token(node, k, token, functools.partial(node.scripts.lease, k, request))
         if reply[0] != UNKNOWN_TOKEN:
             return reply
@@ -137,7 +138,8 @@ def start_lease_on(
 ) -> typing.Callable[[], list[typing.Any]]:
     """:func:`lease_on`, sent now; the function returned reads the reply (once)."""
     token = node.tokens.take(node, k)
-    request = LeaseRequest(count, lease_seconds, owner, token, acks)
+    limits = node.group_limits.get(k.leases, "") if node.group_limits else ""
+    request = LeaseRequest(count, lease_seconds, owner, token, acks, limits)
     finish = _under_token(node, k, token, lambda: node.scripts.start_lease(k, request))
 
     def read() -> list[typing.Any]:

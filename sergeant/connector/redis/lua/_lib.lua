@@ -5,6 +5,7 @@ local HIGH, NORMAL, DELAYED_HIGH, DELAYED_NORMAL = KEYS[1], KEYS[2], KEYS[3], KE
 local LEASES, LEASED, LEASED_COUNT, LEASE_SEQ = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local DEAD, DEAD_INFO, WAKE, OWNED = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local UNIQUE, UNIQUE_ITEMS = KEYS[13], KEYS[14]
+local GROUP_ITEMS, GROUP_RING, GROUP_STATE = KEYS[15], KEYS[16], KEYS[17]
 -- An entry is a 25-byte header then the payload: byte 1 'H' or 'N' (the priority to
 -- return to), bytes 2-21 the item id, bytes 22-25 its earlier unacknowledged
 -- deliveries (zero-padded decimal, saturating at 9999).
@@ -57,6 +58,195 @@ local function free(entries)
   end
 end
 
+-- Groups (push_grouped): GROUP_ITEMS maps the id of every grouped entry that lives
+-- (ready, delayed, leased, dead) to its group; a ready grouped entry is in its
+-- group's list of its priority, never in HIGH/NORMAL. One EXISTS per script call
+-- (has_groups) is all a queue without grouped entries pays.
+local groups_known, groups_any = false, false
+local function has_groups()
+  if not groups_known then
+    groups_known, groups_any = true, redis.call('EXISTS', GROUP_ITEMS) == 1
+  end
+  return groups_any
+end
+
+local GROUP_BASE = sub(GROUP_RING, 1, #GROUP_RING - 4) -- '...:group:'
+
+local function group_list(g, high)
+  return GROUP_BASE .. (high and 'H:' or 'N:') .. g
+end
+
+-- The group of an entry, or false for an ungrouped one.
+local function group_of(entry)
+  return redis.call('HGET', GROUP_ITEMS, item_id(entry))
+end
+
+-- Put entries of group g and one priority at its tail (or, with `head`, before its
+-- head in their given order); a group that had no ready entry joins the ring.
+local function group_put(g, high, entries, head)
+  local list = group_list(g, high)
+  if head then
+    for k = #entries, 1, -1 do redis.call('LPUSH', list, entries[k]) end
+  else
+    for i = 1, #entries, CHUNK do
+      redis.call('RPUSH', list, unpack(entries, i, math.min(i + CHUNK - 1, #entries)))
+    end
+  end
+  local n = #entries
+  redis.call('HINCRBY', GROUP_STATE, high and '#H' or '#N', n)
+  if redis.call('HINCRBY', GROUP_STATE, 'r:' .. g, n) == n then
+    if redis.call('EXISTS', GROUP_RING) == 0 then
+      redis.call('RPUSH', GROUP_RING, '') -- the ungrouped entries' place in the ring
+    end
+    redis.call('RPUSH', GROUP_RING, g)
+  end
+end
+
+-- Count `n` (negative) ready entries of group g gone; returns its ready entries left.
+local function group_took(g, high, n)
+  redis.call('HINCRBY', GROUP_STATE, high and '#H' or '#N', n)
+  local left = redis.call('HINCRBY', GROUP_STATE, 'r:' .. g, n)
+  if left <= 0 then
+    redis.call('HDEL', GROUP_STATE, 'r:' .. g)
+  end
+  return left
+end
+
+-- Whether group g may be leased now under limits {concurrency, rate_tasks, rate_seconds}.
+local function group_open(g, limits, now)
+  if limits[1] > 0 and tonumber(redis.call('HGET', GROUP_STATE, 'l:' .. g) or 0) >= limits[1] then
+    return false
+  end
+  if limits[2] > 0 then
+    local times = GROUP_BASE .. 't:' .. g
+    local oldest = redis.call('LINDEX', times, -limits[2])
+    if oldest and tonumber(oldest) > now - limits[3] then
+      return false
+    end
+  end
+  return true
+end
+
+-- One more leased entry of group g, leased at `now`.
+local function group_leased(g, limits, now)
+  redis.call('HINCRBY', GROUP_STATE, 'l:' .. g, 1)
+  if limits[2] > 0 then
+    local times = GROUP_BASE .. 't:' .. g
+    redis.call('RPUSH', times, format('%.6f', now))
+    redis.call('LTRIM', times, -limits[2], -1)
+    redis.call('PEXPIRE', times, math.ceil(limits[3] * 1000) + 1000)
+  end
+end
+
+-- Entries that leave their lease: their groups' slots come back (one HINCRBY per
+-- group), and a lease waiting on a freed group is woken (the cap is push.lua's
+-- WAKE_TOKENS); `gone` (acknowledged) entries leave the queue: their groups are forgotten.
+local function group_unlease(entries, gone)
+  if #entries == 0 then
+    return
+  end
+  local ids = {}
+  for k, e in ipairs(entries) do ids[k] = item_id(e) end
+  local freed, order = {}, {}
+  for i = 1, #ids, CHUNK do
+    local j = math.min(i + CHUNK - 1, #ids)
+    local found = redis.call('HMGET', GROUP_ITEMS, unpack(ids, i, j))
+    for k = 1, #found do
+      local g = found[k]
+      if g then
+        if not freed[g] then
+          freed[g] = 0
+          order[#order + 1] = g
+        end
+        freed[g] = freed[g] + 1
+      end
+    end
+  end
+  if #order == 0 then
+    return
+  end
+  for _, g in ipairs(order) do
+    if redis.call('HINCRBY', GROUP_STATE, 'l:' .. g, -freed[g]) <= 0 then
+      redis.call('HDEL', GROUP_STATE, 'l:' .. g)
+    end
+  end
+  if redis.call('EXISTS', GROUP_RING) == 1 then
+    redis.call('RPUSH', WAKE, '1')
+    redis.call('LTRIM', WAKE, -16, -1)
+  end
+  if gone then
+    for i = 1, #ids, CHUNK do
+      redis.call('HDEL', GROUP_ITEMS, unpack(ids, i, math.min(i + CHUNK - 1, #ids)))
+    end
+  end
+end
+
+-- Forget the groups of entries that leave the queue for good (popped, purged, removed).
+local function group_forget(entries)
+  if not has_groups() then
+    return
+  end
+  for i = 1, #entries, CHUNK do
+    local ids = {}
+    for k = i, math.min(i + CHUNK - 1, #entries) do ids[#ids + 1] = item_id(entries[k]) end
+    redis.call('HDEL', GROUP_ITEMS, unpack(ids))
+  end
+end
+
+-- Up to `count` ready entries, one per ring member per round, from the ring's head
+-- (where the previous call stopped); each visited member goes to the tail. `limits`
+-- nil pops: no limits, no slots. A group left without ready entries leaves the ring;
+-- the ring goes once only the ungrouped member is left.
+local function ring_take(count, limits, now)
+  local taken = {}
+  local size = redis.call('LLEN', GROUP_RING)
+  local idle = 0
+  local took_high, took_normal = 0, 0
+  while #taken < count and idle < size do
+    -- The head member goes to the tail; one that has no ready entry left leaves.
+    local g = redis.call('LMOVE', GROUP_RING, GROUP_RING, 'LEFT', 'RIGHT')
+    local e = false
+    if g == '' then
+      e = redis.call('LPOP', HIGH) or redis.call('LPOP', NORMAL)
+    elseif limits == nil or group_open(g, limits, now) then
+      local high = true
+      e = redis.call('LPOP', group_list(g, true))
+      if not e then
+        high, e = false, redis.call('LPOP', group_list(g, false))
+      end
+      local left = 0
+      if e then
+        if high then took_high = took_high + 1 else took_normal = took_normal + 1 end
+        left = redis.call('HINCRBY', GROUP_STATE, 'r:' .. g, -1)
+        if limits then group_leased(g, limits, now) end
+      end
+      if left <= 0 then -- not ready any more: leaves the ring (it is the tail now)
+        redis.call('HDEL', GROUP_STATE, 'r:' .. g)
+        redis.call('RPOP', GROUP_RING)
+        size = size - 1
+      end
+    end
+    if e then
+      taken[#taken + 1] = e
+      idle = 0
+    else
+      idle = idle + 1
+    end
+  end
+  if took_high > 0 then redis.call('HINCRBY', GROUP_STATE, '#H', -took_high) end
+  if took_normal > 0 then redis.call('HINCRBY', GROUP_STATE, '#N', -took_normal) end
+  if size <= 1 then
+    redis.call('DEL', GROUP_RING)
+  end
+  return taken
+end
+
+-- Limits as the client sends them: '' (none) or 'concurrency,rate_tasks,rate_seconds'.
+local function parse_limits(text)
+  local c, n, s = string.match(text, '^(%d+),(%d+),([%d.]+)$')
+  return {tonumber(c) or 0, tonumber(n) or 0, tonumber(s) or 0}
+end
+
 -- Move a leased entry to the dead letters: its header counts `deliveries` (this one
 -- included); the record under its id says why.
 local function bury(entry, deliveries, reason, error, dead_at)
@@ -106,9 +296,13 @@ end
 -- Put entries at the head of their own priority, keeping their given order.
 local function push_front(entries)
   local high, normal = {}, {}
+  local grouped = has_groups()
   for k = #entries, 1, -1 do -- LPUSH puts its last argument first: go backwards
     local e = entries[k]
-    if is_high(e) then high[#high + 1] = e else normal[#normal + 1] = e end
+    local g = grouped and group_of(e)
+    if g then
+      group_put(g, is_high(e), {e}, true)
+    elseif is_high(e) then high[#high + 1] = e else normal[#normal + 1] = e end
   end
   for _, pair in ipairs({{HIGH, high}, {NORMAL, normal}}) do
     local list, items = pair[1], pair[2]
@@ -128,7 +322,15 @@ local function promote(now, limit)
     for i = 1, #due, CHUNK do
       local j = math.min(i + CHUNK - 1, #due)
       redis.call('ZREM', pair[1], unpack(due, i, j))
-      redis.call('RPUSH', pair[2], unpack(due, i, j))
+      if has_groups() then
+        for k = i, j do
+          local e = due[k]
+          local g = group_of(e)
+          if g then group_put(g, is_high(e), {e}, false) else redis.call('RPUSH', pair[2], e) end
+        end
+      else
+        redis.call('RPUSH', pair[2], unpack(due, i, j))
+      end
     end
   end
 end
@@ -190,7 +392,7 @@ local function settle(token, ranges, want_entries)
     return 0, {}
   end
   local entries = {}
-  if want_entries or has_unique() then
+  if want_entries or has_unique() or has_groups() then
     local all = cmsgpack.unpack(redis.call('HGET', LEASES, token))
     for k, s in ipairs(held) do
       entries[k] = all[s]
@@ -211,6 +413,9 @@ local function settle(token, ranges, want_entries)
     redis.call('HSET', LEASES, token .. ':f', concat(out), token .. ':n', live - #held)
   end
   redis.call('DECRBY', LEASED_COUNT, #held)
+  if has_groups() then
+    group_unlease(entries, not want_entries)
+  end
   if not want_entries then
     free(entries)
   end

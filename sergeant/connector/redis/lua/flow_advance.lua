@@ -1,7 +1,7 @@
 -- flow_advance.lua: record one member's success; the last needed one pushes the entry.
 --
 -- KEYS: the queue's keys (see _lib.lua), then
--- KEYS[15] the node  hash  (fields: see flow_hold.lua)
+-- KEYS[18] the node  hash  (fields: see flow_hold.lua)
 -- ARGV[1] the member (a decimal number)
 -- ARGV[2] its value
 -- ARGV[3] TTL of the node in milliseconds, from now
@@ -11,7 +11,7 @@
 -- Invariants: a member counts once and keeps its first value ('c' grows only when
 -- its field is new); the held entry is pushed by the call that makes 'c' reach 'n'
 -- with 'r' unset, which sets 'r' in the same step, so it is pushed exactly once.
-local NODE = KEYS[15]
+local NODE = KEYS[18]
 if redis.call('HSETNX', NODE, 'v:' .. ARGV[1], ARGV[2]) == 1 then
   redis.call('HINCRBY', NODE, 'c', 1)
 end

@@ -1,7 +1,7 @@
 -- flow_hold.lua: hold one workflow step's entry until enough members of its node succeed.
 --
 -- KEYS: the queue's keys (see _lib.lua), then
--- KEYS[15] the node  hash  'n' -> members needed (absent: not held yet),
+-- KEYS[18] the node  hash  'n' -> members needed (absent: not held yet),
 --                          'c' -> members recorded, 'r' -> '1' once released,
 --                          'p' -> the held entry until released, 'v:<member>' -> value
 -- ARGV[1] members needed (at least 1)
@@ -13,7 +13,7 @@
 -- Invariants: a node is held once (a later hold changes nothing but its TTL); when
 -- the members recorded first already suffice, the entry is pushed now, as push.lua
 -- pushes a ready entry; it is never pushed by another call.
-local NODE = KEYS[15]
+local NODE = KEYS[18]
 if redis.call('HSETNX', NODE, 'n', ARGV[1]) == 1 then
   if tonumber(redis.call('HGET', NODE, 'c') or '0') >= tonumber(ARGV[1]) then
     redis.call('HSET', NODE, 'r', '1')

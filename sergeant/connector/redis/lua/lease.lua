@@ -5,9 +5,10 @@
 -- KEYS: the queue's keys (see _lib.lua)
 -- ARGV[1] lease_seconds
 -- ARGV[2] owner: the leasing worker process (extend_owned / release_owned find it)
--- ARGV[3] count: the most entries to hand out
--- ARGV[4] token: a value from the client's block of the never-reset lease counter
--- ARGV[5..] pairs (token, slots as 'a-b,c,...') to acknowledge first (may be none)
+-- ARGV[3] group limits: '' or 'concurrency,rate_tasks,rate_seconds' (see ring_take)
+-- ARGV[4] count: the most entries to hand out
+-- ARGV[5] token: a value from the client's block of the never-reset lease counter
+-- ARGV[6..] pairs (token, slots as 'a-b,c,...') to acknowledge first (may be none)
 --
 -- Returns: {-1, acknowledged, token, {entry1, entry2, ...}} when entries were handed
 -- out; {-2, 0} when the token is above the lease counter ('#seq' in LEASES) (the server lost its data:
@@ -23,28 +24,34 @@
 -- so a retry neither strands a batch nor reads as rejected acknowledgements. A
 -- delivery's count is the entry's earlier deliveries + 1 (the client reads it from
 -- the header). When nothing is ready the wake tokens are stale (every earlier push
--- has been consumed) and are deleted.
-local token = ARGV[4]
+-- has been consumed) and are deleted. When the queue has ready grouped entries they
+-- are taken round-robin over the ring (ring_take in _lib.lua), within the limits.
+local token = ARGV[5]
 -- '#seq' mirrors the lease counter as of the last reservation (reserve_tokens.lua).
 local first = redis.call('HMGET', LEASES, token, token .. ':a', '#seq')
 if tonumber(token) > tonumber(first[3] or 0) then
   return {-2, 0} -- before any acknowledgement: theirs may be as unknown as this token
 end
-local acked = settle_args(5, false)
+local acked = settle_args(6, false)
 if first[1] then
   return {-1, acked + tonumber(first[2] or 0), tonumber(token), cmsgpack.unpack(first[1])}
 end
-local count = tonumber(ARGV[3])
+local count = tonumber(ARGV[4])
 local now = now_text()
 promote(now, math.max(count, 1000))
-local entries = redis.call('LPOP', HIGH, count) or {}
-local high = #entries
-if high == 0 then
-  entries = redis.call('LPOP', NORMAL, count) or {} -- the usual case: no copy
-elseif high < count then
-  local more = redis.call('LPOP', NORMAL, count - high) or {}
-  for k = 1, #more do
-    entries[high + k] = more[k]
+local entries
+if has_groups() and redis.call('EXISTS', GROUP_RING) == 1 then
+  entries = ring_take(count, parse_limits(ARGV[3]), tonumber(now))
+else
+  entries = redis.call('LPOP', HIGH, count) or {}
+  local high = #entries
+  if high == 0 then
+    entries = redis.call('LPOP', NORMAL, count) or {} -- the usual case: no copy
+  elseif high < count then
+    local more = redis.call('LPOP', NORMAL, count - high) or {}
+    for k = 1, #more do
+      entries[high + k] = more[k]
+    end
   end
 end
 if #entries == 0 then

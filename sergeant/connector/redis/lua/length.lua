@@ -7,6 +7,9 @@
 -- Invariants: a delayed entry already due counts as ready (the next pop or lease
 -- would hand it out), judged on server TIME.
 local n = redis.call('LLEN', HIGH) + redis.call('LLEN', NORMAL)
+for _, v in ipairs(redis.call('HMGET', GROUP_STATE, '#H', '#N')) do
+  n = n + (tonumber(v) or 0) -- ready grouped entries
+end
 if ARGV[1] == '1' then
   return n + redis.call('ZCARD', DELAYED_HIGH) + redis.call('ZCARD', DELAYED_NORMAL)
 end

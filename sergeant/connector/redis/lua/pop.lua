@@ -9,7 +9,14 @@
 -- (at most max(count, 1000) per priority, so one call stays short). Popped entries
 -- free their unique keys.
 local count = tonumber(ARGV[1])
-promote(now_text(), math.max(count, 1000))
+local now = now_text()
+promote(now, math.max(count, 1000))
+if has_groups() and redis.call('EXISTS', GROUP_RING) == 1 then
+  local popped = ring_take(count, nil, tonumber(now))
+  group_forget(popped)
+  free(popped)
+  return popped
+end
 local entries = redis.call('LPOP', HIGH, count) or {}
 if #entries == 0 then
   entries = redis.call('LPOP', NORMAL, count) or {} -- the usual case: no copy

@@ -15,9 +15,17 @@ for _, e in ipairs(ARGV) do
   if gone == 0 then
     gone = redis.call('ZREM', high and DELAYED_HIGH or DELAYED_NORMAL, e)
   end
+  local g = gone == 0 and has_groups() and group_of(e)
+  if g then
+    gone = redis.call('LREM', group_list(g, high), 1, e)
+    if gone > 0 and group_took(g, high, -1) <= 0 then
+      redis.call('LREM', GROUP_RING, 1, g)
+    end
+  end
   if gone > 0 then
     removed[#removed + 1] = e
   end
 end
+group_forget(removed)
 free(removed)
 return #removed

@@ -19,8 +19,16 @@ for k, e in ipairs(entries) do
   redis.call('HDEL', DEAD_INFO, item_id(e))
   again[k] = 'N' .. item_id(e) .. '0000' .. sub(e, 26)
 end
+if has_groups() then -- grouped entries go back to the tail of their group
+  local plain = {}
+  for _, e in ipairs(again) do
+    local g = group_of(e)
+    if g then group_put(g, false, {e}, false) else plain[#plain + 1] = e end
+  end
+  again = plain
+end
 for i = 1, #again, CHUNK do
   redis.call('RPUSH', NORMAL, unpack(again, i, math.min(i + CHUNK - 1, #again)))
 end
-wake(#again, tonumber(ARGV[2]))
-return #again
+wake(#entries, tonumber(ARGV[2]))
+return #entries
