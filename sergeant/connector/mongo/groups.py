@@ -2,8 +2,9 @@
 
 A grouped item is an ordinary ``tasks`` document with a ``group_key``; every other
 operation sees it as it sees any item. A lease or pop first asks whether the queue
-has a ready grouped document (one ``find_one`` on the partial index of grouped
-documents, which ungrouped ones never enter); without one it claims as before.
+has a ready grouped document (one ``find_one`` on the partial index ``(queue,
+group_key, state, priority, seq)`` of grouped documents, which ungrouped ones never
+enter); without one it claims as before.
 
 **The ring.** Its members are the ungrouped ready items (``''``, first) and the
 group keys with ready documents in ascending order, each found with one
