@@ -26,6 +26,7 @@ keep right.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 import typing
@@ -218,7 +219,7 @@ class Groups(Session):
     """``push_grouped``, ``set_group_limits`` and ``group_counts`` of
     ``sergeant.connector.sqlite.Connector``; the grouped lease is :func:`lease`."""
 
-    def __init__(self, file_path: typing.Any) -> None:
+    def __init__(self, file_path: str | os.PathLike[str]) -> None:
         super().__init__(file_path)
         self._group_limits: dict[str, GroupLimits] = {}
 
