@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sergeant.connector import GroupCount, GroupLimits
-from sergeant.connector.sqlite import Connector, groups, sql
+from sergeant.connector.sqlite import Connector, groups, registry, sql, waiting
 from sergeant.connector.sqlite import schema as local_schema
 
 QUEUE = "jobs"
@@ -99,14 +99,44 @@ def test_the_ring_statements_use_their_indexes(
     assert not any(detail.startswith("SCAN tasks") for detail in details), details
 
 
+@pytest.mark.parametrize(
+    ("statement", "params"),
+    [
+        (sql.PEEK_READY, (QUEUE, QUEUE)),
+        (sql.COUNT_READY, (QUEUE, QUEUE, 1.0)),
+        (sql.COUNT_WAITING, (QUEUE, QUEUE)),
+        (sql.PURGE_WAITING, (QUEUE, QUEUE)),
+        (registry.COUNT_READY_BY_PRIORITY, (QUEUE, QUEUE, 1.0)),
+        (waiting.SELECT_WAITING, (QUEUE, 10)),
+    ],
+)
+def test_reads_of_all_ready_rows_use_both_ready_indexes(
+    path: str, statement: str, params: tuple[Any, ...]
+) -> None:
+    """Ungrouped ready rows are on ``tasks_ready``, grouped ones on
+    ``tasks_group_ready``: a read of every ready row seeks both, scanning neither."""
+    with Connector(path) as connector:
+        connector.ping()
+    raw = sqlite3.connect(path)
+    try:
+        details = [row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + statement, params)]
+    finally:
+        raw.close()
+    assert any("INDEX tasks_ready " in detail for detail in details), details
+    assert any("INDEX tasks_group_ready " in detail for detail in details), details
+    assert not any(detail.startswith("SCAN tasks") for detail in details), details
+
+
 def test_a_big_group_does_not_hold_back_a_small_one(path: str) -> None:
-    """With 20,000 items in one group, every lease of two takes one of the small group's."""
+    """With 20,000 items in one group, every lease of three takes one of the small
+    group's and one of the ungrouped items pushed after them all."""
     with Connector(path) as connector:
         connector.push_grouped(QUEUE, [b"big"] * 20_000, ["big"] * 20_000)
         connector.push_grouped(QUEUE, [b"small"] * 10, ["small"] * 10)
+        connector.push_many(QUEUE, [b"plain"] * 10)
         for _ in range(10):
-            leased = connector.lease_many(QUEUE, 2, "w", LEASE)
-            assert sorted(d.payload for d in leased) == [b"big", b"small"]
+            leased = connector.lease_many(QUEUE, 3, "w", LEASE)
+            assert sorted(d.payload for d in leased) == [b"big", b"plain", b"small"]
             connector.ack_many(QUEUE, leased)
         assert connector.group_counts(QUEUE) == [GroupCount("big", 19_990, 0)]
 

@@ -198,12 +198,15 @@ def test_a_version_1_file_is_migrated_and_converted(path: str) -> None:
         "DROP TABLE flow_values",
         "DROP TABLE once_keys",
         "DROP INDEX tasks_group_ready",
+        "DROP INDEX tasks_ready",
         "DROP INDEX tasks_group_leased",
         "ALTER TABLE tasks DROP COLUMN group_key",
         "ALTER TABLE dead DROP COLUMN group_key",
         "DROP TABLE group_ring",
         "DROP TABLE group_starts",
         "DROP TABLE starts",
+        "CREATE INDEX tasks_ready ON tasks (queue, priority, seq)"
+        " WHERE deadline IS NULL AND eta = 0",
     ):
         raw.execute(statement)
     raw.execute("PRAGMA user_version = 1")

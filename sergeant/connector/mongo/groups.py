@@ -2,8 +2,9 @@
 
 A grouped item is an ordinary ``tasks`` document with a ``group_key``; every other
 operation sees it as it sees any item. A lease or pop first asks whether the queue
-has a ready grouped document (one ``find_one`` on the partial index of grouped
-documents, which ungrouped ones never enter); without one it claims as before.
+has a ready grouped document (one ``find_one`` on the partial index ``(queue,
+group_key, state, priority, seq)`` of grouped documents, which ungrouped ones never
+enter); without one it claims as before.
 
 **The ring.** Its members are the ungrouped ready items (``''``, first) and the
 group keys with ready documents in ascending order, each found with one
@@ -73,7 +74,9 @@ NO_LIMITS = GroupLimits()
 _UNGROUPED = ""
 # Visits of one member that lose a race before the walk moves on.
 _ATTEMPTS = 3
-_GROUPED = {"group_key": {"$type": "string"}}
+# Group keys are non-empty strings, and ``$gt`` matches strings only: the partial
+# index's filter, spelled the same in every query that must use that index.
+_GROUPED = {"group_key": {"$gt": ""}}
 
 
 def has_grouped(tasks: Collection[Document], queue: str) -> bool:
@@ -171,7 +174,7 @@ class _Ring:
         return self._group_after(_UNGROUPED)
 
     def _group_after(self, position: str) -> str | None:
-        query = {**self._ready(), "group_key": {"$gt": position, "$type": "string"}}
+        query = {**self._ready(), "group_key": {"$gt": position}}
         found = self.tasks.find_one(query, {"group_key": 1}, sort=[("group_key", 1)])
         return None if found is None else str(found["group_key"])
 

@@ -327,8 +327,8 @@ def _create_indexes(database: Database[Document]) -> None:
     # Grouped items (see ``groups``): the ring and each group's order, ungrouped
     # documents outside; one leased holder per group slot; the rate tickets.
     database.tasks.create_index(
-        [("queue", 1), ("state", 1), ("group_key", 1), ("priority", 1), ("seq", 1)],
-        partialFilterExpression={"group_key": {"$type": "string"}},
+        [("queue", 1), ("group_key", 1), ("state", 1), ("priority", 1), ("seq", 1)],
+        partialFilterExpression={"group_key": {"$gt": ""}},
     )
     database.tasks.create_index(
         [("queue", 1), ("group_key", 1), ("slot", 1)],

@@ -26,6 +26,7 @@ keep right.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 import typing
@@ -46,7 +47,7 @@ NO_LIMITS = GroupLimits()
 # The ring member of the ungrouped items (group keys are never empty).
 _UNGROUPED = ""
 
-_READY = "deadline IS NULL AND eta = 0 AND group_key IS NOT NULL"
+_READY = sql.GROUPED_READY
 
 # (queue, priority, seq, eta, payload, group_key)
 INSERT_GROUPED = """INSERT INTO tasks (queue, priority, seq, eta, payload, group_key)
@@ -60,8 +61,7 @@ NEXT_GROUP = f"""SELECT group_key FROM tasks WHERE queue = ? AND group_key > ? A
 GROUP_HEAD = f"""SELECT id FROM tasks WHERE queue = ? AND group_key = ? AND {_READY}
     ORDER BY priority, seq LIMIT 1"""
 # (queue): the ungrouped head, in pop order.
-UNGROUPED_HEAD = """SELECT id FROM tasks INDEXED BY tasks_ready
-    WHERE queue = ? AND deadline IS NULL AND eta = 0 AND group_key IS NULL
+UNGROUPED_HEAD = f"""SELECT id FROM tasks WHERE queue = ? AND {sql.PLAIN_READY}
     ORDER BY priority, seq LIMIT 1"""
 # (queue, group_key)
 COUNT_GROUP_LEASED = """SELECT COUNT(*) FROM tasks WHERE queue = ? AND group_key = ?
@@ -219,7 +219,7 @@ class Groups(Session):
     """``push_grouped``, ``set_group_limits`` and ``group_counts`` of
     ``sergeant.connector.sqlite.Connector``; the grouped lease is :func:`lease`."""
 
-    def __init__(self, file_path: typing.Any) -> None:
+    def __init__(self, file_path: str | os.PathLike[str]) -> None:
         super().__init__(file_path)
         self._group_limits: dict[str, GroupLimits] = {}
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
+from sergeant.connector.sqlite import sql
 from sergeant.connector.sqlite.session import Session
 from sergeant.connector.sqlite.sql import PRIORITY_HIGH
 
@@ -26,12 +27,13 @@ SWEEP_WORKERS = "DELETE FROM workers WHERE expires_at <= ?"
 DELETE_WORKER = "DELETE FROM workers WHERE id = ? RETURNING expires_at"
 # (now)
 LIVE_WORKERS = "SELECT info FROM workers WHERE expires_at > ? ORDER BY expires_at"
-# Ready per priority, due delayed included, each half on its partial index:
+# Ready per priority, due delayed included, each part on its partial index:
 # (queue, queue, now).
-COUNT_READY_BY_PRIORITY = """SELECT priority, COUNT(*) FROM (
-    SELECT priority FROM tasks WHERE queue = ? AND deadline IS NULL AND eta = 0
+COUNT_READY_BY_PRIORITY = f"""SELECT priority, COUNT(*) FROM (
+    SELECT priority FROM tasks WHERE queue = ?1 AND {sql.PLAIN_READY}
+    UNION ALL SELECT priority FROM tasks WHERE queue = ?1 AND {sql.GROUPED_READY}
     UNION ALL SELECT priority FROM tasks
-        WHERE queue = ? AND deadline IS NULL AND eta > 0 AND eta <= ?)
+        WHERE queue = ?2 AND deadline IS NULL AND eta > 0 AND eta <= ?3)
     GROUP BY priority"""
 
 

@@ -54,11 +54,17 @@ ADVANCE_HEAD = "UPDATE counters SET value = value - ? WHERE name = 'head' RETURN
 
 INSERT_TASK = "INSERT INTO tasks (queue, priority, seq, eta, payload) VALUES (?, ?, ?, ?, ?)"
 
+# Ready rows: ungrouped ones on ``tasks_ready``, grouped ones on ``tasks_group_ready``
+# (schema version 5), so a query over both has one half per index.
+PLAIN_READY = "deadline IS NULL AND eta = 0 AND group_key IS NULL"
+GROUPED_READY = "deadline IS NULL AND eta = 0 AND group_key IS NOT NULL"
+
 # Cheap read before taking the write lock: is anything ready, and when is the next
 # delayed item due? (queue, queue)
-PEEK_READY = """SELECT
-    EXISTS (SELECT 1 FROM tasks WHERE queue = ? AND deadline IS NULL AND eta = 0),
-    (SELECT MIN(eta) FROM tasks WHERE queue = ? AND deadline IS NULL AND eta > 0)"""
+PEEK_READY = f"""SELECT
+    EXISTS (SELECT 1 FROM tasks WHERE queue = ?1 AND {PLAIN_READY})
+    OR EXISTS (SELECT 1 FROM tasks WHERE queue = ?1 AND {GROUPED_READY}),
+    (SELECT MIN(eta) FROM tasks WHERE queue = ?2 AND deadline IS NULL AND eta > 0)"""
 
 # (queue, now)
 SELECT_DUE = """SELECT id FROM tasks
@@ -67,9 +73,10 @@ SELECT_DUE = """SELECT id FROM tasks
 # (seq, id)
 MAKE_READY = "UPDATE tasks SET eta = 0, seq = ? WHERE id = ?"
 
-# The pop order, shared by pop and lease: (queue, count).
-_SELECT_NEXT = """SELECT id FROM tasks
-    WHERE queue = ? AND deadline IS NULL AND eta = 0
+# The pop order of a queue without ready grouped rows (``groups`` serves the others),
+# shared by pop and lease: (queue, count).
+_SELECT_NEXT = f"""SELECT id FROM tasks
+    WHERE queue = ? AND {PLAIN_READY}
     ORDER BY priority, seq LIMIT ?"""
 
 # RETURNING order is unspecified: callers sort by (priority, seq).
@@ -81,17 +88,21 @@ LEASE_READY = f"""UPDATE tasks SET deadline = ?, owner = ?, deliveries = deliver
     WHERE id IN ({_SELECT_NEXT})
     RETURNING priority, seq, id, payload, deliveries"""
 
-# (queue, now)
-COUNT_READY = """SELECT
-    (SELECT COUNT(*) FROM tasks WHERE queue = ? AND deadline IS NULL AND eta = 0)
-    + (SELECT COUNT(*) FROM tasks WHERE queue = ? AND deadline IS NULL AND eta > 0 AND eta <= ?)"""
-# Ready and delayed, split so that each half uses its partial index: (queue, queue).
-COUNT_WAITING = """SELECT
-    (SELECT COUNT(*) FROM tasks WHERE queue = ? AND deadline IS NULL AND eta = 0)
-    + (SELECT COUNT(*) FROM tasks WHERE queue = ? AND deadline IS NULL AND eta > 0)"""
-PURGE_WAITING = """DELETE FROM tasks WHERE id IN (
-    SELECT id FROM tasks WHERE queue = ? AND deadline IS NULL AND eta = 0
-    UNION ALL SELECT id FROM tasks WHERE queue = ? AND deadline IS NULL AND eta > 0)"""
+# (queue, queue, now)
+COUNT_READY = f"""SELECT
+    (SELECT COUNT(*) FROM tasks WHERE queue = ?1 AND {PLAIN_READY})
+    + (SELECT COUNT(*) FROM tasks WHERE queue = ?1 AND {GROUPED_READY})
+    + (SELECT COUNT(*) FROM tasks
+        WHERE queue = ?2 AND deadline IS NULL AND eta > 0 AND eta <= ?3)"""
+# Ready and delayed, split so that each part uses its partial index: (queue, queue).
+COUNT_WAITING = f"""SELECT
+    (SELECT COUNT(*) FROM tasks WHERE queue = ?1 AND {PLAIN_READY})
+    + (SELECT COUNT(*) FROM tasks WHERE queue = ?1 AND {GROUPED_READY})
+    + (SELECT COUNT(*) FROM tasks WHERE queue = ?2 AND deadline IS NULL AND eta > 0)"""
+PURGE_WAITING = f"""DELETE FROM tasks WHERE id IN (
+    SELECT id FROM tasks WHERE queue = ?1 AND {PLAIN_READY}
+    UNION ALL SELECT id FROM tasks WHERE queue = ?1 AND {GROUPED_READY}
+    UNION ALL SELECT id FROM tasks WHERE queue = ?2 AND deadline IS NULL AND eta > 0)"""
 
 # -- leases: every statement checks the fencing token ---------------------------------
 

@@ -17,22 +17,23 @@ __all__ = ["WaitingItems"]
 
 def _lane(lane: int, priority: int, waiting: str, order: str) -> str:
     # Each lane repeats its partial index's WHERE terms, and is cut at the limit
-    # before the merge, so the sort holds at most four limits of rows.
+    # before the merge, so the sort holds at most six limits of rows.
     return f"""SELECT * FROM (SELECT {lane} AS lane, eta, seq, id, payload FROM tasks
         WHERE queue = ?1 AND {waiting} AND priority = {priority}
         ORDER BY {order} LIMIT ?2)"""
 
 
-_READY = "deadline IS NULL AND eta = 0"
 _DELAYED = "deadline IS NULL AND eta > 0"
 
-# Ready before delayed per priority, HIGH first; ready in pop order, delayed in the
-# order they fall due (see ``sql.SELECT_DUE``). One statement, so one snapshot.
-# (queue, limit) as ?1, ?2.
+# Ready before delayed per priority, HIGH first; ready in push order (ungrouped and
+# grouped rows, each on its index, merged by seq), delayed in the order they fall due
+# (see ``sql.SELECT_DUE``). One statement, so one snapshot. (queue, limit) as ?1, ?2.
 SELECT_WAITING = f"""SELECT id, payload FROM (
-    {_lane(0, sql.PRIORITY_HIGH, _READY, "seq")}
+    {_lane(0, sql.PRIORITY_HIGH, sql.PLAIN_READY, "seq")}
+    UNION ALL {_lane(0, sql.PRIORITY_HIGH, sql.GROUPED_READY, "seq")}
     UNION ALL {_lane(1, sql.PRIORITY_HIGH, _DELAYED, "eta, seq")}
-    UNION ALL {_lane(2, sql.PRIORITY_NORMAL, _READY, "seq")}
+    UNION ALL {_lane(2, sql.PRIORITY_NORMAL, sql.PLAIN_READY, "seq")}
+    UNION ALL {_lane(2, sql.PRIORITY_NORMAL, sql.GROUPED_READY, "seq")}
     UNION ALL {_lane(3, sql.PRIORITY_NORMAL, _DELAYED, "eta, seq")}
 ) ORDER BY lane, eta, seq LIMIT ?2"""
 
