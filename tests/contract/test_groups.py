@@ -11,18 +11,10 @@ from collections import Counter
 import pytest
 
 from sergeant.connector import Connector, Delivery, GroupLimits, create
-from sergeant.connector._group_contract import GroupContract
 from tests.servers import wait_until
 
 LEASE = 30.0
 OWNER = "worker-test"
-
-
-@pytest.fixture(autouse=True)
-def _engine_has_groups(connector: Connector) -> None:
-    """Skip (clearly) on an engine whose groups are not written yet."""
-    if type(connector).push_grouped is GroupContract.push_grouped:
-        pytest.skip(f"{type(connector).__module__} does not implement groups yet")
 
 
 def lease_all(connector: Connector, queue: str, lease: float = LEASE) -> list[Delivery]:

@@ -284,10 +284,6 @@ def test_the_demo_never_touches_the_default_broker_file(tmp_path: Path) -> None:
 
 def test_stats_lists_the_largest_groups(broker_url: str, connector: BaseConnector) -> None:
     """Grouped tasks: stats shows each group's running and ready tasks, largest first."""
-    from sergeant.connector._group_contract import GroupContract
-
-    if type(connector).push_grouped is GroupContract.push_grouped:
-        pytest.skip(f"{type(connector).__module__} does not implement groups yet")
     connector.push_grouped("q", [b"a", b"b", b"c", b"d"], ["big", "big", "big", "small"])
     connector.lease_many("q", 1, "w", 60)  # the ring starts at the first group pushed
     result = sergeant("stats", "-b", broker_url, "q", "--json")

@@ -20,7 +20,6 @@ from pathlib import Path
 import psutil
 import pytest
 
-from sergeant.connector._group_contract import GroupContract
 from sergeant.killer.process import kill_tree
 from tests.conftest import connector_params
 from tests.servers import wait_until
@@ -44,9 +43,6 @@ class Groups:
         os.environ.update(self.env)
         self.producer = GroupWorker()
         self.producer.init_broker()
-        if type(self.producer.broker.connector).push_grouped is GroupContract.push_grouped:
-            self.close()
-            pytest.skip(f"the {connector[0]!r} connector does not implement groups yet")
 
     def supervisor(self, workers: int, **settings: object) -> subprocess.Popen[bytes]:
         env = {**os.environ, **environment(self.connector_config, self.ledger, **settings)}
@@ -73,7 +69,7 @@ class Groups:
             os.environ.pop(name, None)
 
 
-@pytest.fixture(params=["redis", "local"])
+@pytest.fixture(params=["redis", "local", "mongo", "mongo-2-nodes"])
 def groups(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Groups]:
     harness = Groups(tmp_path, connector_params(request, request.param, tmp_path))
     yield harness
