@@ -1,10 +1,33 @@
-"""The argument check of ``push_grouped``, shared by the engines that store groups."""
+"""What the engines that store groups share: the argument check of ``push_grouped``,
+and the limits a connector object holds per queue (``set_group_limits``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["check"]
+from sergeant.connector._records import GroupLimits
+
+__all__ = ["NO_LIMITS", "HeldLimits", "check"]
+
+#: No bound at all: what a queue's leases obey until ``set_group_limits``.
+NO_LIMITS = GroupLimits()
+
+
+class HeldLimits:
+    """``set_group_limits`` kept by the connector object, read by its leases."""
+
+    _group_limits: dict[str, GroupLimits]
+
+    def set_group_limits(self, queue: str, limits: GroupLimits) -> None:
+        """See :meth:`sergeant.connector.Connector.set_group_limits`: held by this
+        object, passed to each of its leases of ``queue``."""
+        if limits == NO_LIMITS:
+            self._group_limits.pop(queue, None)
+        else:
+            self._group_limits[queue] = limits
+
+    def _limits_of(self, queue: str) -> GroupLimits:
+        return self._group_limits.get(queue, NO_LIMITS)
 
 
 def check(items: Sequence[bytes], group_keys: Sequence[str]) -> None:

@@ -51,6 +51,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from sergeant.connector import _group_keys
+from sergeant.connector._group_keys import HeldLimits
 from sergeant.connector._queue_contract import Priority
 from sergeant.connector._records import GroupCount, GroupLimits
 from sergeant.connector.mongo.claim import ITEM_FIELDS, claim_ready
@@ -69,7 +70,7 @@ from sergeant.connector.mongo.support import (
 __all__ = ["NO_LIMITS", "Groups", "claim", "has_grouped"]
 
 #: The limits of a queue nobody set limits for.
-NO_LIMITS = GroupLimits()
+NO_LIMITS = _group_keys.NO_LIMITS
 # The ring member of the ungrouped items (group keys are never empty).
 _UNGROUPED = ""
 # Visits of one member that lose a race before the walk moves on.
@@ -274,7 +275,7 @@ class _Ring:
         )
 
 
-class Groups:
+class Groups(HeldLimits):
     """``push_grouped``, ``set_group_limits`` and ``group_counts`` of a MongoDB node;
     its lease and pop call :func:`claim` with ``_limits_of(queue)``."""
 
@@ -306,16 +307,6 @@ class Groups:
             for offset, (payload, key) in enumerate(zip(items, group_keys, strict=True))
         ]
         self._database().tasks.insert_many(documents, ordered=True)
-
-    def set_group_limits(self, queue: str, limits: GroupLimits) -> None:
-        """See ``Connector.set_group_limits``: held by this object, passed to each lease."""
-        if limits == NO_LIMITS:
-            self._group_limits.pop(queue, None)
-        else:
-            self._group_limits[queue] = limits
-
-    def _limits_of(self, queue: str) -> GroupLimits:
-        return self._group_limits.get(queue, NO_LIMITS)
 
     @wrap_errors
     def group_counts(self, queue: str, limit: int = 20) -> list[GroupCount]:

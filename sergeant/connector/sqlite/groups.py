@@ -33,6 +33,7 @@ import typing
 from collections.abc import Sequence
 
 from sergeant.connector import _group_keys
+from sergeant.connector._group_keys import HeldLimits
 from sergeant.connector._queue_contract import Priority
 from sergeant.connector._records import GroupCount, GroupLimits
 from sergeant.connector.base import Delivery
@@ -43,7 +44,7 @@ from sergeant.errors import BrokerFull
 __all__ = ["NO_LIMITS", "Groups", "has_grouped", "lease", "pop"]
 
 #: The limits of a queue nobody set limits for.
-NO_LIMITS = GroupLimits()
+NO_LIMITS = _group_keys.NO_LIMITS
 # The ring member of the ungrouped items (group keys are never empty).
 _UNGROUPED = ""
 
@@ -215,7 +216,7 @@ def pop(conn: sqlite3.Connection, queue: str, count: int, now: float) -> list[by
     return payloads
 
 
-class Groups(Session):
+class Groups(HeldLimits, Session):
     """``push_grouped``, ``set_group_limits`` and ``group_counts`` of
     ``sergeant.connector.sqlite.Connector``; the grouped lease is :func:`lease`."""
 
@@ -255,16 +256,6 @@ class Groups(Session):
             raise
         if self._refusals.count:
             self._refusals.accepted()
-
-    def set_group_limits(self, queue: str, limits: GroupLimits) -> None:
-        """See :meth:`sergeant.connector.Connector.set_group_limits`."""
-        if limits == NO_LIMITS:
-            self._group_limits.pop(queue, None)
-        else:
-            self._group_limits[queue] = limits
-
-    def _limits_of(self, queue: str) -> GroupLimits:
-        return self._group_limits.get(queue, NO_LIMITS)
 
     def group_counts(self, queue: str, limit: int = 20) -> list[GroupCount]:
         """See :meth:`sergeant.connector.Connector.group_counts`: one scan of the
