@@ -101,23 +101,26 @@ def test_group_concurrency_holds_across_processes_and_a_kill(groups: Groups) -> 
     (by the ledger), and after a SIGKILL every task still completes."""
     names = [f"g{n}" for n in range(6)]
     keys = [name for _ in range(40) for name in names]
-    ids = groups.producer.push_tasks([{"group": k, "ms": 40} for k in keys], group_keys=keys)
+    # Every 20th task runs 4 s: a worker caught in one is surely cut by the kill.
+    kwargs = [{"group": k, "ms": 4000 if i % 20 == 19 else 40} for i, k in enumerate(keys)]
+    ids = groups.producer.push_tasks(kwargs, group_keys=keys)
+    long_ids = {task_id for task_id, task in zip(ids, kwargs, strict=True) if task["ms"] > 40}
     supervisor = groups.supervisor(4, threads=8, concurrency=2, lease=2)
     wait_until(lambda: len(groups.ends()) >= 60, timeout=120, message="60 runs")
     victims: list[int] = []
 
     def busy_worker() -> bool:
-        """A live worker process in the middle of a run (started, not ended)."""
+        """A live worker process in the middle of a long run (started, not ended)."""
         ended = {(task_id, pid) for task_id, _, pid, _ in groups.ends()}
         live = set(worker_pids(supervisor))
         victims[:] = [
             pid
             for task_id, _, pid, _ in groups.starts()
-            if pid in live and (task_id, pid) not in ended
+            if pid in live and task_id in long_ids and (task_id, pid) not in ended
         ]
         return bool(victims)
 
-    wait_until(busy_worker, timeout=60, interval=0.005, message="a busy worker")
+    wait_until(busy_worker, timeout=120, interval=0.005, message="a worker in a long run")
     victim = victims[0]
     os.kill(victim, signal.SIGKILL)
     wait_until(lambda: not psutil.pid_exists(victim) or psutil.Process(victim).status() == "zombie")
