@@ -55,7 +55,6 @@ from sergeant.connector.sqlite.session import (
     MAINTENANCE_SECONDS,
 )
 from sergeant.connector.sqlite.waiting import WaitingItems
-from sergeant.errors import BrokerFull
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT_SECONDS",
@@ -108,13 +107,7 @@ class Connector(DeadLetters, Flows, Groups, Keys, Once, Permits, Registry, Waiti
                 rows = ((queue, rank, first + i, eta, p) for i, p in enumerate(payloads))
                 conn.executemany(sql.INSERT_TASK, rows)
 
-        try:
-            self._with_log_room(push)
-        except BrokerFull as exc:
-            self._refusals.refused(exc)
-            raise
-        if self._refusals.count:
-            self._refusals.accepted()
+        self._pushing(push)
         return count
 
     def push_unique(
@@ -141,14 +134,7 @@ class Connector(DeadLetters, Flows, Groups, Keys, Once, Permits, Registry, Waiti
                 rows = list(zip(items, unique_keys, task_ids, strict=True))
                 return unique.push_unique(conn, queue, rank, eta, rows)
 
-        try:
-            holders = self._with_log_room(push)
-        except BrokerFull as exc:
-            self._refusals.refused(exc)
-            raise
-        if self._refusals.count:
-            self._refusals.accepted()
-        return holders
+        return self._pushing(push)
 
     def pop_many(self, queue: str, count: int) -> list[bytes]:
         """See :meth:`sergeant.connector.Connector.pop_many`."""

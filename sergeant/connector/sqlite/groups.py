@@ -39,7 +39,6 @@ from sergeant.connector._records import GroupCount, GroupLimits
 from sergeant.connector.base import Delivery
 from sergeant.connector.sqlite import sql
 from sergeant.connector.sqlite.session import Session
-from sergeant.errors import BrokerFull
 
 __all__ = ["NO_LIMITS", "Groups", "has_grouped", "lease", "pop"]
 
@@ -249,13 +248,7 @@ class Groups(HeldLimits, Session):
                 )
                 conn.executemany(INSERT_GROUPED, rows)
 
-        try:
-            self._with_log_room(push)
-        except BrokerFull as exc:
-            self._refusals.refused(exc)
-            raise
-        if self._refusals.count:
-            self._refusals.accepted()
+        self._pushing(push)
 
     def group_counts(self, queue: str, limit: int = 20) -> list[GroupCount]:
         """See :meth:`sergeant.connector.Connector.group_counts`: one scan of the

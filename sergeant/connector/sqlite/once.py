@@ -11,7 +11,6 @@ from sergeant.connector import _once_contract
 from sergeant.connector.base import Priority
 from sergeant.connector.sqlite import sql
 from sergeant.connector.sqlite.session import Session
-from sergeant.errors import BrokerFull
 
 __all__ = ["SWEEP_BATCH", "Once"]
 
@@ -55,11 +54,4 @@ class Once(Session):
                 conn.execute(sql.INSERT_TASK, (queue, rank, seq, 0.0, bytes(item)))
                 return True
 
-        try:
-            stored = self._with_log_room(push)
-        except BrokerFull as exc:
-            self._refusals.refused(exc)
-            raise
-        if self._refusals.count:
-            self._refusals.accepted()
-        return stored
+        return self._pushing(push)

@@ -227,6 +227,19 @@ class Session(_connector.Connector):
             "in the file) or space is freed on that disk"
         )
 
+    def _pushing(self, step: typing.Callable[[], T]) -> T:
+        """Run a step that adds to the file (it calls ``_check_room`` first), with room
+        for the log (``_with_log_room``); the refusal log learns whether the broker
+        refused it or, after refusals, took it again."""
+        try:
+            result = self._with_log_room(step)
+        except BrokerFull as exc:
+            self._refusals.refused(exc)
+            raise
+        if self._refusals.count:
+            self._refusals.accepted()
+        return result
+
     def _draining(self, step: typing.Callable[[], T]) -> T:
         """Run a step that hands out, settles or deletes what the file holds; when the
         disk is full, spend the reserve once and run it again (it never committed)."""
