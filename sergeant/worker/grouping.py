@@ -1,10 +1,36 @@
-"""Checking the group keys of ``Worker.push_task`` / ``push_tasks``."""
+"""Checking the per-task keys of ``Worker.push_task`` / ``push_tasks``: unique keys
+and group keys."""
 
 from __future__ import annotations
 
 import typing
 
-__all__ = ["checked_groups"]
+__all__ = ["checked_groups", "checked_keys"]
+
+
+def checked_keys(
+    keys: typing.Iterable[str | None], count: int, where: str, kind: str, one_for_all: str = ""
+) -> list[str | None]:
+    """``keys`` as a list, refused unless one per task, each None or a non-empty str.
+
+    Args:
+        kind: what the keys are, in messages (``'unique'``, ``'group'``).
+        one_for_all: added to the count message where one key may serve all tasks.
+    """
+    found = list(keys)
+    if len(found) != count:
+        raise ValueError(
+            f"{where}({kind}_keys) has {len(found)} keys for {count} tasks; give one "
+            f"(or None) per task{one_for_all}"
+        )
+    for index, key in enumerate(found):
+        if key is None:
+            continue
+        if not isinstance(key, str):
+            raise TypeError(f"{where}: {kind} key {index} is a {type(key).__name__}, not a str")
+        if not key:
+            raise ValueError(f"{where}: {kind} key {index} is empty; use a non-empty str")
+    return found
 
 
 def checked_groups(
@@ -24,17 +50,4 @@ def checked_groups(
         group_keys = [group_keys] * count
     if isinstance(group_keys, bytes):
         raise TypeError(f"{where}(group_keys) is bytes; pass a str or a list of str")
-    keys = list(group_keys)
-    if len(keys) != count:
-        raise ValueError(
-            f"{where}(group_keys) has {len(keys)} keys for {count} tasks; give one "
-            "(or None) per task, or one str for all"
-        )
-    for index, key in enumerate(keys):
-        if key is None:
-            continue
-        if not isinstance(key, str):
-            raise TypeError(f"{where}: group key {index} is a {type(key).__name__}, not a str")
-        if not key:
-            raise ValueError(f"{where}: group key {index} is empty; use a non-empty str")
-    return keys
+    return checked_keys(group_keys, count, where, "group", ", or one str for all")

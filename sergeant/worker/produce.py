@@ -220,17 +220,4 @@ def _checked_keys(
     """The keys as a list, refused unless one per task, each None or a non-empty str."""
     if isinstance(unique_keys, (str, bytes)):
         raise TypeError(f"{where}(unique_keys) is a {type(unique_keys).__name__}; pass a list")
-    keys = list(unique_keys)
-    if len(keys) != count:
-        raise ValueError(
-            f"{where}(unique_keys) has {len(keys)} keys for {count} tasks; give one "
-            "(or None) per task"
-        )
-    for index, key in enumerate(keys):
-        if key is None:
-            continue
-        if not isinstance(key, str):
-            raise TypeError(f"{where}: unique key {index} is a {type(key).__name__}, not a str")
-        if not key:
-            raise ValueError(f"{where}: unique key {index} is empty; use a non-empty str")
-    return keys
+    return grouping.checked_keys(unique_keys, count, where, "unique")
