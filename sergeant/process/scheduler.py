@@ -164,10 +164,7 @@ class Scheduler:
         """Push one tick (once across schedulers); False if the broker failed."""
         schedule = state.schedule
         try:
-            stored = self.broker.push_tick(
-                self.queue, schedule.id, tick, schedule.kwargs, schedule.priority,
-                keep_seconds(schedule),
-            )  # fmt: skip
+            stored = self._push_tick(schedule, tick)
         except SergeantError as exc:
             self.logger.warning(
                 "schedule %r: cannot push the tick of %s yet: %s", schedule.id, _when(tick), exc,
@@ -185,13 +182,17 @@ class Scheduler:
             self._write_record(state)
         return True
 
+    def _push_tick(self, schedule: Schedule, tick: float) -> bool:
+        """``Broker.push_tick`` for this schedule's tick (raises SergeantError)."""
+        return self.broker.push_tick(
+            self.queue, schedule.id, tick, schedule.kwargs, schedule.priority,
+            keep_seconds(schedule),
+        )  # fmt: skip
+
     def _retry(self, state: _State, tick: float) -> None:
         schedule = state.schedule
         try:
-            finished = self.broker.push_tick(
-                self.queue, schedule.id, tick, schedule.kwargs, schedule.priority,
-                keep_seconds(schedule),
-            )  # fmt: skip
+            finished = self._push_tick(schedule, tick)
         except SergeantError as exc:
             self.logger.warning("schedule %r: cannot retry a tick: %s", schedule.id, exc)
             return
