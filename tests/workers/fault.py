@@ -18,6 +18,7 @@ from sergeant import config
 from sergeant.objects import Task
 from sergeant.worker import Worker
 from tests.workers import crash_points
+from tests.workers.settings import environment as settings_environment
 
 __all__ = ["QUEUE", "FaultWorker", "PoisonError", "environment", "read_ledger"]
 
@@ -28,13 +29,7 @@ def environment(
     connector: tuple[str, dict[str, object]], ledger: str, **settings: object
 ) -> dict[str, str]:
     """The variables configuring :class:`FaultWorker`; ``settings`` as SERGEANT_CHAOS_<NAME>."""
-    kind, params = connector
-    env = {
-        "SERGEANT_CHAOS_CONNECTOR": json.dumps({"type": kind, "params": params}),
-        "SERGEANT_CHAOS_LEDGER": ledger,
-    }
-    env.update({f"SERGEANT_CHAOS_{name.upper()}": str(value) for name, value in settings.items()})
-    return env
+    return settings_environment("SERGEANT_CHAOS", connector, ledger, **settings)
 
 
 def read_ledger(path: str) -> list[tuple[str, int, int]]:

@@ -14,6 +14,7 @@ import time
 from sergeant import config
 from sergeant.objects import Task
 from sergeant.worker import Worker
+from tests.workers.settings import environment as settings_environment
 
 __all__ = ["QUEUE", "GroupWorker", "environment", "read_runs"]
 
@@ -24,13 +25,7 @@ def environment(
     connector: tuple[str, dict[str, object]], ledger: str, **settings: object
 ) -> dict[str, str]:
     """The variables configuring :class:`GroupWorker`; ``settings`` as SERGEANT_GROUPS_<NAME>."""
-    kind, params = connector
-    env = {
-        "SERGEANT_GROUPS_CONNECTOR": json.dumps({"type": kind, "params": params}),
-        "SERGEANT_GROUPS_LEDGER": ledger,
-    }
-    env.update({f"SERGEANT_GROUPS_{name.upper()}": str(value) for name, value in settings.items()})
-    return env
+    return settings_environment("SERGEANT_GROUPS", connector, ledger, **settings)
 
 
 def read_runs(path: str) -> list[tuple[str, str, int, float]]:
