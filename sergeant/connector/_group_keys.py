@@ -1,13 +1,14 @@
 """What the engines that store groups share: the argument check of ``push_grouped``,
-and the limits a connector object holds per queue (``set_group_limits``)."""
+the limits a connector object holds per queue (``set_group_limits``), and the walk
+of a queue's ring of members (its groups, and its ungrouped items)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sergeant.connector._records import GroupLimits
 
-__all__ = ["NO_LIMITS", "HeldLimits", "check"]
+__all__ = ["NO_LIMITS", "HeldLimits", "check", "walk_ring"]
 
 #: No bound at all: what a queue's leases obey until ``set_group_limits``.
 NO_LIMITS = GroupLimits()
@@ -40,3 +41,34 @@ def check(items: Sequence[bytes], group_keys: Sequence[str]) -> None:
     for key in group_keys:
         if not isinstance(key, str) or not key:
             raise ValueError(f"group key {key!r} is not a non-empty string; name each group")
+
+
+def walk_ring(
+    position: str | None,
+    count: int,
+    next_member: Callable[[str | None], str | None],
+    take_from: Callable[[str], bool],
+) -> str | None:
+    """Visit the ring from the member after ``position``, taking one item per member
+    per visit (``take_from(member)``: False when it gave none) until ``count`` are
+    taken or a whole round gave none; the last member taken from, or None.
+
+    Args:
+        next_member: the member after a position (None: the first), wrapping; None
+            when the ring is empty.
+    """
+    idle: set[str] = set()  # the members visited since the last take
+    taken = 0
+    last_taken: str | None = None
+    while taken < count:
+        member = next_member(position)
+        if member is None or member in idle:
+            break
+        position = member
+        if not take_from(member):
+            idle.add(member)
+            continue
+        taken += 1
+        last_taken = member
+        idle.clear()
+    return last_taken

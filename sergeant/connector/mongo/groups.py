@@ -141,22 +141,16 @@ class _Ring:
     def walk(self, count: int) -> list[Document]:
         rings = self.database.group_rings
         found = rings.find_one(where(_id=self.queue))
-        position: str | None = None if found is None else str(found["last"])
-        idle: set[str] = set()  # the members visited since the last take
+        position = None if found is None else str(found["last"])
         claimed: list[Document] = []
-        last_taken: str | None = None
-        while len(claimed) < count:
-            member = self._next(position)
-            if member is None or member in idle:
-                break
-            position = member
+
+        def take_from(member: str) -> bool:
             document = self._visit(member)
-            if document is None:
-                idle.add(member)
-                continue
-            claimed.append(document)
-            last_taken = member
-            idle.clear()
+            if document is not None:
+                claimed.append(document)
+            return document is not None
+
+        last_taken = _group_keys.walk_ring(position, count, self._next, take_from)
         if last_taken is not None:
             rings.update_one(where(_id=self.queue), {"$set": {"last": last_taken}}, upsert=True)
         return claimed

@@ -120,24 +120,17 @@ class _Ring:
             conn.execute(SWEEP_STARTS, (queue, self.since))
         rows = conn.execute(GET_RING, (queue,)).fetchall()
         position: str | None = rows[0][0] if rows else None
-        idle: set[str] = set()  # the members visited since the last take
-        taken = 0
-        last_taken: str | None = None
-        while taken < count:
-            member = self._next(position)
-            if member is None or member in idle:
-                break
-            position = member
+
+        def take_from(member: str) -> bool:
             head = self._head(member)
             if head is None:
-                idle.add(member)
-                continue
+                return False
             take(head)
             if member != _UNGROUPED and self.rated:
                 conn.execute(ADD_START, (queue, member, self.now))
-            taken += 1
-            last_taken = member
-            idle.clear()
+            return True
+
+        last_taken = _group_keys.walk_ring(position, count, self._next, take_from)
         if last_taken is not None:
             conn.execute(SET_RING, (queue, last_taken))
 
