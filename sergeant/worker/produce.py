@@ -90,6 +90,7 @@ class Producing:
         trace_id: str | None = None,
         unique_keys: typing.Sequence[str | None] | None = None,
         group_keys: typing.Sequence[str | None] | str | None = None,
+        group_key: typing.Sequence[str | None] | str | None = None,
     ) -> list[str]:
         """Push many tasks in one batch; returns their ids in order (see ``push_task``).
 
@@ -98,12 +99,20 @@ class Producing:
         ``unique_key``; each returned id is then that of the task holding the key.
         A later task with the key of an earlier one in the same call is not stored
         and gets the earlier one's id. ``group_keys`` gives one group key (or None)
-        per task, as ``push_task``'s ``group_key``, or one str for all of them.
+        per task, as ``push_task``'s ``group_key``, or one str for all of them;
+        ``group_key`` is the same argument under ``push_task``'s name.
 
         Raises:
             ValueError: ``unique_keys`` or ``group_keys`` is not as long as
-                ``kwargs_list`` or holds an empty key, or both are given.
+                ``kwargs_list`` or holds an empty key, or both are given, or both
+                ``group_key`` and ``group_keys`` are.
         """
+        if group_key is not None:
+            if group_keys is not None:
+                raise ValueError(
+                    "push_tasks: give group_keys or group_key (the same argument), not both"
+                )
+            group_keys = group_key
         if isinstance(kwargs_list, (dict, str, bytes)):
             raise TypeError(
                 f"push_tasks(kwargs_list) is a {type(kwargs_list).__name__}, not a list; pass "

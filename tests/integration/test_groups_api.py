@@ -41,6 +41,19 @@ def test_grouped_tasks_run_round_robin_within_the_bound(memory_name: str) -> Non
     worker.close()
 
 
+def test_push_tasks_takes_the_issue_name_group_key_too(memory_name: str) -> None:
+    """``push_tasks(group_key=...)``: one key for all, or a list, as ``group_keys``."""
+    worker = make_worker(memory_name)
+    worker.push_tasks([{"g": "a"}] * 3, group_key="a")
+    worker.push_tasks([{"g": "b"}, {"g": "-"}], group_key=["b", None])
+    counts = {g.group: g.ready for g in worker.broker.group_counts("grouped")}
+    assert counts == {"a": 3, "b": 1}
+    assert worker.number_of_enqueued_tasks() == 5
+    with pytest.raises(ValueError, match="not both"):
+        worker.push_tasks([{}], group_key="a", group_keys="a")
+    worker.close()
+
+
 def test_group_keys_are_checked(memory_name: str) -> None:
     worker = make_worker(memory_name)
     with pytest.raises(ValueError, match="both a unique key and a group key"):
