@@ -83,12 +83,11 @@ class Admission:
         return tasks
 
     def _decode_popped_plain(self, queue: str, payloads: list[bytes]) -> list[Task]:
-        decode = self.encoder.decode
         try:  # the usual case: every payload decodes
-            return [decode(payload) for payload in payloads]
+            return self.encoder.decode_many(payloads)
         except DecodeError:
             pass
-        tasks = []
+        decode, tasks = self.encoder.decode, []
         for payload in payloads:
             try:
                 tasks.append(decode(payload))
@@ -111,9 +110,8 @@ class Admission:
     def _admit_decoded(
         self, queue: str, deliveries: list[Delivery], max_deliveries: int
     ) -> LeasedBatch:
-        decode = self.encoder.decode
         try:  # the usual case: every payload decodes
-            tasks = [decode(delivery.payload) for delivery in deliveries]
+            tasks = self.encoder.decode_many([delivery.payload for delivery in deliveries])
         except DecodeError:
             return self._admit_one_by_one(queue, deliveries, max_deliveries)
         bound, over = max_deliveries or sys.maxsize, False

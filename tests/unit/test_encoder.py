@@ -100,3 +100,25 @@ def test_bytes_survive_msgpack_and_pickle() -> None:
         encoder = Encoder(serializer)
         task = Task(kwargs={"blob": b"\x00\xff"})
         assert encoder.decode(encoder.encode(task)).kwargs == {"blob": b"\x00\xff"}
+
+
+@pytest.mark.parametrize(("serializer", "compressor"), CODECS)
+@settings(max_examples=25, deadline=None)
+@given(batch=st.lists(tasks | st.binary(max_size=60), max_size=6))
+def test_decode_many_is_decode_of_each(
+    serializer: str, compressor: str | None, batch: list[Task | bytes]
+) -> None:
+    """A batch decodes as decoding each payload would: the same tasks (steps and all),
+    or the DecodeError of the first bad payload."""
+    encoder = Encoder(serializer, compressor)
+    payloads = [item if isinstance(item, bytes) else encoder.encode(item) for item in batch]
+    expected: list[Task] | type[DecodeError]
+    try:
+        expected = [encoder.decode(payload) for payload in payloads]
+    except DecodeError:
+        expected = DecodeError
+    if expected is DecodeError:
+        with pytest.raises(DecodeError):
+            encoder.decode_many(payloads)
+    else:
+        assert encoder.decode_many(payloads) == expected

@@ -85,8 +85,19 @@ def split_entry(entry: bytes) -> tuple[str, bytes]:
 
 def leased(entries: list[bytes], token: int, node: int) -> list[Delivery]:
     """The deliveries of one leased batch: slot ``k`` (1-based) is ``entries[k - 1]``."""
+    fresh = _FRESH  # deliveries_of, inlined: it runs once per task
     return [
-        _new_delivery(Delivery, (e[HEADER:], e[1:21].decode(), token, deliveries_of(e), node, slot))
+        _new_delivery(
+            Delivery,
+            (
+                e[HEADER:],
+                e[1:21].decode(),
+                token,
+                1 if e[21:HEADER] == fresh else int(e[21:HEADER]) + 1,
+                node,
+                slot,
+            ),
+        )
         for slot, e in enumerate(entries, 1)
     ]
 

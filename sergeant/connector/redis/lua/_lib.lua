@@ -33,10 +33,26 @@ local function is_high(entry)
   return byte(entry, 1) == 72 -- 'H'
 end
 
--- Whether any entry of the queue holds a unique key: one EXISTS per script call, so
--- a queue without unique entries pays nothing per entry.
+-- Whether any entry of the queue holds a unique key (has_unique) or a group
+-- (has_groups): at most one EXISTS per script call for both when the queue has
+-- neither (the usual case), so such a queue pays nothing per entry.
 local unique_known, unique_any = false, false
+local groups_known, groups_any = false, false
+local probed = false
+local function probe_features()
+  if probed then
+    return
+  end
+  probed = true
+  local found = redis.call('EXISTS', UNIQUE_ITEMS, GROUP_ITEMS)
+  if found ~= 1 then -- both or neither; with one, its own EXISTS tells which
+    unique_known, unique_any, groups_known, groups_any = true, found == 2, true, found == 2
+  end
+end
 local function has_unique()
+  if not unique_known then
+    probe_features()
+  end
   if not unique_known then
     unique_known, unique_any = true, redis.call('EXISTS', UNIQUE_ITEMS) == 1
   end
@@ -60,15 +76,32 @@ end
 
 -- Groups (push_grouped): GROUP_ITEMS maps the id of every grouped entry that lives
 -- (ready, delayed, leased, dead) to its group; a ready grouped entry is in its
--- group's list of its priority, never in HIGH/NORMAL. One EXISTS per script call
--- (has_groups) is all a queue without grouped entries pays.
-local groups_known, groups_any = false, false
+-- group's list of its priority, never in HIGH/NORMAL (see has_unique for the cost).
 local function has_groups()
+  if not groups_known then
+    probe_features()
+  end
   if not groups_known then
     groups_known, groups_any = true, redis.call('EXISTS', GROUP_ITEMS) == 1
   end
   return groups_any
 end
+
+-- Whether the queue is plain: no HIGH entry ready, nothing delayed, no unique key,
+-- no group. One EXISTS over those keys answers all five, so a lease from a plain
+-- queue (the usual case) pays one check, not one per feature (has_unique and
+-- has_groups then need no call of their own).
+local function plain_queue()
+  local none = redis.call('EXISTS', HIGH, DELAYED_HIGH, DELAYED_NORMAL, UNIQUE_ITEMS, GROUP_ITEMS) == 0
+  if none then
+    unique_known, unique_any, groups_known, groups_any = true, false, true, false
+  end
+  return none
+end
+
+-- When a number, settle adds its change of LEASED_COUNT here instead of writing it:
+-- a script that settles and leases writes the count once (see lease.lua).
+local count_delta = nil
 
 local GROUP_BASE = sub(GROUP_RING, 1, #GROUP_RING - 4) -- '...:group:'
 
@@ -394,8 +427,12 @@ local function settle(token, ranges, want_entries)
   local entries = {}
   if want_entries or has_unique() or has_groups() then
     local all = cmsgpack.unpack(redis.call('HGET', LEASES, token))
-    for k, s in ipairs(held) do
-      entries[k] = all[s]
+    if #held == #all then
+      entries = all -- the whole batch, in slot order
+    else
+      for k, s in ipairs(held) do
+        entries[k] = all[s]
+      end
     end
   end
   if #held == live then
@@ -412,7 +449,11 @@ local function settle(token, ranges, want_entries)
     end
     redis.call('HSET', LEASES, token .. ':f', concat(out), token .. ':n', live - #held)
   end
-  redis.call('DECRBY', LEASED_COUNT, #held)
+  if count_delta then
+    count_delta = count_delta - #held
+  else
+    redis.call('DECRBY', LEASED_COUNT, #held)
+  end
   if has_groups() then
     group_unlease(entries, not want_entries)
   end

@@ -26,38 +26,52 @@
 -- the header). When nothing is ready the wake tokens are stale (every earlier push
 -- has been consumed) and are deleted. When the queue has ready grouped entries they
 -- are taken round-robin over the ring (ring_take in _lib.lua), within the limits.
+-- A plain queue (plain_queue: nothing HIGH, delayed, unique or grouped) is served by
+-- one LPOP, and LEASED_COUNT is written once for the acknowledgements and the lease.
 local token = ARGV[5]
 -- '#seq' mirrors the lease counter as of the last reservation (reserve_tokens.lua).
 local first = redis.call('HMGET', LEASES, token, token .. ':a', '#seq')
 if tonumber(token) > tonumber(first[3] or 0) then
   return {-2, 0} -- before any acknowledgement: theirs may be as unknown as this token
 end
+local plain = plain_queue()
+count_delta = 0 -- written once, below
 local acked = settle_args(6, false)
 if first[1] then
+  if count_delta ~= 0 then
+    redis.call('INCRBY', LEASED_COUNT, count_delta)
+  end
   return {-1, acked + tonumber(first[2] or 0), tonumber(token), cmsgpack.unpack(first[1])}
 end
 local count = tonumber(ARGV[4])
 local now = now_text()
-promote(now, math.max(count, 1000))
 local entries
-if has_groups() and redis.call('EXISTS', GROUP_RING) == 1 then
-  entries = ring_take(count, parse_limits(ARGV[3]), tonumber(now))
+if plain then
+  entries = redis.call('LPOP', NORMAL, count) or {} -- the usual case: one call
 else
-  entries = redis.call('LPOP', HIGH, count) or {}
-  local high = #entries
-  if high == 0 then
-    entries = redis.call('LPOP', NORMAL, count) or {} -- the usual case: no copy
-  elseif high < count then
-    local more = redis.call('LPOP', NORMAL, count - high) or {}
-    for k = 1, #more do
-      entries[high + k] = more[k]
+  promote(now, math.max(count, 1000))
+  if has_groups() and redis.call('EXISTS', GROUP_RING) == 1 then
+    entries = ring_take(count, parse_limits(ARGV[3]), tonumber(now))
+  else
+    entries = redis.call('LPOP', HIGH, count) or {}
+    local high = #entries
+    if high == 0 then
+      entries = redis.call('LPOP', NORMAL, count) or {} -- no copy
+    elseif high < count then
+      local more = redis.call('LPOP', NORMAL, count - high) or {}
+      for k = 1, #more do
+        entries[high + k] = more[k]
+      end
     end
   end
 end
 if #entries == 0 then
+  if count_delta ~= 0 then
+    redis.call('INCRBY', LEASED_COUNT, count_delta)
+  end
   redis.call('DEL', WAKE)
   local wait = -1
-  for _, zset in ipairs({DELAYED_HIGH, DELAYED_NORMAL}) do
+  for _, zset in ipairs(plain and {} or {DELAYED_HIGH, DELAYED_NORMAL}) do
     local head = redis.call('ZRANGE', zset, 0, 0, 'WITHSCORES')
     if head[2] then
       local ms = math.max(1, math.ceil((tonumber(head[2]) - tonumber(now)) * 1000))
@@ -74,5 +88,5 @@ redis.call('HSET', LEASES, token, cmsgpack.pack(entries), token .. ':f', string.
   token .. ':n', #entries, token .. ':o', owner, token .. ':a', acked)
 redis.call('ZADD', LEASED, format('%.6f', tonumber(now) + tonumber(ARGV[1])), token)
 redis.call('ZADD', OWNED, 0, owned_member(owner, token))
-redis.call('INCRBY', LEASED_COUNT, #entries)
+redis.call('INCRBY', LEASED_COUNT, #entries + count_delta)
 return {-1, acked, tonumber(token), entries}
