@@ -11,20 +11,22 @@ The header holds the priority the item was pushed with (``H``/``N``: release and
 reclaim return it there), its id (20 characters, made by the pushing client) and
 the number of its earlier deliveries that ended without an acknowledgement. Entries
 move whole between the structures below, so the hot path never touches a per-item
-key: a push is one RPUSH, a lease one LPOP plus one record per batch. ::
+key: a push is one RPUSH, a lease one move of the list's head to the batch's list
+plus one record per batch. ::
 
     sergeant:{emails}:ready:high      list    ready HIGH entries, head handed out first
     sergeant:{emails}:ready:normal    list    ready NORMAL entries, head handed out first
     sergeant:{emails}:delayed:high    zset    entry -> eta (Unix seconds, server clock), HIGH
     sergeant:{emails}:delayed:normal  zset    entry -> eta, NORMAL
     sergeant:{emails}:leases          hash    per leased batch (fencing token T):
-                                              'T' -> msgpack array of its entries,
                                               'T:f' -> one '1'/'0' per entry (still held?),
                                               'T:n' -> how many are still held,
                                               'T:o' -> the owner (worker process) of T,
                                               'T:a' -> acknowledgements its call made;
                                               '#seq' -> the lease counter as of the last
                                               reservation (a token above it is unknown)
+    sergeant:{emails}:batch:T         list    leased batch T's entries, in slot order (slot
+                                              k is element k - 1), deleted with its record
     sergeant:{emails}:leased          zset    token -> lease deadline (Unix s, server clock)
     sergeant:{emails}:leased:count    string  items under lease, all batches together
     sergeant:{emails}:leases:seq      string  last fencing token reserved (clients take
@@ -76,6 +78,7 @@ import zlib
 
 __all__ = [
     "QueueKeys",
+    "batch_list",
     "flow_node",
     "group_list",
     "key",
@@ -142,6 +145,11 @@ def queue_keys(queue: str) -> QueueKeys:
 def group_list(k: QueueKeys, group: str, high: bool) -> str:
     """The list of a group's ready entries of one priority, under the queue's hash tag."""
     return k.group_ring[: -len("ring")] + ("H:" if high else "N:") + group
+
+
+def batch_list(k: QueueKeys, token: int) -> str:
+    """The list of leased batch ``token``'s entries, under the queue's hash tag."""
+    return f"{k.leases[: -len('leases')]}batch:{token}"
 
 
 def flow_node(queue: str, flow_id: str, node: int) -> str:

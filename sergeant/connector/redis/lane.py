@@ -31,27 +31,28 @@ import typing
 import hiredis
 import redis
 
-__all__ = ["Lane"]
+__all__ = ["Arg", "Lane"]
+
+#: What redis-py accepts as a command's argument.
+Arg = bytes | str | int | float
 
 _READ_SIZE = 65536
 _NOT_ENOUGH_DATA = object()
 
 
-def bulk(arg: bytes | str | int | float) -> bytes:
+def bulk(arg: Arg) -> bytes:
     """One argument in the Redis protocol (RESP bulk string), encoded as redis-py does."""
     if not isinstance(arg, bytes):
         arg = (repr(arg) if isinstance(arg, float) else str(arg)).encode()
     return b"$%d\r\n%s\r\n" % (len(arg), arg)
 
 
-def command(*args: bytes | str | int | float) -> bytes:
+def command(*args: Arg) -> bytes:
     """One whole command in the Redis protocol."""
     return b"*%d\r\n%s" % (len(args), b"".join(map(bulk, args)))
 
 
-def with_head(
-    head: bytes, head_args: int, args: typing.Sequence[bytes | str | int | float]
-) -> bytes:
+def with_head(head: bytes, head_args: int, args: typing.Sequence[Arg]) -> bytes:
     """One command whose first ``head_args`` arguments were packed ahead into ``head``
     (with :func:`bulk`), followed by ``args``."""
     return b"*%d\r\n%s%s" % (head_args + len(args), head, b"".join(map(bulk, args)))
@@ -208,15 +209,24 @@ class Lane:
         Raises:
             redis.exceptions.RedisError: the request could not be sent.
         """
+        return self.start_all(packed, 1)[0]
+
+    def start_all(self, packed: bytes, replies: int) -> list[Pending]:
+        """Send packed commands now, in one write; each of their ``replies`` is read
+        by its ``Pending.result()``, in order.
+
+        Raises:
+            redis.exceptions.RedisError: the requests could not be sent.
+        """
         with self._lock:
             try:
                 self._wire.send(packed)
             except BaseException:
                 self._drop(self._in_flight)
                 raise
-            pending = Pending(self)
-            self._in_flight.append(pending)
-            return pending
+            pendings = [Pending(self) for _ in range(replies)]
+            self._in_flight.extend(pendings)
+            return pendings
 
     def _read_through(self, wanted: Pending) -> None:
         """Read the replies in flight up to ``wanted``'s (call without the lock)."""

@@ -33,15 +33,17 @@ import redis.cluster
 import redis.commands.core
 import redis.exceptions
 
+from sergeant.connector.redis import lease_script
 from sergeant.connector.redis.keys import QueueKeys
-from sergeant.connector.redis.lane import Lane, bulk, with_head
+from sergeant.connector.redis.lane import Arg, Lane, bulk, with_head
+from sergeant.connector.redis.lease_script import LeaseRequest
 
 __all__ = [
     "ALLOW_OOM",
     "RECLAIM_BATCH",
     "TOKEN_BLOCK",
     "WAKE_TOKENS",
-    "LeaseRequest",
+    "Arg",
     "Scripts",
     "shebang_refused",
     "without_shebang",
@@ -53,27 +55,6 @@ WAKE_TOKENS = 16
 RECLAIM_BATCH = 1000
 #: Fencing tokens a client reserves at once (one INCRBY per this many leasing calls).
 TOKEN_BLOCK = 4096
-
-
-#: ``lease.lua``'s leading arguments one worker repeats: lease_seconds, owner, limits.
-LEASE_FIXED_ARGS = 3
-
-
-class LeaseRequest(typing.NamedTuple):
-    """The arguments of one ``lease.lua`` call (see its header)."""
-
-    most: int
-    lease_seconds: float
-    owner: str
-    token: int
-    acks: typing.Sequence[Arg] = ()
-    limits: str = ""  # the queue's group limits, encoded (see ``group_scripts``)
-
-    def args(self) -> tuple[Arg, ...]:
-        """ARGV, in the script's order: the first :data:`LEASE_FIXED_ARGS` are the same
-        from call to call of one worker (packed once, see ``_Script._packed``)."""
-        fixed = (repr(float(self.lease_seconds)), self.owner, self.limits)
-        return (*fixed, self.most, self.token, *self.acks)
 
 
 _QUEUE_SCRIPTS = (
@@ -140,9 +121,6 @@ SOURCES: dict[str, str] = {
 #: Most packed EVALSHA heads (command, sha, keys) a script keeps, one per queue.
 _HEADS_KEPT = 256
 
-#: What redis-py accepts as a script argument.
-Arg = bytes | str | int | float
-
 
 class _Script:
     """One script on one client: a bare EVALSHA on a single server, else redis-py's."""
@@ -167,13 +145,17 @@ class _Script:
         if self._execute is not None:
             try:
                 if self._lane is not None:
-                    replies = self._lane.try_send(self._packed(keys, args, fixed))
+                    replies = self._lane.try_send(self.packed(keys, args, fixed))
                     if replies is not None:
                         return replies[0]
                 return self._execute("EVALSHA", self.registered.sha, len(keys), *keys, *args)
             except redis.exceptions.NoScriptError:
                 pass  # the registered script loads it and runs it
         return self._load_and_run(keys, args)
+
+    def lane_of_server(self) -> Lane | None:
+        """The lane, when this script runs on a single server by bare EVALSHA."""
+        return self._lane if self._execute is not None else None
 
     def _load_and_run(self, keys: typing.Sequence[str], args: typing.Sequence[Arg]) -> typing.Any:
         """Run through redis-py's object, which loads the script when the server lacks
@@ -189,7 +171,7 @@ class _Script:
         self._heads.clear()  # they carry the old sha
         return self.registered(keys, args)
 
-    def _packed(
+    def packed(
         self, keys: typing.Sequence[str], args: typing.Sequence[Arg], fixed: int = 0
     ) -> bytes:
         """The EVALSHA command; its head (sha, keys and the first ``fixed`` arguments,
@@ -215,7 +197,7 @@ class _Script:
         if self._lane is None:
             reply = self(keys, args)
             return lambda: reply
-        pending = self._lane.start(self._packed(keys, args, fixed))
+        pending = self._lane.start(self.packed(keys, args, fixed))
 
         def finish() -> typing.Any:
             try:
@@ -295,10 +277,10 @@ class Scripts:
 
         Returns ``[-1, acknowledged, token, [entry, ...]]``, ``[-2, acknowledged]``
         when the server no longer knows the token's block, or ``[wait_ms,
-        acknowledged]`` with nothing to hand out (see ``lua/lease.lua``).
+        acknowledged]`` with nothing to hand out (see ``lua/lease.lua`` and
+        :mod:`~sergeant.connector.redis.lease_script`).
         """
-        result: list[typing.Any] = self._lease(k, request.args(), LEASE_FIXED_ARGS)
-        return result
+        return lease_script.lease(self._lease, k, request)
 
     def start_pop(self, k: QueueKeys, count: int) -> typing.Callable[[], list[bytes]]:
         """:meth:`pop`, sent now; the function returned reads its reply."""
@@ -308,7 +290,7 @@ class Scripts:
         self, k: QueueKeys, request: LeaseRequest
     ) -> typing.Callable[[], list[typing.Any]]:
         """:meth:`lease`, sent now; the function returned reads its reply."""
-        return self._lease.start(k, request.args(), LEASE_FIXED_ARGS)
+        return lease_script.start_lease(self._lease, k, request)
 
     def reserve_tokens(self, k: QueueKeys, count: int = TOKEN_BLOCK) -> int:
         """Reserve ``count`` fencing tokens of ``k``; returns the last of them."""

@@ -27,7 +27,8 @@ import threading
 import typing
 
 from sergeant.connector.redis.keys import QueueKeys
-from sergeant.connector.redis.scripts import TOKEN_BLOCK, Arg, LeaseRequest
+from sergeant.connector.redis.lease_script import LeaseRequest
+from sergeant.connector.redis.scripts import TOKEN_BLOCK, Arg
 
 if typing.TYPE_CHECKING:
     from sergeant.connector.redis.nodes import Node

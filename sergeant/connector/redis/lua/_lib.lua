@@ -103,6 +103,25 @@ end
 -- a script that settles and leases writes the count once (see lease.lua).
 local count_delta = nil
 
+-- The entries of leased batch T are the list '<queue>:batch:T' (same hash tag).
+local BATCH_BASE = sub(LEASES, 1, #LEASES - 6) .. 'batch:' -- LEASES ends in 'leases'
+local function batch_key(token)
+  return BATCH_BASE .. token
+end
+
+-- The entries of batch `token`, in slot order (a batch recorded by a version that
+-- packed them into LEASES field T is read from there).
+local function batch_entries(token)
+  local all = redis.call('LRANGE', batch_key(token), 0, -1)
+  if #all == 0 then
+    local packed = redis.call('HGET', LEASES, token)
+    if packed then
+      all = cmsgpack.unpack(packed)
+    end
+  end
+  return all
+end
+
 local GROUP_BASE = sub(GROUP_RING, 1, #GROUP_RING - 4) -- '...:group:'
 
 local function group_list(g, high)
@@ -426,7 +445,7 @@ local function settle(token, ranges, want_entries)
   end
   local entries = {}
   if want_entries or has_unique() or has_groups() then
-    local all = cmsgpack.unpack(redis.call('HGET', LEASES, token))
+    local all = batch_entries(token)
     if #held == #all then
       entries = all -- the whole batch, in slot order
     else
@@ -437,6 +456,7 @@ local function settle(token, ranges, want_entries)
   end
   if #held == live then
     redis.call('HDEL', LEASES, token, token .. ':f', token .. ':n', token .. ':o', token .. ':a')
+    redis.call('DEL', batch_key(token))
     redis.call('ZREM', LEASED, token)
     if owner then
       redis.call('ZREM', OWNED, owned_member(owner, token))

@@ -1,53 +1,70 @@
 #!lua flags=allow-oom
--- lease.lua: acknowledge settled leases, then hand out up to ARGV[3] ready entries
+-- lease.lua: acknowledge settled leases, then hand out up to ARGV[5] ready entries
 -- under one new lease whose fencing token the client chose.
 --
 -- KEYS: the queue's keys (see _lib.lua)
 -- ARGV[1] lease_seconds
 -- ARGV[2] owner: the leasing worker process (extend_owned / release_owned find it)
 -- ARGV[3] group limits: '' or 'concurrency,rate_tasks,rate_seconds' (see ring_take)
--- ARGV[4] count: the most entries to hand out
--- ARGV[5] token: a value from the client's block of the never-reset lease counter
--- ARGV[6..] pairs (token, slots as 'a-b,c,...') to acknowledge first (may be none)
+-- ARGV[4] reply form: '1' the entries in the reply; '0' only their number (the client
+--         reads them with the LRANGE of the batch's list it sends right behind)
+-- ARGV[5] count: the most entries to hand out
+-- ARGV[6] token: a value from the client's block of the never-reset lease counter
+-- ARGV[7..] pairs (token, slots as 'a-b,c,...') to acknowledge first (may be none)
 --
--- Returns: {-1, acknowledged, token, {entry1, entry2, ...}} when entries were handed
--- out; {-2, 0} when the token is above the lease counter ('#seq' in LEASES) (the server lost its data:
--- the client reserves a new block and calls again; nothing was done); otherwise {wait_ms, acknowledged}:
--- wait_ms is -1 when nothing is delayed, else the milliseconds (at least 1) until the
--- earliest delayed entry is due.
+-- Returns: {-1, acknowledged, token, {entry1, entry2, ...} or their number} when
+-- entries were handed out; {-2, 0} when the token is above the lease counter ('#seq'
+-- in LEASES) (the server lost its data: the client reserves a new block and calls
+-- again; nothing was done); otherwise {wait_ms, acknowledged}: wait_ms is -1 when
+-- nothing is delayed, else the milliseconds (at least 1) until the earliest delayed
+-- entry is due.
 -- Invariants: same order and promotion as pop.lua. All entries of one call form one
--- batch under the token, recorded once, not per entry: the entries (msgpack), one
--- held-flag per entry, the held count, the owner, the acknowledged count, the
--- deadline (server TIME + lease_seconds) in LEASED and the owner's member in OWNED.
--- A call repeated with the same token (its reply was lost: a timeout, a dropped
--- connection) hands out the same batch again and reports the same acknowledgements,
--- so a retry neither strands a batch nor reads as rejected acknowledgements. A
--- delivery's count is the entry's earlier deliveries + 1 (the client reads it from
--- the header). When nothing is ready the wake tokens are stale (every earlier push
--- has been consumed) and are deleted. When the queue has ready grouped entries they
--- are taken round-robin over the ring (ring_take in _lib.lua), within the limits.
--- A plain queue (plain_queue: nothing HIGH, delayed, unique or grouped) is served by
--- one LPOP, and LEASED_COUNT is written once for the acknowledgements and the lease.
-local token = ARGV[5]
+-- batch under the token, recorded once, not per entry: the entries (the batch's list,
+-- batch_key), one held-flag per entry, the held count, the owner, the acknowledged
+-- count, the deadline (server TIME + lease_seconds) in LEASED and the owner's member
+-- in OWNED. A plain queue (plain_queue: nothing HIGH, delayed, unique or grouped)
+-- moves its entries from NORMAL to the batch's list by SORT BY nosort ... STORE and
+-- LTRIM, inside Redis: the script never holds them (what it costs per entry is what
+-- moving the bytes costs), and LEASED_COUNT is written once for the acknowledgements
+-- and the lease. A call repeated with the same token (its reply was lost: a timeout,
+-- a dropped connection) hands out the same batch again and reports the same
+-- acknowledgements, so a retry neither strands a batch nor reads as rejected
+-- acknowledgements. A delivery's count is the entry's earlier deliveries + 1 (the
+-- client reads it from the header). When nothing is ready the wake tokens are stale
+-- (every earlier push has been consumed) and are deleted. When the queue has ready
+-- grouped entries they are taken round-robin over the ring (ring_take in _lib.lua),
+-- within the limits.
+local token = ARGV[6]
+local inline = ARGV[4] == '1'
 -- '#seq' mirrors the lease counter as of the last reservation (reserve_tokens.lua).
-local first = redis.call('HMGET', LEASES, token, token .. ':a', '#seq')
+local first = redis.call('HMGET', LEASES, token .. ':f', token .. ':a', '#seq')
 if tonumber(token) > tonumber(first[3] or 0) then
   return {-2, 0} -- before any acknowledgement: theirs may be as unknown as this token
 end
 local plain = plain_queue()
 count_delta = 0 -- written once, below
-local acked = settle_args(6, false)
+local acked = settle_args(7, false)
 if first[1] then
   if count_delta ~= 0 then
     redis.call('INCRBY', LEASED_COUNT, count_delta)
   end
-  return {-1, acked + tonumber(first[2] or 0), tonumber(token), cmsgpack.unpack(first[1])}
+  local again = inline and batch_entries(token) or #first[1]
+  return {-1, acked + tonumber(first[2] or 0), tonumber(token), again}
 end
-local count = tonumber(ARGV[4])
+local count = tonumber(ARGV[5])
 local now = now_text()
-local entries
-if plain then
-  entries = redis.call('LPOP', NORMAL, count) or {} -- the usual case: one call
+local batch = batch_key(token)
+local entries, stored
+if plain then -- the usual case: NORMAL's head moves to the batch inside Redis
+  local moved = redis.pcall('SORT', NORMAL, 'BY', 'nosort', 'LIMIT', 0, count, 'STORE', batch)
+  if type(moved) == 'number' then
+    stored = moved
+    if stored > 0 then
+      redis.call('LTRIM', NORMAL, stored, -1)
+    end
+  else -- SORT refused (an ACL without @dangerous): through the script
+    entries = redis.call('LPOP', NORMAL, count) or {}
+  end
 else
   promote(now, math.max(count, 1000))
   if has_groups() and redis.call('EXISTS', GROUP_RING) == 1 then
@@ -65,7 +82,13 @@ else
     end
   end
 end
-if #entries == 0 then
+if entries then
+  stored = #entries
+  for i = 1, stored, CHUNK do
+    redis.call('RPUSH', batch, unpack(entries, i, math.min(i + CHUNK - 1, stored)))
+  end
+end
+if stored == 0 then
   if count_delta ~= 0 then
     redis.call('INCRBY', LEASED_COUNT, count_delta)
   end
@@ -84,9 +107,12 @@ if #entries == 0 then
 end
 
 local owner = ARGV[2]
-redis.call('HSET', LEASES, token, cmsgpack.pack(entries), token .. ':f', string.rep('1', #entries),
-  token .. ':n', #entries, token .. ':o', owner, token .. ':a', acked)
+redis.call('HSET', LEASES, token .. ':f', string.rep('1', stored), token .. ':n', stored,
+  token .. ':o', owner, token .. ':a', acked)
 redis.call('ZADD', LEASED, format('%.6f', tonumber(now) + tonumber(ARGV[1])), token)
 redis.call('ZADD', OWNED, 0, owned_member(owner, token))
-redis.call('INCRBY', LEASED_COUNT, #entries + count_delta)
-return {-1, acked, tonumber(token), entries}
+redis.call('INCRBY', LEASED_COUNT, stored + count_delta)
+if inline then
+  return {-1, acked, tonumber(token), entries or redis.call('LRANGE', batch, 0, -1)}
+end
+return {-1, acked, tonumber(token), stored}
