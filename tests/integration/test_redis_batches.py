@@ -1,0 +1,119 @@
+"""A leased batch's entries live in the batch's own list (``keys.batch_list``), moved
+there inside Redis; the batch is read back beside the script, and every way a batch
+ends (acknowledged, released, reclaimed) deletes the list with the record."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import msgpack
+import pytest
+import redis
+
+from sergeant.connector.redis import Connector, keys
+
+Node = dict[str, object]
+OWNER = "batch-test"
+
+
+@pytest.fixture
+def raw(redis_node: Node) -> Iterator[redis.Redis]:
+    client = redis.Redis(host=str(redis_node["host"]), port=int(str(redis_node["port"])))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def worker(redis_node: Node) -> Iterator[Connector]:
+    conn = Connector([redis_node])
+    yield conn
+    conn.close()
+
+
+def _batch_lists(raw: redis.Redis, queue: str) -> list[bytes]:
+    return sorted(raw.scan_iter(match=f"sergeant:{{{queue}}}:batch:*"))
+
+
+def test_a_batch_lives_in_its_own_list_until_it_is_acknowledged(
+    worker: Connector, raw: redis.Redis, queue: str
+) -> None:
+    worker.push_many(queue, [b"a", b"b", b"c"])
+    leased = worker.lease_many(queue, 3, OWNER, 30.0)
+    assert [d.payload for d in leased] == [b"a", b"b", b"c"]
+    k = keys.queue_keys(queue)
+    batch = keys.batch_list(k, leased[0].token)
+    assert raw.llen(batch) == 3
+    assert raw.hget(k.leases, str(leased[0].token)) is None  # no packed copy
+    assert worker.ack_many(queue, leased[:1]) == 1
+    assert raw.llen(batch) == 3  # a partial acknowledgement leaves the batch as it is
+    assert worker.ack_many(queue, leased[1:]) == 2
+    assert _batch_lists(raw, queue) == []
+    assert worker.leased_count(queue) == 0
+
+
+def test_released_and_reclaimed_batches_go_back_whole_and_leave_no_list(
+    worker: Connector, raw: redis.Redis, queue: str
+) -> None:
+    worker.push_many(queue, [b"a", b"b", b"c", b"d"])
+    first = worker.lease_many(queue, 2, OWNER, 30.0)
+    assert worker.release_many(queue, first[1:]) == 1
+    assert worker.ack_many(queue, first[:1]) == 1
+    short = worker.lease_many(queue, 3, OWNER, 0.05)
+    assert [d.payload for d in short] == [b"b", b"c", b"d"]
+    time.sleep(0.2)  # the lease runs out (server clock): a worker that died
+    assert worker.reclaim_expired(queue, 10).requeued == 3
+    again = worker.lease_many(queue, 10, OWNER, 30.0)
+    assert [(d.payload, d.deliveries) for d in again] == [(b"b", 2), (b"c", 2), (b"d", 2)]
+    worker.ack_many(queue, again)
+    assert _batch_lists(raw, queue) == []
+
+
+def test_a_lease_works_for_a_user_that_may_not_sort(
+    redis_node: Node, raw: redis.Redis, queue: str
+) -> None:
+    """SORT is in ACL category @dangerous: where a user may not run it, the script
+    takes the entries through itself instead."""
+    user, password = f"nosort-{uuid.uuid4().hex[:6]}", "secret-pass"
+    raw.acl_setuser(
+        user,
+        enabled=True,
+        passwords=[f"+{password}"],
+        keys=["*"],
+        channels=["*"],
+        commands=["+@all", "-sort"],
+    )
+    try:
+        limited = Connector([{**redis_node, "username": user, "password": password}])
+        limited.push_many(queue, [b"a", b"b"])
+        leased = limited.lease_many(queue, 5, OWNER, 30.0)
+        assert [d.payload for d in leased] == [b"a", b"b"]
+        assert raw.llen(keys.batch_list(keys.queue_keys(queue), leased[0].token)) == 2
+        assert limited.ack_many(queue, leased) == 2
+        limited.close()
+    finally:
+        raw.acl_deluser(user)
+
+
+def test_a_batch_recorded_by_the_previous_layout_is_reclaimed(
+    worker: Connector, raw: redis.Redis, queue: str
+) -> None:
+    """A batch leased by a worker of the previous version (entries packed into the
+    leases hash) is still requeued when its lease runs out, during an upgrade."""
+    worker.push_many(queue, [b"x"])
+    (fresh,) = worker.lease_many(queue, 1, OWNER, 30.0)
+    k = keys.queue_keys(queue)
+    entry = b"N" + fresh.item_id.encode() + b"0000" + b"old-payload"
+    token = "987654321"
+    packed = msgpack.packb([entry], use_bin_type=False)  # as cmsgpack packed it
+    raw.hset(k.leases, mapping={
+        token: packed, f"{token}:f": "1", f"{token}:n": 1, f"{token}:o": OWNER, f"{token}:a": 0,
+    })  # fmt: skip
+    raw.zadd(k.leased, {token: 1.0})  # long expired
+    raw.incrby(k.leased_count, 1)
+    assert worker.reclaim_expired(queue, 10).requeued == 1
+    (again,) = worker.lease_many(queue, 1, OWNER, 30.0)
+    assert (again.payload, again.deliveries) == (b"old-payload", 2)
+    worker.ack_many(queue, [fresh, again])
+    assert raw.hkeys(k.leases) == [b"#seq"]
