@@ -85,15 +85,16 @@ def split_entry(entry: bytes) -> tuple[str, bytes]:
 
 def leased(entries: list[bytes], token: int, node: int) -> list[Delivery]:
     """The deliveries of one leased batch: slot ``k`` (1-based) is ``entries[k - 1]``."""
-    fresh = _FRESH  # deliveries_of, inlined: it runs once per task
+    # deliveries_of inlined, and globals bound to locals: this runs once per task.
+    fresh, header, new, delivery = _FRESH, HEADER, _new_delivery, Delivery
     return [
-        _new_delivery(
-            Delivery,
+        new(
+            delivery,
             (
-                e[HEADER:],
+                e[header:],
                 e[1:21].decode(),
                 token,
-                1 if e[21:HEADER] == fresh else int(e[21:HEADER]) + 1,
+                1 if e[21:header] == fresh else int(e[21:header]) + 1,
                 node,
                 slot,
             ),
