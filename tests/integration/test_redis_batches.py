@@ -1,6 +1,7 @@
-"""A leased batch's entries live in the batch's own list (``keys.batch_list``), moved
-there inside Redis; the batch is read back beside the script, and every way a batch
-ends (acknowledged, released, reclaimed) deletes the list with the record."""
+"""A large leased batch's entries live in the batch's own list (``keys.batch_list``),
+moved there inside Redis and read back beside the script; a small one's are packed into
+its record. Every way a batch ends (acknowledged, released, reclaimed) deletes them
+with the record."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import pytest
 import redis
 
 from sergeant.connector.redis import Connector, keys
+from sergeant.connector.redis.lease_script import LISTED_FROM
 
 Node = dict[str, object]
 OWNER = "batch-test"
+LARGE = [b"%d" % i for i in range(LISTED_FROM)]
 
 
 @pytest.fixture
@@ -28,6 +31,7 @@ def raw(redis_node: Node) -> Iterator[redis.Redis]:
 @pytest.fixture
 def worker(redis_node: Node) -> Iterator[Connector]:
     conn = Connector([redis_node])
+    conn.lease_many("batch-test-warm-up", 1, OWNER, 1.0)  # loads the script: no NOSCRIPT
     yield conn
     conn.close()
 
@@ -36,38 +40,54 @@ def _batch_lists(raw: redis.Redis, queue: str) -> list[bytes]:
     return sorted(raw.scan_iter(match=f"sergeant:{{{queue}}}:batch:*"))
 
 
-def test_a_batch_lives_in_its_own_list_until_it_is_acknowledged(
+def test_a_large_batch_lives_in_its_own_list_until_it_is_acknowledged(
     worker: Connector, raw: redis.Redis, queue: str
 ) -> None:
-    worker.push_many(queue, [b"a", b"b", b"c"])
-    leased = worker.lease_many(queue, 3, OWNER, 30.0)
-    assert [d.payload for d in leased] == [b"a", b"b", b"c"]
+    worker.push_many(queue, LARGE)
+    leased = worker.lease_many(queue, len(LARGE), OWNER, 30.0)
+    assert [d.payload for d in leased] == LARGE
     k = keys.queue_keys(queue)
     batch = keys.batch_list(k, leased[0].token)
-    assert raw.llen(batch) == 3
+    assert raw.llen(batch) == len(LARGE)
     assert raw.hget(k.leases, str(leased[0].token)) is None  # no packed copy
     assert worker.ack_many(queue, leased[:1]) == 1
-    assert raw.llen(batch) == 3  # a partial acknowledgement leaves the batch as it is
-    assert worker.ack_many(queue, leased[1:]) == 2
+    assert raw.llen(batch) == len(LARGE)  # a partial acknowledgement leaves it as it is
+    assert worker.ack_many(queue, leased[1:]) == len(LARGE) - 1
     assert _batch_lists(raw, queue) == []
+    assert raw.hkeys(k.leases) == [b"#seq"]
     assert worker.leased_count(queue) == 0
 
 
-def test_released_and_reclaimed_batches_go_back_whole_and_leave_no_list(
+def test_a_small_batch_is_packed_into_its_record(
     worker: Connector, raw: redis.Redis, queue: str
 ) -> None:
-    worker.push_many(queue, [b"a", b"b", b"c", b"d"])
+    worker.push_many(queue, [b"a", b"b"])
+    leased = worker.lease_many(queue, 2, OWNER, 30.0)
+    k = keys.queue_keys(queue)
+    assert raw.hget(k.leases, str(leased[0].token)) is not None
+    assert _batch_lists(raw, queue) == []
+    assert worker.ack_many(queue, leased) == 2
+    assert raw.hkeys(k.leases) == [b"#seq"]
+
+
+@pytest.mark.parametrize("size", [4, LISTED_FROM + 4])
+def test_released_and_reclaimed_batches_go_back_whole_and_leave_nothing(
+    worker: Connector, raw: redis.Redis, queue: str, size: int
+) -> None:
+    payloads = [b"%d" % i for i in range(size)]
+    worker.push_many(queue, payloads)
     first = worker.lease_many(queue, 2, OWNER, 30.0)
     assert worker.release_many(queue, first[1:]) == 1
     assert worker.ack_many(queue, first[:1]) == 1
-    short = worker.lease_many(queue, 3, OWNER, 0.05)
-    assert [d.payload for d in short] == [b"b", b"c", b"d"]
+    short = worker.lease_many(queue, size, OWNER, 0.05)
+    assert [d.payload for d in short] == payloads[1:]
     time.sleep(0.2)  # the lease runs out (server clock): a worker that died
-    assert worker.reclaim_expired(queue, 10).requeued == 3
-    again = worker.lease_many(queue, 10, OWNER, 30.0)
-    assert [(d.payload, d.deliveries) for d in again] == [(b"b", 2), (b"c", 2), (b"d", 2)]
+    assert worker.reclaim_expired(queue, 10).requeued == size - 1
+    again = worker.lease_many(queue, size, OWNER, 30.0)
+    assert [(d.payload, d.deliveries) for d in again] == [(p, 2) for p in payloads[1:]]
     worker.ack_many(queue, again)
     assert _batch_lists(raw, queue) == []
+    assert raw.hkeys(keys.queue_keys(queue).leases) == [b"#seq"]
 
 
 def test_a_lease_works_for_a_user_that_may_not_sort(
@@ -86,11 +106,13 @@ def test_a_lease_works_for_a_user_that_may_not_sort(
     )
     try:
         limited = Connector([{**redis_node, "username": user, "password": password}])
-        limited.push_many(queue, [b"a", b"b"])
-        leased = limited.lease_many(queue, 5, OWNER, 30.0)
-        assert [d.payload for d in leased] == [b"a", b"b"]
-        assert raw.llen(keys.batch_list(keys.queue_keys(queue), leased[0].token)) == 2
-        assert limited.ack_many(queue, leased) == 2
+        limited.lease_many("batch-test-warm-up", 1, OWNER, 1.0)
+        limited.push_many(queue, LARGE)
+        leased = limited.lease_many(queue, len(LARGE), OWNER, 30.0)
+        assert [d.payload for d in leased] == LARGE
+        batch = keys.batch_list(keys.queue_keys(queue), leased[0].token)
+        assert raw.llen(batch) == len(LARGE)
+        assert limited.ack_many(queue, leased) == len(LARGE)
         limited.close()
     finally:
         raw.acl_deluser(user)

@@ -1,13 +1,15 @@
 """``lease.lua`` on the wire: its arguments, and its batch read back beside it.
 
-A lease moves its entries into the batch's own list (``keys.batch_list``) inside
-Redis. On a single server's lane the call goes out with an ``LRANGE`` of that list
-behind it, in the same write: the script answers with the number of entries only,
-and the entries come in the LRANGE's reply, written by Redis straight from the list.
-The script then never turns the entries into Lua values and back (about two thirds
-of what a batch of small entries cost Redis). Elsewhere (a cluster, the pool when
-the lane is busy, a reload after NOSCRIPT) the script puts the entries in its own
-reply; both forms hand the caller the same ``[-1, acknowledged, token, entries]``.
+A large lease (at least :data:`LISTED_FROM` entries) on a single server's lane moves
+its entries into the batch's own list (``keys.batch_list``) inside Redis, and goes out
+with an ``LRANGE`` of that list behind it, in the same write: the script answers with
+the number of entries only, and the entries come in the LRANGE's reply, written by
+Redis straight from the list. The script then never turns the entries into Lua
+values and back (about two thirds of what a batch of small entries cost Redis).
+Otherwise (a small lease, a cluster, the pool when the lane is busy, a reload after
+NOSCRIPT) the script packs the entries into the batch's record and puts them in its
+own reply, as one command is cheaper than three for a few entries. Both forms hand
+the caller the same ``[-1, acknowledged, token, entries]``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ import redis.exceptions
 from sergeant.connector.redis import keys
 from sergeant.connector.redis.lane import Arg, Lane, command
 
-__all__ = ["LEASE_FIXED_ARGS", "LeaseRequest", "lease", "start_lease"]
+__all__ = ["LEASE_FIXED_ARGS", "LISTED_FROM", "LeaseRequest", "lease", "start_lease"]
+
+#: Fewest entries a lease asks for to take the large form on a single server's lane
+#: (its own list, read by the LRANGE behind it); a smaller one is cheaper inline.
+LISTED_FROM = 64
 
 #: ``lease.lua``'s leading arguments one worker repeats: lease_seconds, owner, limits
 #: and the reply form.
@@ -57,6 +63,10 @@ class Script(typing.Protocol):
         self, keys: typing.Sequence[str], args: typing.Sequence[Arg], fixed: int = 0
     ) -> typing.Any: ...
 
+    def start(
+        self, keys: typing.Sequence[str], args: typing.Sequence[Arg], fixed: int = 0
+    ) -> typing.Callable[[], typing.Any]: ...
+
 
 def _joined(reply: list[typing.Any], entries: list[bytes]) -> list[typing.Any]:
     """The script's count-only reply with the entries the LRANGE read in its place
@@ -74,7 +84,7 @@ def _with_batch_read(script: Script, k: keys.QueueKeys, request: LeaseRequest) -
 
 def lease(script: Script, k: keys.QueueKeys, request: LeaseRequest) -> list[typing.Any]:
     """Run ``lease.lua`` now; see the module docstring."""
-    lane = script.lane_of_server()
+    lane = script.lane_of_server() if request.most >= LISTED_FROM else None
     if lane is not None:
         try:
             replies = lane.try_send(_with_batch_read(script, k, request), 2)
@@ -90,10 +100,9 @@ def start_lease(
     script: Script, k: keys.QueueKeys, request: LeaseRequest
 ) -> typing.Callable[[], list[typing.Any]]:
     """Send ``lease.lua`` now; the function returned reads its reply (call it once)."""
-    lane = script.lane_of_server()
+    lane = script.lane_of_server() if request.most >= LISTED_FROM else None
     if lane is None:
-        reply = lease(script, k, request)
-        return lambda: reply
+        return script.start(k, request.args(), LEASE_FIXED_ARGS)
     run, batch = lane.start_all(_with_batch_read(script, k, request), 2)
 
     def finish() -> list[typing.Any]:

@@ -103,14 +103,14 @@ end
 -- a script that settles and leases writes the count once (see lease.lua).
 local count_delta = nil
 
--- The entries of leased batch T are the list '<queue>:batch:T' (same hash tag).
+-- The entries of a large leased batch T are the list '<queue>:batch:T' (same hash
+-- tag); those of a small one are packed (msgpack) into LEASES field T (see lease.lua).
 local BATCH_BASE = sub(LEASES, 1, #LEASES - 6) .. 'batch:' -- LEASES ends in 'leases'
 local function batch_key(token)
   return BATCH_BASE .. token
 end
 
--- The entries of batch `token`, in slot order (a batch recorded by a version that
--- packed them into LEASES field T is read from there).
+-- The entries of batch `token`, in slot order.
 local function batch_entries(token)
   local all = redis.call('LRANGE', batch_key(token), 0, -1)
   if #all == 0 then
@@ -413,19 +413,19 @@ local function owned_member(owner, token)
 end
 
 -- The slots among `ranges` that batch `token` still holds: (held slots, flags, live,
--- owner). A batch that no longer exists (acknowledged, or reclaimed after its lease
+-- owner, its packed entries when it is small). A batch that no longer exists (acknowledged, or reclaimed after its lease
 -- expired) holds nothing: that is how a stale owner is fenced off.
 local function held_slots(token, ranges)
-  local rec = redis.call('HMGET', LEASES, token .. ':f', token .. ':n', token .. ':o')
+  local rec = redis.call('HMGET', LEASES, token .. ':f', token .. ':n', token .. ':o', token)
   local flags, live = rec[1], tonumber(rec[2])
   if not flags then
-    return {}, nil, 0, nil
+    return {}, nil, 0, nil, nil
   end
   local n = #flags
   if live == n and ranges == '1-' .. n then -- the whole, untouched batch
     local all = {}
     for s = 1, n do all[s] = s end
-    return all, flags, live, rec[3]
+    return all, flags, live, rec[3], rec[4]
   end
   local held = {}
   for _, s in ipairs(parse_slots(ranges, n)) do
@@ -433,19 +433,19 @@ local function held_slots(token, ranges)
       held[#held + 1] = s
     end
   end
-  return held, flags, live, rec[3]
+  return held, flags, live, rec[3], rec[4]
 end
 
 -- Stop holding `slots` of batch `token`; returns their entries when `want_entries`.
 -- Without `want_entries` it is an acknowledgement: the entries' unique keys are freed.
 local function settle(token, ranges, want_entries)
-  local held, flags, live, owner = held_slots(token, ranges)
+  local held, flags, live, owner, packed = held_slots(token, ranges)
   if #held == 0 then
     return 0, {}
   end
   local entries = {}
   if want_entries or has_unique() or has_groups() then
-    local all = batch_entries(token)
+    local all = packed and cmsgpack.unpack(packed) or redis.call('LRANGE', batch_key(token), 0, -1)
     if #held == #all then
       entries = all -- the whole batch, in slot order
     else
@@ -456,7 +456,9 @@ local function settle(token, ranges, want_entries)
   end
   if #held == live then
     redis.call('HDEL', LEASES, token, token .. ':f', token .. ':n', token .. ':o', token .. ':a')
-    redis.call('DEL', batch_key(token))
+    if not packed then
+      redis.call('DEL', batch_key(token))
+    end
     redis.call('ZREM', LEASED, token)
     if owner then
       redis.call('ZREM', OWNED, owned_member(owner, token))

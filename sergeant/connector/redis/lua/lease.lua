@@ -6,8 +6,10 @@
 -- ARGV[1] lease_seconds
 -- ARGV[2] owner: the leasing worker process (extend_owned / release_owned find it)
 -- ARGV[3] group limits: '' or 'concurrency,rate_tasks,rate_seconds' (see ring_take)
--- ARGV[4] reply form: '1' the entries in the reply; '0' only their number (the client
---         reads them with the LRANGE of the batch's list it sends right behind)
+-- ARGV[4] form: '1' a small batch: its entries packed into its record and in the
+--         reply; '0' a large one: its entries in the batch's own list and only their
+--         number in the reply (the client reads them with the LRANGE of that list it
+--         sends right behind)
 -- ARGV[5] count: the most entries to hand out
 -- ARGV[6] token: a value from the client's block of the never-reset lease counter
 -- ARGV[7..] pairs (token, slots as 'a-b,c,...') to acknowledge first (may be none)
@@ -19,14 +21,14 @@
 -- nothing is delayed, else the milliseconds (at least 1) until the earliest delayed
 -- entry is due.
 -- Invariants: same order and promotion as pop.lua. All entries of one call form one
--- batch under the token, recorded once, not per entry: the entries (the batch's list,
--- batch_key), one held-flag per entry, the held count, the owner, the acknowledged
--- count, the deadline (server TIME + lease_seconds) in LEASED and the owner's member
--- in OWNED. A plain queue (plain_queue: nothing HIGH, delayed, unique or grouped)
--- moves its entries from NORMAL to the batch's list by SORT BY nosort ... STORE and
--- LTRIM, inside Redis: the script never holds them (what it costs per entry is what
--- moving the bytes costs), and LEASED_COUNT is written once for the acknowledgements
--- and the lease. A call repeated with the same token (its reply was lost: a timeout,
+-- batch under the token, recorded once, not per entry: the entries (packed into field
+-- T, or the batch's list, batch_key), one held-flag per entry, the held count, the
+-- owner, the acknowledged count, the deadline (server TIME + lease_seconds) in LEASED
+-- and the owner's member in OWNED. A large batch of a plain queue (plain_queue:
+-- nothing HIGH, delayed, unique or grouped) moves from NORMAL's head to the batch's
+-- list by SORT BY nosort ... STORE and LTRIM, inside Redis: the script never holds its
+-- entries, so what it costs per entry is what moving the bytes costs. LEASED_COUNT is
+-- written once for the acknowledgements and the lease. A call repeated with the same token (its reply was lost: a timeout,
 -- a dropped connection) hands out the same batch again and reports the same
 -- acknowledgements, so a retry neither strands a batch nor reads as rejected
 -- acknowledgements. A delivery's count is the entry's earlier deliveries + 1 (the
@@ -55,7 +57,7 @@ local count = tonumber(ARGV[5])
 local now = now_text()
 local batch = batch_key(token)
 local entries, stored
-if plain then -- the usual case: NORMAL's head moves to the batch inside Redis
+if plain and not inline then -- the usual large batch: moved inside Redis
   local moved = redis.pcall('SORT', NORMAL, 'BY', 'nosort', 'LIMIT', 0, count, 'STORE', batch)
   if type(moved) == 'number' then
     stored = moved
@@ -65,6 +67,8 @@ if plain then -- the usual case: NORMAL's head moves to the batch inside Redis
   else -- SORT refused (an ACL without @dangerous): through the script
     entries = redis.call('LPOP', NORMAL, count) or {}
   end
+elseif plain then
+  entries = redis.call('LPOP', NORMAL, count) or {}
 else
   promote(now, math.max(count, 1000))
   if has_groups() and redis.call('EXISTS', GROUP_RING) == 1 then
@@ -84,8 +88,10 @@ else
 end
 if entries then
   stored = #entries
-  for i = 1, stored, CHUNK do
-    redis.call('RPUSH', batch, unpack(entries, i, math.min(i + CHUNK - 1, stored)))
+  if not inline then
+    for i = 1, stored, CHUNK do
+      redis.call('RPUSH', batch, unpack(entries, i, math.min(i + CHUNK - 1, stored)))
+    end
   end
 end
 if stored == 0 then
@@ -107,12 +113,13 @@ if stored == 0 then
 end
 
 local owner = ARGV[2]
-redis.call('HSET', LEASES, token .. ':f', string.rep('1', stored), token .. ':n', stored,
-  token .. ':o', owner, token .. ':a', acked)
+local record = {token .. ':f', string.rep('1', stored), token .. ':n', stored,
+  token .. ':o', owner, token .. ':a', acked}
+if inline then
+  record[#record + 1], record[#record + 2] = token, cmsgpack.pack(entries)
+end
+redis.call('HSET', LEASES, unpack(record))
 redis.call('ZADD', LEASED, format('%.6f', tonumber(now) + tonumber(ARGV[1])), token)
 redis.call('ZADD', OWNED, 0, owned_member(owner, token))
 redis.call('INCRBY', LEASED_COUNT, stored + count_delta)
-if inline then
-  return {-1, acked, tonumber(token), entries or redis.call('LRANGE', batch, 0, -1)}
-end
-return {-1, acked, tonumber(token), stored}
+return {-1, acked, tonumber(token), inline and entries or stored}
