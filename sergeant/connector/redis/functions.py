@@ -145,7 +145,7 @@ class Library:
         """Load again after "Function not found"; whether calls still go as FCALL."""
         with self._lock:
             if self.active:
-                self._load()
+                self._load(check=False)
         return bool(self.active)
 
     def give_up(self, exc: Exception) -> None:
@@ -154,8 +154,10 @@ class Library:
             if self.active is not False:
                 self._fall_back(f"the server refused FCALL ({exc})")
 
-    def _load(self) -> None:
-        """FUNCTION LOAD on the node, or on every primary of the cluster (with the lock).
+    def _load(self, check: bool = True) -> None:
+        """FUNCTION LOAD on the node, or on every primary of the cluster (with the lock);
+        with ``check``, only where ``FUNCTION LIST`` does not show it (a short reply
+        instead of sending the whole library's text).
 
         Raises:
             redis.exceptions.RedisError: the node could not be reached (undecided).
@@ -164,9 +166,14 @@ class Library:
         targets: list[typing.Any] = [None]
         if isinstance(self._client, redis.cluster.RedisCluster):
             targets = list(client.get_primaries())
+        name = self.source.name
         for target in targets:
             options = {} if target is None else {"target_nodes": target}
             try:
+                if check and client.execute_command(
+                    "FUNCTION LIST", "LIBRARYNAME", name, **options
+                ):
+                    continue  # loaded by an earlier client (the pattern is the exact name)
                 client.execute_command("FUNCTION LOAD", self.source.code, **options)
             except redis.exceptions.ResponseError as exc:
                 if "already exists" in str(exc):
