@@ -13,8 +13,9 @@ as globals; here they are the function's parameters, so the body runs unchanged.
 The library's name carries a hash of its whole text (``sergeant_<12 hex>``), and so
 does each function's (``sergeant_<12 hex>_lease``): two Sergeant versions sharing one
 server load two libraries side by side, and neither replaces the other's. A client
-loads it once per node with ``FUNCTION LOAD`` (never ``REPLACE``); "already exists"
-means another client loaded the same text, which counts as loaded. On a Redis
+loads it once per node with ``FUNCTION LOAD`` (never ``REPLACE``) when ``FUNCTION
+LIST`` does not show it already; "already exists" means another client loaded the
+same text meanwhile, which counts as loaded. On a Redis
 Cluster it is loaded on every primary (replicas get it by replication).
 
 A call is then ``FCALL <function> numkeys keys... args...``, on the same paths an
