@@ -3,8 +3,9 @@
 Checks out both revisions (``git worktree``, in a temporary directory), then runs the
 batched at-least-once consume of ``--n`` no-op tasks on one private Redis, each run in
 a fresh process importing one revision, alternating BEFORE and AFTER ``--rounds``
-times. It prints the worker's CPU time per task (``time.process_time``) of each run
-and its throughput, and the medians' ratios: CPU time is what a noisy shared machine
+times. It prints the worker's CPU time per task (``time.process_time``) of each run,
+the Redis server's (``INFO cpu``, user and system, over the consume only) and its
+throughput, and the medians' ratios: CPU time is what a noisy shared machine
 perturbs least.
 """
 
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: One run, in a process whose sys.path starts at the revision's tree.
 _RUN = """
 import sys, time
+import redis
 from sergeant.config import Connector, WorkerConfig
 from sergeant.worker import Worker
 port, n, batch = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
@@ -40,9 +42,14 @@ w.purge_tasks()
 for start in range(0, n, 10000):
     w.push_tasks([{"i": i} for i in range(start, min(n, start + 10000))])
 w.init_worker()
-cpu, wall = time.process_time(), time.perf_counter()
+server = redis.Redis(port=port)
+def server_cpu():
+    info = server.info("cpu")
+    return info["used_cpu_user"] + info["used_cpu_sys"]
+cpu, wall, redis_cpu = time.process_time(), time.perf_counter(), server_cpu()
 w.work_loop()
-print((time.process_time() - cpu) / n * 1e6, n / (time.perf_counter() - wall))
+print((time.process_time() - cpu) / n * 1e6, n / (time.perf_counter() - wall),
+      (server_cpu() - redis_cpu) / n * 1e6)
 """
 
 
@@ -71,6 +78,7 @@ def main() -> int:
     }
     results: dict[str, list[float]] = {"before": [], "after": []}
     rates: dict[str, list[float]] = {"before": [], "after": []}
+    servers: dict[str, list[float]] = {"before": [], "after": []}
     try:
         for _ in range(args.rounds):
             for name, tree in trees.items():
@@ -79,16 +87,24 @@ def main() -> int:
                     [sys.executable, "-c", _RUN, str(server.port), str(args.n), str(args.batch)],
                     env=env, cwd=tree, check=True, capture_output=True, text=True,
                 )  # fmt: skip
-                cpu, rate = map(float, out.stdout.split()[-2:])
+                cpu, rate, server_cpu = map(float, out.stdout.split()[-3:])
                 results[name].append(cpu)
                 rates[name].append(rate)
-                print(f"{name}: {cpu:.2f} µs/task of CPU, {rate:,.0f} tasks/s", flush=True)
+                servers[name].append(server_cpu)
+                print(
+                    f"{name}: {cpu:.2f} µs/task of CPU, Redis {server_cpu:.2f} µs/task, "
+                    f"{rate:,.0f} tasks/s",
+                    flush=True,
+                )
     finally:
         server.close()
         for tree in trees.values():
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", tree])
     before, after = (statistics.median(results[k]) for k in ("before", "after"))
     print(f"median CPU per task: before {before:.2f} µs, after {after:.2f} µs, "
+          f"after/before {after / before:.3f}")  # fmt: skip
+    before, after = (statistics.median(servers[k]) for k in ("before", "after"))
+    print(f"median Redis CPU per task: before {before:.2f} µs, after {after:.2f} µs, "
           f"after/before {after / before:.3f}")  # fmt: skip
     slow, fast = (statistics.median(rates[k]) for k in ("before", "after"))
     print(f"median throughput: before {slow:,.0f}/s, after {fast:,.0f}/s, "

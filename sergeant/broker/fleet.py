@@ -7,6 +7,7 @@ the CLI go through it, never through the connector.
 
 from __future__ import annotations
 
+import contextlib
 import typing
 
 from sergeant.connector import Connector
@@ -35,6 +36,11 @@ class Fleet:
     def overlaps_pulls(self) -> bool:
         """True when a pull sent ahead runs while the worker works (see the connector)."""
         return self.connector.overlaps_pulls
+
+    def pulls_together(self) -> contextlib.AbstractContextManager[None]:
+        """A block whose pulls sent ahead go out together at its end (one write on
+        Redis with one server; see ``Connector.sending_together``)."""
+        return self.connector.sending_together()
 
     @property
     def names_running_by(self) -> typing.Literal["slot", "token"] | None:

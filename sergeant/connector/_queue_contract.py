@@ -8,6 +8,7 @@ docstring.
 from __future__ import annotations
 
 import abc
+import contextlib
 import typing
 
 from sergeant.connector._polling import WAIT_POLL_FIRST_SECONDS, WAIT_POLL_MAX_SECONDS, poll
@@ -109,6 +110,12 @@ class QueueContract(abc.ABC):
         """
         items = self.pop_many(queue, count)
         return lambda: items
+
+    def sending_together(self) -> contextlib.AbstractContextManager[None]:
+        """A block whose :meth:`start_pop` and :meth:`start_ack_and_lease` requests go
+        out together at its end (one socket write on Redis with one server); their
+        replies are read as ever. By default nothing changes."""
+        return contextlib.nullcontext()
 
     def wait_for_items(self, queue: str, block_seconds: float) -> bool:
         """Wait until ``queue`` has a ready item, at most ``block_seconds``.

@@ -1,9 +1,11 @@
 """Waiting items of a connector spread over several members: each listed with its
-member's index as its node, and removed on that member."""
+member's index as its node, and removed on that member; and requests started
+together, which wait on the single member's own way (none with several)."""
 
 from __future__ import annotations
 
 import collections
+import contextlib
 from collections.abc import Sequence
 
 from sergeant.connector import base
@@ -13,9 +15,15 @@ __all__ = ["SpreadWaiting"]
 
 
 class SpreadWaiting:
-    """``waiting`` and ``remove_waiting`` over ``_members``."""
+    """``waiting`` and ``remove_waiting`` over ``_members``; ``sending_together``."""
 
     _members: list[base.Connector]
+
+    def sending_together(self) -> contextlib.AbstractContextManager[None]:
+        """The member's own block with one member; with several, nothing changes."""
+        if len(self._members) == 1:
+            return self._members[0].sending_together()
+        return contextlib.nullcontext()
 
     def waiting(self, queue: str, limit: int = 100_000) -> list[Waiting]:
         """Up to ``limit`` waiting items of every member, member by member."""

@@ -149,11 +149,14 @@ class ConsumerState:
             send: sends one pull for that many tasks; False if it could not.
         """
         limit, per_pull = self.config.max_tasks_per_run, self.config.tasks_per_transaction
-        while len(asked) < self._prefetch_depth:
-            count = min(per_pull, limit - pulled - sum(asked)) if limit else per_pull
-            if count <= 0 or not send(count):
-                return
-            asked.append(count)
+        if len(asked) >= self._prefetch_depth:
+            return
+        with self.broker.pulls_together():  # pulls sent at once go in one write
+            while len(asked) < self._prefetch_depth:
+                count = min(per_pull, limit - pulled - sum(asked)) if limit else per_pull
+                if count <= 0 or not send(count):
+                    return
+                asked.append(count)
 
     def _need_extras(self) -> None:
         self.extras = True

@@ -102,3 +102,31 @@ def test_error_replies_raise_what_redis_py_raises(
         assert lane.try_send(command("ECHO", "next")) == [b"next"]
     finally:
         lane.close()
+
+
+def test_requests_started_together_go_out_in_one_write(redis_node: Node) -> None:
+    """Inside ``corked()`` the started requests wait and go out in one write at its
+    end (the server reads them in one read); their replies come in order."""
+    client = redis.Redis(host=str(redis_node["host"]), port=int(str(redis_node["port"])))
+    lane = Lane(client.connection_pool)
+
+    def reads() -> int:
+        return int(client.info("stats")["total_reads_processed"])
+
+    try:
+        lane.try_send(command("DEL", "lane-test-n"))  # connected: no handshake below
+        before = reads()
+        with lane.corked():
+            pending = [lane.start(command("INCR", "lane-test-n")) for _ in range(3)]
+        assert [p.result() for p in pending] == [1, 2, 3]
+        assert reads() - before == 2  # the lane's one read, and INFO's own
+        # A reply read inside the block writes the held requests first.
+        with lane.corked():
+            first = lane.start(command("INCR", "lane-test-n"))
+            assert first.result() == 4
+            second = lane.start(command("INCR", "lane-test-n"))
+        assert second.result() == 5
+    finally:
+        lane.close()
+        client.delete("lane-test-n")
+        client.close()

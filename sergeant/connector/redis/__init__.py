@@ -19,6 +19,7 @@ operations here.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import typing
@@ -164,6 +165,12 @@ class Connector(Flows, Leasing, Once, Permits, WaitingItems, Groups):
             if len(popped) >= count:
                 break
         return entries.payloads(popped)
+
+    def sending_together(self) -> contextlib.AbstractContextManager[None]:
+        """One server's lane, corked (``Lane.corked``): one write for the block's pulls."""
+        nodes = self._all()
+        lane = nodes[0].lane if len(nodes) == 1 else None
+        return lane.corked() if lane is not None else contextlib.nullcontext()
 
     def start_pop(self, queue: str, count: int) -> typing.Callable[[], list[bytes]]:
         """Send :meth:`pop_many` now on one server; the function returned reads it."""

@@ -9,13 +9,16 @@ import typing
 
 from sergeant.connector._records import GroupLimits
 from sergeant.connector.redis import scripts
+from sergeant.connector.redis.calls import Script
+from sergeant.connector.redis.functions import Library
 from sergeant.connector.redis.keys import QueueKeys
 from sergeant.connector.redis.lane import Lane
 
-__all__ = ["GroupScripts", "encode_limits"]
+__all__ = ["PUSH_GROUPED", "GroupScripts", "encode_limits"]
 
 _LUA = importlib.resources.files("sergeant.connector.redis") / "lua"
-_PUSH_GROUPED = scripts._with_lib((_LUA / "push_grouped.lua").read_text("utf-8"))
+#: ``push_grouped.lua``, the prelude in front (also a function of the library).
+PUSH_GROUPED = scripts._with_lib((_LUA / "push_grouped.lua").read_text("utf-8"))
 
 
 def encode_limits(limits: GroupLimits) -> str:
@@ -28,8 +31,10 @@ def encode_limits(limits: GroupLimits) -> str:
 class GroupScripts:
     """The group scripts registered on one client."""
 
-    def __init__(self, client: typing.Any, lane: Lane | None = None) -> None:
-        self._push_grouped = scripts._Script(client, _PUSH_GROUPED, lane)
+    def __init__(
+        self, client: typing.Any, lane: Lane | None = None, library: Library | None = None
+    ) -> None:
+        self._push_grouped = Script(client, PUSH_GROUPED, lane, library, "push_grouped")
 
     def push_grouped(
         self, k: QueueKeys, high: bool, eta: float, pairs: typing.Sequence[bytes | str]

@@ -35,7 +35,7 @@ def check_keys(items: typing.Sequence[bytes], group_keys: typing.Sequence[str]) 
 
 def _scripts(node: Node) -> GroupScripts:
     if node.group_scripts is None:
-        node.group_scripts = GroupScripts(node.client, node.lane)
+        node.group_scripts = GroupScripts(node.client, node.lane, node.library)
     return node.group_scripts
 
 

@@ -9,7 +9,9 @@ uses the pool as before, so threads never queue behind each other here.
 
 A reply can also be read later (:meth:`Lane.start`): several requests then wait in
 flight on the lane, in order (pipelining), while the caller works; meanwhile other
-callers find the lane busy.
+callers find the lane busy. Requests started together (:meth:`Lane.corked`: a
+worker's pulls sent ahead after a batch) go out in one socket write at the end of
+the block, so the server reads them at once too, instead of one write each.
 
 Once connected, the lane writes to the connection's socket and reads replies
 with hiredis straight from it: redis-py's ``send_packed_command`` and
@@ -25,8 +27,10 @@ flight is never read as the answer to the next command.
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
 import typing
+from collections.abc import Iterator
 
 import hiredis
 import redis
@@ -179,6 +183,9 @@ class Lane:
         self._lock = threading.Lock()
         # Requests sent by start() whose replies are still to be read, oldest first.
         self._in_flight: collections.deque[Pending] = collections.deque()
+        # Inside corked(): how deep, and the requests started but not yet written.
+        self._corks = 0
+        self._unsent: list[bytes] = []
 
     def try_send(self, packed: bytes, replies: int = 1) -> list[typing.Any] | None:
         """Send packed commands in one write and read their ``replies`` (not a
@@ -219,18 +226,54 @@ class Lane:
             redis.exceptions.RedisError: the requests could not be sent.
         """
         with self._lock:
-            try:
-                self._wire.send(packed)
-            except BaseException:
-                self._drop(self._in_flight)
-                raise
+            if self._corks:
+                self._unsent.append(packed)  # written at the end of corked()
+            else:
+                try:
+                    self._wire.send(packed)
+                except BaseException:
+                    self._drop(self._in_flight)
+                    raise
             pendings = [Pending(self) for _ in range(replies)]
             self._in_flight.extend(pendings)
             return pendings
 
+    @contextlib.contextmanager
+    def corked(self) -> Iterator[None]:
+        """Requests :meth:`start`-ed inside go out in one write at its end, their
+        replies read in order as ever; reading a reply meanwhile writes them first.
+
+        A write that fails drops the connection: the requests then fail when their
+        replies are read (``ConnectionError``), as a reply lost in flight does.
+        """
+        with self._lock:
+            self._corks += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._corks -= 1
+                if not self._corks:
+                    self._write_unsent()
+
+    def _write_unsent(self) -> None:
+        """Write what :meth:`corked` held back, in one write (with the lock)."""
+        if not self._unsent:
+            return
+        packed = b"".join(self._unsent)
+        self._unsent.clear()
+        try:
+            self._wire.send(packed)
+        except Exception:
+            self._drop(self._in_flight)  # their results raise: the loop retries them
+        except BaseException:
+            self._drop(self._in_flight)
+            raise
+
     def _read_through(self, wanted: Pending) -> None:
         """Read the replies in flight up to ``wanted``'s (call without the lock)."""
         with self._lock:
+            self._write_unsent()  # requests held back by corked() go first
             read, in_flight = self._wire.read, self._in_flight
             while not wanted._done and in_flight:
                 pending = in_flight[0]
@@ -246,6 +289,7 @@ class Lane:
 
     def _drop(self, in_flight: collections.deque[Pending]) -> None:
         """Drop the connection; the requests in flight fail (their replies are lost)."""
+        self._unsent.clear()
         self._connection.disconnect()
         lost = redis.exceptions.ConnectionError(
             "the Redis connection was dropped before this reply was read"

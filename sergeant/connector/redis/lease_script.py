@@ -44,20 +44,22 @@ class LeaseRequest(typing.NamedTuple):
 
     def args(self, inline: bool = True) -> tuple[Arg, ...]:
         """ARGV, in the script's order: the first :data:`LEASE_FIXED_ARGS` are the same
-        from call to call of one worker (packed once, see ``_Script.packed``);
+        from call to call of one worker (packed once, see ``calls.Script.packed``);
         ``inline``: the entries come in the script's reply."""
         fixed = (repr(float(self.lease_seconds)), self.owner, self.limits, "1" if inline else "0")
         return (*fixed, self.most, self.token, *self.acks)
 
 
 class Script(typing.Protocol):
-    """What this module needs of ``scripts._Script``: its lane, its packing, a call."""
+    """What this module needs of ``calls.Script``: its lane, its packing, a call."""
 
     def lane_of_server(self) -> Lane | None: ...
 
     def packed(
         self, keys: typing.Sequence[str], args: typing.Sequence[Arg], fixed: int = 0
     ) -> bytes: ...
+
+    def did_not_run(self, exc: Exception) -> bool: ...
 
     def __call__(
         self, keys: typing.Sequence[str], args: typing.Sequence[Arg], fixed: int = 0
@@ -88,7 +90,9 @@ def lease(script: Script, k: keys.QueueKeys, request: LeaseRequest) -> list[typi
     if lane is not None:
         try:
             replies = lane.try_send(_with_batch_read(script, k, request), 2)
-        except redis.exceptions.NoScriptError:
+        except redis.exceptions.ResponseError as exc:
+            if not script.did_not_run(exc):
+                raise
             replies = None  # the connection was dropped; the inline form loads it
         if replies is not None:
             return _joined(replies[0], replies[1])
@@ -108,8 +112,10 @@ def start_lease(
     def finish() -> list[typing.Any]:
         try:
             reply = run.result()
-        except redis.exceptions.NoScriptError:
+        except redis.exceptions.ResponseError as exc:
             batch.result()  # read in order; nothing was leased
+            if not script.did_not_run(exc):
+                raise
             result: list[typing.Any] = script(k, request.args(), LEASE_FIXED_ARGS)
             return result
         return _joined(reply, batch.result())

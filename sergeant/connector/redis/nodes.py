@@ -5,7 +5,8 @@ exception raised inside into a :class:`~sergeant.errors.ConnectorError` subclass
 naming the node's address (and the ACL user when credentials are refused),
 chained with ``from``. A Redis Cluster is one :class:`Node` whose client is
 redis-py's ``RedisCluster``: it routes each command, and each EVALSHA, by the slot
-of its first key, and follows MOVED/ASK redirections itself.
+of its first key, and follows MOVED/ASK redirections itself (an FCALL is sent to
+the node of its first key's slot: see ``calls``).
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ import redis.cluster
 import redis.exceptions
 import redis.retry
 
-from sergeant.connector.redis.group_scripts import GroupScripts
+from sergeant.connector.redis.functions import Library, build_library
+from sergeant.connector.redis.group_scripts import PUSH_GROUPED, GroupScripts
 from sergeant.connector.redis.lane import Lane
-from sergeant.connector.redis.scripts import Scripts
+from sergeant.connector.redis.scripts import SOURCES, Scripts
 from sergeant.connector.redis.settings import NodeConfig
 from sergeant.connector.redis.tokens import Tokens
 from sergeant.errors import BrokerFull, BrokerUnavailable, ConnectionLost, ConnectorError
 
-__all__ = ["Client", "Node", "translate_error"]
+__all__ = ["LIBRARY", "Client", "Node", "translate_error"]
 
 #: Seconds to wait for a TCP connection, so an unreachable node fails quickly.
 DEFAULT_SOCKET_CONNECT_TIMEOUT_SECONDS = 2.0
@@ -40,6 +42,8 @@ Client = redis.Redis | redis.cluster.RedisCluster
 #: What the error boundary translates: redis-py errors, and the cluster client's own
 #: ``RedisClusterException`` (no cluster node reachable), which is not a RedisError.
 _DRIVER_ERRORS = (redis.exceptions.RedisError, redis.exceptions.RedisClusterException)
+#: Every script of the connector as one Redis 7 function library (see ``functions``).
+LIBRARY = build_library({**SOURCES, "push_grouped": PUSH_GROUPED})
 
 
 def translate_error(exc: Exception, address: str, username: str | None = None) -> ConnectorError:
@@ -141,6 +145,7 @@ class Node:
         "group_scripts",
         "index",
         "lane",
+        "library",
         "scripts",
         "tokens",
         "username",
@@ -156,7 +161,9 @@ class Node:
         self.lane: Lane | None = None
         if isinstance(self.client, redis.Redis):
             self.lane = Lane(self.client.connection_pool)
-        self.scripts = Scripts(self.client, self.lane)
+        #: The function library on this node: FCALL once loaded, else EVALSHA.
+        self.library = Library(self.client, LIBRARY, self.address)
+        self.scripts = Scripts(self.client, self.lane, self.library)
         #: The fencing tokens this client chooses for its leases on this node.
         self.tokens = Tokens()
         #: The group scripts, loaded on first use.

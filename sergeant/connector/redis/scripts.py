@@ -4,10 +4,14 @@ Each ``lua/<name>.lua`` file is one atomic operation; its header documents ARGV,
 the return value and the invariants. Queue scripts are loaded with ``lua/_lib.lua``
 in front (the key positions and shared steps) and get all of the queue's keys
 (:class:`~sergeant.connector.redis.keys.QueueKeys` is their KEYS). On one server a
-script is sent as a bare EVALSHA (redis-py's ``Script`` wrapper costs a tenth of a
-one-by-one round trip), on the node's :class:`~sergeant.connector.redis.lane.Lane`
-when it is free; on NOSCRIPT (after a restart or a SCRIPT FLUSH), and on a
-cluster, ``register_script``'s object loads and routes it.
+script is sent as FCALL of the node's function library on Redis 7+
+(:mod:`~sergeant.connector.redis.functions`), else as a bare EVALSHA, on the
+node's :class:`~sergeant.connector.redis.lane.Lane` when it is free (see
+:mod:`~sergeant.connector.redis.calls`); on NOSCRIPT (after a restart or a SCRIPT
+FLUSH), and on a cluster without functions, ``register_script``'s object loads
+and routes it. A push in a MULTI (a delayed push of more than 2,000 entries)
+stays an EVALSHA: redis-py loads the script before the MULTI, so the
+transaction never meets a missing script.
 
 A full Redis drains: the scripts that hand out, settle, move or delete what the
 queues hold (pop, lease, ack, release, extend, dead_letter, reclaim, purge, purge_dead,
@@ -31,11 +35,18 @@ import redis
 import redis.client
 import redis.cluster
 import redis.commands.core
-import redis.exceptions
 
 from sergeant.connector.redis import lease_script
+from sergeant.connector.redis.calls import (
+    Arg,
+    Script,
+    shebang_refused,
+    split_shebang,
+    without_shebang,
+)
+from sergeant.connector.redis.functions import Library
 from sergeant.connector.redis.keys import QueueKeys
-from sergeant.connector.redis.lane import Arg, Lane, bulk, with_head
+from sergeant.connector.redis.lane import Lane
 from sergeant.connector.redis.lease_script import LeaseRequest
 
 __all__ = [
@@ -84,30 +95,10 @@ _LOCK_SCRIPTS = ("lock_release", "lock_set_ttl", "reserve_tokens")
 ALLOW_OOM = "#!lua flags=allow-oom"
 
 
-def _split_shebang(source: str) -> tuple[str, str]:
-    """``(shebang line with its newline, or '', the rest)``."""
-    if not source.startswith("#!"):
-        return "", source
-    line, _, rest = source.partition("\n")
-    return line + "\n", rest
-
-
-def without_shebang(source: str) -> str:
-    """``source`` without its flags line: what a Redis older than 7 can load."""
-    return _split_shebang(source)[1]
-
-
-def shebang_refused(exc: Exception) -> bool:
-    """Whether a Redis older than 7 refused a script for its flags line (it reads it
-    as Lua: ``user_script:1: unexpected symbol near '#'``)."""
-    text = str(exc)
-    return "user_script:1:" in text and "near '#'" in text
-
-
 def _with_lib(source: str) -> str:
     """The shared prelude in front of a queue script, after its flags line (which
     Redis reads only as the very first line)."""
-    shebang, body = _split_shebang(source)
+    shebang, body = split_shebang(source)
     return shebang + _LIB + body
 
 
@@ -118,95 +109,6 @@ SOURCES: dict[str, str] = {
     **{name: (_LUA / f"{name}.lua").read_text("utf-8") for name in _LOCK_SCRIPTS},
 }
 
-#: Most packed EVALSHA heads (command, sha, keys) a script keeps, one per queue.
-_HEADS_KEPT = 256
-
-
-class _Script:
-    """One script on one client: a bare EVALSHA on a single server, else redis-py's."""
-
-    def __init__(
-        self, client: redis.Redis | redis.cluster.RedisCluster, source: str, lane: Lane | None
-    ) -> None:
-        self._client = client
-        self.registered = client.register_script(source)
-        # The source to fall back to on a Redis older than 7 (None: no flags line).
-        self._plain: str | None = without_shebang(source) if source.startswith("#!") else None
-        # redis-py leaves execute_command untyped: name its type here.
-        self._execute: typing.Callable[..., typing.Any] | None = None
-        self._lane = lane
-        self._heads: dict[tuple[Arg, ...], bytes] = {}
-        if isinstance(client, redis.Redis):
-            self._execute = client.execute_command
-
-    def __call__(
-        self, keys: typing.Sequence[str], args: typing.Sequence[Arg], fixed: int = 0
-    ) -> typing.Any:
-        if self._execute is not None:
-            try:
-                if self._lane is not None:
-                    replies = self._lane.try_send(self.packed(keys, args, fixed))
-                    if replies is not None:
-                        return replies[0]
-                return self._execute("EVALSHA", self.registered.sha, len(keys), *keys, *args)
-            except redis.exceptions.NoScriptError:
-                pass  # the registered script loads it and runs it
-        return self._load_and_run(keys, args)
-
-    def lane_of_server(self) -> Lane | None:
-        """The lane, when this script runs on a single server by bare EVALSHA."""
-        return self._lane if self._execute is not None else None
-
-    def _load_and_run(self, keys: typing.Sequence[str], args: typing.Sequence[Arg]) -> typing.Any:
-        """Run through redis-py's object, which loads the script when the server lacks
-        it; a server that refuses the flags line gets the plain source (it never ran)."""
-        try:
-            return self.registered(keys, args)
-        except redis.exceptions.ResponseError as exc:
-            plain = self._plain
-            if plain is None or not shebang_refused(exc):
-                raise
-        self.registered = self._client.register_script(plain)
-        self._plain = None
-        self._heads.clear()  # they carry the old sha
-        return self.registered(keys, args)
-
-    def packed(
-        self, keys: typing.Sequence[str], args: typing.Sequence[Arg], fixed: int = 0
-    ) -> bytes:
-        """The EVALSHA command; its head (sha, keys and the first ``fixed`` arguments,
-        the same from call to call) is packed once per queue."""
-        key = (*keys, *args[:fixed])
-        head = self._heads.get(key)
-        if head is None:
-            if len(self._heads) >= _HEADS_KEPT:
-                self._heads.clear()
-            parts: list[Arg] = ["EVALSHA", self.registered.sha, len(keys), *keys, *args[:fixed]]
-            head = b"".join(map(bulk, parts))
-            self._heads[key] = head
-        return with_head(head, 3 + len(keys) + fixed, args[fixed:])
-
-    def start(
-        self, keys: typing.Sequence[str], args: typing.Sequence[Arg], fixed: int = 0
-    ) -> typing.Callable[[], typing.Any]:
-        """Send the script now; the function returned reads its reply (call it once).
-
-        On a single server the request is in flight on the lane (several may be, in
-        order) while the caller does other work; on a cluster the script runs now.
-        """
-        if self._lane is None:
-            reply = self(keys, args)
-            return lambda: reply
-        pending = self._lane.start(self.packed(keys, args, fixed))
-
-        def finish() -> typing.Any:
-            try:
-                return pending.result()
-            except redis.exceptions.NoScriptError:
-                return self._load_and_run(keys, args)
-
-        return finish
-
 
 class Scripts:
     """The scripts registered on one client; each method runs one script.
@@ -216,12 +118,16 @@ class Scripts:
             (which sends each EVALSHA to the node owning its first key's slot, and
             SCRIPT LOAD to every primary).
         lane: the dedicated connection of a single server, tried first.
+        library: the node's function library (Redis 7+): FCALL when it is loaded.
     """
 
     def __init__(
-        self, client: redis.Redis | redis.cluster.RedisCluster, lane: Lane | None = None
+        self,
+        client: redis.Redis | redis.cluster.RedisCluster,
+        lane: Lane | None = None,
+        library: Library | None = None,
     ) -> None:
-        s = {name: _Script(client, source, lane) for name, source in SOURCES.items()}
+        s = {name: Script(client, source, lane, library, name) for name, source in SOURCES.items()}
         self._push, self._pop, self._lease = s["push"], s["pop"], s["lease"]
         self._push_unique = s["push_unique"]
         self._ack, self._release, self._extend = s["ack"], s["release"], s["extend"]

@@ -1,0 +1,222 @@
+"""How one Lua script of the Redis connector is sent: FCALL, EVALSHA, or redis-py's.
+
+A :class:`Script` is one script on one client. On a Redis 7+ node whose function
+library is loaded (:class:`~sergeant.connector.redis.functions.Library`) it goes
+as ``FCALL``; otherwise as a bare EVALSHA (redis-py's ``Script`` wrapper costs a
+tenth of a one-by-one round trip). Either way it goes on the node's
+:class:`~sergeant.connector.redis.lane.Lane` when the lane is free (the command's
+head, with the function name or SHA, the keys and the fixed arguments, packed once
+per queue), else on the pool. On NOSCRIPT (after a restart or a SCRIPT FLUSH), and
+on a cluster without functions, ``register_script``'s object loads and routes it.
+
+An FCALL answered "Function not found" or refused by the ACL (NOPERM on ``fcall``)
+did not run, so it is sent again: after the library is loaded again, or as EVALSHA
+once the node has fallen back for good. Any other error reply (one from inside the
+script) is raised as before: the script may have written, it is never run twice.
+"""
+
+from __future__ import annotations
+
+import typing
+
+import redis
+import redis.cluster
+import redis.exceptions
+
+from sergeant.connector.redis.functions import Library, not_found
+from sergeant.connector.redis.lane import Arg, Lane, bulk, with_head
+
+__all__ = ["Arg", "Script", "shebang_refused", "split_shebang", "without_shebang"]
+
+#: Most packed command heads (command, sha or function, keys) a script keeps, one per queue.
+_HEADS_KEPT = 256
+
+
+def split_shebang(source: str) -> tuple[str, str]:
+    """``(shebang line with its newline, or '', the rest)``."""
+    if not source.startswith("#!"):
+        return "", source
+    line, _, rest = source.partition("\n")
+    return line + "\n", rest
+
+
+def without_shebang(source: str) -> str:
+    """``source`` without its flags line: what a Redis older than 7 can load."""
+    return split_shebang(source)[1]
+
+
+def shebang_refused(exc: Exception) -> bool:
+    """Whether a Redis older than 7 refused a script for its flags line (it reads it
+    as Lua: ``user_script:1: unexpected symbol near '#'``)."""
+    text = str(exc)
+    return "user_script:1:" in text and "near '#'" in text
+
+
+def _fcall_refused(exc: Exception) -> bool:
+    """Whether the ACL refused the FCALL itself (not a command inside the function)."""
+    return isinstance(exc, redis.exceptions.NoPermissionError) and "'fcall'" in str(exc).lower()
+
+
+class Script:
+    """One script on one client: FCALL or a bare EVALSHA on a single server, else redis-py's.
+
+    Args:
+        client: the node's client (or the cluster's).
+        source: the script's full source (flags line and prelude included).
+        lane: the node's lane (None on a cluster).
+        library: the node's function library (None: EVALSHA only).
+        name: the script's name in the library.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis | redis.cluster.RedisCluster,
+        source: str,
+        lane: Lane | None,
+        library: Library | None = None,
+        name: str = "",
+    ) -> None:
+        self._client = client
+        self.registered = client.register_script(source)
+        # The source to fall back to on a Redis older than 7 (None: no flags line).
+        self._plain: str | None = without_shebang(source) if source.startswith("#!") else None
+        # redis-py leaves execute_command untyped: name its type here.
+        self._execute: typing.Callable[..., typing.Any] | None = None
+        self._lane = lane
+        self._heads: dict[tuple[Arg, ...], bytes] = {}
+        self._library = library
+        self._function = library.source.functions[name] if library is not None else ""
+        self._fheads: dict[tuple[Arg, ...], bytes] = {}
+        if isinstance(client, redis.Redis):
+            self._execute = client.execute_command
+
+    def __call__(
+        self, keys: typing.Sequence[str], args: typing.Sequence[Arg], fixed: int = 0
+    ) -> typing.Any:
+        library = self._library
+        if library is not None and library.ready():
+            try:
+                return self._fcall(keys, args, fixed)
+            except redis.exceptions.ResponseError as exc:
+                if not self._may_resend(exc):
+                    raise
+            if library.active:
+                return self._fcall(keys, args, fixed)
+        if self._execute is not None:
+            try:
+                if self._lane is not None:
+                    replies = self._lane.try_send(self._packed(keys, args, fixed))
+                    if replies is not None:
+                        return replies[0]
+                return self._execute("EVALSHA", self.registered.sha, len(keys), *keys, *args)
+            except redis.exceptions.NoScriptError:
+                pass  # the registered script loads it and runs it
+        return self._load_and_run(keys, args)
+
+    def lane_of_server(self) -> Lane | None:
+        """The lane, when this script runs on a single server (not a cluster)."""
+        return self._lane if self._execute is not None else None
+
+    def packed(
+        self, keys: typing.Sequence[str], args: typing.Sequence[Arg], fixed: int = 0
+    ) -> bytes:
+        """The call as the lane sends it: FCALL when the library is loaded, else EVALSHA."""
+        library = self._library
+        return self._packed(keys, args, fixed, library is not None and library.ready())
+
+    def did_not_run(self, exc: Exception) -> bool:
+        """Whether an error reply of :meth:`packed`'s command means it did not run, so it
+        may be sent again through :meth:`__call__` (NOSCRIPT, or see ``_may_resend``)."""
+        return isinstance(exc, redis.exceptions.NoScriptError) or self._may_resend(exc)
+
+    def _may_resend(self, exc: Exception) -> bool:
+        """After an FCALL's error reply: whether it did not run (then the library is
+        loaded again, or the node falls back to EVALSHA, and it may be sent again)."""
+        library = self._library
+        if library is None:
+            return False
+        if _fcall_refused(exc):
+            library.give_up(exc)
+            return True
+        if not_found(exc):
+            library.reload()
+            return True
+        return False
+
+    def _fcall(
+        self, keys: typing.Sequence[str], args: typing.Sequence[Arg], fixed: int
+    ) -> typing.Any:
+        """The FCALL, on the lane when it is free, else on the pool (or the cluster)."""
+        if self._execute is None:  # a cluster: to the node of the keys' slot
+            client: typing.Any = self._client  # redis-py leaves these calls untyped
+            node = client.get_node_from_key(keys[0])
+            return client.execute_command(
+                "FCALL", self._function, len(keys), *keys, *args, target_nodes=node
+            )
+        if self._lane is not None:
+            replies = self._lane.try_send(self._packed(keys, args, fixed, True))
+            if replies is not None:
+                return replies[0]
+        return self._execute("FCALL", self._function, len(keys), *keys, *args)
+
+    def _load_and_run(self, keys: typing.Sequence[str], args: typing.Sequence[Arg]) -> typing.Any:
+        """Run through redis-py's object, which loads the script when the server lacks
+        it; a server that refuses the flags line gets the plain source (it never ran)."""
+        try:
+            return self.registered(keys, args)
+        except redis.exceptions.ResponseError as exc:
+            plain = self._plain
+            if plain is None or not shebang_refused(exc):
+                raise
+        self.registered = self._client.register_script(plain)
+        self._plain = None
+        self._heads.clear()  # they carry the old sha
+        return self.registered(keys, args)
+
+    def _packed(
+        self,
+        keys: typing.Sequence[str],
+        args: typing.Sequence[Arg],
+        fixed: int = 0,
+        function: bool = False,
+    ) -> bytes:
+        """The EVALSHA (or FCALL) command; its head (sha or function, keys and the
+        first ``fixed`` arguments, the same from call to call) is packed once per queue."""
+        heads = self._fheads if function else self._heads
+        key = (*keys, *args[:fixed])
+        head = heads.get(key)
+        if head is None:
+            if len(heads) >= _HEADS_KEPT:
+                heads.clear()
+            name = ("FCALL", self._function) if function else ("EVALSHA", self.registered.sha)
+            parts: list[Arg] = [*name, len(keys), *keys, *args[:fixed]]
+            head = b"".join(map(bulk, parts))
+            heads[key] = head
+        return with_head(head, 3 + len(keys) + fixed, args[fixed:])
+
+    def start(
+        self, keys: typing.Sequence[str], args: typing.Sequence[Arg], fixed: int = 0
+    ) -> typing.Callable[[], typing.Any]:
+        """Send the script now; the function returned reads its reply (call it once).
+
+        On a single server the request is in flight on the lane (several may be, in
+        order) while the caller does other work; on a cluster the script runs now.
+        """
+        if self._lane is None:
+            reply = self(keys, args)
+            return lambda: reply
+        library = self._library
+        function = library is not None and library.ready()
+        pending = self._lane.start(self._packed(keys, args, fixed, function))
+
+        def finish() -> typing.Any:
+            try:
+                return pending.result()
+            except redis.exceptions.NoScriptError:
+                return self._load_and_run(keys, args)
+            except redis.exceptions.ResponseError as exc:
+                if not function or not self._may_resend(exc):
+                    raise
+            return self(keys, args, fixed)  # it did not run: now, on the path decided
+
+        return finish
