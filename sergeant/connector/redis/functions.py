@@ -2,13 +2,17 @@
 
 On a Redis 7+ server every script of :mod:`~sergeant.connector.redis.scripts` and
 :mod:`~sergeant.connector.redis.group_scripts` is also one function of a single
-library, built from the very same source text: each becomes
-``function(KEYS, ARGV) <the script, _lib.lua in front for queue scripts> end``,
-registered with ``redis.register_function`` and the flags of its first line
+library, built from the very same source text: the shared helpers (``_lib.lua``)
+once at the library's top, then each script as a function of its own, registered with
+``redis.register_function`` and the flags of its first line
 (``allow-oom`` where the script has :data:`~sergeant.connector.redis.scripts.ALLOW_OOM`;
 ``no-writes`` for the two read-only ones, ``length`` and ``dead_letters``, which like
 today's scripts then still run on a full Redis). A script reads ``KEYS`` and ``ARGV``
-as globals; here they are the function's parameters, so the body runs unchanged.
+as globals; here they are the library's locals, which each function sets from its
+parameters as it starts, so the body runs unchanged; a queue script's function then
+calls ``begin`` as the script's prelude does. The helpers are defined once, at load,
+not again at every call as a script's prelude is: that is most of what a small call
+costs Redis.
 
 The library's name carries a hash of its whole text (``sergeant_<12 hex>``), and so
 does each function's (``sergeant_<12 hex>_lease``): two Sergeant versions sharing one
@@ -68,24 +72,37 @@ def _flags(shebang: str) -> list[str]:
     return []
 
 
-def build_library(sources: typing.Mapping[str, str]) -> LibrarySource:
+def build_library(sources: typing.Mapping[str, str], lib: str, prelude: str) -> LibrarySource:
     """One library holding a function per script of ``sources`` (name -> full script
-    source, flags line included), named after a hash of the whole text."""
-    parts = []
+    source, flags line included), named after a hash of the whole text.
+
+    A queue script's source is ``prelude`` (``lib``, then the call ``begin(KEYS)``)
+    then its body: the library holds ``lib`` once, at its top, and each function
+    calls ``begin`` itself, so a call pays for its own body only, not for defining
+    the shared helpers again. ``KEYS`` and ``ARGV`` are the library's locals, set by
+    each function as it starts (Redis runs one function at a time).
+    """
+    bodies, registrations = [], []
     for name, source in sorted(sources.items()):
         shebang, body = ("", source)
         if source.startswith("#!"):
             line, _, body = source.partition("\n")
             shebang = line
+        queue = body.startswith(prelude)
+        if queue:
+            body = body[len(prelude) :]
         flags = _flags(shebang)
         if name in READ_ONLY:
             flags.append("no-writes")
         flag_list = ", ".join(f"'{flag}'" for flag in flags)
-        parts.append(
+        bodies.append(f"local function script_{name}()\n{body}\nend\n")
+        start = "begin(keys) " if queue else ""
+        registrations.append(
             f"redis.register_function{{function_name='{_NAME_PLACEHOLDER}_{name}', "
-            f"callback=function(KEYS, ARGV)\n{body}\nend, flags={{{flag_list}}}}}\n"
+            f"callback=function(keys, argv) KEYS, ARGV = keys, argv {start}"
+            f"return script_{name}() end, flags={{{flag_list}}}}}\n"
         )
-    template = "".join(parts)
+    template = "local KEYS, ARGV\n" + lib + "".join(bodies) + "".join(registrations)
     name = "sergeant_" + hashlib.sha1(template.encode()).hexdigest()[:12]
     code = f"#!lua name={name}\n" + template.replace(_NAME_PLACEHOLDER, name)
     return LibrarySource(name, code, {script: f"{name}_{script}" for script in sources})

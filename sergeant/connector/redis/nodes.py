@@ -23,7 +23,7 @@ import redis.retry
 from sergeant.connector.redis.functions import Library, build_library
 from sergeant.connector.redis.group_scripts import PUSH_GROUPED, GroupScripts
 from sergeant.connector.redis.lane import Lane
-from sergeant.connector.redis.scripts import SOURCES, Scripts
+from sergeant.connector.redis.scripts import LIB, PRELUDE, SOURCES, Scripts
 from sergeant.connector.redis.settings import NodeConfig
 from sergeant.connector.redis.tokens import Tokens
 from sergeant.errors import BrokerFull, BrokerUnavailable, ConnectionLost, ConnectorError
@@ -43,7 +43,7 @@ Client = redis.Redis | redis.cluster.RedisCluster
 #: ``RedisClusterException`` (no cluster node reachable), which is not a RedisError.
 _DRIVER_ERRORS = (redis.exceptions.RedisError, redis.exceptions.RedisClusterException)
 #: Every script of the connector as one Redis 7 function library (see ``functions``).
-LIBRARY = build_library({**SOURCES, "push_grouped": PUSH_GROUPED})
+LIBRARY = build_library({**SOURCES, "push_grouped": PUSH_GROUPED}, LIB, PRELUDE)
 
 
 def translate_error(exc: Exception, address: str, username: str | None = None) -> ConnectorError:

@@ -51,6 +51,8 @@ from sergeant.connector.redis.lease_script import LeaseRequest
 
 __all__ = [
     "ALLOW_OOM",
+    "LIB",
+    "PRELUDE",
     "RECLAIM_BATCH",
     "TOKEN_BLOCK",
     "WAKE_TOKENS",
@@ -99,11 +101,15 @@ def _with_lib(source: str) -> str:
     """The shared prelude in front of a queue script, after its flags line (which
     Redis reads only as the very first line)."""
     shebang, body = split_shebang(source)
-    return shebang + _LIB + body
+    return shebang + PRELUDE + body
 
 
 _LUA = importlib.resources.files("sergeant.connector.redis") / "lua"
-_LIB = (_LUA / "_lib.lua").read_text("utf-8")
+#: ``lua/_lib.lua``: the helpers every queue script shares.
+LIB = (_LUA / "_lib.lua").read_text("utf-8")
+#: What a queue script begins with when it runs as a script: the helpers, then the
+#: call that sets up this call (the function library holds LIB once instead).
+PRELUDE = LIB + "begin(KEYS)\n"
 SOURCES: dict[str, str] = {
     **{name: _with_lib((_LUA / f"{name}.lua").read_text("utf-8")) for name in _QUEUE_SCRIPTS},
     **{name: (_LUA / f"{name}.lua").read_text("utf-8") for name in _LOCK_SCRIPTS},

@@ -1,16 +1,40 @@
--- _lib.lua: shared by the queue scripts (prepended to each when it is loaded).
+-- _lib.lua: shared by the queue scripts: prepended to each script, or once in front
+-- of all of them in the function library (see functions.py). Either way every call
+-- first runs begin(KEYS), which sets what one call needs: the library keeps this
+-- prelude's functions between calls, a script defines them again each time.
 --
 -- Every queue script gets all of the queue's keys, in the order of keys.QueueKeys:
-local HIGH, NORMAL, DELAYED_HIGH, DELAYED_NORMAL = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local LEASES, LEASED, LEASED_COUNT, LEASE_SEQ = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local DEAD, DEAD_INFO, WAKE, OWNED = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
-local UNIQUE, UNIQUE_ITEMS = KEYS[13], KEYS[14]
-local GROUP_ITEMS, GROUP_RING, GROUP_STATE = KEYS[15], KEYS[16], KEYS[17]
+local HIGH, NORMAL, DELAYED_HIGH, DELAYED_NORMAL
+local LEASES, LEASED, LEASED_COUNT, LEASE_SEQ
+local DEAD, DEAD_INFO, WAKE, OWNED
+local UNIQUE, UNIQUE_ITEMS
+local GROUP_ITEMS, GROUP_RING, GROUP_STATE
+-- The prefixes of a queue's dynamic keys: '...:group:' and '...:batch:'.
+local GROUP_BASE, BATCH_BASE
 -- An entry is a 25-byte header then the payload: byte 1 'H' or 'N' (the priority to
 -- return to), bytes 2-21 the item id, bytes 22-25 its earlier unacknowledged
 -- deliveries (zero-padded decimal, saturating at 9999).
 local CHUNK = 2000
-local byte, sub, format, concat = string.byte, string.sub, string.format, table.concat
+-- Bound in begin: a function library is loaded where these tables are not reachable.
+local byte, sub, format, concat
+-- What one call has found out (has_unique, has_groups) or defers (count_delta).
+local unique_known, unique_any, groups_known, groups_any, probed
+-- When a number, settle adds its change of LEASED_COUNT here instead of writing it:
+-- a script that settles and leases writes the count once (see lease.lua).
+local count_delta
+
+local function begin(keys)
+  HIGH, NORMAL, DELAYED_HIGH, DELAYED_NORMAL = keys[1], keys[2], keys[3], keys[4]
+  LEASES, LEASED, LEASED_COUNT, LEASE_SEQ = keys[5], keys[6], keys[7], keys[8]
+  DEAD, DEAD_INFO, WAKE, OWNED = keys[9], keys[10], keys[11], keys[12]
+  UNIQUE, UNIQUE_ITEMS = keys[13], keys[14]
+  GROUP_ITEMS, GROUP_RING, GROUP_STATE = keys[15], keys[16], keys[17]
+  byte, sub, format, concat = string.byte, string.sub, string.format, table.concat
+  GROUP_BASE = sub(GROUP_RING, 1, #GROUP_RING - 4) -- GROUP_RING ends in 'ring'
+  BATCH_BASE = sub(LEASES, 1, #LEASES - 6) .. 'batch:' -- LEASES ends in 'leases'
+  unique_known, unique_any, groups_known, groups_any, probed = false, false, false, false, false
+  count_delta = nil
+end
 
 local function now_text()
   local t = redis.call('TIME')
@@ -36,9 +60,6 @@ end
 -- Whether any entry of the queue holds a unique key (has_unique) or a group
 -- (has_groups): at most one EXISTS per script call for both when the queue has
 -- neither (the usual case), so such a queue pays nothing per entry.
-local unique_known, unique_any = false, false
-local groups_known, groups_any = false, false
-local probed = false
 local function probe_features()
   if probed then
     return
@@ -99,13 +120,9 @@ local function plain_queue()
   return none
 end
 
--- When a number, settle adds its change of LEASED_COUNT here instead of writing it:
--- a script that settles and leases writes the count once (see lease.lua).
-local count_delta = nil
 
 -- The entries of a large leased batch T are the list '<queue>:batch:T' (same hash
 -- tag); those of a small one are packed (msgpack) into LEASES field T (see lease.lua).
-local BATCH_BASE = sub(LEASES, 1, #LEASES - 6) .. 'batch:' -- LEASES ends in 'leases'
 local function batch_key(token)
   return BATCH_BASE .. token
 end
@@ -122,7 +139,6 @@ local function batch_entries(token)
   return all
 end
 
-local GROUP_BASE = sub(GROUP_RING, 1, #GROUP_RING - 4) -- '...:group:'
 
 local function group_list(g, high)
   return GROUP_BASE .. (high and 'H:' or 'N:') .. g
