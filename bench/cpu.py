@@ -84,7 +84,7 @@ class CpuCell:
     total_us: float | None = None
     steady_rate: float | None = None
     spawn_rate: float | None = None
-    #: Each cluster primary's share of the Redis CPU, medians over the runs.
+    #: The cluster primaries' shares of the Redis CPU, largest first, medians over the runs.
     redis_shares: list[float] = dataclasses.field(default_factory=list)
 
     def measured(self) -> bool:
@@ -97,7 +97,8 @@ def summarize(figures: list[RunCpu]) -> CpuCell | None:
     for name in FIGURES:
         values = [v for v in (getattr(f, name) for f in figures) if v is not None]
         setattr(cell, name, statistics.median(values) if values else None)
-    shares = [f.redis_shares for f in figures if f.redis_shares]
+    # Largest first: which primary holds a queue's slot changes with the queue's name.
+    shares = [sorted(f.redis_shares, reverse=True) for f in figures if f.redis_shares]
     if shares and all(len(one) == len(shares[0]) for one in shares):
         cell.redis_shares = [statistics.median(column) for column in zip(*shares, strict=True)]
     return cell if cell.measured() else None

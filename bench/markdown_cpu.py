@@ -133,7 +133,8 @@ def steady_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
     return _table(head, rows) if rows else []
 
 
-SHARES_NOTE = """Each cluster primary's share of the Redis CPU (medians of the rounds): one
+SHARES_NOTE = """Each cluster primary's share of the Redis CPU, largest first (each run's
+queue has its own name, so its own slot: medians of the rounds, share by rank): one
 queue lives on one primary unless it is sharded (`sergeant-cluster-sharded`,
 `shards=3`: one shard per primary)."""
 

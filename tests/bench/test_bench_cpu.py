@@ -194,7 +194,7 @@ def test_a_cluster_s_redis_cpu_is_summed_over_its_primaries_with_each_one_s_shar
     measured = RunCpu(1.0, 1.0, 2.0, None, None, (0.25, 0.75))
     summary = summarize([measured, RunCpu(1.0, 1.0, 2.0, None, None, (0.75, 0.25))])
     assert summary is not None
-    assert summary.redis_shares == [0.5, 0.5]
+    assert summary.redis_shares == [0.75, 0.25]  # largest first in each run
     cells = {"sergeant-cluster-sharded": {"push_bulk": _cell(10.0, 2.0)}}
     cpu_cell = cells["sergeant-cluster-sharded"]["push_bulk"].cpu
     assert cpu_cell is not None
