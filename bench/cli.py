@@ -118,7 +118,7 @@ def brokers(
             cluster.start()
 
         def flush(broker: str) -> None:
-            if broker == "redis-cluster" and cluster is not None:
+            if broker.startswith("redis-cluster") and cluster is not None:
                 cluster.flush()
             else:
                 redis_server.flush()
@@ -141,7 +141,7 @@ def run_all(libraries: list[Library], workloads: list[str], sizes: Sizes, rounds
     """For each round, each workload, each library: one run (interleaved)."""
     runs: list[Run] = []
     need_mongo = any(library.broker == "mongo" for library in libraries)
-    need_cluster = any(library.broker == "redis-cluster" for library in libraries)
+    need_cluster = any(library.broker.startswith("redis-cluster") for library in libraries)
     with brokers(need_mongo, need_cluster) as (where, flush):
         for round_number in range(1, rounds + 1):
             for workload in workloads:

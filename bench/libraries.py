@@ -103,7 +103,8 @@ class Library:
         driver: the driver script in ``bench/drivers``.
         group: ``ours``, ``original``, ``peer`` or ``ceiling``.
         workloads: report workload name -> driver options.
-        broker: ``redis``, ``redis-cluster``, ``local`` or ``mongo`` (the driver's connector).
+        broker: ``redis``, ``redis-cluster``, ``redis-cluster-sharded`` (``shards=3``),
+            ``local`` or ``mongo`` (the driver's connector).
         version_of: the distribution whose version the report shows.
         source: the tree whose ``sergeant`` package the driver must import (put first on
             its ``PYTHONPATH`` and checked by the driver); None: whatever the venv has.
@@ -241,6 +242,14 @@ def all_libraries(our_python: Path) -> list[Library]:
             broker="redis-cluster",
         ),
         Library(
+            "sergeant-cluster-sharded",
+            our_python,
+            "sergeant_driver.py",
+            "ours",
+            _cluster_workloads(),
+            broker="redis-cluster-sharded",
+        ),
+        Library(
             "sergeant-0.27",
             SERGEANT027_VENV / "bin" / "python",
             "sergeant_driver.py",
@@ -274,4 +283,11 @@ def all_libraries(our_python: Path) -> list[Library]:
 
 
 #: Libraries that run in this project's own environment (no peers install needed).
-OWN_ENV = ("sergeant", "sergeant-cluster", "redis-py", "sergeant-sqlite", "sergeant-mongo")
+OWN_ENV = (
+    "sergeant",
+    "sergeant-cluster",
+    "sergeant-cluster-sharded",
+    "redis-py",
+    "sergeant-sqlite",
+    "sergeant-mongo",
+)

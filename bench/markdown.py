@@ -36,9 +36,15 @@ left out of the median and listed under *Failed runs*.
 """
 
 #: Sergeant on each broker, single-node Redis first and the Redis Cluster next to it.
-BROKER_COLUMNS = ("sergeant", "sergeant-cluster", "sergeant-sqlite", "sergeant-mongo")
+BROKER_COLUMNS = (
+    "sergeant",
+    "sergeant-cluster",
+    "sergeant-cluster-sharded",
+    "sergeant-sqlite",
+    "sergeant-mongo",
+)
 #: Who the worker-processes table shows: single-node Redis, then the Redis Cluster.
-SCALING_COLUMNS = ("sergeant", "sergeant-cluster")
+SCALING_COLUMNS = ("sergeant", "sergeant-cluster", "sergeant-cluster-sharded")
 
 PEER_COLUMNS = ("sergeant", "sergeant-0.27", "celery", "rq", "dramatiq", "huey", "arq", "redis-py")
 
@@ -237,7 +243,9 @@ def environment_lines(meta: dict[str, typing.Any]) -> list[str]:
 CLUSTER_NOTE = """`sergeant-cluster` is the same worker on a private three-node Redis Cluster
 (`redis+cluster://` URL, no replicas, all three nodes on this machine). One queue
 lives in one hash slot, so on one primary: the cluster gives a single queue one
-node's capacity, plus the cluster client's routing; it spreads *many* queues."""
+node's capacity, plus the cluster client's routing; it spreads *many* queues.
+`sergeant-cluster-sharded` spreads the one queue over three hash slots, one per
+primary (`shards=3`)."""
 
 MEMORY_NOTE = """Sergeant's memory over N tasks: one worker process (batched 1,000, at-least-once)
 runs a queue of N tasks; its RSS after every N/10 tasks. Growth is the last sample minus
@@ -338,7 +346,7 @@ def render(cells: dict[str, dict[str, Cell]], meta: dict[str, typing.Any], chart
         lines += [f"![throughput by library and workload]({chart})", ""]
     if any(name in cells for name in BROKER_COLUMNS[1:]):
         lines += ["## Sergeant on each broker", ""]
-        if "sergeant-cluster" in cells:
+        if "sergeant-cluster" in cells or "sergeant-cluster-sharded" in cells:
             lines += [CLUSTER_NOTE, ""]
         if "sergeant-mongo" in cells:
             lines += ["The Mongo broker runs on nx-27017 (a slow Python wire-protocol server), so"]

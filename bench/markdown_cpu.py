@@ -9,6 +9,7 @@ from bench.report import COMPARED_AT, Cell, ratio, twin_of
 CPU_COLUMNS = (
     "sergeant",
     "sergeant-cluster",
+    "sergeant-cluster-sharded",
     "sergeant-0.27",
     "celery",
     "rq",
@@ -42,8 +43,9 @@ CPU_METHOD = """- **CPU per task**: each driver reads its own `getrusage(RUSAGE_
   of Sergeant's worker processes (`consume_procs_*`) measures its own work loop and the
   driver adds them up. Redis: `used_cpu_user` + `used_cpu_sys` of `INFO cpu` read at the
   same two moments (the JSON also has the main thread's figures and, as
-  `redis_cpu_whole_run`, the whole driver run's, fill included). Not measured on the
-  Redis Cluster's nodes (worker only) nor for SQLite and Mongo. The kernel accounts CPU
+  `redis_cpu_whole_run`, the whole driver run's, fill included). On the Redis Cluster
+  the Redis figure is the sum over its three primaries, and each primary's share is
+  listed; not measured for SQLite and Mongo. The kernel accounts CPU
   in clock ticks, so small runs are coarse; batched runs of the fast libraries default
   to 1,000,000 tasks (`--batched-n`).
 - **steady state and spawn to last**: Sergeant's worker, and each peer's task, stamp
@@ -131,6 +133,25 @@ def steady_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
     return _table(head, rows) if rows else []
 
 
+SHARES_NOTE = """Each cluster primary's share of the Redis CPU, largest first (each run's
+queue has its own name, so its own slot: medians of the rounds, share by rank): one
+queue lives on one primary unless it is sharded (`sergeant-cluster-sharded`,
+`shards=3`: one shard per primary)."""
+
+
+def shares_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
+    """Per cluster run: each primary's share of the Redis CPU."""
+    rows = []
+    for workload in CPU_WORKLOADS:
+        for library in _columns(cells):
+            cell = cells[library].get(workload)
+            if cell is None or cell.cpu is None or not cell.cpu.redis_shares:
+                continue
+            shares = " · ".join(f"{share:.0%}" for share in cell.cpu.redis_shares)
+            rows.append([WORKLOADS_BY_NAME[workload].title, library, shares])
+    return _table(["workload", "library", "Redis CPU per primary"], rows) if rows else []
+
+
 def section(cells: dict[str, dict[str, Cell]]) -> list[str]:
     """The page's CPU section (empty when no run reported CPU)."""
     table = cpu_table(cells)
@@ -140,4 +161,7 @@ def section(cells: dict[str, dict[str, Cell]]) -> list[str]:
     steady = steady_table(cells)
     if steady:
         lines += [STEADY_NOTE, "", *steady, ""]
+    shares = shares_table(cells)
+    if shares:
+        lines += [SHARES_NOTE, "", *shares, ""]
     return lines

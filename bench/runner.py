@@ -17,6 +17,8 @@ from bench.libraries import DRIVERS_DIR, Library
 
 #: A driver that runs longer than this is stopped and its run recorded as failed.
 RUN_TIMEOUT_SECONDS = 1800.0
+#: Shards of the sharded cluster broker: one per primary of the three-node cluster.
+CLUSTER_SHARDS = 3
 
 
 @dataclasses.dataclass
@@ -33,10 +35,13 @@ class Brokers:
         if broker == "redis":
             node = {"host": "127.0.0.1", "port": self.redis_port, "password": None, "database": 0}
             return {"type": "redis", "params": {"nodes": [node]}}
-        if broker == "redis-cluster":
+        if broker in ("redis-cluster", "redis-cluster-sharded"):
             if self.cluster_url is None:
-                raise ValueError("the redis-cluster broker needs a running cluster (cluster_url)")
-            return {"type": "redis", "params": {"url": self.cluster_url}}
+                raise ValueError(f"the {broker} broker needs a running cluster (cluster_url)")
+            params: dict[str, typing.Any] = {"url": self.cluster_url}
+            if broker == "redis-cluster-sharded":
+                params["shards"] = CLUSTER_SHARDS
+            return {"type": "redis", "params": params}
         if broker == "local":
             return {"type": "local", "params": {"file_path": str(self.scratch / f"{run_id}.db")}}
         if broker == "mongo":

@@ -246,7 +246,8 @@ class Connector:
         Accepted: ``redis://[user:password@]host[:port][/database]``, ``rediss://``
         (TLS, with optional ``?ssl_ca_certs=...&ssl_certfile=...&ssl_keyfile=...``),
         ``redis+cluster://host:port,host:port,...`` (and ``rediss+cluster://``) for a
-        Redis Cluster (these three are checked by the Redis connector),
+        Redis Cluster, ``?shards=N`` to spread each queue over N of its slots (these
+        three are checked by the Redis connector),
         ``mongodb://...`` (any MongoDB URI, passed to pymongo as is),
         ``sqlite:///absolute/path.sqlite3`` and ``memory://name`` (the in-process
         broker of that name; ``memory://`` is ``'default'``).

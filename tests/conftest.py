@@ -21,6 +21,7 @@ CONNECTOR_KINDS = [
     "redis",
     "redis-2-nodes",
     "redis-cluster",
+    "redis-cluster-sharded",
     "mongo",
     "mongo-2-nodes",
 ]
@@ -164,6 +165,8 @@ def connector_params(
         return "redis", {"nodes": request.getfixturevalue("redis_nodes")}
     if kind == "redis-cluster":
         return "redis", {"url": request.getfixturevalue("redis_cluster_url")}
+    if kind == "redis-cluster-sharded":
+        return "redis", {"url": request.getfixturevalue("redis_cluster_url"), "shards": 3}
     if kind == "mongo":
         return "mongo", request.getfixturevalue("mongo_params")
     if kind == "mongo-2-nodes":

@@ -49,13 +49,23 @@ def own_cpu() -> dict[str, float]:
 
 
 def redis_cpu(client: typing.Any) -> dict[str, float]:
-    """The Redis server's CPU seconds so far (``INFO cpu``), as ``redis_*`` fields."""
-    info = client.info("cpu")
-    return {
-        "redis_" + key.removeprefix("used_cpu_"): float(info[key])
-        for key in REDIS_CPU_FIELDS
-        if key in info
-    }
+    """The Redis server's CPU seconds so far (``INFO cpu``), as ``redis_*`` fields.
+
+    ``client`` may be a list of clients, one per primary of a cluster: the fields are
+    then their sums, and ``redis_p<i>_user``/``redis_p<i>_sys`` each primary's own.
+    """
+    clients = client if isinstance(client, list) else [client]
+    found: dict[str, float] = {}
+    for index, one in enumerate(clients):
+        info = one.info("cpu")
+        for key in REDIS_CPU_FIELDS:
+            if key in info:
+                name = "redis_" + key.removeprefix("used_cpu_")
+                found[name] = found.get(name, 0.0) + float(info[key])
+        if len(clients) > 1:
+            found[f"redis_p{index}_user"] = float(info["used_cpu_user"])
+            found[f"redis_p{index}_sys"] = float(info["used_cpu_sys"])
+    return found
 
 
 def cpu_sample(client: typing.Any | None) -> dict[str, float]:
@@ -101,6 +111,20 @@ def redis_client(args: dict[str, typing.Any]) -> typing.Any:
     import redis
 
     return redis.Redis(host=args["redis"]["host"], port=args["redis"]["port"])
+
+
+def primary_clients(url: str) -> list[typing.Any]:
+    """One redis-py client per node of a ``redis+cluster://`` URL (the benchmark's
+    cluster names every primary, and has no replicas)."""
+    import urllib.parse
+
+    import redis
+
+    clients = []
+    for address in urllib.parse.urlsplit(url).netloc.rpartition("@")[2].split(","):
+        host, _, port = address.rpartition(":")
+        clients.append(redis.Redis(host=host, port=int(port)))
+    return clients
 
 
 def wait_for(

@@ -82,10 +82,15 @@ def make_worker(args: dict[str, typing.Any], max_tasks: int = 0) -> typing.Any:
 
 
 def redis_of(args: dict[str, typing.Any]) -> typing.Any | None:
-    """A client of the private single-node Redis when the work goes through it, else None
-    (SQLite, Mongo, and the cluster, whose nodes are other servers)."""
+    """A client of the private single-node Redis when the work goes through it, a list
+    of clients of the cluster's primaries on the cluster, else None (SQLite, Mongo)."""
     connector = args["connector"]
-    if connector["type"] != "redis" or "nodes" not in connector["params"]:
+    if connector["type"] != "redis":
+        return None
+    url = connector["params"].get("url", "")
+    if url.startswith("redis+cluster://"):
+        return _common.primary_clients(url)
+    if "nodes" not in connector["params"]:
         return None
     return _common.redis_client(args)
 

@@ -168,3 +168,43 @@ def test_batched_consumes_of_the_fast_libraries_default_to_a_million_tasks() -> 
     assert by_name["sergeant"].size("consume_batched", quick) == 20_000
     explicit = cli.sizes_from(cli.parse_args(["--n", "20000", "--batched-n", "50000"]))
     assert by_name["redis-py"].size("consume_batched", explicit) == 50_000
+
+
+def test_a_cluster_s_redis_cpu_is_summed_over_its_primaries_with_each_one_s_share() -> None:
+    primaries = [
+        FakeRedis({"used_cpu_user": 1.0, "used_cpu_sys": 1.0}),
+        FakeRedis({"used_cpu_user": 3.0, "used_cpu_sys": 1.0}),
+    ]
+    sample = _common.redis_cpu(primaries)
+    assert sample["redis_user"] == 4.0
+    assert sample["redis_sys"] == 2.0
+    assert (sample["redis_p0_user"], sample["redis_p1_user"]) == (1.0, 3.0)
+    later = _common.redis_cpu([FakeRedis({"used_cpu_user": 2.0, "used_cpu_sys": 1.0})] * 2)
+    cpu = _common.cpu_delta(sample, later)
+    figures = of_result(1000, 1.0, {"cpu": {**cpu, "worker_user": 0.001, "worker_sys": 0.0}})
+    assert figures.redis_shares == pytest.approx((1.0, 0.0))  # the second primary went back
+    shares = of_result(
+        1000,
+        1.0,
+        {"cpu": {"redis_p0_user": 1, "redis_p0_sys": 0, "redis_p1_user": 3, "redis_p1_sys": 0}},
+    )
+    assert shares.redis_shares == pytest.approx((0.25, 0.75))
+    cell = summarize([shares, shares])
+    assert cell is None  # no worker figure: nothing measured
+    measured = RunCpu(1.0, 1.0, 2.0, None, None, (0.25, 0.75))
+    summary = summarize([measured, RunCpu(1.0, 1.0, 2.0, None, None, (0.75, 0.25))])
+    assert summary is not None
+    assert summary.redis_shares == [0.75, 0.25]  # largest first in each run
+    cells = {"sergeant-cluster-sharded": {"push_bulk": _cell(10.0, 2.0)}}
+    cpu_cell = cells["sergeant-cluster-sharded"]["push_bulk"].cpu
+    assert cpu_cell is not None
+    cpu_cell.redis_shares = [0.34, 0.33, 0.33]
+    assert "34% · 33% · 33%" in "\n".join(markdown_cpu.section(cells))
+
+
+def test_the_sharded_cluster_library_runs_three_shards() -> None:
+    where = Brokers(6379, cluster_url="redis+cluster://127.0.0.1:7000,127.0.0.1:7001")
+    assert where.connector("redis-cluster-sharded", "x")["params"]["shards"] == 3
+    assert "shards" not in where.connector("redis-cluster", "x")["params"]
+    clients = _common.primary_clients("redis+cluster://127.0.0.1:7000,127.0.0.1:7001?shards=3")
+    assert [c.connection_pool.connection_kwargs["port"] for c in clients] == [7000, 7001]

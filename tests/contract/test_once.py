@@ -19,7 +19,9 @@ def test_a_key_stores_its_item_once(connector: Connector, queue: str) -> None:
     assert connector.push_once(queue, b"a", "tick-1", KEEP) is True
     assert connector.push_once(queue, b"b", "tick-1", KEEP) is False
     assert connector.push_once(queue, b"c", "tick-2", KEEP) is True
-    assert connector.pop_many(queue, 10) == [b"a", b"c"]
+    popped = connector.pop_many(queue, 10)
+    # Order across nodes (or shards) is not kept: the two keys may sit on different ones.
+    assert (popped if connector.ordered else sorted(popped)) == [b"a", b"c"]
 
 
 def test_the_mark_outlives_the_item(connector: Connector, queue: str) -> None:

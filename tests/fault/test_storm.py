@@ -69,7 +69,9 @@ class Storm:
                 del self.killed_at[task_id]
 
 
-@pytest.mark.parametrize("chaos", ["redis", "redis-cluster", "local", "mongo"], indirect=True)
+@pytest.mark.parametrize(
+    "chaos", ["redis", "redis-cluster", "redis-cluster-sharded", "local", "mongo"], indirect=True
+)
 def test_sigkill_storm_loses_nothing(chaos: Chaos) -> None:
     """Every pushed task completes at least once; duplicates stay within kills x batch size."""
     run_storm(chaos, prefetch=0)

@@ -8,7 +8,9 @@ wake tokens; :mod:`sergeant.connector.redis.push` chooses the case and documents
 them all. One server and a Redis Cluster
 (one client routing each script by its queue's slot) keep strict order; several
 independent servers spread each queue over all of them (see
-:mod:`sergeant.connector.redis.spread`), with order per node only. Params are
+:mod:`sergeant.connector.redis.spread`), with order per node only; a sharded
+cluster (``shards=N``) spreads each queue the same way over N hash slots of the
+cluster (:mod:`sergeant.connector.redis.shards`). Params are
 described in :mod:`sergeant.connector.redis.settings`.
 
 The class is built in layers: connections and visiting order in ``_nodeset``,
@@ -69,6 +71,11 @@ class Connector(Flows, Leasing, Once, Permits, WaitingItems, Groups):
         ssl: True to speak TLS to ``nodes`` (URLs say it with ``rediss``).
         ssl_ca_certs, ssl_certfile, ssl_keyfile: TLS CA bundle, client certificate
             and its key (paths).
+        shards: on a Redis Cluster only, how many hash slots (each on its own
+            primary with the usual slot map) every queue is spread over, 1 to 1024;
+            the URL may say it instead (``redis+cluster://h:7000?shards=3``). Above
+            1 the connector is not ``ordered``: order holds per shard (see
+            :mod:`sergeant.connector.redis.shards`).
 
     Raises:
         ConfigError: a missing, doubled or malformed parameter, named with its value.
@@ -99,13 +106,12 @@ class Connector(Flows, Leasing, Once, Permits, WaitingItems, Groups):
         count = len(payloads)
         if count == 0:
             return 0
-        k = keys.queue_keys(queue)
         high = priority == "HIGH"
         items = entries.make_entries(self._ids, b"H" if high else b"N", payloads)
         nodes = self._rotated()
         try:
             for node, (begin, end) in zip(nodes, spread.spread(count, len(nodes)), strict=False):
-                push.push(node, k, high, consumable_from, items[begin:end])
+                push.push(node, node.queue_keys(queue), high, consumable_from, items[begin:end])
         except BrokerFull as exc:
             self._refusals.refused(exc)
             raise
@@ -130,7 +136,6 @@ class Connector(Flows, Leasing, Once, Permits, WaitingItems, Groups):
         if priority not in _PRIORITIES:
             raise ConfigError(f"priority is {priority!r}; use 'NORMAL' or 'HIGH'")
         _unique.check(items, unique_keys, task_ids)
-        k = keys.queue_keys(queue)
         high = priority == "HIGH"
         made = entries.make_entries(self._ids, b"H" if high else b"N", items)
         nodes = self._all()
@@ -139,7 +144,7 @@ class Connector(Flows, Leasing, Once, Permits, WaitingItems, Groups):
             for index, positions in _unique.groups(queue, unique_keys, len(nodes)).items():
                 part = push.push_unique(
                     nodes[index],
-                    k,
+                    nodes[index].queue_keys(queue),
                     high,
                     consumable_from,
                     [made[p] for p in positions],
@@ -157,11 +162,10 @@ class Connector(Flows, Leasing, Once, Permits, WaitingItems, Groups):
         """Remove and return up to ``count`` ready items, every node visited; see the contract."""
         if count <= 0:
             return []
-        k = keys.queue_keys(queue)
         popped: list[bytes] = []
         for node in self._rotated():
             with node:
-                popped += node.scripts.pop(k, count - len(popped))
+                popped += node.scripts.pop(node.queue_keys(queue), count - len(popped))
             if len(popped) >= count:
                 break
         return entries.payloads(popped)
@@ -179,7 +183,7 @@ class Connector(Flows, Leasing, Once, Permits, WaitingItems, Groups):
             return super().start_pop(queue, count)
         node = nodes[0]
         with node:
-            finish = node.scripts.start_pop(keys.queue_keys(queue), count)
+            finish = node.scripts.start_pop(node.queue_keys(queue), count)
 
         def read() -> list[bytes]:
             with node:
@@ -194,7 +198,6 @@ class Connector(Flows, Leasing, Once, Permits, WaitingItems, Groups):
         :data:`MULTI_NODE_BLOCK_SLICE_SECONDS`, each on the next node), and much less
         while delayed items are pending, since no push wakes the wait when they fall due.
         """
-        k = keys.queue_keys(queue)
         deadline = time.monotonic() + block_seconds
         while True:
             ready = self.length(queue)
@@ -206,27 +209,25 @@ class Connector(Flows, Leasing, Once, Permits, WaitingItems, Groups):
             timeout = self._block_slice(remaining)
             if self.length(queue, include_delayed=True) > ready:
                 timeout = min(timeout, DELAYED_POLL_SECONDS)
-            self._wait_on_wake(self._rotated()[0], k, timeout)
+            self._wait_on_wake(self._rotated()[0], queue, timeout)
 
     def length(self, queue: str, include_delayed: bool = False) -> int:
         """Ready items (due delayed ones included), plus not-yet-due ones when asked."""
-        k = keys.queue_keys(queue)
-        return self._sum(lambda node: node.scripts.length(k, include_delayed))
+        return self._sum(lambda node: node.scripts.length(node.queue_keys(queue), include_delayed))
 
     def length_by_priority(self, queue: str) -> dict[Priority, int]:
         """Ready items per priority, summed over the nodes; see the contract."""
-        k = keys.queue_keys(queue)
         high = normal = 0
         for node in self._all():
             with node:
+                k = node.queue_keys(queue)
                 node_high, node_normal = registry.length_by_priority(node.client, k)
             high, normal = high + node_high, normal + node_normal
         return {"HIGH": high, "NORMAL": normal}
 
     def purge(self, queue: str) -> int:
         """Delete every ready and delayed item of a queue; returns how many."""
-        k = keys.queue_keys(queue)
-        return self._sum(lambda node: node.scripts.purge(k))
+        return self._sum(lambda node: node.scripts.purge(node.queue_keys(queue)))
 
     # -- dead letters -----------------------------------------------------------
 
@@ -234,33 +235,30 @@ class Connector(Flows, Leasing, Once, Permits, WaitingItems, Groups):
         """Up to ``limit`` dead items, oldest first, without removing them."""
         if limit <= 0:
             return []
-        k = keys.queue_keys(queue)
         nodes = self._all()
-        found = [dead for node in nodes for dead in spread.dead_letters_of(node, k, limit)]
+        found = [dead for node in nodes for dead in spread.dead_letters_of(node, queue, limit)]
         if len(nodes) > 1:
             found.sort(key=lambda dead: dead.dead_at)
         return found[:limit]
 
     def requeue_dead(self, queue: str, limit: int = 0) -> int:
         """Move up to ``limit`` (0 = all) dead items to the tail of NORMAL, each on its node."""
-        k = keys.queue_keys(queue)
         total = 0
         for node in self._rotated():
             if limit and total >= limit:
                 break
             with node:
+                k = node.queue_keys(queue)
                 total += node.scripts.requeue_dead(k, limit - total if limit else 0)
         return total
 
     def purge_dead(self, queue: str) -> int:
         """Delete every dead item of a queue; returns how many."""
-        k = keys.queue_keys(queue)
-        return self._sum(lambda node: node.scripts.purge_dead(k))
+        return self._sum(lambda node: node.scripts.purge_dead(node.queue_keys(queue)))
 
     def dead_count(self, queue: str) -> int:
         """Number of dead items of a queue."""
-        dead = keys.queue_keys(queue).dead
-        return self._sum(lambda node: int(node.client.llen(dead)))
+        return self._sum(lambda node: int(node.client.llen(node.queue_keys(queue).dead)))
 
     # -- keys and locks -----------------------------------------------------------
 

@@ -37,11 +37,10 @@ class Leasing(NodeSet):
         """
         if count <= 0:
             return []
-        k = keys.queue_keys(queue)
-        leased, wait_ms, _ = spread.lease_round(self._rotated(), k, count, lease_seconds, owner)
+        leased, wait_ms, _ = spread.lease_round(self._rotated(), queue, count, lease_seconds, owner)
         if leased or block_seconds <= 0:
             return leased
-        return self._wait_and_lease(k, count, owner, lease_seconds, block_seconds, wait_ms)
+        return self._wait_and_lease(queue, count, owner, lease_seconds, block_seconds, wait_ms)
 
     def ack_and_lease(
         self,
@@ -68,18 +67,20 @@ class Leasing(NodeSet):
             acked, acks = self.ack_many(queue, acks), ()
         if count <= 0:
             return acked, []
-        k = keys.queue_keys(queue)
         nodes = self._rotated()
         pairs = spread.settle_pairs(acks)
-        leased, wait_ms, folded = spread.lease_round(nodes, k, count, lease_seconds, owner, pairs)
+        leased, wait_ms, folded = spread.lease_round(
+            nodes, queue, count, lease_seconds, owner, pairs
+        )
         acked += folded
         if leased or block_seconds <= 0:
             return acked, leased
-        return acked, self._wait_and_lease(k, count, owner, lease_seconds, block_seconds, wait_ms)
+        waited = self._wait_and_lease(queue, count, owner, lease_seconds, block_seconds, wait_ms)
+        return acked, waited
 
     def _wait_and_lease(
         self,
-        k: keys.QueueKeys,
+        queue: str,
         count: int,
         owner: str,
         lease_seconds: float,
@@ -97,8 +98,8 @@ class Leasing(NodeSet):
             if wait_ms >= 0:
                 timeout = min(timeout, wait_ms / 1000)
             nodes = self._rotated()
-            self._wait_on_wake(nodes[0], k, timeout)
-            leased, wait_ms, _ = spread.lease_round(nodes, k, count, lease_seconds, owner)
+            self._wait_on_wake(nodes[0], queue, timeout)
+            leased, wait_ms, _ = spread.lease_round(nodes, queue, count, lease_seconds, owner)
             if leased:
                 return leased
 
@@ -120,7 +121,7 @@ class Leasing(NodeSet):
             return super().start_ack_and_lease(queue, acks, count, owner, lease_seconds)
         node = nodes[0]
         pairs = spread.settle_pairs(acks)
-        k = keys.queue_keys(queue)
+        k = node.queue_keys(queue)
         finish = tokens.start_lease_on(node, k, count, lease_seconds, owner, pairs)
 
         def read() -> tuple[int, list[Delivery]]:
@@ -133,14 +134,13 @@ class Leasing(NodeSet):
         if not deliveries:
             return 0
         nodes = self._all()
-        k = keys.queue_keys(queue)
         total = 0
         for index, group in spread.group_by_node(deliveries, len(nodes)).items():
             if not 0 <= index < len(nodes):
                 continue  # a node no longer configured: its leases cannot be held
             node = nodes[index]
             with node:
-                total += call(node.scripts, k, spread.settle_pairs(group))
+                total += call(node.scripts, node.queue_keys(queue), spread.settle_pairs(group))
         return total
 
     def ack_many(self, queue: str, deliveries: typing.Sequence[Delivery]) -> int:
@@ -180,24 +180,24 @@ class Leasing(NodeSet):
 
     def extend_owned(self, queue: str, owner: str, lease_seconds: float) -> int:
         """Extend every batch ``owner`` holds, on every node (``extend_owned.lua``)."""
-        k = keys.queue_keys(queue)
-        return self._sum(lambda node: node.scripts.extend_owned(k, owner, lease_seconds))
+        return self._sum(
+            lambda node: node.scripts.extend_owned(node.queue_keys(queue), owner, lease_seconds)
+        )
 
     def release_owned(self, queue: str, owner: str) -> int:
         """Release every item ``owner`` holds, on every node (``release_owned.lua``)."""
-        k = keys.queue_keys(queue)
-        return self._sum(lambda node: node.scripts.release_owned(k, owner))
+        return self._sum(lambda node: node.scripts.release_owned(node.queue_keys(queue), owner))
 
     def reclaim_expired(self, queue: str, max_deliveries: int) -> ReclaimResult:
         """Requeue or dead-letter expired leases, in bounded script calls."""
-        k = keys.queue_keys(queue)
-        counts = [spread.reclaim_on(node, k, max_deliveries) for node in self._all()]
+        counts = [spread.reclaim_on(node, queue, max_deliveries) for node in self._all()]
         return ReclaimResult(sum(c[0] for c in counts), sum(c[1] for c in counts))
 
     def leased_count(self, queue: str) -> int:
         """Number of leased items, expired but unreclaimed ones included."""
-        counter = keys.queue_keys(queue).leased_count
-        return self._sum(lambda node: int(node.client.get(counter) or 0))
+        return self._sum(
+            lambda node: int(node.client.get(node.queue_keys(queue).leased_count) or 0)
+        )
 
     def dead_letter_many(
         self,

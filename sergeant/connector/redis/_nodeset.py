@@ -55,12 +55,14 @@ class NodeSet(_connector.Connector):
         ssl_ca_certs: str | None = None,
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
+        shards: int = 1,
     ) -> None:
         tls = {"ssl": ssl, "ssl_ca_certs": ssl_ca_certs, "ssl_certfile": ssl_certfile}
         tls["ssl_keyfile"] = ssl_keyfile
-        self._settings: RedisSettings = parse_params(nodes, url, urls, cluster, tls)
-        #: False with several independent nodes: order holds per node only.
-        self.ordered = self._settings.cluster or len(self._settings.nodes) == 1
+        self._settings: RedisSettings = parse_params(nodes, url, urls, cluster, tls, shards)
+        #: False with several independent nodes or shards: order holds per node only.
+        single = self._settings.cluster or len(self._settings.nodes) == 1
+        self.ordered = single and self._settings.shards == 1
         self.overlaps_pulls = not self._settings.cluster and len(self._settings.nodes) == 1
         # Several independent nodes: one pull may join batches of several tokens.
         self.names_running_by: typing.Literal["slot", "token"] | None = (
@@ -110,9 +112,10 @@ class NodeSet(_connector.Connector):
         return nodes[keys.node_index(name, len(nodes))]
 
     @staticmethod
-    def _wait_on_wake(node: Node, k: keys.QueueKeys, timeout: float) -> None:
+    def _wait_on_wake(node: Node, queue: str, timeout: float) -> None:
         with node:
-            node.client.blpop([k.wake], timeout=max(timeout, MIN_BLOCK_SECONDS))
+            wake = node.queue_keys(queue).wake
+            node.client.blpop([wake], timeout=max(timeout, MIN_BLOCK_SECONDS))
 
     def _block_slice(self, remaining: float) -> float:
         longest = BLOCK_SLICE_SECONDS if self.ordered else MULTI_NODE_BLOCK_SLICE_SECONDS

@@ -69,22 +69,23 @@ class WaitingItems(NodeSet):
 
     def waiting(self, queue: str, limit: int = 100_000) -> list[Waiting]:
         """See :meth:`sergeant.connector.Connector.waiting`; ``node`` is the server's index."""
-        k = keys.queue_keys(queue)
         found: list[Waiting] = []
         for node in self._all():
             if len(found) >= limit:
                 break
             with node:
-                read = _read(node, k, limit - len(found))
+                read = _read(node, node.queue_keys(queue), limit - len(found))
             found += [Waiting(e, e[entries.HEADER :], node.index) for e in read]
         return found
 
     def remove_waiting(self, queue: str, items: typing.Sequence[Waiting]) -> int:
         """See :meth:`sergeant.connector.Connector.remove_waiting`; each item is removed
         on the server that listed it."""
-        k = keys.queue_keys(queue)
         nodes = self._all()
         by_node: dict[int, list[bytes]] = collections.defaultdict(list)
         for item in items:
             by_node[item.node].append(item.ref)
-        return sum(remove_entries(nodes[n], k, refs) for n, refs in by_node.items())
+        return sum(
+            remove_entries(nodes[n], nodes[n].queue_keys(queue), refs)
+            for n, refs in by_node.items()
+        )

@@ -9,7 +9,8 @@ so the released item is an ordinary ready item with an id from this client.
 
 On several independent servers a node lives on the server that CRC32 of
 ``"<flow_id>:<node>"`` picks (as keys and locks are placed), and its item is
-pushed on that server's lists, which every consumer visits.
+pushed on that server's lists, which every consumer visits. On a sharded cluster
+the same hash picks the shard, and the node's hash takes that shard's tag.
 """
 
 from __future__ import annotations
@@ -58,10 +59,10 @@ class Flows(NodeSet):
         if payload:
             entry = entries.make_entries(self._ids, priority[0].encode(), [payload])[0]
         target = self._flow_node(flow_id, node)
-        name = keys.flow_node(queue, flow_id, node)
+        name = keys.flow_node(target.tag(queue), flow_id, node)
         with target:
             target.scripts.flow_hold(
-                keys.queue_keys(queue), name, needed, _ttl_ms(ttl_seconds), entry
+                target.queue_keys(queue), name, needed, _ttl_ms(ttl_seconds), entry
             )
 
     def advance(
@@ -75,8 +76,8 @@ class Flows(NodeSet):
     ) -> bool:
         """See :meth:`sergeant.connector.Connector.advance` (one ``flow_advance.lua`` call)."""
         target = self._flow_node(flow_id, node)
-        name = keys.flow_node(queue, flow_id, node)
-        k = keys.queue_keys(queue)
+        name = keys.flow_node(target.tag(queue), flow_id, node)
+        k = target.queue_keys(queue)
         with target:
             return target.scripts.flow_advance(k, name, member, value, _ttl_ms(ttl_seconds))
 
@@ -84,7 +85,7 @@ class Flows(NodeSet):
         """See :meth:`sergeant.connector.Connector.flow_values` (one HGETALL)."""
         target = self._flow_node(flow_id, node)
         with target:
-            fields = target.client.hgetall(keys.flow_node(queue, flow_id, node))
+            fields = target.client.hgetall(keys.flow_node(target.tag(queue), flow_id, node))
         # redis-py types replies as ``bytes | str``; this client never decodes them.
         found = {_raw(f): _raw(v) for f, v in fields.items()}
         return {int(f[2:]): v for f, v in found.items() if f.startswith(b"v:")}
@@ -93,5 +94,5 @@ class Flows(NodeSet):
         """See :meth:`sergeant.connector.Connector.flow_released` (one HGET)."""
         target = self._flow_node(flow_id, node)
         with target:
-            released = target.client.hget(keys.flow_node(queue, flow_id, node), "r")
+            released = target.client.hget(keys.flow_node(target.tag(queue), flow_id, node), "r")
         return released in (b"1", "1")

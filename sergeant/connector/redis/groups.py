@@ -3,7 +3,7 @@ grouped entries in per-group lists and a ring; ``lease.lua`` and ``pop.lua`` tak
 round-robin (``ring_take`` in ``lua/_lib.lua``); every script that ends a lease gives
 the group's slot back in the same call. On several independent nodes a group lives
 on the node its key hashes to (as a unique key does), so its slots and its rate are
-counted in one place."""
+counted in one place (on a sharded cluster, on the shard it hashes to)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import typing
 from sergeant.connector import _unique
 from sergeant.connector._records import GroupCount, GroupLimits
 from sergeant.connector.base import Priority
-from sergeant.connector.redis import entries, keys
+from sergeant.connector.redis import entries, keys, shards
 from sergeant.connector.redis._nodeset import NodeSet
 from sergeant.connector.redis.group_scripts import GroupScripts, encode_limits
 from sergeant.connector.redis.nodes import Node
@@ -72,7 +72,6 @@ class Groups(NodeSet):
         check_keys(items, group_keys)
         if not items:
             return
-        k = keys.queue_keys(queue)
         high = priority == "HIGH"
         made = entries.make_entries(self._ids, b"H" if high else b"N", items)
         nodes = self._all()
@@ -82,6 +81,7 @@ class Groups(NodeSet):
                 for position in positions:
                     pairs += (made[position], group_keys[position])
                 node = nodes[index]
+                k = node.queue_keys(queue)
                 with node:
                     _scripts(node).push_grouped(k, high, consumable_from, pairs)
         except BrokerFull as exc:
@@ -92,21 +92,22 @@ class Groups(NodeSet):
         """See :meth:`sergeant.connector.Connector.set_group_limits`: every lease of
         ``queue`` by this connector sends them to ``lease.lua``."""
         encoded = encode_limits(limits)
-        leases = keys.queue_keys(queue).leases
-        if encoded:
-            self._group_limits[leases] = encoded
-        else:
-            self._group_limits.pop(leases, None)
+        for tag in shards.shard_tags(queue, self._settings.shards):
+            leases = keys.queue_keys(tag).leases
+            if encoded:
+                self._group_limits[leases] = encoded
+            else:
+                self._group_limits.pop(leases, None)
 
     def group_counts(self, queue: str, limit: int = 20) -> list[GroupCount]:
         """See :meth:`sergeant.connector.Connector.group_counts`: each node's group
         state read whole (HGETALL), summed."""
-        k = keys.queue_keys(queue)
         ready: collections.Counter[str] = collections.Counter()
         leased: collections.Counter[str] = collections.Counter()
         for node in self._all():
             with node:
-                state = typing.cast(dict[bytes, bytes], node.client.hgetall(k.group_state))
+                group_state = node.queue_keys(queue).group_state
+                state = typing.cast(dict[bytes, bytes], node.client.hgetall(group_state))
             for field, value in state.items():
                 kind, _, group = field.decode().partition(":")
                 if kind == "r":

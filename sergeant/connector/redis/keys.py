@@ -4,6 +4,8 @@ All keys of one queue share the hash tag ``{<queue>}``, so a queue lives in one
 Redis Cluster slot and every Lua script touches keys of one slot only. With several
 independent nodes, every node holds its own copy of these keys, as each holds part
 of the queue (see ``spread``); keys and locks live on one node (:func:`node_index`).
+On a sharded cluster (``shards=N``) each shard's copy takes its own tag (its
+``queue_keys(tag)``, ``flow_node(tag, ...)``; see ``shards``), shard 0 the queue's.
 
 Layout of queue ``emails``. Every queued, leased or dead item is one *entry*: a
 25-byte header then the pushed payload (see :mod:`sergeant.connector.redis.entries`).
@@ -153,7 +155,8 @@ def batch_list(k: QueueKeys, token: int) -> str:
 
 
 def flow_node(queue: str, flow_id: str, node: int) -> str:
-    """The hash of one held workflow step, under the hash tag of ``queue``."""
+    """The hash of one held workflow step, under the hash tag of ``queue`` (on a
+    sharded cluster: of its shard)."""
     return f"{PREFIX}:{{{queue}}}:flow:{flow_id}:{node}"
 
 

@@ -6,7 +6,10 @@ naming the node's address (and the ACL user when credentials are refused),
 chained with ``from``. A Redis Cluster is one :class:`Node` whose client is
 redis-py's ``RedisCluster``: it routes each command, and each EVALSHA, by the slot
 of its first key, and follows MOVED/ASK redirections itself (an FCALL is sent to
-the node of its first key's slot: see ``calls``).
+the node of its first key's slot: see ``calls``). A sharded cluster
+(``shards=N``) is N nodes: the first and N - 1 *views* of it (:meth:`Node.view`),
+sharing its client, each naming a queue's keys with its shard's hash tag
+(:meth:`Node.queue_keys`, see :mod:`sergeant.connector.redis.shards`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import redis.cluster
 import redis.exceptions
 import redis.retry
 
+from sergeant.connector.redis import keys, shards
 from sergeant.connector.redis.functions import Library, build_library
 from sergeant.connector.redis.group_scripts import PUSH_GROUPED, GroupScripts
 from sergeant.connector.redis.lane import Lane
@@ -131,8 +135,10 @@ class Node:
 
     Args:
         configs: the server's settings; for a cluster, every seed node's.
-        index: its position among independent nodes; reported in ``Delivery.node``.
+        index: its position among independent nodes (or its shard number);
+            reported in ``Delivery.node``.
         cluster: whether ``configs`` are seeds of one Redis Cluster.
+        shard_count: how many shards each queue has (above 1 on a cluster only).
 
     Raises:
         BrokerUnavailable: a cluster none of whose seeds answered.
@@ -146,13 +152,25 @@ class Node:
         "index",
         "lane",
         "library",
+        "owns_client",
         "scripts",
+        "shards",
         "tokens",
         "username",
     )
 
-    def __init__(self, configs: typing.Sequence[NodeConfig], index: int, cluster: bool) -> None:
+    def __init__(
+        self,
+        configs: typing.Sequence[NodeConfig],
+        index: int,
+        cluster: bool,
+        shard_count: int = 1,
+    ) -> None:
         self.index = index
+        #: How many shards each queue has; this node is shard ``index`` when above 1.
+        self.shards = shard_count
+        #: False for a view: closing is left to the node whose client it shares.
+        self.owns_client = True
         self.address = ",".join(config.address for config in configs)
         self.username = configs[0].username
         with self:
@@ -171,6 +189,28 @@ class Node:
         #: Per queue (its ``QueueKeys.leases``), the group limits its leases send.
         self.group_limits: dict[str, str] = {}
 
+    def view(self, shard: int) -> Node:
+        """Shard ``shard`` of this cluster: the same client and scripts, its own tokens."""
+        other = Node.__new__(Node)
+        for name in Node.__slots__:
+            setattr(other, name, getattr(self, name))
+        other.index = shard
+        other.owns_client = False
+        other.tokens = Tokens()
+        other.group_scripts = None
+        return other
+
+    def tag(self, queue: str) -> str:
+        """The hash tag (inside the braces) of ``queue``'s keys on this node."""
+        if self.shards == 1:
+            return queue
+        return shards.shard_tags(queue, self.shards)[self.index]
+
+    def queue_keys(self, queue: str) -> keys.QueueKeys:
+        """The keys of ``queue`` on this node; on one server, independent servers or
+        an unsharded cluster exactly ``keys.queue_keys(queue)``."""
+        return keys.queue_keys(self.tag(queue))
+
     def __enter__(self) -> Node:
         return self
 
@@ -184,7 +224,9 @@ class Node:
             raise translate_error(exc, self.address, self.username) from exc
 
     def close(self) -> None:
-        """Close the client's pooled connections and its lane."""
+        """Close the client's pooled connections and its lane (a view leaves them)."""
+        if not self.owns_client:
+            return
         if self.lane is not None:
             self.lane.close()
         self.client.close()

@@ -25,9 +25,10 @@ _LUA = importlib.resources.files("sergeant.connector.redis") / "lua"
 SOURCE = PRELUDE + (_LUA / "push_once.lua").read_text("utf-8")
 
 
-def once_mark(queue: str, once_key: str) -> str:
-    """The string marking ``once_key`` used on ``queue``, under the queue's hash tag."""
-    return f"{keys.PREFIX}:{{{queue}}}:once:{once_key}"
+def once_mark(tag: str, once_key: str) -> str:
+    """The string marking ``once_key`` used on a queue, under its hash tag ``{tag}``
+    (the queue's name, or on a sharded cluster its shard's tag)."""
+    return f"{keys.PREFIX}:{{{tag}}}:once:{once_key}"
 
 
 class Once(NodeSet):
@@ -46,7 +47,7 @@ class Once(NodeSet):
         nodes = self._all()
         node = nodes[_unique.member_of(queue, once_key, len(nodes))]
         entry = entries.make_entries(self._ids, priority[0].encode(), [item])[0]
-        names = [*keys.queue_keys(queue), once_mark(queue, once_key)]
+        names = [*node.queue_keys(queue), once_mark(node.tag(queue), once_key)]
         args: list[bytes | int] = [max(1, math.ceil(keep_seconds * 1000)), WAKE_TOKENS, entry]
         with node:
             script: redis.commands.core.Script = node.client.register_script(SOURCE)

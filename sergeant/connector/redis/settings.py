@@ -12,6 +12,11 @@ Accepted ``Connector.params`` (exactly one of ``nodes``, ``url``, ``urls``)::
     {'urls': ['redis://...', 'rediss://...', ...]}
         independent nodes, one URL each
 
+``shards`` (an int from 1 to :data:`MAX_SHARDS`, default 1), as a params key or
+the cluster URL's query parameter (``redis+cluster://h:7000,h:7001?shards=3``),
+spreads each queue over that many hash slots of a Redis Cluster (see
+:mod:`sergeant.connector.redis.shards`); it applies to a cluster only.
+
 TLS options (``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``: file paths) are
 accepted as params keys, applying to every node, or as URL query parameters
 (``rediss://h:6380/0?ssl_ca_certs=/etc/ca.pem``), which win for that URL. They
@@ -24,10 +29,12 @@ import dataclasses
 import typing
 import urllib.parse
 
+from sergeant.connector.redis.shards import MAX_SHARDS
 from sergeant.errors import ConfigError
 
 __all__ = [
     "ACCEPTED_NODE_KEYS",
+    "MAX_SHARDS",
     "TLS_OPTIONS",
     "URL_SCHEMES",
     "NodeConfig",
@@ -86,10 +93,12 @@ class RedisSettings:
     Attributes:
         nodes: the independent nodes, or the cluster's seed nodes.
         cluster: True when ``nodes`` are seeds of one Redis Cluster.
+        shards: how many hash slots each queue is spread over (1 unless a cluster).
     """
 
     nodes: tuple[NodeConfig, ...]
     cluster: bool = False
+    shards: int = 1
 
 
 def _fail(field: str, value: object, expected: str) -> typing.NoReturn:
@@ -102,6 +111,7 @@ def parse_params(
     urls: object = None,
     cluster: object = False,
     tls: typing.Mapping[str, object] | None = None,
+    shards: object = 1,
 ) -> RedisSettings:
     """Check the connector params and build the settings.
 
@@ -111,6 +121,7 @@ def parse_params(
         urls: a list of ``redis``/``rediss`` URLs of independent nodes, or None.
         cluster: True to treat ``nodes`` as the seeds of one Redis Cluster.
         tls: ``ssl`` (bool) and the :data:`TLS_OPTIONS` given as params keys.
+        shards: the params key ``shards`` (a cluster URL may give it instead).
 
     Raises:
         ConfigError: not exactly one of ``nodes``/``url``/``urls``, or a bad value,
@@ -125,15 +136,16 @@ def parse_params(
     if not isinstance(cluster, bool):
         _fail("cluster", cluster, "use True or False (give a cluster URL as 'url')")
     options = _tls_defaults(tls or {})
+    count = check_shards(shards, "shards")
     if nodes:
         if options["ssl"] is False and any(options[name] for name in TLS_OPTIONS):
             _fail("ssl", False, "set 'ssl': True to use the TLS options")
-        return RedisSettings(tuple(parse_nodes(nodes, options)), cluster)
+        seeds = tuple(parse_nodes(nodes, options))
+        return RedisSettings(seeds, cluster, _on_cluster(count, cluster, len(seeds)))
     if cluster:
         _fail("cluster", cluster, "it applies to 'nodes' only; use a redis+cluster:// 'url'")
     if url:
-        configs, is_cluster = parse_url(url, "url", options)
-        return RedisSettings(tuple(configs), is_cluster)
+        return _from_url(url, count, options)
     if not isinstance(urls, (list, tuple)):
         _fail("urls", urls, "give a list of redis:// or rediss:// URLs, one per node")
     configs = []
@@ -142,7 +154,46 @@ def parse_params(
         if is_cluster:
             _fail(f"urls[{index}]", one, "give a cluster as 'url', not in 'urls'")
         configs += parsed
-    return RedisSettings(tuple(configs))
+    return RedisSettings(tuple(configs), shards=_on_cluster(count, False, len(configs)))
+
+
+def _from_url(url: object, shards: int, options: dict[str, typing.Any]) -> RedisSettings:
+    query = _url_shards(url)
+    if query is not None and shards != 1 and query != shards:
+        _fail("shards", shards, f"the url gives shards={query}; give it once")
+    configs, is_cluster = parse_url(url, "url", options)
+    count = shards if query is None else query
+    return RedisSettings(tuple(configs), is_cluster, _on_cluster(count, is_cluster, 1))
+
+
+def check_shards(value: object, field: str) -> int:
+    """``value`` as a shard count, or a ConfigError naming ``field``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SHARDS:
+        _fail(field, value, f"give an int from 1 to {MAX_SHARDS} (1: no sharding)")
+    return value
+
+
+def _on_cluster(shards: int, cluster: bool, node_count: int) -> int:
+    if shards > 1 and not cluster:
+        why = (
+            "independent nodes already spread every queue over all of them"
+            if node_count > 1
+            else "a single server gains nothing from it"
+        )
+        _fail("shards", shards, f"it applies to a Redis Cluster only ({why})")
+    return shards
+
+
+def _url_shards(url: object) -> int | None:
+    """The ``shards`` query parameter of ``url``, checked, or None."""
+    if not isinstance(url, str):
+        return None
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query, keep_blank_values=True)
+    given = query.get("shards")
+    if given is None:
+        return None
+    text = given[-1]
+    return check_shards(int(text) if text.isdigit() else text, "url's shards")
 
 
 def _tls_defaults(tls: typing.Mapping[str, object]) -> dict[str, typing.Any]:
@@ -224,6 +275,8 @@ def parse_url(
         accepted = ", ".join(f"{name}://" for name in URL_SCHEMES)
         _fail(field, url, f"use one of the schemes {accepted}")
     cluster = scheme.endswith("+cluster")
+    if not cluster and _url_shards(url) not in (None, 1):
+        _fail(field, url, "the query parameter 'shards' applies to a redis+cluster:// URL only")
     userinfo, _, hosts = parts.netloc.rpartition("@")
     user, _, password = userinfo.partition(":")
     options = {**(tls or {}), **_query_options(parts.query, field, url)}
@@ -254,8 +307,10 @@ def parse_url(
 def _query_options(query: str, field: str, url: str) -> dict[str, str]:
     options: dict[str, str] = {}
     for name, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+        if name == "shards":
+            continue  # read by parse_params (``_url_shards``)
         if name not in TLS_OPTIONS:
-            accepted = ", ".join(repr(option) for option in TLS_OPTIONS)
+            accepted = ", ".join(repr(option) for option in (*TLS_OPTIONS, "shards"))
             _fail(field, url, f"the query parameter {name!r} is unknown; use only {accepted}")
         options[name] = value
     return options

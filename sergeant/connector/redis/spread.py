@@ -7,9 +7,12 @@ one per node, starting at a node that rotates from call to call
 leases visit every node, again from a rotating start, so no node is left
 undrained. Each node keeps FIFO within a priority and HIGH before NORMAL for what
 it holds, but there is no order across nodes: the connector reports
-``ordered = False``. Leases, reclaim and dead letters work per node; a
-:class:`~sergeant.connector.Delivery` records its node in ``Delivery.node``. Each
-node's part of a push goes through :func:`sergeant.connector.redis.push.push`.
+``ordered = False``. A sharded Redis Cluster (``shards=N``) is spread the same way:
+its N nodes are views of the one cluster, each naming the queue's keys with its
+shard's hash tag (see :mod:`sergeant.connector.redis.shards`). Leases, reclaim and
+dead letters work per node; a :class:`~sergeant.connector.Delivery` records its
+node in ``Delivery.node``. Each node's part of a push goes through
+:func:`sergeant.connector.redis.push.push`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import typing
 
 from sergeant.connector._spread import MIN_SPREAD_CHUNK, spread
 from sergeant.connector.base import DeadLetter, Delivery
-from sergeant.connector.redis import entries, keys
+from sergeant.connector.redis import entries
 from sergeant.connector.redis.nodes import Node
 from sergeant.connector.redis.settings import RedisSettings
 from sergeant.connector.redis.tokens import lease_on
@@ -41,9 +44,11 @@ __all__ = [
 
 
 def connect(settings: RedisSettings) -> list[Node]:
-    """One :class:`Node` per independent server, or a single one for a whole cluster."""
+    """One :class:`Node` per independent server, or a single one for a whole cluster;
+    a sharded cluster is one node per shard, views sharing one client (``Node.view``)."""
     if settings.cluster:
-        return [Node(settings.nodes, 0, cluster=True)]
+        first = Node(settings.nodes, 0, cluster=True, shard_count=settings.shards)
+        return [first] + [first.view(shard) for shard in range(1, settings.shards)]
     return [Node([config], index, cluster=False) for index, config in enumerate(settings.nodes)]
 
 
@@ -73,7 +78,7 @@ def lease_reply(r: list[typing.Any], node: int) -> tuple[int, list[Delivery]]:
 
 def lease_round(
     nodes: list[Node],
-    k: keys.QueueKeys,
+    queue: str,
     count: int,
     lease_seconds: float,
     owner: str,
@@ -89,7 +94,7 @@ def lease_round(
     wait_ms = -1
     acked = 0
     for node in nodes:
-        r = lease_on(node, k, count - len(leased), lease_seconds, owner, acks)
+        r = lease_on(node, node.queue_keys(queue), count - len(leased), lease_seconds, owner, acks)
         acks = ()
         folded, got = lease_reply(r, node.index)
         acked += folded
@@ -113,12 +118,13 @@ def settle_pairs(deliveries: typing.Iterable[Delivery]) -> list[str]:
     return pairs
 
 
-def reclaim_on(node: Node, k: keys.QueueKeys, max_deliveries: int) -> tuple[int, int]:
-    """Reclaim every expired lease held by one node, in bounded script calls.
+def reclaim_on(node: Node, queue: str, max_deliveries: int) -> tuple[int, int]:
+    """Reclaim every expired lease of ``queue`` held by one node, in bounded script calls.
 
     Returns:
         ``(requeued, dead_lettered)``.
     """
+    k = node.queue_keys(queue)
     requeued = dead = 0
     more = True
     while more:
@@ -141,10 +147,10 @@ def group_by_node(
     return dict(by_node)
 
 
-def dead_letters_of(node: Node, k: keys.QueueKeys, limit: int) -> list[DeadLetter]:
-    """Up to ``limit`` dead items held by one node, oldest first."""
+def dead_letters_of(node: Node, queue: str, limit: int) -> list[DeadLetter]:
+    """Up to ``limit`` dead items of ``queue`` held by one node, oldest first."""
     with node:
-        r = node.scripts.dead_letters(k, limit)
+        r = node.scripts.dead_letters(node.queue_keys(queue), limit)
     found = []
     for entry, raw_info in zip(r[0::2], r[1::2], strict=True):
         info = json.loads(raw_info)

@@ -1,0 +1,73 @@
+"""A sharded queue on the three-node Redis Cluster: spread over every primary, and a
+queue pushed before sharding was turned on is still consumed after."""
+
+from __future__ import annotations
+
+import redis
+
+from sergeant.connector import create
+from sergeant.connector.redis import keys, shards
+from tests.redis_servers import RedisClusterServers
+
+
+def _primaries(cluster: RedisClusterServers) -> list[redis.Redis]:
+    return [redis.Redis(host="127.0.0.1", port=server.port) for server in cluster.servers]
+
+
+def test_a_sharded_queue_lands_on_every_primary(
+    redis_cluster: RedisClusterServers, redis_cluster_url: str
+) -> None:
+    connector = create("redis", {"url": redis_cluster_url + "?shards=3"})
+    assert not connector.ordered
+    for start in range(0, 3000, 100):
+        connector.push_many("spread", [b"%d" % i for i in range(start, start + 100)])
+    slots = [shards.slot_of(tag) for tag in shards.shard_tags("spread", 3)]
+    primaries = _primaries(redis_cluster)
+    holding = []
+    for primary in primaries:
+        # each primary holds the keys of exactly one shard, and some items of the queue
+        counts = [int(primary.cluster("COUNTKEYSINSLOT", s)) for s in slots]
+        holding.append([index for index, count in enumerate(counts) if count])
+        assert int(primary.dbsize()) > 0
+    assert all(len(h) == 1 for h in holding)
+    assert sorted(h[0] for h in holding) == [0, 1, 2]
+    split = []
+    for primary, (shard,) in zip(primaries, holding, strict=True):
+        normal = keys.queue_keys(shards.shard_tags("spread", 3)[shard]).normal
+        split.append(int(primary.llen(normal)))
+    print(f"split over three primaries: {split}")
+    assert sum(split) == 3000
+    assert all(800 <= held <= 1200 for held in split), split
+    leased = connector.lease_many("spread", 3000, "w", 30.0)
+    assert sorted({d.node for d in leased}) == [0, 1, 2]
+    assert len({d.payload for d in leased}) == 3000
+    assert connector.ack_many("spread", leased) == 3000
+    assert connector.length("spread") == connector.leased_count("spread") == 0
+    connector.close()
+    for primary in primaries:
+        primary.close()
+
+
+def test_a_queue_pushed_before_sharding_is_consumed_after(redis_cluster_url: str) -> None:
+    before = create("redis", {"url": redis_cluster_url})
+    before.push_many("legacy", [b"old-%d" % i for i in range(50)])
+    before.push_many("legacy", [b"old-high"], priority="HIGH")
+    before.push_many("legacy", [b"old-late"], consumable_from=1.0)  # long due
+    before.close()
+    after = create("redis", {"url": redis_cluster_url, "shards": 3})
+    assert after.length("legacy") == 52
+    after.push_many("legacy", [b"new-%d" % i for i in range(30)])
+    got: list[bytes] = []
+    while True:
+        leased = after.lease_many("legacy", 7, "w", 30.0)
+        if not leased:
+            break
+        got += [d.payload for d in leased]
+        assert after.ack_many("legacy", leased) == len(leased)
+    assert sorted(got) == sorted(
+        [b"old-%d" % i for i in range(50)]
+        + [b"old-high", b"old-late"]
+        + [b"new-%d" % i for i in range(30)]
+    )
+    assert after.length("legacy", include_delayed=True) == 0
+    after.close()
