@@ -1,7 +1,8 @@
 """CPU per task of two revisions, interleaved: ``python -m bench.cpu_ab BEFORE AFTER``.
 
 Checks out both revisions (``git worktree``, in a temporary directory), then runs the
-batched at-least-once consume of ``--n`` no-op tasks on one private Redis, each run in
+batched consume (at-least-once, or ``--delivery at_most_once``; ``--batch`` per pull) of
+``--n`` no-op tasks on one private Redis, each run in
 a fresh process importing one revision, alternating BEFORE and AFTER ``--rounds``
 times. It prints the worker's CPU time per task (``time.process_time``) of each run,
 the Redis server's (``INFO cpu``, user and system, over the consume only) and its
@@ -23,18 +24,21 @@ from tests.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: One run, in a process whose sys.path starts at the revision's tree.
-_RUN = """
+#: One run, in a process whose sys.path starts at the revision's tree: ``python -c RUN
+#: PORT N BATCH [DELIVERY]`` prints CPU µs per task, tasks/s and Redis CPU µs per task.
+RUN = """
 import sys, time
 import redis
 from sergeant.config import Connector, WorkerConfig
 from sergeant.worker import Worker
 port, n, batch = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+delivery = sys.argv[4] if len(sys.argv) > 4 else "at_least_once"
 class W(Worker):
     def generate_config(self):
         node = {"host": "127.0.0.1", "port": port, "password": None, "database": 0}
         return WorkerConfig(name="cpu-ab", connector=Connector(type="redis",
-            params={"nodes": [node]}), tasks_per_transaction=batch, max_tasks_per_run=n)
+            params={"nodes": [node]}), tasks_per_transaction=batch, max_tasks_per_run=n,
+            delivery=delivery)
     def work(self, task):
         return None
 w = W(); w.init_broker()
@@ -67,6 +71,8 @@ def main() -> int:
     parser.add_argument("after")
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--delivery", choices=("at_least_once", "at_most_once"),
+                        default="at_least_once")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     server = RedisServer()
@@ -84,7 +90,8 @@ def main() -> int:
             for name, tree in trees.items():
                 env = {**os.environ, "PYTHONPATH": tree}
                 out = subprocess.run(
-                    [sys.executable, "-c", _RUN, str(server.port), str(args.n), str(args.batch)],
+                    [sys.executable, "-c", RUN, str(server.port), str(args.n), str(args.batch),
+                     args.delivery],
                     env=env, cwd=tree, check=True, capture_output=True, text=True,
                 )  # fmt: skip
                 cpu, rate, server_cpu = map(float, out.stdout.split()[-3:])

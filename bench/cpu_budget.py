@@ -28,38 +28,13 @@ import typing
 
 import hiredis
 
+from bench.cpu_ab import RUN
 from sergeant.connector.redis import entries, spread
 from sergeant.encoder import Encoder
 from sergeant.objects import Task
 from tests.servers import RedisServer
 
 BATCH = 1000
-
-_RUN = """
-import sys, time, redis
-from sergeant.config import Connector, WorkerConfig
-from sergeant.worker import Worker
-port, n, delivery = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-class W(Worker):
-    def generate_config(self):
-        node = {"host": "127.0.0.1", "port": port, "password": None, "database": 0}
-        return WorkerConfig(name="cpu-budget", connector=Connector(type="redis",
-            params={"nodes": [node]}), tasks_per_transaction=1000, max_tasks_per_run=n,
-            delivery=delivery)
-    def work(self, task):
-        return None
-w = W(); w.init_broker(); w.purge_tasks()
-for start in range(0, n, 10000):
-    w.push_tasks([{"i": i} for i in range(start, min(n, start + 10000))])
-w.init_worker()
-r = redis.Redis(port=port)
-def server_cpu():
-    info = r.info("cpu")
-    return info["used_cpu_user"] + info["used_cpu_sys"]
-before, cpu = server_cpu(), time.process_time()
-w.work_loop()
-print((time.process_time() - cpu) / n * 1e6, (server_cpu() - before) / n * 1e6)
-"""
 
 
 def _per_item(step: typing.Callable[[], object], items: int, seconds: float = 0.5) -> float:
@@ -123,12 +98,12 @@ def measured(n: int, delivery: str) -> tuple[float, float]:
     server.start()
     try:
         out = subprocess.run(
-            [sys.executable, "-c", _RUN, str(server.port), str(n), delivery],
+            [sys.executable, "-c", RUN, str(server.port), str(n), str(BATCH), delivery],
             check=True, capture_output=True, text=True,
         )  # fmt: skip
     finally:
         server.close()
-    worker, redis_cpu = map(float, out.stdout.split()[-2:])
+    worker, _rate, redis_cpu = map(float, out.stdout.split()[-3:])
     return worker, redis_cpu
 
 
