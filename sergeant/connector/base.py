@@ -107,8 +107,8 @@ class Connector(
     #: default ``prefetch`` is on for batches only then. Set per instance.
     overlaps_pulls: bool = False
     #: How a worker names the lease of the task it runs, cheaply, for
-    #: :meth:`charge_many`: ``'slot'`` (every lease call makes one batch under one
-    #: token on one node; the slot names the item: Redis on one server or a cluster),
+    #: :meth:`charge_many`: ``'slot'`` (every :meth:`ack_and_lease` hands out one batch
+    #: under one token on one node; the slot names the item: Redis),
     #: ``'token'`` (the token alone names the item: SQLite), or None (the whole
     #: delivery is needed). Set per instance where it depends on the set-up.
     names_running_by: typing.Literal["slot", "token"] | None = None

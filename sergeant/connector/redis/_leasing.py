@@ -60,7 +60,8 @@ class Leasing(NodeSet):
         the earliest delayed eta. Each batch records ``owner`` (see ``extend_owned``) and
         a token this client chose (see ``tokens``), so a call repeated after a lost
         reply gets the same batch. With several nodes, acknowledgements go first, one
-        script per node.
+        script per node, and the items leased are one node's batch (the first node with
+        ready items): a worker names its running task by slot (``names_running_by``).
         """
         acked = 0
         if acks and (count <= 0 or not self.ordered):
@@ -70,12 +71,14 @@ class Leasing(NodeSet):
         nodes = self._rotated()
         pairs = spread.settle_pairs(acks)
         leased, wait_ms, folded = spread.lease_round(
-            nodes, queue, count, lease_seconds, owner, pairs
+            nodes, queue, count, lease_seconds, owner, pairs, one_batch=True
         )
         acked += folded
         if leased or block_seconds <= 0:
             return acked, leased
-        waited = self._wait_and_lease(queue, count, owner, lease_seconds, block_seconds, wait_ms)
+        waited = self._wait_and_lease(
+            queue, count, owner, lease_seconds, block_seconds, wait_ms, one_batch=True
+        )
         return acked, waited
 
     def _wait_and_lease(
@@ -86,6 +89,7 @@ class Leasing(NodeSet):
         lease_seconds: float,
         block_seconds: float,
         wait_ms: int,
+        one_batch: bool = False,
     ) -> list[Delivery]:
         """The idle part of a blocking lease: wait on the wake list, lease, until the time
         runs out; never past the earliest delayed eta (``wait_ms``, -1 for none)."""
@@ -99,7 +103,9 @@ class Leasing(NodeSet):
                 timeout = min(timeout, wait_ms / 1000)
             nodes = self._rotated()
             self._wait_on_wake(nodes[0], queue, timeout)
-            leased, wait_ms, _ = spread.lease_round(nodes, queue, count, lease_seconds, owner)
+            leased, wait_ms, _ = spread.lease_round(
+                nodes, queue, count, lease_seconds, owner, one_batch=one_batch
+            )
             if leased:
                 return leased
 

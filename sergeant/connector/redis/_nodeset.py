@@ -64,10 +64,8 @@ class NodeSet(_connector.Connector):
         single = self._settings.cluster or len(self._settings.nodes) == 1
         self.ordered = single and self._settings.shards == 1
         self.overlaps_pulls = not self._settings.cluster and len(self._settings.nodes) == 1
-        # Several independent nodes: one pull may join batches of several tokens.
-        self.names_running_by: typing.Literal["slot", "token"] | None = (
-            "slot" if self.ordered else None
-        )
+        # A worker's pull (ack_and_lease) is one batch of one node: a slot names a task.
+        self.names_running_by: typing.Literal["slot", "token"] | None = "slot"
         self._nodes: list[Node] = []
         self._rotation = spread.Rotation()
         self._ids = entries.IdMaker()

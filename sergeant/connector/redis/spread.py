@@ -83,9 +83,13 @@ def lease_round(
     lease_seconds: float,
     owner: str,
     acks: typing.Sequence[str] = (),
+    one_batch: bool = False,
 ) -> tuple[list[Delivery], int, int]:
     """One non-blocking lease over ``nodes`` in their order: ``(deliveries, wait_ms, acked)``.
 
+    With ``one_batch`` the deliveries are the batch of the first node that has ready
+    items (a worker's pull: it then names its running task by slot alone, see
+    ``names_running_by``); else each node in turn adds its batch until ``count``.
     ``acks`` (token, slots pairs) are acknowledged on the first node, in the same
     script. ``wait_ms`` is -1 when nothing is delayed, else the milliseconds until
     the earliest delayed item (on any node visited) is due.
@@ -100,7 +104,7 @@ def lease_round(
         acked += folded
         if got:
             leased += got
-            if len(leased) >= count:
+            if one_batch or len(leased) >= count:
                 break
         elif r[0] >= 0 and (wait_ms < 0 or r[0] < wait_ms):
             wait_ms = r[0]
