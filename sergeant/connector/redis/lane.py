@@ -59,7 +59,12 @@ def command(*args: Arg) -> bytes:
 def with_head(head: bytes, head_args: int, args: typing.Sequence[Arg]) -> bytes:
     """One command whose first ``head_args`` arguments were packed ahead into ``head``
     (with :func:`bulk`), followed by ``args``."""
-    return b"*%d\r\n%s%s" % (head_args + len(args), head, b"".join(map(bulk, args)))
+    raw = typing.cast("typing.Sequence[bytes]", args)  # checked by the format itself
+    try:  # all bytes (a push's entries): one format each, no call of bulk
+        packed = b"".join([b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in raw])
+    except TypeError:  # a str or a number among them
+        packed = b"".join(map(bulk, args))
+    return b"*%d\r\n%s%s" % (head_args + len(args), head, packed)
 
 
 class Pending:
