@@ -6,6 +6,7 @@ cheaper to build and parse than a dict, and the same shape for every serializer.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import typing
 
@@ -200,33 +201,44 @@ class Encoder:
         task.run_count, task.id, task.deliveries = run_count, task_id, 0
         return task
 
-    def decode_many(self, payloads: typing.Iterable[bytes]) -> list[Task]:
+    def decode_many(
+        self, payloads: typing.Sequence[bytes], deliveries: typing.Sequence[int] | None = None
+    ) -> list[Task]:
         """``[decode(data) for data in payloads]``, in one loop: a batch pays for the
         codec and one slot fill per task, not for a method call each. Signed or
         compressed payloads, workflow steps and anything unusual take :meth:`decode`.
+        ``deliveries``: each task's ``Task.deliveries`` (else 0).
 
         Raises:
             DecodeError, BadSignature: as :meth:`decode`, for the first bad payload.
         """
+        counts = itertools.repeat(0) if deliveries is None else deliveries
         decode = self.decode
         if self.signer is not None or self.compressor is not None:
-            return [decode(data) for data in payloads]
+            tasks = [decode(data) for data in payloads]
+            for task, count in zip(tasks, counts, strict=False):  # counts may be endless
+                task.deliveries = count
+            return tasks
         loads, new, task_class = self.serializer.loads, _new_task, Task
-        tasks: list[Task] = []
+        tasks = []
         append = tasks.append
-        for data in payloads:
+        for data, count in zip(payloads, counts, strict=False):
             try:
                 envelope = loads(data)
                 task_id, kwargs, trace_id, date, run_count = envelope
             except Exception:
-                append(decode(data))  # a step, a signed payload, or a DecodeError
+                task = decode(data)  # a step, a signed payload, or a DecodeError
+                task.deliveries = count
+                append(task)
                 continue
             if type(kwargs) is not dict or type(envelope) not in (list, tuple):
-                append(decode(data))
+                task = decode(data)
+                task.deliveries = count
+                append(task)
                 continue
             task = new(task_class)
             task.kwargs, task.trace_id, task.date = kwargs, trace_id, date
-            task.run_count, task.id, task.deliveries = run_count, task_id, 0
+            task.run_count, task.id, task.deliveries = run_count, task_id, count
             append(task)
         return tasks
 
