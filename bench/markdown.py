@@ -33,6 +33,22 @@ min-max in brackets. Ratios are what count: absolute rates on a shared 2-core ma
 are noise. Every run checks that exactly N distinct tasks were pushed (queue length)
 or executed (distinct `i` recorded by the consumer); a run that fails the check is
 left out of the median and listed under *Failed runs*.
+
+Method, in one paragraph you can check: each round runs every library once, one
+after the other on the same private Redis, and the page gives each figure's median
+over the rounds, so a library never gets the machine's quiet minutes and another its
+busy ones. A consume's *timed* rate runs from the call that starts the work loop to
+its return; its *steady-state* rate from the first task's start to the last task's
+end (both stamped by the task itself), so start-up cannot flatter a short run;
+batched runs default to 1,000,000 tasks, so start-up is under 5% of them. *CPU per
+task* is the work's own CPU time (`getrusage` user + system, every thread, of the
+process or processes doing it) plus the Redis server's (`used_cpu_user` +
+`used_cpu_sys` of `INFO cpu`, summed over a cluster's primaries), both read right
+before and right after the timed interval, divided by N: a figure a shared machine
+disturbs much less than wall time. To check one change on its own, `python -m
+bench.cpu_ab BEFORE AFTER` alternates two revisions on one Redis and prints both
+CPU figures per run; `python -m bench.cpu_budget` times each per-task step of a
+batched consume beside the measured total.
 """
 
 #: Sergeant on each broker, single-node Redis first and the Redis Cluster next to it.
