@@ -15,6 +15,8 @@ import redis
 
 from sergeant.connector.redis import Connector, keys
 from sergeant.connector.redis.lease_script import LISTED_FROM
+from sergeant.errors import ConnectionLost
+from tests.servers import wait_until
 
 Node = dict[str, object]
 OWNER = "batch-test"
@@ -139,3 +141,24 @@ def test_a_batch_recorded_by_the_previous_layout_is_reclaimed(
     assert (again.payload, again.deliveries) == (b"old-payload", 2)
     worker.ack_many(queue, [fresh, again])
     assert raw.hkeys(k.leases) == [b"#seq"]
+
+
+@pytest.mark.parametrize(("lost", "again"), [(3, LISTED_FROM), (LISTED_FROM, 3)])
+def test_a_lost_lease_repeated_in_the_other_form_hands_out_its_batch(
+    worker: Connector, queue: str, lost: int, again: int
+) -> None:
+    """The call that repeats a lost lease may take the other form (small and packed,
+    large and listed) than the lost one did: it still gets the very batch."""
+    payloads = [b"%d" % i for i in range(lost)]
+    worker.push_many(queue, payloads)
+    finish = worker.start_ack_and_lease(queue, (), lost, OWNER, 30.0)
+    wait_until(lambda: worker.leased_count(queue) == lost, timeout=10)
+    lane = worker._all()[0].lane
+    assert lane is not None
+    lane.close()  # the reply is lost, as after a dropped connection
+    with pytest.raises(ConnectionLost):
+        finish()
+    _, leased = worker.ack_and_lease(queue, (), again, OWNER, 30.0)
+    assert [d.payload for d in leased] == payloads
+    assert worker.ack_many(queue, leased) == lost
+    assert worker.leased_count(queue) == 0

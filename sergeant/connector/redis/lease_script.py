@@ -71,9 +71,12 @@ class Script(typing.Protocol):
 
 
 def _joined(reply: list[typing.Any], entries: list[bytes]) -> list[typing.Any]:
-    """The script's count-only reply with the entries the LRANGE read in its place
-    (a reply of two items handed nothing out: its -1 is "nothing delayed")."""
-    if len(reply) > 2:
+    """The script's count-only reply with the entries the LRANGE read in its place.
+
+    A reply of two items handed nothing out (its -1 is "nothing delayed"); a repeated
+    call's reply holds its entries already (see ``lease.lua``).
+    """
+    if len(reply) > 2 and isinstance(reply[3], int):
         reply[3] = entries
     return reply
 

@@ -120,25 +120,20 @@ local function plain_queue()
   return none
 end
 
-
 -- The entries of a large leased batch T are the list '<queue>:batch:T' (same hash
 -- tag); those of a small one are packed (msgpack) into LEASES field T (see lease.lua).
 local function batch_key(token)
   return BATCH_BASE .. token
 end
 
--- The entries of batch `token`, in slot order.
-local function batch_entries(token)
-  local all = redis.call('LRANGE', batch_key(token), 0, -1)
-  if #all == 0 then
-    local packed = redis.call('HGET', LEASES, token)
-    if packed then
-      all = cmsgpack.unpack(packed)
-    end
+-- The entries of batch `token`, in slot order: `packed` (its LEASES field T, read
+-- with its record) when it is small, else its own list.
+local function batch_entries(token, packed)
+  if packed then
+    return cmsgpack.unpack(packed)
   end
-  return all
+  return redis.call('LRANGE', batch_key(token), 0, -1)
 end
-
 
 local function group_list(g, high)
   return GROUP_BASE .. (high and 'H:' or 'N:') .. g
@@ -429,8 +424,9 @@ local function owned_member(owner, token)
 end
 
 -- The slots among `ranges` that batch `token` still holds: (held slots, flags, live,
--- owner, its packed entries when it is small). A batch that no longer exists (acknowledged, or reclaimed after its lease
--- expired) holds nothing: that is how a stale owner is fenced off.
+-- owner, its packed entries when it is small). A batch that no longer exists
+-- (acknowledged, or reclaimed after its lease expired) holds nothing: that is how a
+-- stale owner is fenced off.
 local function held_slots(token, ranges)
   local rec = redis.call('HMGET', LEASES, token .. ':f', token .. ':n', token .. ':o', token)
   local flags, live = rec[1], tonumber(rec[2])
@@ -461,7 +457,7 @@ local function settle(token, ranges, want_entries)
   end
   local entries = {}
   if want_entries or has_unique() or has_groups() then
-    local all = packed and cmsgpack.unpack(packed) or redis.call('LRANGE', batch_key(token), 0, -1)
+    local all = batch_entries(token, packed)
     if #held == #all then
       entries = all -- the whole batch, in slot order
     else

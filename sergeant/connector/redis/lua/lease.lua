@@ -14,8 +14,8 @@
 -- ARGV[6] token: a value from the client's block of the never-reset lease counter
 -- ARGV[7..] pairs (token, slots as 'a-b,c,...') to acknowledge first (may be none)
 --
--- Returns: {-1, acknowledged, token, {entry1, entry2, ...} or their number} when
--- entries were handed out; {-2, 0} when the token is above the lease counter ('#seq'
+-- Returns: {-1, acknowledged, token, {entry1, entry2, ...} or their number (form '0',
+-- but for a repeated call)} when entries were handed out; {-2, 0} when the token is above the lease counter ('#seq'
 -- in LEASES) (the server lost its data: the client reserves a new block and calls
 -- again; nothing was done); otherwise {wait_ms, acknowledged}: wait_ms is -1 when
 -- nothing is delayed, else the milliseconds (at least 1) until the earliest delayed
@@ -28,8 +28,9 @@
 -- nothing HIGH, delayed, unique or grouped) moves from NORMAL's head to the batch's
 -- list by SORT BY nosort ... STORE and LTRIM, inside Redis: the script never holds its
 -- entries, so what it costs per entry is what moving the bytes costs. LEASED_COUNT is
--- written once for the acknowledgements and the lease. A call repeated with the same token (its reply was lost: a timeout,
--- a dropped connection) hands out the same batch again and reports the same
+-- written once for the acknowledgements and the lease. A call repeated with the same
+-- token (its reply was lost: a timeout, a dropped connection) hands out the same
+-- batch again, its entries always in the reply, and reports the same
 -- acknowledgements, so a retry neither strands a batch nor reads as rejected
 -- acknowledgements. A delivery's count is the entry's earlier deliveries + 1 (the
 -- client reads it from the header). When nothing is ready the wake tokens are stale
@@ -39,7 +40,7 @@
 local token = ARGV[6]
 local inline = ARGV[4] == '1'
 -- '#seq' mirrors the lease counter as of the last reservation (reserve_tokens.lua).
-local first = redis.call('HMGET', LEASES, token .. ':f', token .. ':a', '#seq')
+local first = redis.call('HMGET', LEASES, token .. ':f', token .. ':a', '#seq', token)
 if tonumber(token) > tonumber(first[3] or 0) then
   return {-2, 0} -- before any acknowledgement: theirs may be as unknown as this token
 end
@@ -50,8 +51,9 @@ if first[1] then
   if count_delta ~= 0 then
     redis.call('INCRBY', LEASED_COUNT, count_delta)
   end
-  local again = inline and batch_entries(token) or #first[1]
-  return {-1, acked + tonumber(first[2] or 0), tonumber(token), again}
+  -- Its entries in the reply, whichever form either call asked for: a retry may come
+  -- by another path (the lane, the pool) than the lost call, and is rare.
+  return {-1, acked + tonumber(first[2] or 0), tonumber(token), batch_entries(token, first[4])}
 end
 local count = tonumber(ARGV[5])
 local now = now_text()
