@@ -18,7 +18,7 @@ __all__ = ["PUSH_GROUPED", "GroupScripts", "encode_limits"]
 
 _LUA = importlib.resources.files("sergeant.connector.redis") / "lua"
 #: ``push_grouped.lua``, the prelude in front (also a function of the library).
-PUSH_GROUPED = scripts._with_lib((_LUA / "push_grouped.lua").read_text("utf-8"))
+PUSH_GROUPED = scripts.with_lib((_LUA / "push_grouped.lua").read_text("utf-8"))
 
 
 def encode_limits(limits: GroupLimits) -> str:

@@ -16,13 +16,13 @@ from sergeant.connector import _once_contract, _unique
 from sergeant.connector.base import Priority
 from sergeant.connector.redis import entries, keys
 from sergeant.connector.redis._nodeset import NodeSet
-from sergeant.connector.redis.scripts import PRELUDE, WAKE_TOKENS
+from sergeant.connector.redis.scripts import WAKE_TOKENS, with_lib
 
 __all__ = ["Once", "once_mark"]
 
 _LUA = importlib.resources.files("sergeant.connector.redis") / "lua"
 #: The script: the shared prelude of the queue scripts, then ``push_once.lua``.
-SOURCE = PRELUDE + (_LUA / "push_once.lua").read_text("utf-8")
+SOURCE = with_lib((_LUA / "push_once.lua").read_text("utf-8"))
 
 
 def once_mark(tag: str, once_key: str) -> str:

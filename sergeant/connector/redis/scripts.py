@@ -59,6 +59,7 @@ __all__ = [
     "Arg",
     "Scripts",
     "shebang_refused",
+    "with_lib",
     "without_shebang",
 ]
 
@@ -97,7 +98,7 @@ _LOCK_SCRIPTS = ("lock_release", "lock_set_ttl", "reserve_tokens")
 ALLOW_OOM = "#!lua flags=allow-oom"
 
 
-def _with_lib(source: str) -> str:
+def with_lib(source: str) -> str:
     """The shared prelude in front of a queue script, after its flags line (which
     Redis reads only as the very first line)."""
     shebang, body = split_shebang(source)
@@ -111,7 +112,7 @@ LIB = (_LUA / "_lib.lua").read_text("utf-8")
 #: call that sets up this call (the function library holds LIB once instead).
 PRELUDE = LIB + "begin(KEYS)\n"
 SOURCES: dict[str, str] = {
-    **{name: _with_lib((_LUA / f"{name}.lua").read_text("utf-8")) for name in _QUEUE_SCRIPTS},
+    **{name: with_lib((_LUA / f"{name}.lua").read_text("utf-8")) for name in _QUEUE_SCRIPTS},
     **{name: (_LUA / f"{name}.lua").read_text("utf-8") for name in _LOCK_SCRIPTS},
 }
 
