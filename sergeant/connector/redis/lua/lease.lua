@@ -123,5 +123,7 @@ end
 redis.call('HSET', LEASES, unpack(record))
 redis.call('ZADD', LEASED, format('%.6f', tonumber(now) + tonumber(ARGV[1])), token)
 redis.call('ZADD', OWNED, 0, owned_member(owner, token))
-redis.call('INCRBY', LEASED_COUNT, stored + count_delta)
+if stored + count_delta ~= 0 then -- one task acknowledged, one leased: no change
+  redis.call('INCRBY', LEASED_COUNT, stored + count_delta)
+end
 return {-1, acked, tonumber(token), inline and entries or stored}
