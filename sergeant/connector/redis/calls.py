@@ -13,6 +13,11 @@ An FCALL answered "Function not found" or refused by the ACL (NOPERM on ``fcall`
 did not run, so it is sent again: after the library is loaded again, or as EVALSHA
 once the node has fallen back for good. Any other error reply (one from inside the
 script) is raised as before: the script may have written, it is never run twice.
+
+On a cluster with its library loaded, an FCALL goes on the lane of the primary
+holding its first key's slot (:mod:`~sergeant.connector.redis.cluster_lanes`) when
+that lane is free; one refused with a redirection did not run either, and goes
+again through redis-py, which follows it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import redis
 import redis.cluster
 import redis.exceptions
 
+from sergeant.connector.redis.cluster_lanes import ClusterLanes, redirected
 from sergeant.connector.redis.functions import Library, not_found
 from sergeant.connector.redis.lane import Arg, Lane, bulk, with_head
 
@@ -66,6 +72,7 @@ class Script:
         lane: the node's lane (None on a cluster).
         library: the node's function library (None: EVALSHA only).
         name: the script's name in the library.
+        cluster_lanes: a cluster's lanes, one per primary (None on one server).
     """
 
     def __init__(
@@ -75,8 +82,10 @@ class Script:
         lane: Lane | None,
         library: Library | None = None,
         name: str = "",
+        cluster_lanes: ClusterLanes | None = None,
     ) -> None:
         self._client = client
+        self._cluster_lanes = cluster_lanes
         self.registered = client.register_script(source)
         # The source to fall back to on a Redis older than 7 (None: no flags line).
         self._plain: str | None = without_shebang(source) if source.startswith("#!") else None
@@ -113,9 +122,26 @@ class Script:
                 pass  # the registered script loads it and runs it
         return self._load_and_run(keys, args)
 
-    def lane_of_server(self) -> Lane | None:
-        """The lane, when this script runs on a single server (not a cluster)."""
-        return self._lane if self._execute is not None else None
+    def lane_for(self, keys: typing.Sequence[str]) -> Lane | None:
+        """The lane a call on ``keys`` may take: the server's, or on a cluster with the
+        library loaded the lane of the primary holding the first key's slot."""
+        if self._execute is not None:
+            return self._lane
+        lanes, library = self._cluster_lanes, self._library
+        if lanes is None or library is None or not library.ready():
+            return None
+        return lanes.for_key(keys[0])
+
+    def lane_failed(self, exc: Exception) -> bool:
+        """After a call on :meth:`lane_for`'s lane raised ``exc``: whether it did not run
+        and may be sent again through :meth:`__call__` (see :meth:`did_not_run`). On a
+        cluster a redirection or a broken connection turns the lanes off for a while."""
+        lanes = self._cluster_lanes if self._execute is None else None
+        broken = not isinstance(exc, redis.exceptions.ResponseError)
+        if lanes is not None and (broken or redirected(exc)):
+            lanes.failed()
+            return not broken
+        return self.did_not_run(exc)
 
     def packed(
         self, keys: typing.Sequence[str], args: typing.Sequence[Arg], fixed: int = 0
@@ -147,7 +173,19 @@ class Script:
         self, keys: typing.Sequence[str], args: typing.Sequence[Arg], fixed: int
     ) -> typing.Any:
         """The FCALL, on the lane when it is free, else on the pool (or the cluster)."""
-        if self._execute is None:  # a cluster: to the node of the keys' slot
+        if self._execute is None:  # a cluster: the lane of the keys' primary, or redis-py
+            lane = self.lane_for(keys)
+            if lane is not None:
+                try:
+                    replies = lane.try_send(self._packed(keys, args, fixed, True))
+                except redis.exceptions.RedisError as exc:
+                    if isinstance(exc, redis.exceptions.ResponseError) and not redirected(exc):
+                        raise  # from the script, or no such function: as through redis-py
+                    if not self.lane_failed(exc):
+                        raise
+                    replies = None
+                if replies is not None:
+                    return replies[0]
             client: typing.Any = self._client  # redis-py leaves these calls untyped
             node = client.get_node_from_key(keys[0])
             return client.execute_command(
@@ -199,23 +237,25 @@ class Script:
     ) -> typing.Callable[[], typing.Any]:
         """Send the script now; the function returned reads its reply (call it once).
 
-        On a single server the request is in flight on the lane (several may be, in
-        order) while the caller does other work; on a cluster the script runs now.
+        The request is in flight on the lane (several may be, in order) while the
+        caller does other work; without a lane (a cluster on EVALSHA, its lanes off)
+        the script runs now.
         """
-        if self._lane is None:
+        lane = self.lane_for(keys)
+        if lane is None:
             reply = self(keys, args)
             return lambda: reply
         library = self._library
         function = library is not None and library.ready()
-        pending = self._lane.start(self._packed(keys, args, fixed, function))
+        pending = lane.start(self._packed(keys, args, fixed, function))
 
         def finish() -> typing.Any:
             try:
                 return pending.result()
             except redis.exceptions.NoScriptError:
                 return self._load_and_run(keys, args)
-            except redis.exceptions.ResponseError as exc:
-                if not function or not self._may_resend(exc):
+            except redis.exceptions.RedisError as exc:
+                if not function or not self.lane_failed(exc):
                     raise
             return self(keys, args, fixed)  # it did not run: now, on the path decided
 

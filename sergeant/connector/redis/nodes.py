@@ -6,7 +6,8 @@ naming the node's address (and the ACL user when credentials are refused),
 chained with ``from``. A Redis Cluster is one :class:`Node` whose client is
 redis-py's ``RedisCluster``: it routes each command, and each EVALSHA, by the slot
 of its first key, and follows MOVED/ASK redirections itself (an FCALL is sent to
-the node of its first key's slot: see ``calls``). A sharded cluster
+the node of its first key's slot, on that primary's lane when it is free: see
+``calls`` and ``cluster_lanes``). A sharded cluster
 (``shards=N``) is N nodes: the first and N - 1 *views* of it (:meth:`Node.view`),
 sharing its client, each naming a queue's keys with its shard's hash tag
 (:meth:`Node.queue_keys`, see :mod:`sergeant.connector.redis.shards`).
@@ -24,6 +25,7 @@ import redis.exceptions
 import redis.retry
 
 from sergeant.connector.redis import keys, shards
+from sergeant.connector.redis.cluster_lanes import ClusterLanes
 from sergeant.connector.redis.functions import Library, build_library
 from sergeant.connector.redis.group_scripts import PUSH_GROUPED, GroupScripts
 from sergeant.connector.redis.lane import Lane
@@ -147,6 +149,7 @@ class Node:
     __slots__ = (
         "address",
         "client",
+        "cluster_lanes",
         "group_limits",
         "group_scripts",
         "index",
@@ -177,11 +180,15 @@ class Node:
             self.client: Client = _build_client(configs, cluster)
         #: A single server's dedicated connection for the hot path (None on a cluster).
         self.lane: Lane | None = None
+        #: A cluster's lanes, one per primary (see ``cluster_lanes``); None on one server.
+        self.cluster_lanes: ClusterLanes | None = None
         if isinstance(self.client, redis.Redis):
             self.lane = Lane(self.client.connection_pool)
+        else:
+            self.cluster_lanes = ClusterLanes(self.client)
         #: The function library on this node: FCALL once loaded, else EVALSHA.
         self.library = Library(self.client, LIBRARY, self.address)
-        self.scripts = Scripts(self.client, self.lane, self.library)
+        self.scripts = Scripts(self.client, self.lane, self.library, self.cluster_lanes)
         #: The fencing tokens this client chooses for its leases on this node.
         self.tokens = Tokens()
         #: The group scripts, loaded on first use.
@@ -229,4 +236,6 @@ class Node:
             return
         if self.lane is not None:
             self.lane.close()
+        if self.cluster_lanes is not None:
+            self.cluster_lanes.close()
         self.client.close()

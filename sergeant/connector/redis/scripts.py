@@ -44,6 +44,7 @@ from sergeant.connector.redis.calls import (
     split_shebang,
     without_shebang,
 )
+from sergeant.connector.redis.cluster_lanes import ClusterLanes
 from sergeant.connector.redis.functions import Library
 from sergeant.connector.redis.keys import QueueKeys
 from sergeant.connector.redis.lane import Lane
@@ -133,8 +134,12 @@ class Scripts:
         client: redis.Redis | redis.cluster.RedisCluster,
         lane: Lane | None = None,
         library: Library | None = None,
+        cluster_lanes: ClusterLanes | None = None,
     ) -> None:
-        s = {name: Script(client, source, lane, library, name) for name, source in SOURCES.items()}
+        s = {
+            name: Script(client, source, lane, library, name, cluster_lanes)
+            for name, source in SOURCES.items()
+        }
         self._push, self._pop, self._lease = s["push"], s["pop"], s["lease"]
         self._push_unique = s["push_unique"]
         self._ack, self._release, self._extend = s["ack"], s["release"], s["extend"]
