@@ -48,3 +48,13 @@ def test_slot_ranges_name_exactly_the_slots(slots: set[int]) -> None:
         low, high = (int(x) for x in part.split("-"))
         named.update(range(low, high + 1))
     assert named == slots
+
+
+@given(st.lists(st.integers(min_value=1, max_value=300), max_size=50))
+def test_slot_ranges_of_a_list_in_any_order_name_exactly_its_slots(slots: list[int]) -> None:
+    text = entries.slot_ranges(slots)
+    named: set[int] = set()
+    for part in filter(None, text.split(",")):
+        low, high = (int(x) for x in part.split("-"))
+        named.update(range(low, high + 1))
+    assert named == set(slots)

@@ -105,6 +105,8 @@ def leased(entries: list[bytes], token: int, node: int) -> list[Delivery]:
 
 def slot_ranges(slots: typing.Iterable[int]) -> str:
     """Slots as the scripts read them: ``'1-3,7'`` for 1, 2, 3, 7."""
+    if type(slots) is list and slots and slots == list(range(slots[0], slots[-1] + 1)):
+        return f"{slots[0]}-{slots[-1]}"  # a whole batch in order, the usual case
     ordered = sorted(set(slots))
     if not ordered:
         return ""

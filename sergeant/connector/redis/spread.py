@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import operator
 import random
 import typing
 
@@ -41,6 +42,12 @@ __all__ = [
     "settle_pairs",
     "spread",
 ]
+
+
+#: A delivery's token, node and slot, read in C (``map``) over a whole batch.
+_TOKEN = operator.itemgetter(Delivery._fields.index("token"))
+_NODE = operator.itemgetter(Delivery._fields.index("node"))
+_SLOT = operator.itemgetter(Delivery._fields.index("slot"))
 
 
 def connect(settings: RedisSettings) -> list[Node]:
@@ -111,8 +118,10 @@ def lease_round(
     return leased, wait_ms, acked
 
 
-def settle_pairs(deliveries: typing.Iterable[Delivery]) -> list[str]:
+def settle_pairs(deliveries: typing.Sequence[Delivery]) -> list[str]:
     """Deliveries of one node as the scripts take them: token, slots, token, slots..."""
+    if len(set(map(_TOKEN, deliveries))) == 1:  # one batch, the usual case: in C
+        return [str(deliveries[0].token), entries.slot_ranges(list(map(_SLOT, deliveries)))]
     by_token: dict[int, list[int]] = {}
     for delivery in deliveries:
         by_token.setdefault(delivery.token, []).append(delivery.slot)
@@ -145,6 +154,9 @@ def group_by_node(
     """``deliveries`` grouped by ``Delivery.node``; all on node 0 for a single node."""
     if node_count == 1:
         return {0: deliveries}
+    nodes = set(map(_NODE, deliveries))
+    if len(nodes) == 1:  # one node's batch, the usual case
+        return {nodes.pop(): deliveries}
     by_node: dict[int, list[Delivery]] = {}
     for delivery in deliveries:
         by_node.setdefault(delivery.node, []).append(delivery)
