@@ -71,3 +71,25 @@ def test_a_queue_pushed_before_sharding_is_consumed_after(redis_cluster_url: str
     )
     assert after.length("legacy", include_delayed=True) == 0
     after.close()
+
+
+def test_pulls_sent_ahead_on_a_sharded_queue_settle_every_shard_and_drain_it(
+    redis_cluster_url: str,
+) -> None:
+    """A worker's pull sent ahead carries acknowledgements of any shard: those of the
+    shard it leases from go in its script, the others' first; each item once."""
+    connector = create("redis", {"url": redis_cluster_url, "shards": 3})
+    connector.push_many("ahead", [b"%d" % i for i in range(900)])
+    held = connector.lease_many("ahead", 100, "w", 30.0)
+    seen, acked_total = [d.payload for d in held], 0
+    for _ in range(60):  # bounded: 900 items in pulls of up to 100
+        finish = connector.start_ack_and_lease("ahead", held, 100, "w", 30.0)
+        acked, held = finish()
+        acked_total += acked
+        seen += [d.payload for d in held]
+        if not held:
+            break
+    assert sorted(seen) == sorted(b"%d" % i for i in range(900))
+    assert acked_total == 900
+    assert connector.length("ahead") == connector.leased_count("ahead") == 0
+    connector.close()

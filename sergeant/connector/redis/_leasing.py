@@ -117,21 +117,34 @@ class Leasing(NodeSet):
         owner: str,
         lease_seconds: float,
     ) -> typing.Callable[[], tuple[int, list[Delivery]]]:
-        """Send :meth:`ack_and_lease` now on one server; the function returned reads it.
+        """Send :meth:`ack_and_lease` now; the function returned reads it.
 
-        With several nodes it runs at once, as the contract's default (and on a
-        cluster the script itself runs at once: see ``Scripts.start_lease``).
+        The lease goes to the first node of the rotation, in flight on its lane,
+        with the acknowledgements that node holds; with several nodes the others'
+        are sent first, at once, and when the first node had nothing ready the
+        reply is followed by a lease on the other nodes in turn (one node's batch,
+        as :meth:`ack_and_lease`).
         """
-        nodes = self._all()
-        if len(nodes) > 1 or count <= 0:
+        if count <= 0:
             return super().start_ack_and_lease(queue, acks, count, owner, lease_seconds)
-        node = nodes[0]
-        pairs = spread.settle_pairs(acks)
+        nodes = self._rotated()
+        node, acked = nodes[0], 0
+        if len(nodes) > 1:
+            others = [a for a in acks if a.node != node.index]
+            if others:
+                acked = self.ack_many(queue, others)
+                acks = [a for a in acks if a.node == node.index]
         k = node.queue_keys(queue)
+        pairs = spread.settle_pairs(acks) if acks else []
         finish = tokens.start_lease_on(node, k, count, lease_seconds, owner, pairs)
 
         def read() -> tuple[int, list[Delivery]]:
-            return spread.lease_reply(finish(), node.index)
+            folded, leased = spread.lease_reply(finish(), node.index)
+            if not leased and len(nodes) > 1:
+                leased, _, _ = spread.lease_round(
+                    nodes[1:], queue, count, lease_seconds, owner, one_batch=True
+                )
+            return acked + folded, leased
 
         return read
 
