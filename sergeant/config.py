@@ -321,9 +321,9 @@ class WorkerConfig:
             (0 = keep nothing).
         prefetch: how many pulls to keep in flight ahead of the running batch
             (``True`` is 1, at most 64). None (the default) is, where the broker
-            can overlap a pull with the running batch (Redis on one server): 1 when
-            ``tasks_per_transaction`` > 1, 3 for one-task pulls at-least-once;
-            else 0.
+            can overlap a pull with the running batch (Redis: one server, several, a
+            cluster): 1 when ``tasks_per_transaction`` > 1, 3 for one-task pulls
+            at-least-once; else 0.
         schedules: tasks pushed on cron lines or intervals, each tick once (``Schedule``).
         rate_limit: task starts per interval across all workers of the queue.
         group_concurrency: most tasks of one group (``push_task(group_key=...)``)

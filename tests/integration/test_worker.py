@@ -151,7 +151,7 @@ def test_failure_routes_to_on_failure_and_a_hook_error_is_survived(
     with caplog.at_level(logging.ERROR):
         run(worker)
     assert calls(worker, "failure") == ["ValueError('boom')"]
-    assert calls(worker, "success") == [1, 2]
+    assert sorted(calls(worker, "success")) == [1, 2]  # a sharded queue keeps no order
     assert "on_success has failed: RuntimeError('hook bug')" in caplog.text
     assert "Traceback" in caplog.text
 
@@ -221,7 +221,11 @@ def test_trace_id_propagates_to_tasks_pushed_from_work(
     worker.push_task({"i": 0, "action": "push_child"}, trace_id="trace-42")
     root_id = worker.push_task({"i": 1})
     run(worker)
-    assert worker.trace_ids == ["trace-42", root_id, "trace-42"]
+    expected = ["trace-42", root_id, "trace-42"]
+    if worker.broker.connector.ordered:
+        assert worker.trace_ids == expected
+    else:  # several nodes keep no order across them
+        assert sorted(map(str, worker.trace_ids)) == sorted(expected)
     assert worker.get_trace_id() is None
 
 
@@ -310,11 +314,15 @@ def test_prefetched_tasks_go_back_on_stop(
     worker = make_worker(tasks_per_transaction=2, prefetch=prefetch, delivery=delivery)
     worker.push_tasks([{"i": i, "action": "stop" if i == stop_at else None} for i in range(12)])
     assert run(worker)["stop"]
-    assert sorted(i for name, i in worker.calls if name == "work") == list(range(stop_at + 1))
+    ran = sorted(i for name, i in worker.calls if name == "work")
+    if worker.broker.connector.ordered:
+        assert ran == list(range(stop_at + 1))
+    assert stop_at in ran  # several nodes keep no order: which others ran varies
+    assert len(set(ran)) == len(ran)
     assert worker.broker.connector.leased_count("jobs") == 0
-    assert worker.number_of_enqueued_tasks() == 11 - stop_at
+    assert worker.number_of_enqueued_tasks() == 12 - len(ran)
     again = worker.get_next_tasks(12)
-    assert sorted(task.kwargs["i"] for task in again) == list(range(stop_at + 1, 12))
+    assert sorted(task.kwargs["i"] for task in again) == sorted(set(range(12)) - set(ran))
 
 
 @pytest.mark.parametrize(("prefetch", "quick"), [(True, 1), (3, 3)])
@@ -343,8 +351,9 @@ def test_batches_are_prefetched_by_default_where_a_pull_can_overlap(
     connector_config: tuple[str, dict[str, typing.Any]],
     per_pull: int,
 ) -> None:
-    """prefetch=None on one Redis server: one pull ahead for batches, three for one-task
-    pulls; none where a pull sent ahead would simply run at once."""
+    """prefetch=None on Redis (one server, several, a cluster: a pull sent ahead is in
+    flight on a lane): one pull ahead for batches, three for one-task pulls; none where
+    a pull sent ahead would simply run at once."""
     worker = make_worker(tasks_per_transaction=per_pull, max_tasks_per_run=20)
     worker.push_tasks([{"i": i} for i in range(20)])
     consumer = Consumer(worker.broker, worker.config)
@@ -352,9 +361,9 @@ def test_batches_are_prefetched_by_default_where_a_pull_can_overlap(
     try:
         next(tasks)
         consumer.renew_leases()  # reads the pull in flight, if any
-        kind, params = connector_config
-        one_redis_server = kind == "redis" and len(params.get("nodes", [])) == 1
-        ahead = (1 if per_pull > 1 else _prefetch.ONE_BY_ONE_PULLS_AHEAD) if one_redis_server else 0
+        kind, _params = connector_config
+        redis = kind == "redis"
+        ahead = (1 if per_pull > 1 else _prefetch.ONE_BY_ONE_PULLS_AHEAD) if redis else 0
         assert worker.broker.connector.leased_count("jobs") == per_pull * (1 + ahead)
     finally:
         consumer.close()

@@ -12,6 +12,7 @@ import typing
 from sergeant.connector.base import Delivery, ReclaimResult
 from sergeant.connector.redis import keys, spread, tokens
 from sergeant.connector.redis._nodeset import NodeSet
+from sergeant.connector.redis.nodes import Node
 from sergeant.connector.redis.scripts import Scripts
 
 __all__ = ["Leasing"]
@@ -59,17 +60,15 @@ class Leasing(NodeSet):
         by push, release and reclaim; on each node in turn when several), never past
         the earliest delayed eta. Each batch records ``owner`` (see ``extend_owned``) and
         a token this client chose (see ``tokens``), so a call repeated after a lost
-        reply gets the same batch. With several nodes, acknowledgements go first, one
-        script per node, and the items leased are one node's batch (the first node with
-        ready items): a worker names its running task by slot (``names_running_by``).
+        reply gets the same batch. With several nodes the items leased are one node's
+        batch (the first node with ready items): a worker names its running task by
+        slot (``names_running_by``); the acknowledgements of the node visited first go
+        in its lease script, the others' first, one script per node (see
+        :meth:`_pull_order`).
         """
-        acked = 0
-        if acks and (count <= 0 or not self.ordered):
-            acked, acks = self.ack_many(queue, acks), ()
         if count <= 0:
-            return acked, []
-        nodes = self._rotated()
-        pairs = spread.settle_pairs(acks)
+            return (self.ack_many(queue, acks) if acks else 0), []
+        nodes, acked, pairs = self._pull_order(queue, acks)
         leased, wait_ms, folded = spread.lease_round(
             nodes, queue, count, lease_seconds, owner, pairs, one_batch=True
         )
@@ -80,6 +79,29 @@ class Leasing(NodeSet):
             queue, count, owner, lease_seconds, block_seconds, wait_ms, one_batch=True
         )
         return acked, waited
+
+    def _pull_order(
+        self, queue: str, acks: typing.Sequence[Delivery]
+    ) -> tuple[list[Node], int, list[str]]:
+        """A pull's nodes in the order it visits them, how many of ``acks`` were
+        acknowledged on other nodes than the first (now, one script per node), and the
+        first node's acknowledgements as its lease script takes them.
+
+        With several nodes a pull carrying acknowledgements starts on their node (that
+        of the last), so they go in its lease script: one script per pull, not two; but
+        one pull in :data:`~sergeant.connector.redis.spread.FOLD_PULLS` starts where the
+        rotation does, so every node is visited however long the first stays busy.
+        """
+        nodes = self._rotated()
+        if len(nodes) == 1:
+            return nodes, 0, spread.settle_pairs(acks) if acks else []
+        if acks and next(self._pulls) % spread.FOLD_PULLS:
+            nodes = spread.home_first(nodes, acks[-1].node)
+        first = nodes[0].index
+        others = [a for a in acks if a.node != first]
+        acked = self.ack_many(queue, others) if others else 0
+        mine = [a for a in acks if a.node == first] if others else acks
+        return nodes, acked, spread.settle_pairs(mine) if mine else []
 
     def _wait_and_lease(
         self,
@@ -119,23 +141,16 @@ class Leasing(NodeSet):
     ) -> typing.Callable[[], tuple[int, list[Delivery]]]:
         """Send :meth:`ack_and_lease` now; the function returned reads it.
 
-        The lease goes to the first node of the rotation, in flight on its lane,
-        with the acknowledgements that node holds; with several nodes the others'
-        are sent first, at once, and when the first node had nothing ready the
-        reply is followed by a lease on the other nodes in turn (one node's batch,
-        as :meth:`ack_and_lease`).
+        The lease goes to the pull's first node (:meth:`_pull_order`), in flight on
+        its lane, with that node's acknowledgements (the others' are sent first, at
+        once); when that node had nothing ready, reading the reply leases on the
+        other nodes in turn (one node's batch, as :meth:`ack_and_lease`).
         """
         if count <= 0:
             return super().start_ack_and_lease(queue, acks, count, owner, lease_seconds)
-        nodes = self._rotated()
-        node, acked = nodes[0], 0
-        if len(nodes) > 1:
-            others = [a for a in acks if a.node != node.index]
-            if others:
-                acked = self.ack_many(queue, others)
-                acks = [a for a in acks if a.node == node.index]
+        nodes, acked, pairs = self._pull_order(queue, acks)
+        node = nodes[0]
         k = node.queue_keys(queue)
-        pairs = spread.settle_pairs(acks) if acks else []
         finish = tokens.start_lease_on(node, k, count, lease_seconds, owner, pairs)
 
         def read() -> tuple[int, list[Delivery]]:

@@ -7,6 +7,7 @@ a forked child), rotates where each call starts, and waits on a queue's wake lis
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -63,11 +64,13 @@ class NodeSet(_connector.Connector):
         #: False with several independent nodes or shards: order holds per node only.
         single = self._settings.cluster or len(self._settings.nodes) == 1
         self.ordered = single and self._settings.shards == 1
-        self.overlaps_pulls = not self._settings.cluster and len(self._settings.nodes) == 1
+        # A pull sent ahead is in flight on a lane (a cluster's: one per primary).
+        self.overlaps_pulls = True
         # A worker's pull (ack_and_lease) is one batch of one node: a slot names a task.
         self.names_running_by: typing.Literal["slot", "token"] | None = "slot"
         self._nodes: list[Node] = []
         self._rotation = spread.Rotation()
+        self._pulls = itertools.count()  # a worker's pulls, for spread.FOLD_PULLS
         self._ids = entries.IdMaker()
         self._pid = -1
         self._closed = False

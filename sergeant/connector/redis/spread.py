@@ -31,11 +31,13 @@ from sergeant.connector.redis.settings import RedisSettings
 from sergeant.connector.redis.tokens import lease_on
 
 __all__ = [
+    "FOLD_PULLS",
     "MIN_SPREAD_CHUNK",
     "Rotation",
     "connect",
     "dead_letters_of",
     "group_by_node",
+    "home_first",
     "lease_reply",
     "lease_round",
     "reclaim_on",
@@ -75,6 +77,17 @@ class Rotation:
         # next() on itertools.count is atomic under the GIL: no lock needed.
         start = next(self._turn) % len(nodes)
         return nodes[start:] + nodes[:start]
+
+
+#: Of a worker's pulls over several nodes that carry acknowledgements, all but one
+#: in this many start on the node of those acknowledgements (folded into its lease:
+#: one script, not two); that one starts where the rotation does.
+FOLD_PULLS = 4
+
+
+def home_first(nodes: list[Node], home: int) -> list[Node]:
+    """``nodes`` with node ``home`` (its index) first, the others in their order."""
+    return [n for n in nodes if n.index == home] + [n for n in nodes if n.index != home]
 
 
 def lease_reply(r: list[typing.Any], node: int) -> tuple[int, list[Delivery]]:
