@@ -93,3 +93,31 @@ def test_pulls_sent_ahead_on_a_sharded_queue_settle_every_shard_and_drain_it(
     assert acked_total == 900
     assert connector.length("ahead") == connector.leased_count("ahead") == 0
     connector.close()
+
+
+def test_a_pull_takes_its_acknowledgements_to_their_shard_in_one_script(
+    redis_cluster: RedisClusterServers, redis_cluster_url: str
+) -> None:
+    """A worker's pulls start on the shard of the acknowledgements they carry (three in
+    four), so most pulls are one script on one primary; every shard is still visited."""
+    connector = create("redis", {"url": redis_cluster_url, "shards": 3})
+    connector.push_many("folded", [b"%d" % i for i in range(3000)])
+    primaries = _primaries(redis_cluster)
+    for primary in primaries:
+        primary.config_resetstat()
+    held, pulls, nodes = connector.lease_many("folded", 100, "w", 30.0), 1, set()
+    for _ in range(100):  # bounded: 3000 items in pulls of up to 100
+        _acked, held = connector.ack_and_lease("folded", held, 100, "w", 30.0)
+        pulls += 1
+        nodes |= {d.node for d in held}
+        if not held:
+            break
+    assert connector.length("folded") == connector.leased_count("folded") == 0
+    assert nodes == {0, 1, 2}
+    scripts = sum(int(p.info("commandstats")["cmdstat_fcall"]["calls"]) for p in primaries)
+    # Unfolded, every pull would be two scripts (its acknowledgements, its lease), plus
+    # the few of a shard running empty and each shard's token reservation.
+    assert scripts <= 1.75 * pulls, (scripts, pulls)
+    connector.close()
+    for primary in primaries:
+        primary.close()
