@@ -259,9 +259,13 @@ def environment_lines(meta: dict[str, typing.Any]) -> list[str]:
 CLUSTER_NOTE = """`sergeant-cluster` is the same worker on a private three-node Redis Cluster
 (`redis+cluster://` URL, no replicas, all three nodes on this machine). One queue
 lives in one hash slot, so on one primary: the cluster gives a single queue one
-node's capacity, plus the cluster client's routing; it spreads *many* queues.
-`sergeant-cluster-sharded` spreads the one queue over three hash slots, one per
-primary (`shards=3`)."""
+node's capacity; it spreads *many* queues. Its scripts go on a lane per primary,
+as on one server (a large lease's batch moved inside Redis, read back by the
+`LRANGE` behind it). `sergeant-cluster-sharded` spreads the one queue over three
+hash slots, one per primary (`shards=3`); a pull starts on the shard of the
+acknowledgements it carries three times in four, so most pulls are one script.
+On this machine the three primaries share two cores with the worker: the figures
+say what a queue costs per task on a cluster, not what three machines carry."""
 
 MEMORY_NOTE = """Sergeant's memory over N tasks: one worker process (batched 1,000, at-least-once)
 runs a queue of N tasks; its RSS after every N/10 tasks. Growth is the last sample minus
