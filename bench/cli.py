@@ -40,7 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add(
         "--batched-n",
         type=int,
-        help="tasks in the batched consumes of Sergeant, 0.27 and redis-py on Redis "
+        help="tasks in the batched consumes of Sergeant (one server and the cluster), "
+        "0.27 and redis-py on Redis "
         f"(default {defaults.batched_n:,}, or --n when given)",
     )
     add("--push-one-n", type=int, help="tasks for push one-by-one (default n/10)")

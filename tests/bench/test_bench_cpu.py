@@ -156,12 +156,12 @@ def test_batched_consumes_of_the_fast_libraries_default_to_a_million_tasks() -> 
     assert sizes.batched_n == 1_000_000
     assert sizes.n == Sizes.n
     by_name = {lib.name: lib for lib in all_libraries(Path(sys.executable))}
-    for name in ("sergeant", "sergeant-0.27", "redis-py"):
+    for name in ("sergeant", "sergeant-0.27", "redis-py", "sergeant-cluster-sharded"):
         assert by_name[name].size("consume_batched", sizes) == 1_000_000
     assert by_name["sergeant"].size("consume_procs_2", sizes) == 1_000_000
     assert by_name["sergeant"].size("consume_one", sizes) == Sizes.n
     assert by_name["celery"].size("consume_batched", sizes) == Sizes.peer_consume_n
-    assert by_name["sergeant-cluster"].size("consume_batched", sizes) == Sizes.n
+    assert by_name["sergeant-cluster"].size("consume_one", sizes) == Sizes.n
     assert by_name["sergeant-sqlite"].size("consume_batched", sizes) == Sizes.sqlite_n
     # A run that sets --n (a quick look) sizes its batched runs with it.
     quick = cli.sizes_from(cli.parse_args(["--n", "20000"]))
