@@ -40,21 +40,20 @@ def test_a_forked_child_makes_other_ids() -> None:
     assert child != parent
 
 
-@given(st.sets(st.integers(min_value=1, max_value=3000)))
-def test_slot_ranges_name_exactly_the_slots(slots: set[int]) -> None:
-    text = entries.slot_ranges(slots)
+def _named(text: str) -> set[int]:
+    """The slots a ``slot_ranges`` text names."""
     named: set[int] = set()
     for part in filter(None, text.split(",")):
         low, high = (int(x) for x in part.split("-"))
         named.update(range(low, high + 1))
-    assert named == slots
+    return named
+
+
+@given(st.sets(st.integers(min_value=1, max_value=3000)))
+def test_slot_ranges_name_exactly_the_slots(slots: set[int]) -> None:
+    assert _named(entries.slot_ranges(slots)) == slots
 
 
 @given(st.lists(st.integers(min_value=1, max_value=300), max_size=50))
 def test_slot_ranges_of_a_list_in_any_order_name_exactly_its_slots(slots: list[int]) -> None:
-    text = entries.slot_ranges(slots)
-    named: set[int] = set()
-    for part in filter(None, text.split(",")):
-        low, high = (int(x) for x in part.split("-"))
-        named.update(range(low, high + 1))
-    assert named == set(slots)
+    assert _named(entries.slot_ranges(slots)) == set(slots)
