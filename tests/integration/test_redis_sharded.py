@@ -121,3 +121,19 @@ def test_a_pull_takes_its_acknowledgements_to_their_shard_in_one_script(
     connector.close()
     for primary in primaries:
         primary.close()
+
+
+def test_pops_sent_ahead_on_a_sharded_queue_drain_it_each_item_once(
+    redis_cluster_url: str,
+) -> None:
+    """At-most-once pulls sent ahead: the first shard's pop is in flight, and one that
+    brings too few is topped up from the other shards when it is read."""
+    connector = create("redis", {"url": redis_cluster_url, "shards": 3})
+    connector.push_many("popped", [b"%d" % i for i in range(600)])
+    started = [connector.start_pop("popped", 250) for _ in range(2)]  # in flight together
+    got = [item for finish in started for item in finish()]
+    assert len(got) == 500  # each read topped up to its 250 from the other shards
+    got += connector.start_pop("popped", 250)()
+    assert sorted(got) == sorted(b"%d" % i for i in range(600))
+    assert connector.start_pop("popped", 10)() == []
+    connector.close()

@@ -177,17 +177,28 @@ class Connector(Flows, Leasing, Once, Permits, WaitingItems, Groups):
         return lane.corked() if lane is not None else contextlib.nullcontext()
 
     def start_pop(self, queue: str, count: int) -> typing.Callable[[], list[bytes]]:
-        """Send :meth:`pop_many` now on one server; the function returned reads it."""
-        nodes = self._all()
-        if len(nodes) > 1 or count <= 0:
+        """Send :meth:`pop_many` now; the function returned reads it.
+
+        The pop of the rotation's first node is in flight on its lane; with several
+        nodes, when it brings fewer than ``count``, reading it pops the rest from the
+        other nodes in turn, as :meth:`pop_many` does.
+        """
+        if count <= 0:
             return super().start_pop(queue, count)
+        nodes = self._rotated()
         node = nodes[0]
         with node:
             finish = node.scripts.start_pop(node.queue_keys(queue), count)
 
         def read() -> list[bytes]:
             with node:
-                return entries.payloads(finish())
+                popped: list[bytes] = finish()
+            for other in nodes[1:]:
+                if len(popped) >= count:
+                    break
+                with other:
+                    popped += other.scripts.pop(other.queue_keys(queue), count - len(popped))
+            return entries.payloads(popped)
 
         return read
 
