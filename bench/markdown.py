@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typing
 
-from bench import markdown_cpu
+from bench import markdown_cpu, markdown_progress
 from bench.libraries import WORKLOADS, WORKLOADS_BY_NAME, Metric
 from bench.report import (
     COMPARED_AT,
@@ -387,5 +387,6 @@ def render(cells: dict[str, dict[str, Cell]], meta: dict[str, typing.Any], chart
     ]
     if failed:
         lines += ["## Failed runs", "", *failed, ""]
+    lines += [markdown_progress.SECTION, ""]
     lines += [NOTES + markdown_cpu.CPU_METHOD]
     return "\n".join(lines)
