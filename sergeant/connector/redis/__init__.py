@@ -40,6 +40,7 @@ from sergeant.connector.redis._waiting import WaitingItems
 from sergeant.connector.redis.flows import Flows
 from sergeant.connector.redis.groups import Groups
 from sergeant.connector.redis.lock import Lock
+from sergeant.connector.redis.nodes import Node
 from sergeant.connector.redis.once import Once
 from sergeant.connector.redis.permits import Permits
 from sergeant.errors import BrokerFull, ConfigError
@@ -162,13 +163,7 @@ class Connector(Flows, Leasing, Once, Permits, WaitingItems, Groups):
         """Remove and return up to ``count`` ready items, every node visited; see the contract."""
         if count <= 0:
             return []
-        popped: list[bytes] = []
-        for node in self._rotated():
-            with node:
-                popped += node.scripts.pop(node.queue_keys(queue), count - len(popped))
-            if len(popped) >= count:
-                break
-        return entries.payloads(popped)
+        return entries.payloads(_pop_round(self._rotated(), queue, count))
 
     def sending_together(self) -> contextlib.AbstractContextManager[None]:
         """One server's lane, corked (``Lane.corked``): one write for the block's pulls."""
@@ -193,12 +188,7 @@ class Connector(Flows, Leasing, Once, Permits, WaitingItems, Groups):
         def read() -> list[bytes]:
             with node:
                 popped: list[bytes] = finish()
-            for other in nodes[1:]:
-                if len(popped) >= count:
-                    break
-                with other:
-                    popped += other.scripts.pop(other.queue_keys(queue), count - len(popped))
-            return entries.payloads(popped)
+            return entries.payloads(_pop_round(nodes[1:], queue, count, popped))
 
         return read
 
@@ -329,3 +319,17 @@ class Connector(Flows, Leasing, Once, Permits, WaitingItems, Groups):
         node = self._all()[0]
         with node:
             return registry.live(node.client)
+
+
+def _pop_round(
+    nodes: list[Node], queue: str, count: int, popped: list[bytes] | None = None
+) -> list[bytes]:
+    """``popped`` (entries already popped) topped up to ``count`` from ``nodes`` in
+    their order, each visited only while some are missing."""
+    popped = [] if popped is None else popped
+    for node in nodes:
+        if len(popped) >= count:
+            break
+        with node:
+            popped += node.scripts.pop(node.queue_keys(queue), count - len(popped))
+    return popped

@@ -67,7 +67,7 @@ class Leasing(NodeSet):
         :meth:`_pull_order`).
         """
         if count <= 0:
-            return (self.ack_many(queue, acks) if acks else 0), []
+            return self.ack_many(queue, acks), []
         nodes, acked, pairs = self._pull_order(queue, acks)
         leased, wait_ms, folded = spread.lease_round(
             nodes, queue, count, lease_seconds, owner, pairs, one_batch=True
@@ -94,14 +94,14 @@ class Leasing(NodeSet):
         """
         nodes = self._rotated()
         if len(nodes) == 1:
-            return nodes, 0, spread.settle_pairs(acks) if acks else []
+            return nodes, 0, spread.settle_pairs(acks)
         if acks and next(self._pulls) % spread.FOLD_PULLS:
             nodes = spread.home_first(nodes, acks[-1].node)
         first = nodes[0].index
         others = [a for a in acks if a.node != first]
         acked = self.ack_many(queue, others) if others else 0
         mine = [a for a in acks if a.node == first] if others else acks
-        return nodes, acked, spread.settle_pairs(mine) if mine else []
+        return nodes, acked, spread.settle_pairs(mine)
 
     def _wait_and_lease(
         self,
