@@ -13,6 +13,8 @@ import socket
 import subprocess
 import tempfile
 
+import redis
+
 from tests.servers import START_TIMEOUT_SECONDS, RedisServer, _require_binary, free_port, wait_until
 
 __all__ = ["ACL_PASSWORD", "ACL_USER", "RedisClusterServers", "SecureRedisServer"]
@@ -76,6 +78,10 @@ class RedisClusterServers:
             if any(info.get(name) != value for name, value in wanted.items()):
                 return False
         return True
+
+    def primary_clients(self) -> list[redis.Redis]:
+        """A plain client of each node (every node is a primary), in ``servers`` order."""
+        return [redis.Redis(host="127.0.0.1", port=server.port) for server in self.servers]
 
     def flush(self) -> None:
         """Empty every node and its script cache."""

@@ -16,10 +16,6 @@ from sergeant.errors import ConnectionLost
 from tests.redis_servers import RedisClusterServers
 
 
-def _primaries(cluster: RedisClusterServers) -> list[redis.Redis]:
-    return [redis.Redis(host="127.0.0.1", port=server.port) for server in cluster.servers]
-
-
 def _holder(primaries: list[redis.Redis], slot: int) -> redis.Redis:
     [holder] = [p for p in primaries if int(p.cluster("COUNTKEYSINSLOT", slot)) > 0]
     return holder
@@ -54,7 +50,7 @@ def test_leases_follow_a_queue_whose_slot_moves_to_another_primary(
     k = keys.queue_keys(queue)
     slot = redis.crc.key_slot(k.normal.encode())
     connector.push_many(queue, [b"%d" % i for i in range(600)])
-    primaries = _primaries(redis_cluster)
+    primaries = redis_cluster.primary_clients()
     source = _holder(primaries, slot)
     target = next(p for p in primaries if p is not source)
     first = connector.lease_many(queue, 200, owner, 30.0)
@@ -86,7 +82,7 @@ def test_a_lease_whose_lane_connection_broke_is_repeated_with_its_batch(
     queue, owner = "broken-lane", "w"
     connector.push_many(queue, [b"%d" % i for i in range(300)])
     got = _payloads(connector.lease_many(queue, 100, owner, 30.0))
-    primaries = _primaries(redis_cluster)
+    primaries = redis_cluster.primary_clients()
     for primary in primaries:
         primary.client_kill_filter(_type="normal", skipme=True)
     for _ in range(3):  # bounded: the first call may meet the killed connection

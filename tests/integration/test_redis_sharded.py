@@ -3,15 +3,9 @@ queue pushed before sharding was turned on is still consumed after."""
 
 from __future__ import annotations
 
-import redis
-
 from sergeant.connector import create
 from sergeant.connector.redis import keys, shards
 from tests.redis_servers import RedisClusterServers
-
-
-def _primaries(cluster: RedisClusterServers) -> list[redis.Redis]:
-    return [redis.Redis(host="127.0.0.1", port=server.port) for server in cluster.servers]
 
 
 def test_a_sharded_queue_lands_on_every_primary(
@@ -22,7 +16,7 @@ def test_a_sharded_queue_lands_on_every_primary(
     for start in range(0, 3000, 100):
         connector.push_many("spread", [b"%d" % i for i in range(start, start + 100)])
     slots = [shards.slot_of(tag) for tag in shards.shard_tags("spread", 3)]
-    primaries = _primaries(redis_cluster)
+    primaries = redis_cluster.primary_clients()
     holding = []
     for primary in primaries:
         # each primary holds the keys of exactly one shard, and some items of the queue
@@ -102,7 +96,7 @@ def test_a_pull_takes_its_acknowledgements_to_their_shard_in_one_script(
     four), so most pulls are one script on one primary; every shard is still visited."""
     connector = create("redis", {"url": redis_cluster_url, "shards": 3})
     connector.push_many("folded", [b"%d" % i for i in range(3000)])
-    primaries = _primaries(redis_cluster)
+    primaries = redis_cluster.primary_clients()
     for primary in primaries:
         primary.config_resetstat()
     held, pulls, nodes = connector.lease_many("folded", 100, "w", 30.0), 1, set()
