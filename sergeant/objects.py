@@ -4,8 +4,8 @@ and the progress record a task reports (``Worker.set_progress``)."""
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import os
+import threading
 import time
 import typing
 
@@ -14,12 +14,22 @@ __all__ = ["Progress", "Task", "new_task_id", "new_task_ids"]
 # A random per-process prefix plus a counter: unique across processes and hosts
 # (64 random bits per process), and an order of magnitude cheaper than uuid4 per task.
 _id_prefix = ""
-_id_counter: typing.Iterator[int] = itertools.count()
+_id_next = 0
+_id_lock = threading.Lock()
 
 
 def _new_id_prefix() -> None:
-    global _id_prefix, _id_counter
-    _id_prefix, _id_counter = os.urandom(8).hex(), itertools.count()
+    global _id_prefix, _id_next, _id_lock
+    _id_prefix, _id_next, _id_lock = os.urandom(8).hex(), 0, threading.Lock()
+
+
+def _reserve_ids(count: int) -> tuple[str, int]:
+    """This process's id prefix and the first of ``count`` counter values for it."""
+    global _id_next
+    with _id_lock:
+        first = _id_next
+        _id_next += count
+        return _id_prefix, first
 
 
 _new_id_prefix()
@@ -29,13 +39,14 @@ os.register_at_fork(after_in_child=_new_id_prefix)
 
 def new_task_id() -> str:
     """A new unique task id, such as ``'5f1c0e9a3b7d2c41-17'``."""
-    return f"{_id_prefix}-{next(_id_counter)}"
+    prefix, number = _reserve_ids(1)
+    return f"{prefix}-{number}"
 
 
 def new_task_ids(count: int) -> list[str]:
     """``count`` new unique task ids at once (cheaper per id than ``new_task_id``)."""
-    prefix, counter = _id_prefix + "-", _id_counter
-    return [prefix + str(next(counter)) for _ in range(count)]
+    prefix, first = _reserve_ids(count)
+    return [f"{prefix}-{number}" for number in range(first, first + count)]
 
 
 @dataclasses.dataclass

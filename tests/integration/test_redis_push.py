@@ -56,13 +56,11 @@ def test_every_push_leaves_what_push_lua_leaves(
 ) -> None:
     node = conn._all()[0]
     assert node.lane is not None
-    items = entries.make_entries(
-        conn._ids, b"H" if high else b"N", [b"%d" % i for i in range(size)]
-    )
+    items = entries.NewEntries(conn._ids, b"H" if high else b"N", [b"%d" % i for i in range(size)])
     eta = time.time() + 3600 if delayed else 0.0
     expected_keys, pushed_keys = seeded(conn, queue + "-lua"), seeded(conn, queue)
     with node:
-        assert node.scripts.push(expected_keys, high, eta, items) == size
+        assert node.scripts.push(expected_keys, high, eta, items.made()) == size
     if lane_busy:
         node.lane._lock.acquire()  # another thread is on the lane
     try:
@@ -80,7 +78,7 @@ def test_an_error_running_a_lane_push_is_raised(conn: Connector, queue: str, siz
     k = keys.queue_keys(queue)
     node.client.set(k.normal, b"not a list")
     with pytest.raises(ConnectorError, match="WRONGTYPE"):
-        push.push(node, k, False, 0.0, entries.make_entries(conn._ids, b"N", [b"x"] * size))
+        push.push(node, k, False, 0.0, entries.NewEntries(conn._ids, b"N", [b"x"] * size))
     node.client.delete(k.normal)
     conn.push(queue, b"y", priority="HIGH")  # the lane still works
     assert conn.pop_many(queue, 1) == [b"y"]

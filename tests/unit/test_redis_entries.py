@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sergeant.connector.redis import entries
+from sergeant.connector.redis.lane import bulk
 
 
 def test_entries_carry_priority_a_unique_id_and_no_earlier_deliveries() -> None:
@@ -57,3 +58,16 @@ def test_slot_ranges_name_exactly_the_slots(slots: set[int]) -> None:
 @given(st.lists(st.integers(min_value=1, max_value=300), max_size=50))
 def test_slot_ranges_of_a_list_in_any_order_name_exactly_its_slots(slots: list[int]) -> None:
     assert _named(entries.slot_ranges(slots)) == set(slots)
+
+
+@given(st.lists(st.binary(max_size=40), max_size=30), st.integers(0, 30), st.integers(0, 30))
+def test_new_entries_frame_and_split_as_the_entries_they_make(
+    payloads: list[bytes], begin: int, end: int
+) -> None:
+    items = entries.NewEntries(entries.IdMaker(), b"N", payloads)
+    made = items.made()
+    assert [entries.split_entry(e)[1] for e in made] == payloads
+    assert items.framed() == b"".join(map(bulk, made))
+    part = items.part(begin, end)
+    assert part.made() == made[begin:end]
+    assert part.framed() == b"".join(map(bulk, made[begin:end]))

@@ -108,11 +108,12 @@ class Connector(Flows, Leasing, Once, Permits, WaitingItems, Groups):
         if count == 0:
             return 0
         high = priority == "HIGH"
-        items = entries.make_entries(self._ids, b"H" if high else b"N", payloads)
+        items = entries.NewEntries(self._ids, b"H" if high else b"N", payloads)
         nodes = self._rotated()
         try:
             for node, (begin, end) in zip(nodes, spread.spread(count, len(nodes)), strict=False):
-                push.push(node, node.queue_keys(queue), high, consumable_from, items[begin:end])
+                part = items if len(nodes) == 1 else items.part(begin, end)
+                push.push(node, node.queue_keys(queue), high, consumable_from, part)
         except BrokerFull as exc:
             self._refusals.refused(exc)
             raise

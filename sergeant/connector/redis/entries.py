@@ -24,6 +24,7 @@ from sergeant.connector._records import Delivery
 __all__ = [
     "HEADER",
     "IdMaker",
+    "NewEntries",
     "deliveries_of",
     "leased",
     "make_entries",
@@ -59,12 +60,50 @@ class IdMaker:
         return self._prefix, first
 
 
+class NewEntries:
+    """Entries about to be pushed, kept as their parts (priority and id prefix, first
+    counter value, payloads) until written: a push on the lane formats each entry
+    straight into its frame of the Redis protocol, one formatting per entry, not two.
+    """
+
+    __slots__ = ("_first", "_start", "payloads")
+
+    def __init__(self, ids: IdMaker, priority: bytes, payloads: typing.Sequence[bytes]) -> None:
+        """New ids for ``payloads``, pushed with ``priority`` (``b'H'`` or ``b'N'``)."""
+        prefix, self._first = ids.reserve(len(payloads))
+        self._start = priority + prefix
+        self.payloads = payloads
+
+    def __len__(self) -> int:
+        return len(self.payloads)
+
+    def part(self, begin: int, end: int) -> NewEntries:
+        """The entries ``begin`` to ``end`` (as a slice), with the same ids."""
+        part = object.__new__(NewEntries)
+        part._start, part._first = self._start, self._first + begin
+        part.payloads = self.payloads[begin:end]
+        return part
+
+    def made(self) -> list[bytes]:
+        """The entries, in order."""
+        start = self._start
+        return [b"%s%08x0000%s" % (start, n, p) for n, p in enumerate(self.payloads, self._first)]
+
+    def framed(self) -> bytes:
+        """The entries as consecutive bulk strings of the Redis protocol (each
+        ``$<length>\\r\\n<entry>\\r\\n``), the arguments of a raw command."""
+        start, header = self._start, HEADER
+        return b"".join(
+            [
+                b"$%d\r\n%s%08x0000%s\r\n" % (header + len(p), start, n, p)
+                for n, p in enumerate(self.payloads, self._first)
+            ]
+        )
+
+
 def make_entries(ids: IdMaker, priority: bytes, payloads: typing.Sequence[bytes]) -> list[bytes]:
     """Entries for ``payloads``, pushed with ``priority`` (``b'H'`` or ``b'N'``)."""
-    prefix, first = ids.reserve(len(payloads))
-    start = priority + prefix
-    # One formatting per entry: header and payload together.
-    return [b"%s%08x0000%s" % (start, n, p) for n, p in enumerate(payloads, first)]
+    return NewEntries(ids, priority, payloads).made()
 
 
 def deliveries_of(entry: bytes) -> int:

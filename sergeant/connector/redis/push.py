@@ -65,8 +65,8 @@ import typing
 import redis
 import redis.cluster
 
-from sergeant.connector.redis import keys
-from sergeant.connector.redis.lane import Lane, bulk, command, with_head
+from sergeant.connector.redis import entries, keys
+from sergeant.connector.redis.lane import Lane, bulk, command
 from sergeant.connector.redis.nodes import Node
 from sergeant.connector.redis.scripts import WAKE_TOKENS
 
@@ -87,7 +87,7 @@ def push(
     k: keys.QueueKeys,
     high: bool,
     eta: float,
-    items: typing.Sequence[bytes],
+    items: entries.NewEntries,
 ) -> int:
     """Append entries (ready, or delayed until ``eta``) on one node; the cases and
     what they guarantee are in the module docstring.
@@ -104,18 +104,19 @@ def push(
         return 0
     with node:
         if isinstance(node.client, redis.cluster.RedisCluster):
-            return node.scripts.push(k, high, eta, items)
+            return node.scripts.push(k, high, eta, items.made())
         if eta <= 0 and node.lane is not None and _lane_push(node.lane, k, high, items):
             return count
+        made = items.made()
         if eta <= 0 and count >= MIN_MULTI_PUSH:
-            return _plain_push(node.client, k, high, items)
+            return _plain_push(node.client, k, high, made)
         if count <= PUSH_CHUNK:
-            return node.scripts.push(k, high, eta, items)
+            return node.scripts.push(k, high, eta, made)
         pipe = node.client.pipeline(transaction=True)
         for start in range(0, count, PUSH_CHUNK):
             # One script's wake tokens for the whole push: the first chunk's, which
             # holds at least WAKE_TOKENS entries.
-            chunk = items[start : start + PUSH_CHUNK]
+            chunk = made[start : start + PUSH_CHUNK]
             node.scripts.push(k, high, eta, chunk, pipe, wake=start == 0)
         pipe.execute()
     return count
@@ -145,15 +146,15 @@ def push_unique(
         return node.scripts.push_unique(k, high, eta, triples)
 
 
-def _lane_push(lane: Lane, k: keys.QueueKeys, high: bool, items: typing.Sequence[bytes]) -> bool:
+def _lane_push(lane: Lane, k: keys.QueueKeys, high: bool, items: entries.NewEntries) -> bool:
     """A ready push written raw on the lane; False if it is busy."""
     count = len(items)
     head, wake = _lane_parts(k.high if high else k.normal, k.wake, min(count, WAKE_TOKENS))
     if count < MIN_MULTI_PUSH:
         # Not a transaction: MULTI/EXEC would cost 3-7% of a one-by-one push (see above).
-        return lane.try_send(with_head(head, 2, items) + wake, 3) is not None
+        return lane.try_send(_rpush(head, items) + wake, 3) is not None
     chunks = range(0, count, PLAIN_PUSH_CHUNK)
-    rpushes = [with_head(head, 2, items[i : i + PLAIN_PUSH_CHUNK]) for i in chunks]
+    rpushes = [_rpush(head, items.part(i, i + PLAIN_PUSH_CHUNK)) for i in chunks]
     # MULTI, each RPUSH, the wake RPUSH and LTRIM, EXEC.
     replies = lane.try_send(b"".join((_MULTI, *rpushes, wake, _EXEC)), len(rpushes) + 4)
     if replies is None:
@@ -166,10 +167,15 @@ def _lane_push(lane: Lane, k: keys.QueueKeys, high: bool, items: typing.Sequence
     return True
 
 
+def _rpush(head: bytes, items: entries.NewEntries) -> bytes:
+    """The raw RPUSH of ``items`` after its ``head`` (command name and key)."""
+    return b"*%d\r\n%s%s" % (2 + len(items), head, items.framed())
+
+
 @functools.lru_cache(maxsize=1024)
 def _lane_parts(ready: str, wake: str, tokens: int) -> tuple[bytes, bytes]:
     """The fixed parts of a lane push: the head of the RPUSH on the ready list (for
-    :func:`with_head`), then ``tokens`` wake tokens and the cap on them."""
+    :func:`_rpush`), then ``tokens`` wake tokens and the cap on them."""
     rpush = command("RPUSH", wake, *["1"] * tokens)
     return bulk("RPUSH") + bulk(ready), rpush + command("LTRIM", wake, -WAKE_TOKENS, -1)
 
