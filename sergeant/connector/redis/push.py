@@ -63,7 +63,6 @@ import functools
 import typing
 
 import redis
-import redis.cluster
 
 from sergeant.connector.redis import entries, keys
 from sergeant.connector.redis.lane import Lane, bulk, command
@@ -103,13 +102,13 @@ def push(
     if count == 0:
         return 0
     with node:
-        if isinstance(node.client, redis.cluster.RedisCluster):
+        if node.cluster_lanes is not None:  # a cluster (an isinstance would cost ~1 µs)
             return node.scripts.push(k, high, eta, items.made())
         if eta <= 0 and node.lane is not None and _lane_push(node.lane, k, high, items):
             return count
         made = items.made()
         if eta <= 0 and count >= MIN_MULTI_PUSH:
-            return _plain_push(node.client, k, high, made)
+            return _plain_push(typing.cast("redis.Redis", node.client), k, high, made)
         if count <= PUSH_CHUNK:
             return node.scripts.push(k, high, eta, made)
         pipe = node.client.pipeline(transaction=True)
