@@ -112,7 +112,7 @@ class Connector(Flows, Leasing, Once, Permits, WaitingItems, Groups):
         nodes = self._rotated()
         try:
             for node, (begin, end) in zip(nodes, spread.spread(count, len(nodes)), strict=False):
-                part = items if len(nodes) == 1 else items.part(begin, end)
+                part = items.part(begin, end)
                 push.push(node, node.queue_keys(queue), high, consumable_from, part)
         except BrokerFull as exc:
             self._refusals.refused(exc)
