@@ -162,3 +162,22 @@ def test_a_lost_lease_repeated_in_the_other_form_hands_out_its_batch(
     assert [d.payload for d in leased] == payloads
     assert worker.ack_many(queue, leased) == lost
     assert worker.leased_count(queue) == 0
+
+
+def test_an_acknowledgement_riding_a_lease_reads_its_record_in_the_lease_s_own_read(
+    worker: Connector, raw: redis.Redis, queue: str
+) -> None:
+    """One-by-one consuming sends one script per task (the last task's acknowledgement
+    and the next lease): the acknowledged batch's record comes in the lease's HMGET,
+    not in one of its own."""
+    worker.push_many(queue, [b"a", b"b", b"c"])
+    leased = worker.lease_many(queue, 1, OWNER, 30.0)
+    raw.config_resetstat()
+    acked, more = worker.ack_and_lease(queue, leased, 1, OWNER, 30.0)
+    assert (acked, [d.payload for d in more]) == (1, [b"b"])
+    stats = raw.info("commandstats")
+    assert stats["cmdstat_hmget"]["calls"] == 1
+    assert "cmdstat_hget" not in stats
+    assert worker.ack_and_lease(queue, leased, 1, OWNER, 30.0)[0] == 0  # fenced off: gone
+    assert worker.ack_many(queue, more) == 1
+    assert worker.leased_count(queue) == 1

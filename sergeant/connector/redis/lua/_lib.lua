@@ -423,12 +423,18 @@ local function owned_member(owner, token)
   return owner .. '|' .. format('%020d', tonumber(token))
 end
 
+-- The fields of batch `token`'s record that settling it reads, in held_slots' order.
+local function record_fields(token)
+  return token .. ':f', token .. ':n', token .. ':o', token
+end
+
 -- The slots among `ranges` that batch `token` still holds: (held slots, flags, live,
 -- owner, its packed entries when it is small). A batch that no longer exists
 -- (acknowledged, or reclaimed after its lease expired) holds nothing: that is how a
--- stale owner is fenced off.
-local function held_slots(token, ranges)
-  local rec = redis.call('HMGET', LEASES, token .. ':f', token .. ':n', token .. ':o', token)
+-- stale owner is fenced off. `rec`: the record's fields (record_fields), when the
+-- caller has read them already.
+local function held_slots(token, ranges, rec)
+  rec = rec or redis.call('HMGET', LEASES, record_fields(token))
   local flags, live = rec[1], tonumber(rec[2])
   if not flags then
     return {}, nil, 0, nil, nil
@@ -450,8 +456,8 @@ end
 
 -- Stop holding `slots` of batch `token`; returns their entries when `want_entries`.
 -- Without `want_entries` it is an acknowledgement: the entries' unique keys are freed.
-local function settle(token, ranges, want_entries)
-  local held, flags, live, owner, packed = held_slots(token, ranges)
+local function settle(token, ranges, want_entries, rec)
+  local held, flags, live, owner, packed = held_slots(token, ranges, rec)
   if #held == 0 then
     return 0, {}
   end
@@ -498,11 +504,12 @@ local function settle(token, ranges, want_entries)
 end
 
 -- Settle every (token, ranges) pair of ARGV from position `first`; returns the count
--- and, when `want_entries`, the entries in the order given.
-local function settle_args(first, want_entries)
+-- and, when `want_entries`, the entries in the order given. `rec`: the first pair's
+-- record, read already (see held_slots).
+local function settle_args(first, want_entries, rec)
   local count, entries = 0, {}
   for i = first, #ARGV - 1, 2 do
-    local n, some = settle(ARGV[i], ARGV[i + 1], want_entries)
+    local n, some = settle(ARGV[i], ARGV[i + 1], want_entries, i == first and rec or nil)
     count = count + n
     for _, e in ipairs(some) do entries[#entries + 1] = e end
   end
