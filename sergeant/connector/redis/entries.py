@@ -133,7 +133,7 @@ def leased(entries: list[bytes], token: int, node: int) -> list[Delivery]:
                 e[header:],
                 e[1:21].decode(),
                 token,
-                1 if e[21:header] == fresh else int(e[21:header]) + 1,
+                1 if e.startswith(fresh, 21) else int(e[21:header]) + 1,  # no slice
                 node,
                 slot,
             ),
