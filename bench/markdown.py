@@ -32,7 +32,10 @@ Figures are medians of interleaved rounds (every library runs once per round), w
 min-max in brackets. Ratios are what count: absolute rates on a shared 2-core machine
 are noise. Every run checks that exactly N distinct tasks were pushed (queue length)
 or executed (distinct `i` recorded by the consumer); a run that fails the check is
-left out of the median and listed under *Failed runs*.
+left out of the median and listed under *Failed runs*. A busy machine shows as
+rounds far apart, and it hurts most what overlaps the worker's work with Redis's on
+the second core: one-by-one consume with pulls sent ahead was 0.73x 0.27 (which does
+one thing at a time) in a run while other tenants held the cores, 2.05x quiet.
 
 Method, in one paragraph you can check: each round runs every library once, one
 after the other on the same private Redis, and the page gives each figure's median
