@@ -14,7 +14,7 @@ import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from bench import compare, environments, markdown
+from bench import compare, environments, markdown, markdown_scaling
 from bench.libraries import (
     BENCH_DIR,
     OWN_ENV,
@@ -216,6 +216,10 @@ def write_outputs(args: argparse.Namespace, runs: list[Run], meta: dict[str, typ
     markdown_path = docs_dir / "benchmarks.md"
     markdown_path.parent.mkdir(parents=True, exist_ok=True)
     markdown_path.write_text(markdown.render(cells, meta, chart))
+    if docs_dir == PROJECT_DIR / "docs" and markdown_scaling.rewrite(
+        docs_dir / "scaling.md", cells
+    ):
+        print(f"rewrote the figures of {docs_dir / 'scaling.md'}", file=sys.stderr)
     print(f"wrote {json_path} and {markdown_path}", file=sys.stderr)
     return json_path
 
