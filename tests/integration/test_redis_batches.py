@@ -181,3 +181,38 @@ def test_an_acknowledgement_riding_a_lease_reads_its_record_in_the_lease_s_own_r
     assert worker.ack_and_lease(queue, leased, 1, OWNER, 30.0)[0] == 0  # fenced off: gone
     assert worker.ack_many(queue, more) == 1
     assert worker.leased_count(queue) == 1
+
+
+def test_a_lease_reads_the_records_of_every_acknowledgement_it_carries_in_its_own_read(
+    worker: Connector, raw: redis.Redis, queue: str
+) -> None:
+    """With pulls sent ahead, one lease can carry the acknowledgements of several
+    one-task batches: all their records come in the lease's one HMGET."""
+    worker.push_many(queue, [b"a", b"b", b"c", b"d"])
+    leased = [d for _ in range(3) for d in worker.lease_many(queue, 1, OWNER, 30.0)]
+    assert len({d.token for d in leased}) == 3
+    raw.config_resetstat()
+    acked, more = worker.ack_and_lease(queue, leased, 1, OWNER, 30.0)
+    assert (acked, [d.payload for d in more]) == (3, [b"d"])
+    assert raw.info("commandstats")["cmdstat_hmget"]["calls"] == 1
+    raw.config_resetstat()
+    assert worker.ack_many(queue, leased) == 0  # fenced off: all three are gone
+    assert worker.ack_many(queue, more) == 1
+    assert raw.info("commandstats")["cmdstat_hmget"]["calls"] == 2  # one per script call
+    assert worker.leased_count(queue) == 0
+
+
+def test_a_batch_named_twice_in_one_acknowledgement_is_settled_once_per_slot(
+    worker: Connector, raw: redis.Redis, queue: str
+) -> None:
+    """The records are read ahead of settling, but a token's second pair must see what
+    its first changed: slot 1 twice counts once, and the batch then ends."""
+    worker.push_many(queue, [b"a", b"b"])
+    leased = worker.lease_many(queue, 2, OWNER, 30.0)
+    token = leased[0].token
+    k = keys.queue_keys(queue)
+    scripts = worker._all()[0].scripts
+    assert scripts.ack(k, [token, "1", token, "1-2"]) == 2
+    assert raw.hkeys(k.leases) == [b"#seq"]
+    assert raw.zcard(k.leased) == 0
+    assert worker.leased_count(queue) == 0

@@ -40,20 +40,14 @@
 local token = ARGV[6]
 local inline = ARGV[4] == '1'
 -- '#seq' mirrors the lease counter as of the last reservation (reserve_tokens.lua).
--- The first acknowledged batch's record comes in the same HMGET (fields 5-8).
-local first
-if ARGV[7] then
-  first = redis.call('HMGET', LEASES, token .. ':f', token .. ':a', '#seq', token,
-    record_fields(ARGV[7]))
-else
-  first = redis.call('HMGET', LEASES, token .. ':f', token .. ':a', '#seq', token)
-end
+-- The acknowledged batches' records come in the same HMGET (read_records).
+local first, recs = read_records(7, {token .. ':f', token .. ':a', '#seq', token})
 if tonumber(token) > tonumber(first[3] or 0) then
   return {-2, 0} -- before any acknowledgement: theirs may be as unknown as this token
 end
 local plain = plain_queue()
 count_delta = 0 -- written once, below
-local acked = settle_args(7, false, ARGV[7] and {first[5], first[6], first[7], first[8]})
+local acked = settle_args(7, false, recs)
 if first[1] then
   if count_delta ~= 0 then
     redis.call('INCRBY', LEASED_COUNT, count_delta)
