@@ -437,17 +437,16 @@ local RECORDS_READ_AHEAD = 16
 -- repeats an earlier token (settling the earlier one changes that record: it is read
 -- when its turn comes).
 local function read_records(first, extra)
-  local fields, seen, slots = {}, {}, {}
+  local fields, seen, offsets = {}, {}, {}
   for k, f in ipairs(extra) do fields[k] = f end
   local last = math.min(#ARGV - 1, first + 2 * (RECORDS_READ_AHEAD - 1))
   for i = first, last, 2 do
     local token = ARGV[i]
     if not seen[token] then
       seen[token] = true
-      slots[i] = #fields
-      local f, n, o, t = record_fields(token)
-      fields[#fields + 1], fields[#fields + 2] = f, n
-      fields[#fields + 1], fields[#fields + 2] = o, t
+      local at = #fields
+      offsets[i] = at
+      fields[at + 1], fields[at + 2], fields[at + 3], fields[at + 4] = record_fields(token)
     end
   end
   if #fields == 0 then
@@ -455,7 +454,7 @@ local function read_records(first, extra)
   end
   local got = redis.call('HMGET', LEASES, unpack(fields))
   local recs = {}
-  for i, at in pairs(slots) do
+  for i, at in pairs(offsets) do
     recs[i] = {got[at + 1], got[at + 2], got[at + 3], got[at + 4]}
   end
   return got, recs
