@@ -86,18 +86,17 @@ class NewEntries:
 
     def made(self) -> list[bytes]:
         """The entries, in order."""
-        start = self._start
-        return [b"%s%08x0000%s" % (start, n, p) for n, p in enumerate(self.payloads, self._first)]
+        entry = self._start + b"%08x0000%s"  # the start in the format: one value less each
+        return [entry % (n, p) for n, p in enumerate(self.payloads, self._first)]
 
     def framed(self) -> bytes:
         """The entries as consecutive bulk strings of the Redis protocol (each
         ``$<length>\\r\\n<entry>\\r\\n``), the arguments of a raw command."""
-        start, header = self._start, HEADER
+        # The start (priority and hex prefix: no '%') is part of the format, not a value
+        # formatted into each entry: about a sixth less per entry.
+        frame, header = b"$%d\r\n" + self._start + b"%08x0000%s\r\n", HEADER
         return b"".join(
-            [
-                b"$%d\r\n%s%08x0000%s\r\n" % (header + len(p), start, n, p)
-                for n, p in enumerate(self.payloads, self._first)
-            ]
+            [frame % (header + len(p), n, p) for n, p in enumerate(self.payloads, self._first)]
         )
 
 
