@@ -5,6 +5,7 @@ still get through (on the pool)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -129,4 +130,65 @@ def test_requests_started_together_go_out_in_one_write(redis_node: Node) -> None
     finally:
         lane.close()
         client.delete("lane-test-n")
+        client.close()
+
+
+def _queued_in_multi(client: redis.Redis, name: str) -> int:
+    """How many commands the connection named ``name`` has queued in its MULTI."""
+    for entry in client.client_list():
+        if entry.get("name") == name:
+            return int(entry["multi"])
+    raise AssertionError(f"no connection named {name}")
+
+
+def test_parts_reach_the_server_as_each_is_made(redis_node: Node) -> None:
+    """``try_send_parts`` writes a part before the next is made, so the server parses
+    the first commands of a big push while the rest is packed; a transaction's
+    commands still run only at its EXEC."""
+    client = redis.Redis(host=str(redis_node["host"]), port=int(str(redis_node["port"])))
+    lane = Lane(client.connection_pool)
+    seen: list[int] = []
+
+    def parts() -> Iterator[bytes]:
+        yield command("MULTI") + command("RPUSH", "lane-test-parts", "a")
+        deadline = time.monotonic() + 10
+        while _queued_in_multi(client, "lane-test") < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append(_queued_in_multi(client, "lane-test"))
+        seen.append(client.llen("lane-test-parts"))  # queued, not run
+        yield command("RPUSH", "lane-test-parts", "b") + command("EXEC")
+
+    try:
+        lane.try_send(command("CLIENT", "SETNAME", "lane-test"))
+        replies = lane.try_send_parts(parts(), 4)
+        assert replies == [b"OK", b"QUEUED", b"QUEUED", [1, 2]]
+        assert seen == [1, 0]
+        assert client.lrange("lane-test-parts", 0, -1) == [b"a", b"b"]
+    finally:
+        lane.close()
+        client.delete("lane-test-parts")
+        client.close()
+
+
+def test_a_transaction_whose_parts_fail_midway_never_runs(redis_node: Node) -> None:
+    """A part that cannot be made drops the connection: the half-written MULTI is
+    discarded by the server, and the lane works again on a new connection."""
+    client = redis.Redis(host=str(redis_node["host"]), port=int(str(redis_node["port"])))
+    lane = Lane(client.connection_pool)
+
+    def parts() -> Iterator[bytes]:
+        yield command("MULTI") + command("RPUSH", "lane-test-parts", "a")
+        raise ValueError("could not pack the next part")
+
+    try:
+        with pytest.raises(ValueError, match="next part"):
+            lane.try_send_parts(parts(), 3)
+        # A new connection: the MULTI begun on the old one is gone, and ran nothing.
+        with pytest.raises(redis.exceptions.ResponseError, match="EXEC without MULTI"):
+            lane.try_send(command("EXEC"))
+        assert client.llen("lane-test-parts") == 0
+        assert lane.try_send(command("PING")) == [b"PONG"]
+    finally:
+        lane.close()
+        client.delete("lane-test-parts")
         client.close()

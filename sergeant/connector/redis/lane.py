@@ -200,13 +200,26 @@ class Lane:
             redis.exceptions.RedisError: an error reply, or a broken connection
                 (which of several commands ran is then unknown).
         """
+        return self.try_send_parts((packed,), replies)
+
+    def try_send_parts(
+        self, parts: typing.Iterable[bytes], replies: int = 1
+    ) -> list[typing.Any] | None:
+        """:meth:`try_send` of commands written part by part, each as soon as
+        ``parts`` makes it: the server reads the first while the next is packed.
+
+        Parts are made only once the lane is taken; should making one raise, the
+        connection is dropped, so a command left half-written never runs.
+        """
         if not self._lock.acquire(blocking=False):
             return None
         connection = self._connection
         try:
             if self._in_flight:
                 return None  # replies of started requests come first: use the pool
-            self._wire.send(packed)
+            send = self._wire.send
+            for part in parts:
+                send(part)
             read = self._wire.read
             return [read() for _ in range(replies)]
         except BaseException:

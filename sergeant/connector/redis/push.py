@@ -60,6 +60,7 @@ tokens, so nothing is lost or handed out twice.
 from __future__ import annotations
 
 import functools
+import itertools
 import typing
 
 import redis
@@ -153,9 +154,12 @@ def _lane_push(lane: Lane, k: keys.QueueKeys, high: bool, items: entries.NewEntr
         # Not a transaction: MULTI/EXEC would cost 3-7% of a one-by-one push (see above).
         return lane.try_send(_rpush(head, items) + wake, 3) is not None
     chunks = range(0, count, PLAIN_PUSH_CHUNK)
-    rpushes = [_rpush(head, items.part(i, i + PLAIN_PUSH_CHUNK)) for i in chunks]
-    # MULTI, each RPUSH, the wake RPUSH and LTRIM, EXEC.
-    replies = lane.try_send(b"".join((_MULTI, *rpushes, wake, _EXEC)), len(rpushes) + 4)
+    # MULTI, each RPUSH, the wake RPUSH and LTRIM, EXEC; each RPUSH written as soon as
+    # it is packed, so Redis parses it while the next one is (nothing runs before EXEC).
+    rpushes = (_rpush(head, items.part(i, i + PLAIN_PUSH_CHUNK)) for i in chunks)
+    replies = lane.try_send_parts(
+        itertools.chain((_MULTI,), rpushes, (wake + _EXEC,)), len(chunks) + 4
+    )
     if replies is None:
         return False
     # An error queuing a command (out of memory) raises as its reply is read; one
