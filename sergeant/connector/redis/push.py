@@ -12,8 +12,10 @@ a Redis Cluster, any push              one ``push.lua`` call (a cluster pipeline
                                        refuses EVALSHA; the script writes in
                                        chunks)
 one server, ready, 100 entries or      MULTI, RPUSH per 10,000 entries, RPUSH
-more                                   wake tokens, LTRIM, EXEC: one raw write on
-                                       the lane, or a redis-py pipeline if busy
+more                                   wake tokens, LTRIM, EXEC: raw on the lane,
+                                       each RPUSH written once packed (Redis
+                                       parses it meanwhile), or a redis-py
+                                       pipeline if busy
 one server, ready, fewer than 100      RPUSH entries, RPUSH wake tokens, LTRIM:
 entries, lane free                     one raw write on the lane, no MULTI
 one server, delayed; or ready, fewer   one ``push.lua`` call
