@@ -6,6 +6,7 @@ import typing
 
 from bench import markdown_cpu, markdown_progress
 from bench.libraries import WORKLOADS, WORKLOADS_BY_NAME, Metric
+from bench.markdown_parts import figure, table
 from bench.report import (
     COMPARED_AT,
     THROUGHPUT,
@@ -68,24 +69,12 @@ SCALING_COLUMNS = ("sergeant", "sergeant-cluster", "sergeant-cluster-sharded")
 PEER_COLUMNS = ("sergeant", "sergeant-0.27", "celery", "rq", "dramatiq", "huey", "arq", "redis-py")
 
 
-def _fmt(value: float | None, digits: int = 0) -> str:
-    if value is None:
-        return "n/a"
-    if digits:
-        return f"{value:,.{digits}f}"
-    if value >= 10_000:
-        return f"{value / 1000:,.0f}k"
-    if value >= 1_000:
-        return f"{value / 1000:,.1f}k"
-    return f"{value:,.0f}"
-
-
 def _cell(cell: Cell | None, default_n: int | None, digits: int = 0) -> str:
     if cell is None:
         return ""
     if cell.median is None:
         return "FAILED"
-    text = f"{_fmt(cell.median, digits)} ({_fmt(cell.low, digits)}-{_fmt(cell.high, digits)})"
+    text = f"{figure(cell.median, digits)} ({figure(cell.low, digits)}-{figure(cell.high, digits)})"
     if default_n is not None and cell.n != default_n:
         text += f" n={cell.n:,}"
     return text
@@ -93,12 +82,6 @@ def _cell(cell: Cell | None, default_n: int | None, digits: int = 0) -> str:
 
 def _ratio(value: float | None) -> str:
     return f"{value:.2f}x" if value is not None else "n/a"
-
-
-def _table(head: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
 
 
 def _with_twins(columns: tuple[str, ...], cells: dict[str, dict[str, Cell]]) -> list[str]:
@@ -137,7 +120,7 @@ def throughput_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
     head = ["workload (tasks/s)", *columns, "ours ÷ 0.27", "ours ÷ ceiling"]
     if twin is not None:
         head.append("ours ÷ " + twin.partition("@")[2])
-    return _table(head, rows)
+    return table(head, rows)
 
 
 def compare_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
@@ -154,7 +137,7 @@ def compare_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
             unit = workload.metric.value
             rows.append([base, workload.title, unit, mine, other, _ratio(measured)])
     head = ["library", "workload", "unit", "this tree", "other revision", "this ÷ other"]
-    return _table(head, rows)
+    return table(head, rows)
 
 
 def brokers_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
@@ -167,7 +150,7 @@ def brokers_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
             continue
         rows.append([WORKLOADS_BY_NAME[workload].title, *[_cell(c, None) for c in found]])
     rows.append(["task count n", *[_counts(cells[c]) for c in columns]])
-    return _table(["workload (tasks/s)", *columns], rows)
+    return table(["workload (tasks/s)", *columns], rows)
 
 
 def _counts(by_workload: dict[str, Cell]) -> str:
@@ -191,7 +174,7 @@ def scaling_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
     head = ["processes"]
     for column in columns:
         head += [f"{column} (tasks/s)", f"{column} vs 1 process"]
-    return _table(head, rows) if rows else []
+    return table(head, rows) if rows else []
 
 
 def latency_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
@@ -206,7 +189,7 @@ def latency_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
             p99 = f"{latency.p99[0]:.2f} ({latency.p99[1]:.2f}-{latency.p99[2]:.2f})"
         rows.append([library, _cell(latency, None, 2), p99, _cell(rss, None, 1)])
     head = ["library", "latency p50 (ms)", "latency p99 (ms)", "idle worker RSS (MiB)"]
-    return _table(head, rows)
+    return table(head, rows)
 
 
 def memory_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
@@ -231,7 +214,7 @@ def memory_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
     every = cell.memory[0].sample_every
     head = ["round", "tasks / executions", f"RSS after {every:,} (MiB)", "RSS at end (MiB)"]
     head += ["growth (MiB)", "growth (bytes/task)", f"RSS every {every:,} tasks (MiB)"]
-    return _table(head, rows)
+    return table(head, rows)
 
 
 def targets_table(found: list[Target]) -> list[str]:
@@ -241,7 +224,7 @@ def targets_table(found: list[Target]) -> list[str]:
         measured = f"{target.measured:.2f}{target.unit}" if target.measured is not None else "n/a"
         status = {True: "met", False: "**not met**", None: "not measured"}[target.met]
         rows.append([target.name, goal, measured, status])
-    return _table(["target", "goal", "measured", "status"], rows)
+    return table(["target", "goal", "measured", "status"], rows)
 
 
 def environment_lines(meta: dict[str, typing.Any]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench.libraries import WORKLOADS, WORKLOADS_BY_NAME, Metric
+from bench.markdown_parts import table
 from bench.report import COMPARED_AT, Cell, ratio, twin_of
 
 #: Who the CPU tables show (each followed by its ``@commit`` twin with ``--compare``).
@@ -66,11 +67,6 @@ def _rate(value: float | None) -> str:
     return f"{value:,.0f}" if value is not None else "n/a"
 
 
-def _table(head: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
-
-
 def _columns(cells: dict[str, dict[str, Cell]]) -> list[str]:
     found: list[str] = []
     for column in CPU_COLUMNS:
@@ -111,7 +107,7 @@ def cpu_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
             rows.append(row + _vs_original(cells, library, workload))
     head = ["workload", "library", "n", "worker µs/task", "Redis µs/task", "total µs/task"]
     head += ["CPU ÷ 0.27", "tasks/s ÷ 0.27"]
-    return _table(head, rows) if rows else []
+    return table(head, rows) if rows else []
 
 
 def steady_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
@@ -130,7 +126,7 @@ def steady_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
                 [title, library, timed, _rate(figures.steady_rate), _rate(figures.spawn_rate)]
             )
     head = ["workload (tasks/s)", "library", "timed", "steady state", "spawn to last"]
-    return _table(head, rows) if rows else []
+    return table(head, rows) if rows else []
 
 
 SHARES_NOTE = """Each cluster primary's share of the Redis CPU, largest first (each run's
@@ -149,15 +145,15 @@ def shares_table(cells: dict[str, dict[str, Cell]]) -> list[str]:
                 continue
             shares = " · ".join(f"{share:.0%}" for share in cell.cpu.redis_shares)
             rows.append([WORKLOADS_BY_NAME[workload].title, library, shares])
-    return _table(["workload", "library", "Redis CPU per primary"], rows) if rows else []
+    return table(["workload", "library", "Redis CPU per primary"], rows) if rows else []
 
 
 def section(cells: dict[str, dict[str, Cell]]) -> list[str]:
     """The page's CPU section (empty when no run reported CPU)."""
-    table = cpu_table(cells)
-    if not table:
+    cpu = cpu_table(cells)
+    if not cpu:
         return []
-    lines = ["## CPU per task on Redis", "", CPU_NOTE, "", *table, ""]
+    lines = ["## CPU per task on Redis", "", CPU_NOTE, "", *cpu, ""]
     steady = steady_table(cells)
     if steady:
         lines += [STEADY_NOTE, "", *steady, ""]
