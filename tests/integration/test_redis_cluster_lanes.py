@@ -100,3 +100,65 @@ def test_a_lease_whose_lane_connection_broke_is_repeated_with_its_batch(
     connector.close()
     for primary in primaries:
         primary.close()
+
+
+def _calls(primaries: list[redis.Redis], command: str) -> int:
+    stats = [p.info("commandstats").get(f"cmdstat_{command}", {}) for p in primaries]
+    return sum(int(s.get("calls", 0)) for s in stats)
+
+
+def test_a_big_push_on_a_cluster_is_plain_rpushes_on_the_queue_primary(
+    redis_cluster: RedisClusterServers, redis_cluster_url: str
+) -> None:
+    """A ready push of 100 entries or more goes as on one server: MULTI, its RPUSHes,
+    EXEC on the lane of the queue's primary, not a script copying every entry."""
+    connector: Connector = create("redis", {"url": redis_cluster_url})
+    primaries = redis_cluster.primary_clients()
+    try:
+        connector.push_many("plain-push", [b"warm"])  # connected, the library loaded
+        for primary in primaries:
+            primary.config_resetstat()
+        assert connector.push_many("plain-push", [b"%d" % i for i in range(25_000)]) == 25_000
+        assert _calls(primaries, "fcall") + _calls(primaries, "evalsha") == 0
+        assert _calls(primaries, "exec") == 1
+        assert connector.length("plain-push") == 25_001
+        leased = connector.lease_many("plain-push", 25_001, "w", 30.0)
+        assert [d.payload for d in leased] == [b"warm", *(b"%d" % i for i in range(25_000))]
+    finally:
+        connector.close()
+        for primary in primaries:
+            primary.close()
+
+
+def test_a_big_push_redirected_by_a_moved_slot_lands_once(
+    redis_cluster: RedisClusterServers, redis_cluster_url: str
+) -> None:
+    """The lane's primary answers MOVED once the queue's slot has moved: the push did
+    not run there, and goes again through redis-py, which follows the redirection."""
+    connector: Connector = create("redis", {"url": redis_cluster_url})
+    queue = "moving-push"
+    slot = redis.crc.key_slot(keys.queue_keys(queue).normal.encode())
+    primaries = redis_cluster.primary_clients()
+    connector.push_many(queue, [b"first"])  # the lane of the queue's primary is known
+    source = _holder(primaries, slot)
+    target = next(p for p in primaries if p is not source)
+    _move_slot(primaries, slot, source, target)
+    source.config_resetstat()
+    try:
+        assert connector.push_many(queue, [b"%d" % i for i in range(500)]) == 500
+        # The lane's MULTI met the old primary: its RPUSHes refused, its EXEC ran nothing.
+        refused = source.info("commandstats")
+        assert refused["cmdstat_rpush"]["rejected_calls"] >= 1
+        assert refused["cmdstat_rpush"]["calls"] == 0
+        assert refused["cmdstat_exec"]["failed_calls"] == 1
+        assert connector.length(queue) == 501
+        assert int(source.cluster("COUNTKEYSINSLOT", slot)) == 0
+        leased = connector.lease_many(queue, 501, "w", 30.0)
+        assert sorted(d.payload for d in leased) == sorted(
+            [b"first", *(b"%d" % i for i in range(500))]
+        )
+    finally:
+        _move_slot(primaries, slot, target, source)
+        connector.close()
+        for primary in primaries:
+            primary.close()

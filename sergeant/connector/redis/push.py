@@ -8,7 +8,10 @@ without the script, where the script costs more than the work:
 =====================================  ==========================================
 case                                   sent
 =====================================  ==========================================
-a Redis Cluster, any push              one ``push.lua`` call (a cluster pipeline
+a Redis Cluster, ready, 100 entries    as on one server, on the lane of the
+or more                                queue's primary (a redirection: it did
+                                       not run, and goes as the next case)
+a Redis Cluster, any other push        one ``push.lua`` call (a cluster pipeline
                                        refuses EVALSHA; the script writes in
                                        chunks)
 one server, ready, 100 entries or      MULTI, RPUSH per 10,000 entries, RPUSH
@@ -68,6 +71,7 @@ import typing
 import redis
 
 from sergeant.connector.redis import entries, keys
+from sergeant.connector.redis.cluster_lanes import ClusterLanes, redirected
 from sergeant.connector.redis.lane import Lane, bulk, command
 from sergeant.connector.redis.nodes import Node
 from sergeant.connector.redis.scripts import WAKE_TOKENS
@@ -105,7 +109,10 @@ def push(
     if count == 0:
         return 0
     with node:
-        if node.cluster_lanes is not None:  # a cluster (an isinstance would cost ~1 µs)
+        lanes = node.cluster_lanes
+        if lanes is not None:  # a cluster (an isinstance would cost ~1 µs)
+            if eta <= 0 and count >= MIN_MULTI_PUSH and _cluster_lane_push(lanes, k, high, items):
+                return count
             return node.scripts.push(k, high, eta, items.made())
         if eta <= 0 and node.lane is not None and _lane_push(node.lane, k, high, items):
             return count
@@ -170,6 +177,28 @@ def _lane_push(lane: Lane, k: keys.QueueKeys, high: bool, items: entries.NewEntr
         if isinstance(reply, redis.exceptions.RedisError):
             raise reply
     return True
+
+
+def _cluster_lane_push(
+    lanes: ClusterLanes, k: keys.QueueKeys, high: bool, items: entries.NewEntries
+) -> bool:
+    """A big ready push on a cluster as on one server, on the lane of the queue's
+    primary; False if that lane is off or busy, or the primary redirected the push.
+
+    A redirection (MOVED, ASK, TRYAGAIN, CLUSTERDOWN) refuses a command as it is
+    queued, so the transaction's EXEC runs nothing: the push may go again.
+    """
+    lane = lanes.for_key(k.normal)  # every key of a queue is in one slot
+    if lane is None:
+        return False
+    try:
+        return _lane_push(lane, k, high, items)
+    except redis.exceptions.RedisError as exc:
+        if redirected(exc) or not isinstance(exc, redis.exceptions.ResponseError):
+            lanes.failed()  # redis-py's calls meanwhile, which learn the new map
+        if not redirected(exc):
+            raise  # a broken connection: whether it ran is unknown, as on one server
+        return False
 
 
 def _rpush(head: bytes, items: entries.NewEntries) -> bytes:
