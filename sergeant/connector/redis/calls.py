@@ -137,10 +137,8 @@ class Script:
         and may be sent again through :meth:`__call__` (see :meth:`did_not_run`). On a
         cluster a redirection or a broken connection turns the lanes off for a while."""
         lanes = self._cluster_lanes if self._execute is None else None
-        broken = not isinstance(exc, redis.exceptions.ResponseError)
-        if lanes is not None and (broken or redirected(exc)):
-            lanes.failed()
-            return not broken
+        if lanes is not None and lanes.after_error(exc):
+            return redirected(exc)  # a broken connection: whether it ran is unknown
         return self.did_not_run(exc)
 
     def packed(

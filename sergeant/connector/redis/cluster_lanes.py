@@ -88,6 +88,15 @@ class ClusterLanes:
             self._by_key[key] = lane
         return lane
 
+    def after_error(self, exc: BaseException) -> bool:
+        """A call on one of these lanes raised ``exc``: True when it was a redirection
+        (the call did not run) or a broken connection, which turn the lanes off for
+        :data:`OFF_SECONDS` (:meth:`failed`)."""
+        if redirected(exc) or not isinstance(exc, redis.exceptions.ResponseError):
+            self.failed()
+            return True
+        return False
+
     def failed(self) -> None:
         """A lane met a redirection or lost its connection: forget where keys are and
         leave the calls to redis-py for :data:`OFF_SECONDS`."""

@@ -194,11 +194,9 @@ def _cluster_lane_push(
     try:
         return _lane_push(lane, k, high, items)
     except redis.exceptions.RedisError as exc:
-        if redirected(exc) or not isinstance(exc, redis.exceptions.ResponseError):
-            lanes.failed()  # redis-py's calls meanwhile, which learn the new map
-        if not redirected(exc):
-            raise  # a broken connection: whether it ran is unknown, as on one server
-        return False
+        if lanes.after_error(exc) and redirected(exc):
+            return False  # it did not run: redis-py sends it again and learns the new map
+        raise  # an error reply, or a broken connection (whether it ran is unknown)
 
 
 def _rpush(head: bytes, items: entries.NewEntries) -> bytes:
