@@ -1,7 +1,10 @@
 """``Encoder``: a task <-> bytes, as a serializer followed by an optional compressor.
 
-A task travels as a five-item list ``[id, kwargs, trace_id, date, run_count]``:
+A task travels as a five-item envelope ``(id, kwargs, trace_id, date, run_count)``:
 cheaper to build and parse than a dict, and the same shape for every serializer.
+Written as a tuple, which pickle reads about a fifth faster than a list (msgpack
+and JSON write both as the same array); a list, as earlier versions wrote it,
+reads the same.
 """
 
 from __future__ import annotations
@@ -73,9 +76,9 @@ class Encoder:
         """
         return self._encode(
             [
-                [t.id, t.kwargs, t.trace_id, t.date, t.run_count]
+                (t.id, t.kwargs, t.trace_id, t.date, t.run_count)
                 if t._flow is None and t.scheduled_for is None
-                else [t.id, t.kwargs, t.trace_id, t.date, t.run_count, _extras(t)]
+                else (t.id, t.kwargs, t.trace_id, t.date, t.run_count, _extras(t))
                 for t in tasks
             ]
         )
@@ -91,7 +94,7 @@ class Encoder:
         """The bytes for new workflow steps: ``encode_new`` plus each step's place."""
         return self._encode(
             [
-                [task_id, kwargs, trace_id, date, 0, flow]
+                (task_id, kwargs, trace_id, date, 0, flow)
                 for task_id, kwargs, flow in zip(ids, kwargs_list, flows, strict=True)
             ]
         )
@@ -111,19 +114,19 @@ class Encoder:
             dumps = self.serializer.dumps
             try:  # the usual case, in one loop: no list of envelopes in between
                 return [
-                    dumps([task_id, kwargs, trace_id, date, 0])
+                    dumps((task_id, kwargs, trace_id, date, 0))
                     for task_id, kwargs in zip(ids, kwargs_list, strict=True)
                 ]
             except Exception:  # _encode, below, names what could not be encoded
                 pass
         return self._encode(
             [
-                [task_id, kwargs, trace_id, date, 0]
+                (task_id, kwargs, trace_id, date, 0)
                 for task_id, kwargs in zip(ids, kwargs_list, strict=True)
             ]
         )
 
-    def _encode(self, envelopes: list[list[typing.Any]]) -> list[bytes]:
+    def _encode(self, envelopes: list[tuple[typing.Any, ...]]) -> list[bytes]:
         dumps = self.serializer.dumps
         try:
             encoded = [dumps(envelope) for envelope in envelopes]
@@ -193,7 +196,7 @@ class Encoder:
             task_id, kwargs, trace_id, date, run_count = envelope
         except (TypeError, ValueError):
             return self._decode_step(envelope, raw)
-        if type(kwargs) is not dict or type(envelope) not in (list, tuple):
+        if type(kwargs) is not dict or type(envelope) not in (tuple, list):
             raise DecodeError(self.serializer.name, raw, f"not a task envelope: {envelope!r:.100}")
         # Hot path: fill the slots directly, about half the cost of Task.__init__.
         task = _new_task(Task)
@@ -231,7 +234,7 @@ class Encoder:
                 task.deliveries = count
                 append(task)
                 continue
-            if type(kwargs) is not dict or type(envelope) not in (list, tuple):
+            if type(kwargs) is not dict or type(envelope) not in (tuple, list):
                 task = decode(data)
                 task.deliveries = count
                 append(task)

@@ -1,4 +1,4 @@
-"""Serializers: turn a task envelope (a list of plain values) into bytes and back."""
+"""Serializers: turn a task envelope (a tuple of plain values) into bytes and back."""
 
 from __future__ import annotations
 

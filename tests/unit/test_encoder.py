@@ -122,3 +122,26 @@ def test_decode_many_is_decode_of_each(
             encoder.decode_many(payloads)
     else:
         assert encoder.decode_many(payloads) == expected
+
+
+@pytest.mark.parametrize("serializer", SERIALIZERS)
+def test_list_envelopes_of_earlier_versions_decode_the_same(serializer: str) -> None:
+    """Tasks already in a queue, written as a list envelope by an earlier version
+    (a scheduled task with its sixth item too), decode as the tuple written now."""
+    encoder = Encoder(serializer)
+    tasks = [
+        Task(kwargs={"i": 1}, trace_id="t", date=5.0, run_count=2, id="a-1"),
+        Task(kwargs={"i": 2}, date=6.0, id="a-2", scheduled_for=60.0),
+    ]
+    dumps = encoder.serializer.dumps
+    old = [
+        dumps(["a-1", {"i": 1}, "t", 5.0, 2]),
+        dumps(["a-2", {"i": 2}, None, 6.0, 0, {"s": 60.0}]),
+    ]
+    new = encoder.encode_many(tasks)
+    assert [encoder.decode(data) for data in old] == tasks
+    assert encoder.decode_many(old) == encoder.decode_many(new) == tasks
+    if serializer == "pickle":
+        assert type(pickle.loads(new[0])) is tuple  # the envelope pickle reads fastest
+    else:
+        assert old == new  # msgpack and JSON write a tuple as the list it was
