@@ -16,6 +16,7 @@ processes), ``latency`` (idle worker, push-to-start delays), ``idle_rss`` and
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import subprocess
 import sys
@@ -54,31 +55,51 @@ def worker_config(args: dict[str, typing.Any], max_tasks: int) -> typing.Any:
     )
 
 
-def make_worker(args: dict[str, typing.Any], max_tasks: int = 0) -> typing.Any:
-    """A Worker on the benchmark queue that records each task's ``i`` (and delay), and
-    when its first task started and its ``max_tasks``-th ended (``stamps``)."""
+def make_worker(args: dict[str, typing.Any], max_tasks: int = 0, tasks: int = 0) -> typing.Any:
+    """A Worker on the benchmark queue that counts each run of task ``i`` (of ``tasks``,
+    default ``max_tasks``) in its ledger, notes when its first task started and its
+    ``max_tasks``-th ended (``stamps``) and, for the latency run, each task's delay.
+
+    The ledger is a bytearray of run counts allocated up front, not a set of ids: a set
+    of a million ids costs more per task (hashing, resizes, every id kept alive), and
+    both libraries' figures would carry it.
+    """
+    runs = bytearray(tasks or max_tasks)  # task i ran runs[i] times (256: ValueError)
+    count = itertools.count(1)
+    stamps = [0.0, 0.0]
+    delays: list[float] = []
+    timed = args.get("workload") == "latency"
 
     class BenchWorker(Worker):  # type: ignore[misc]
-        seen: typing.ClassVar[set[int]] = set()
-        executions: typing.ClassVar[list[int]] = [0]
-        delays: typing.ClassVar[list[float]] = []
-        stamps: typing.ClassVar[list[float]] = [0.0, 0.0]
+        ledger: typing.ClassVar[bytearray] = runs
 
         def generate_config(self) -> typing.Any:
             return worker_config(args, max_tasks)
 
         def work(self, task: typing.Any) -> None:
             kwargs = task.kwargs
-            if not self.executions[0]:
-                self.stamps[0] = time.time()
-            if "t" in kwargs:
-                self.delays.append(time.time() - kwargs["t"])
-            self.seen.add(kwargs["i"])
-            self.executions[0] += 1
-            if self.executions[0] == max_tasks:
-                self.stamps[1] = time.time()
+            if timed:
+                delays.append(time.time() - kwargs["t"])
+            runs[kwargs["i"]] += 1
+            done = next(count)
+            if done == 1:
+                stamps[0] = time.time()
+            if done == max_tasks:
+                stamps[1] = time.time()
 
-    return BenchWorker()
+    worker = BenchWorker()
+    worker.stamps, worker.delays = stamps, delays
+    return worker
+
+
+def executions(worker: typing.Any) -> int:
+    """How many times the worker ran a task (duplicates included)."""
+    return sum(worker.ledger)
+
+
+def distinct(worker: typing.Any) -> list[int]:
+    """The ``i`` of every task the worker ran at least once."""
+    return [i for i, ran in enumerate(worker.ledger) if ran]
 
 
 def redis_of(args: dict[str, typing.Any]) -> typing.Any | None:
@@ -159,8 +180,8 @@ def consume(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
     return _common.result(
         seconds,
         n,
-        len(worker.seen),
-        executions=worker.executions[0],
+        len(worker.ledger) - worker.ledger.count(0),
+        executions=executions(worker),
         left_in_queue=left,
         cpu=cpu,
         **_common.steady(*worker.stamps),
@@ -193,7 +214,7 @@ def consume_procs(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
     fill(worker, 0, n)
     shares = [n // procs + (1 if k < n % procs else 0) for k in range(procs)]
     spawned = time.time()
-    children = [spawn(args, role="proc_worker", n=share) for share in shares]
+    children = [spawn(args, role="proc_worker", n=share, tasks=n) for share in shares]
     for child in children:
         wait_ready(child)
     client = redis_of(args)
@@ -229,7 +250,7 @@ def consume_procs(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
 
 
 def proc_worker(args: dict[str, typing.Any]) -> None:
-    worker = make_worker(args, max_tasks=args["n"])
+    worker = make_worker(args, max_tasks=args["n"], tasks=args["tasks"])
     worker.init_worker()
     print("ready", flush=True)
     sys.stdin.readline()
@@ -238,9 +259,9 @@ def proc_worker(args: dict[str, typing.Any]) -> None:
     worker.work_loop()
     end = time.time()
     cpu = _common.cpu_delta(cpu, _common.own_cpu())
-    report = {"start": start, "end": end, "seen": sorted(worker.seen), "cpu": cpu}
+    report = {"start": start, "end": end, "seen": distinct(worker), "cpu": cpu}
     first, last = worker.stamps
-    _common.emit({**report, "executions": worker.executions[0], "first": first, "last": last})
+    _common.emit({**report, "executions": executions(worker), "first": first, "last": last})
 
 
 def latency(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
@@ -264,7 +285,7 @@ def latency_worker(args: dict[str, typing.Any]) -> None:
     worker.init_worker()
     print("ready", flush=True)
     worker.work_loop()
-    _common.emit({"delays": worker.delays, "distinct": len(worker.seen)})
+    _common.emit({"delays": worker.delays, "distinct": len(distinct(worker))})
 
 
 def idle_rss(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
