@@ -71,8 +71,6 @@ def make_worker(args: dict[str, typing.Any], max_tasks: int = 0, tasks: int = 0)
     timed = args.get("workload") == "latency"
 
     class BenchWorker(Worker):  # type: ignore[misc]
-        ledger: typing.ClassVar[bytearray] = runs
-
         def generate_config(self) -> typing.Any:
             return worker_config(args, max_tasks)
 
@@ -88,13 +86,18 @@ def make_worker(args: dict[str, typing.Any], max_tasks: int = 0, tasks: int = 0)
                 stamps[1] = time.time()
 
     worker = BenchWorker()
-    worker.stamps, worker.delays = stamps, delays
+    worker.ledger, worker.stamps, worker.delays = runs, stamps, delays
     return worker
 
 
 def executions(worker: typing.Any) -> int:
     """How many times the worker ran a task (duplicates included)."""
     return sum(worker.ledger)
+
+
+def distinct_count(worker: typing.Any) -> int:
+    """How many distinct tasks the worker ran."""
+    return len(worker.ledger) - worker.ledger.count(0)
 
 
 def distinct(worker: typing.Any) -> list[int]:
@@ -180,7 +183,7 @@ def consume(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
     return _common.result(
         seconds,
         n,
-        len(worker.ledger) - worker.ledger.count(0),
+        distinct_count(worker),
         executions=executions(worker),
         left_in_queue=left,
         cpu=cpu,
@@ -285,7 +288,7 @@ def latency_worker(args: dict[str, typing.Any]) -> None:
     worker.init_worker()
     print("ready", flush=True)
     worker.work_loop()
-    _common.emit({"delays": worker.delays, "distinct": len(distinct(worker))})
+    _common.emit({"delays": worker.delays, "distinct": distinct_count(worker)})
 
 
 def idle_rss(args: dict[str, typing.Any]) -> dict[str, typing.Any]:
