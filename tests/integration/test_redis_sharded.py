@@ -67,6 +67,40 @@ def test_a_queue_pushed_before_sharding_is_consumed_after(redis_cluster_url: str
     after.close()
 
 
+def test_raising_shards_keeps_every_item_pushed_before(redis_cluster_url: str) -> None:
+    """A queue pushed with shards=2 (ready, HIGH, delayed, leased) and then read with
+    shards=3: every item is still there and handed out once; with the tags chosen per
+    count, 'emails' used to keep one of its two shards where three did not look."""
+    before = create("redis", {"url": redis_cluster_url, "shards": 2})
+    before.push_many("emails", [b"old-%d" % i for i in range(200)])
+    before.push_many("emails", [b"old-high"], priority="HIGH")
+    before.push_many("emails", [b"old-late"], consumable_from=1.0)  # long due
+    held = before.lease_many("emails", 20, "w-old", 30.0)
+    assert len(held) == 20
+    after = create("redis", {"url": redis_cluster_url, "shards": 3})
+    assert after.length("emails", include_delayed=True) == 182
+    assert after.leased_count("emails") == 20
+    after.push_many("emails", [b"new-%d" % i for i in range(30)])
+    got: list[bytes] = []
+    for _ in range(100):  # bounded: 212 items in leases of up to 7
+        leased = after.lease_many("emails", 7, "w-new", 30.0)
+        if not leased:
+            break
+        got += [d.payload for d in leased]
+        assert after.ack_many("emails", leased) == len(leased)
+    # the leases held under two shards are settled by that connector, as ever
+    assert before.ack_many("emails", held) == 20
+    got += [d.payload for d in held]
+    assert sorted(got) == sorted(
+        [b"old-%d" % i for i in range(200)]
+        + [b"old-high", b"old-late"]
+        + [b"new-%d" % i for i in range(30)]
+    )
+    assert after.length("emails", include_delayed=True) == after.leased_count("emails") == 0
+    before.close()
+    after.close()
+
+
 def test_pulls_sent_ahead_on_a_sharded_queue_settle_every_shard_and_drain_it(
     redis_cluster_url: str,
 ) -> None:

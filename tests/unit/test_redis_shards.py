@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import subprocess
 import sys
+import typing
 
 import pytest
 
@@ -14,36 +16,47 @@ from sergeant.errors import ConfigError
 CLUSTER = "redis+cluster://a:7000,b:7001,c:7002"
 
 
-@pytest.mark.parametrize("count", [2, 3, 5, 16, 1024])
-@pytest.mark.parametrize("queue", ["emails", "q", "a{b}c", "ünïcode"])
+NAMES = ["emails", "q", "a{b}c", "ünïcode"]
+
+
+def _ranges(tags: typing.Sequence[str], count: int) -> list[int]:
+    return [shards.shard_range(shards.slot_of(tag), count) for tag in tags]
+
+
+@pytest.mark.parametrize("count", [2, 3, 5, shards.EXACT_SHARDS])
+@pytest.mark.parametrize("queue", NAMES)
 def test_each_shard_takes_a_slot_range_of_its_own(queue: str, count: int) -> None:
     tags = shards.shard_tags(queue, count)
     assert len(tags) == count
-    ranges = [shards.shard_range(shards.slot_of(tag), count) for tag in tags]
-    assert len(set(map(shards.slot_of, tags))) == count
-    assert sorted(ranges) == list(range(count))
-    # shard 0 keeps the legacy tag; the others are queue#k, in range order
+    assert sorted(_ranges(tags, count)) == list(range(count))
+    # shard 0 keeps the legacy tag; the others are queue#k
     assert tags[0] == queue
     form = "{k}#{queue}" if "}" in queue else "{queue}#{k}"
     assert all(
         tag == form.format(queue=queue, k=tag.replace(queue, "").strip("#")) for tag in tags[1:]
     )
-    assert ranges[1:] == sorted(ranges[1:])
+
+
+@pytest.mark.parametrize("queue", NAMES)
+def test_raising_shards_keeps_every_tag(queue: str) -> None:
+    """A raised count only adds shards: the items of the tags a queue had stay read."""
+    most = shards.shard_tags(queue, shards.MAX_SHARDS)
+    assert len(set(map(shards.slot_of, most))) == shards.MAX_SHARDS
+    for count in [*range(1, 40), 100, 513, 1000]:
+        assert shards.shard_tags(queue, count) == most[:count]
+
+
+@pytest.mark.parametrize("count", [shards.EXACT_SHARDS + 1, 16, 64, 1024])
+@pytest.mark.parametrize("queue", NAMES)
+def test_beyond_the_exact_counts_no_range_holds_more_than_three(queue: str, count: int) -> None:
+    held = collections.Counter(_ranges(shards.shard_tags(queue, count), count))
+    assert max(held.values()) <= 3
+    assert len(held) >= count * 2 // 3
 
 
 def test_shard_zero_is_the_legacy_key_layout() -> None:
     assert keys.queue_keys(shards.shard_tags("emails", 3)[0]) == keys.queue_keys("emails")
     assert shards.shard_tags("emails", 1) == ("emails",)
-
-
-def test_each_tag_is_the_smallest_k_in_its_range() -> None:
-    tags = shards.shard_tags("emails", 3)
-    for tag in tags[1:]:
-        wanted = shards.shard_range(shards.slot_of(tag), 3)
-        k = int(tag.rpartition("#")[2])
-        for smaller in range(k):
-            other = shards.shard_range(shards.slot_of(f"emails#{smaller}"), 3)
-            assert other != wanted
 
 
 def test_tags_are_the_same_in_another_process() -> None:
