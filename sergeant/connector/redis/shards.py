@@ -14,8 +14,8 @@ with the larger count). The sequence spreads every prefix over the slot space:
 
 - up to :data:`EXACT_SHARDS` shards, exactly: for every N up to it, the first N
   tags sit in the N equal ranges of the 16384 slots, one per range. A search over
-  the cells those ranges cut the slot space into finds such a sequence (no sequence
-  does it for every N: at most 17 points can, the "17 points" problem);
+  the cells those ranges cut the slot space into finds such a sequence (none goes
+  on for every N: no 18 points can, Berlekamp and Graham's "18-point problem");
 - beyond, each next tag takes the middle of the widest gap between the tags so far,
   so no range of N holds more than three of them.
 
