@@ -3,8 +3,13 @@ queue pushed before sharding was turned on is still consumed after."""
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+import redis.crc
+
 from sergeant.connector import create
-from sergeant.connector.redis import keys, shards
+from sergeant.connector.redis import keys, shard_record, shards
 from tests.redis_servers import RedisClusterServers
 
 
@@ -99,6 +104,47 @@ def test_raising_shards_keeps_every_item_pushed_before(redis_cluster_url: str) -
     assert after.length("emails", include_delayed=True) == after.leased_count("emails") == 0
     before.close()
     after.close()
+
+
+def test_a_worker_with_fewer_shards_says_what_waits_in_the_others(
+    redis_cluster: RedisClusterServers, redis_cluster_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Lowering shards leaves the last shards unread: a worker with the lower count
+    logs it in one line while they hold items (its reclaim, at each heartbeat), and
+    one more when they are empty; the record of the larger count stays."""
+    wide = create("redis", {"url": redis_cluster_url, "shards": 3})
+    wide.push_many("lowered", [b"%d" % i for i in range(300)])
+    narrow = create("redis", {"url": redis_cluster_url, "shards": 2})
+    caplog.set_level(logging.INFO, logger="sergeant.connector.redis")
+    for _ in range(2):  # unchanged the second time: no second line
+        narrow.reclaim_expired("lowered", 0)
+    unread = [r for r in caplog.records if getattr(r, "event", "") == "shards_unread"]
+    assert len(unread) == 1
+    assert unread[0].levelno == logging.ERROR
+    waiting = 300 - narrow.length("lowered")
+    assert waiting > 0
+    assert f"holds {waiting} items in shards 2-2" in unread[0].getMessage()
+    assert "run workers with shards=3" in unread[0].getMessage()
+    for _ in range(20):  # bounded: 300 items in leases of up to 100
+        leased = wide.lease_many("lowered", 100, "w", 30.0)
+        if not leased:
+            break
+        assert wide.ack_many("lowered", leased) == len(leased)
+    narrow.push_many("lowered", [b"after"])  # pushes with two shards keep the record
+    for _ in range(2):
+        narrow.reclaim_expired("lowered", 0)
+    drained = [r for r in caplog.records if getattr(r, "event", "") == "shards_drained"]
+    assert len(drained) == 1
+    assert len([r for r in caplog.records if getattr(r, "event", "") == "shards_unread"]) == 1
+    record = shard_record.shards_key("lowered")
+    slot = redis.crc.key_slot(record.encode())
+    primaries = redis_cluster.primary_clients()
+    [holder] = [p for p in primaries if int(p.cluster("COUNTKEYSINSLOT", slot))]
+    assert holder.zscore(record, "largest") == 3.0
+    for primary in primaries:
+        primary.close()
+    wide.close()
+    narrow.close()
 
 
 def test_pulls_sent_ahead_on_a_sharded_queue_settle_every_shard_and_drain_it(

@@ -107,6 +107,7 @@ class Connector(Flows, Leasing, Once, Permits, WaitingItems, Groups):
         count = len(payloads)
         if count == 0:
             return 0
+        self._record_shards(queue)
         high = priority == "HIGH"
         items = entries.NewEntries(self._ids, b"H" if high else b"N", payloads)
         nodes = self._rotated()
@@ -138,6 +139,7 @@ class Connector(Flows, Leasing, Once, Permits, WaitingItems, Groups):
         if priority not in _PRIORITIES:
             raise ConfigError(f"priority is {priority!r}; use 'NORMAL' or 'HIGH'")
         _unique.check(items, unique_keys, task_ids)
+        self._record_shards(queue)
         high = priority == "HIGH"
         made = entries.make_entries(self._ids, b"H" if high else b"N", items)
         nodes = self._all()

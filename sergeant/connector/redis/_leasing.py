@@ -6,16 +6,19 @@ Items leased on a node form one batch under one fencing token (see ``keys`` and
 
 from __future__ import annotations
 
+import logging
 import time
 import typing
 
 from sergeant.connector.base import Delivery, ReclaimResult
-from sergeant.connector.redis import keys, spread, tokens
+from sergeant.connector.redis import keys, shard_record, spread, tokens
 from sergeant.connector.redis._nodeset import NodeSet
 from sergeant.connector.redis.nodes import Node
 from sergeant.connector.redis.scripts import Scripts
 
 __all__ = ["Leasing"]
+
+logger = logging.getLogger("sergeant.connector.redis")
 
 #: A settling script run on one node: (scripts, keys, token/slots pairs) -> count.
 _Settle = typing.Callable[[Scripts, keys.QueueKeys, list[str]], int]
@@ -223,7 +226,10 @@ class Leasing(NodeSet):
         return self._sum(lambda node: node.scripts.release_owned(node.queue_keys(queue), owner))
 
     def reclaim_expired(self, queue: str, max_deliveries: int) -> ReclaimResult:
-        """Requeue or dead-letter expired leases, in bounded script calls."""
+        """Requeue or dead-letter expired leases, in bounded script calls; on a cluster,
+        first look for items in shards this connector does not read (``shard_record``)."""
+        if self._settings.cluster:
+            self._check_unread_shards(queue)
         counts = [spread.reclaim_on(node, queue, max_deliveries) for node in self._all()]
         return ReclaimResult(sum(c[0] for c in counts), sum(c[1] for c in counts))
 
@@ -246,3 +252,26 @@ class Leasing(NodeSet):
             deliveries,
             lambda s, k, pairs: s.dead_letter(k, pairs, reason, error),
         )
+
+    def _check_unread_shards(self, queue: str) -> None:
+        """Log, once per change, items waiting in shards beyond this connector's count."""
+        shards, nodes = self._settings.shards, self._all()
+        largest = shard_record.largest_count(nodes[0], queue, shards)
+        self._counts_recorded.add(queue)
+        unread = shard_record.unread_items(nodes[0], queue, shards, largest)
+        before = self._unread_shards.get(queue, 0)
+        self._unread_shards[queue] = unread
+        if unread and not before:
+            logger.error(
+                "queue %r holds %d items in shards %d-%d, which shards=%d does not read (the "
+                "queue was used with shards=%d): run workers with shards=%d until they are "
+                "empty, then lower the count",
+                queue, unread, shards, largest - 1, shards, largest, largest,
+                extra={"event": "shards_unread", "queue": queue},
+            )  # fmt: skip
+        elif before and not unread:
+            logger.info(
+                "the shards of queue %r beyond shards=%d are empty now",
+                queue, shards,
+                extra={"event": "shards_drained", "queue": queue},
+            )  # fmt: skip

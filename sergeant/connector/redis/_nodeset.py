@@ -14,7 +14,7 @@ import threading
 import typing
 
 from sergeant.connector import base as _connector
-from sergeant.connector.redis import entries, keys, spread
+from sergeant.connector.redis import entries, keys, shard_record, spread
 from sergeant.connector.redis.nodes import Node
 from sergeant.connector.redis.settings import RedisSettings, parse_params
 from sergeant.errors import ConnectorError
@@ -80,6 +80,10 @@ class NodeSet(_connector.Connector):
         #: Per queue (its ``QueueKeys.leases``), the encoded group limits every node's
         #: leases send (one dict shared with the nodes, also after a fork).
         self._group_limits: dict[str, str] = {}
+        #: Queues whose shard count this process has recorded (see ``shard_record``).
+        self._counts_recorded: set[str] = set()
+        #: Per queue, the items last found in shards beyond this connector's count.
+        self._unread_shards: dict[str, int] = {}
 
     def _all(self) -> list[Node]:
         if self._pid != os.getpid():
@@ -96,6 +100,13 @@ class NodeSet(_connector.Connector):
                 for node in self._nodes:
                     node.group_limits = self._group_limits
                 self._pid = os.getpid()
+
+    def _record_shards(self, queue: str) -> None:
+        """On a sharded cluster, once per queue per process: record the shard count
+        (``shard_record``), so a worker with fewer shards finds what it does not read."""
+        if self._settings.shards > 1 and queue not in self._counts_recorded:
+            shard_record.record_count(self._all()[0], queue, self._settings.shards)
+            self._counts_recorded.add(queue)
 
     def _rotated(self) -> list[Node]:
         return self._rotation.order(self._all())

@@ -72,6 +72,7 @@ class Groups(NodeSet):
         check_keys(items, group_keys)
         if not items:
             return
+        self._record_shards(queue)
         high = priority == "HIGH"
         made = entries.make_entries(self._ids, b"H" if high else b"N", items)
         nodes = self._all()

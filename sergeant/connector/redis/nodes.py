@@ -196,12 +196,14 @@ class Node:
         #: Per queue (its ``QueueKeys.leases``), the group limits its leases send.
         self.group_limits: dict[str, str] = {}
 
-    def view(self, shard: int) -> Node:
-        """Shard ``shard`` of this cluster: the same client and scripts, its own tokens."""
+    def view(self, shard: int, shard_count: int = 0) -> Node:
+        """Shard ``shard`` of this cluster: the same client and scripts, its own tokens;
+        ``shard_count``: of that many shards (default: this node's count)."""
         other = Node.__new__(Node)
         for name in Node.__slots__:
             setattr(other, name, getattr(self, name))
         other.index = shard
+        other.shards = shard_count or self.shards
         other.owns_client = False
         other.tokens = Tokens()
         other.group_scripts = None

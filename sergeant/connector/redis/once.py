@@ -44,6 +44,7 @@ class Once(NodeSet):
     ) -> bool:
         """See :meth:`sergeant.connector.Connector.push_once` (one ``push_once.lua`` call)."""
         _once_contract.check(keep_seconds, priority)
+        self._record_shards(queue)
         nodes = self._all()
         node = nodes[_unique.member_of(queue, once_key, len(nodes))]
         entry = entries.make_entries(self._ids, priority[0].encode(), [item])[0]
