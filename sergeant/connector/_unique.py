@@ -23,11 +23,22 @@ def check(
 
 
 def member_of(queue: str, unique_key: str, member_count: int) -> int:
-    """The member (of ``member_count`` independent ones) that holds ``unique_key``:
-    stable across processes, so every pusher checks the same one."""
+    """The member (of ``member_count`` independent ones, or shards) that holds
+    ``unique_key``: stable across processes, so every pusher checks the same one.
+
+    A jump consistent hash (Lamping and Veach) of the key's CRC32: when the count
+    grows from n to n + 1, only the keys the new member takes move (about one in
+    n + 1), where a plain modulo would move most of them.
+    """
     if member_count == 1:
         return 0
-    return zlib.crc32(f"{queue}\x00{unique_key}".encode()) % member_count
+    key = zlib.crc32(f"{queue}\x00{unique_key}".encode())
+    member, candidate = -1, 0
+    while candidate < member_count:
+        member = candidate
+        key = (key * 2862933555777941757 + 1) & 0xFFFFFFFFFFFFFFFF
+        candidate = int((member + 1) * ((1 << 31) / ((key >> 33) + 1)))
+    return member
 
 
 def groups(

@@ -9,6 +9,7 @@ import typing
 
 import pytest
 
+from sergeant.connector import _unique
 from sergeant.connector.redis import keys, shards
 from sergeant.connector.redis.settings import parse_params
 from sergeant.errors import ConfigError
@@ -108,3 +109,19 @@ def test_bad_shards_are_config_errors_naming_the_field(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_params(**params)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("count", [2, 3, 5, 8])
+def test_a_raised_count_moves_only_the_keys_the_new_member_takes(count: int) -> None:
+    """Unique keys, groups and once keys sit on the member their key hashes to; one
+    more member takes about its share of them, and no other key moves."""
+    names = [f"tenant-{i}" for i in range(6000)]
+    before = [_unique.member_of("q", name, count) for name in names]
+    after = [_unique.member_of("q", name, count + 1) for name in names]
+    moved = [new for old, new in zip(before, after, strict=True) if old != new]
+    assert set(moved) == {count}
+    assert 0.8 / (count + 1) < len(moved) / len(names) < 1.2 / (count + 1)
+    held = collections.Counter(after)
+    assert sorted(held) == list(range(count + 1))
+    assert max(held.values()) < 1.2 * len(names) / (count + 1)
+    assert _unique.member_of("q", "tenant-1", 1) == 0
