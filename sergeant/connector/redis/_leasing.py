@@ -255,9 +255,9 @@ class Leasing(NodeSet):
 
     def _check_unread_shards(self, queue: str) -> None:
         """Log, once per change, items waiting in shards beyond this connector's count."""
+        self._record_shards(queue)
         shards, nodes = self._settings.shards, self._all()
         largest = shard_record.largest_count(nodes[0], queue, shards)
-        self._counts_recorded.add(queue)
         unread = shard_record.unread_items(nodes[0], queue, shards, largest)
         before = self._unread_shards.get(queue, 0)
         self._unread_shards[queue] = unread

@@ -34,10 +34,7 @@ def record_count(node: Node, queue: str, shards: int) -> None:
 
 
 def largest_count(node: Node, queue: str, shards: int) -> int:
-    """The largest count recorded for ``queue``, ``shards`` recorded first if larger
-    (an unsharded connector only reads)."""
-    if shards > 1:
-        record_count(node, queue, shards)
+    """The largest count recorded for ``queue``, or ``shards`` when none is."""
     with node:
         largest = node.client.zscore(shards_key(queue), _MEMBER)
     return int(largest or shards)
